@@ -1,0 +1,28 @@
+"""hf_maskedav: masked self-supervised audio and video models for the Hugging Face ecosystem.
+
+Importing the package registers every model family with the transformers Auto classes, so
+``AutoModel.from_pretrained(folder)`` and ``pipeline("audio-classification", model=folder)`` work.
+"""
+
+from .models.audiomae import (
+    AudioMAEConfig,
+    AudioMAEFeatureExtractor,
+    AudioMAEForAudioClassification,
+    AudioMAEForPreTraining,
+    AudioMAEModel,
+    AudioMAEPreTrainedModel,
+)
+from .registration import register_auto_classes
+from .version import __version__
+
+register_auto_classes()
+
+__all__ = [
+    "AudioMAEConfig",
+    "AudioMAEFeatureExtractor",
+    "AudioMAEForAudioClassification",
+    "AudioMAEForPreTraining",
+    "AudioMAEModel",
+    "AudioMAEPreTrainedModel",
+    "__version__",
+]

@@ -1,0 +1,96 @@
+"""Patch/tubelet embeddings and a fixed position-table holder shared by every model family."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+
+def _pair(value) -> tuple[int, int]:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+
+class PatchEmbed2D(nn.Module):
+    """2-D patch embedding: ``Conv2d(in_channels, D, kernel=patch, stride=stride)`` flattened row-major.
+
+    For a spectrogram laid out ``[N, 1, time, mel]`` the tokens are time-major (``t * F' + f``), as Audio-MAE's.
+    The convolution is kept as ``proj`` so official ``patch_embed.proj.*`` keys map one to one.
+    """
+
+    def __init__(self, in_channels: int, embed_dim: int, patch_size, stride=None):
+        super().__init__()
+        self.patch_size = _pair(patch_size)
+        self.stride = _pair(stride if stride is not None else patch_size)
+        self.proj = nn.Conv2d(in_channels, embed_dim, kernel_size=self.patch_size, stride=self.stride)
+
+    def grid_size(self, height: int, width: int) -> tuple[int, int]:
+        """Number of patches along each axis for an input of ``height x width``."""
+        return (
+            (height - self.patch_size[0]) // self.stride[0] + 1,
+            (width - self.patch_size[1]) // self.stride[1] + 1,
+        )
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        # [N, C, H, W] -> [N, D, H', W'] -> [N, H'*W', D]
+        return self.proj(pixel_values).flatten(2).transpose(1, 2)
+
+
+class TubeletEmbed3D(nn.Module):
+    """3-D tubelet embedding: ``Conv3d(C, D, kernel=(t, p, p), stride=(t, p, p))`` flattened ``(t, h, w)``.
+
+    Input is ``[N, C, T, H, W]`` (channels before time, as the official video code).
+    """
+
+    def __init__(self, in_channels: int, embed_dim: int, tubelet_size: int, patch_size, stride=None, padding=0):
+        super().__init__()
+        patch = _pair(patch_size)
+        self.kernel_size = (tubelet_size, *patch)
+        self.stride = tuple(stride) if stride is not None else self.kernel_size
+        self.padding = padding if isinstance(padding, (tuple, list)) else (padding,) * 3
+        self.proj = nn.Conv3d(
+            in_channels, embed_dim, kernel_size=self.kernel_size, stride=self.stride, padding=tuple(self.padding)
+        )
+
+    def grid_size(self, frames: int, height: int, width: int) -> tuple[int, int, int]:
+        sizes = (frames, height, width)
+        return tuple(
+            (size + 2 * pad - kernel) // stride + 1
+            for size, kernel, stride, pad in zip(sizes, self.kernel_size, self.stride, self.padding)
+        )
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        # [N, C, T, H, W] -> [N, D, T', H', W'] -> [N, T'*H'*W', D]
+        return self.proj(pixel_values).flatten(2).transpose(1, 2)
+
+
+class FixedPositionTable(nn.Module):
+    """Holds a fixed (non-learned) position table as a non-persistent ``[1, L, D]`` buffer.
+
+    ``builder`` is a zero-argument function returning the ``[L, D]`` table; it runs once in ``__init__`` and again in
+    the models' ``_init_weights`` (``from_pretrained`` materialises non-persistent buffers as empty tensors).
+    :meth:`for_grid` builds (and caches) the table for another grid when the input size differs from the config.
+    """
+
+    def __init__(self, builder: Callable[..., torch.Tensor], *grid):
+        super().__init__()
+        self.builder = builder
+        self.grid = tuple(grid)
+        self.register_buffer("table", builder(*grid).unsqueeze(0), persistent=False)
+        self._other_grids: dict[tuple, torch.Tensor] = {}
+
+    def build(self) -> torch.Tensor:
+        return self.builder(*self.grid).unsqueeze(0)
+
+    def for_grid(self, *grid) -> torch.Tensor:
+        """The ``[1, L, D]`` table for ``grid`` on the buffer's device and dtype."""
+        if tuple(grid) == self.grid:
+            return self.table
+        key = (tuple(grid), self.table.device, self.table.dtype)
+        if key not in self._other_grids:
+            self._other_grids[key] = self.builder(*grid).unsqueeze(0).to(self.table.device, self.table.dtype)
+        return self._other_grids[key]
+
+    def extra_repr(self) -> str:
+        return f"grid={self.grid}, shape={tuple(self.table.shape)}"

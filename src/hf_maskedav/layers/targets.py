@@ -1,0 +1,70 @@
+"""Reconstruction targets: patchify/unpatchify for 2-D and 3-D inputs and normalised-pixel targets."""
+
+from __future__ import annotations
+
+import torch
+
+
+def patchify_2d(images: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """``[N, C, H, W] -> [N, (H/p)*(W/p), p*p*C]``, tokens row-major, values ordered (row, col, channel)."""
+    batch, channels, height, width = images.shape
+    p = patch_size
+    if height % p or width % p:
+        raise ValueError(f"input of size {height}x{width} is not divisible by patch size {p}")
+    h, w = height // p, width // p
+    x = images.reshape(batch, channels, h, p, w, p)
+    x = torch.einsum("nchpwq->nhwpqc", x)
+    return x.reshape(batch, h * w, p * p * channels)
+
+
+def unpatchify_2d(patches: torch.Tensor, patch_size: int, grid: tuple[int, int], channels: int = 1) -> torch.Tensor:
+    """Inverse of :func:`patchify_2d` for a token grid ``(H/p, W/p)``: ``[N, L, p*p*C] -> [N, C, H, W]``."""
+    batch = patches.shape[0]
+    h, w = grid
+    p = patch_size
+    x = patches.reshape(batch, h, w, p, p, channels)
+    x = torch.einsum("nhwpqc->nchpwq", x)
+    return x.reshape(batch, channels, h * p, w * p)
+
+
+def patchify_3d(videos: torch.Tensor, tubelet_size: int, patch_size: int) -> torch.Tensor:
+    """``[N, C, T, H, W] -> [N, T'*H'*W', t*p*p*C]``, tokens (t, h, w), values (frame, row, col, channel)."""
+    batch, channels, frames, height, width = videos.shape
+    t, p = tubelet_size, patch_size
+    if frames % t or height % p or width % p:
+        raise ValueError(f"video of size {frames}x{height}x{width} is not divisible by tubelet {t}x{p}x{p}")
+    x = videos.reshape(batch, channels, frames // t, t, height // p, p, width // p, p)
+    x = torch.einsum("nctuhpwq->nthwupqc", x)
+    return x.reshape(batch, (frames // t) * (height // p) * (width // p), t * p * p * channels)
+
+
+def unpatchify_3d(
+    patches: torch.Tensor, tubelet_size: int, patch_size: int, grid: tuple[int, int, int], channels: int = 3
+) -> torch.Tensor:
+    """Inverse of :func:`patchify_3d`: ``[N, L, t*p*p*C] -> [N, C, T, H, W]``."""
+    batch = patches.shape[0]
+    gt, gh, gw = grid
+    t, p = tubelet_size, patch_size
+    x = patches.reshape(batch, gt, gh, gw, t, p, p, channels)
+    x = torch.einsum("nthwupqc->nctuhpwq", x)
+    return x.reshape(batch, channels, gt * t, gh * p, gw * p)
+
+
+def normalize_per_patch(patches: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """MAE ``norm_pix_loss`` target: per-token mean and *unbiased* variance, ``(x - mean) / sqrt(var + eps)``."""
+    mean = patches.mean(dim=-1, keepdim=True)
+    var = patches.var(dim=-1, keepdim=True)
+    return (patches - mean) / (var + eps) ** 0.5
+
+
+def normalize_per_patch_channel(patches: torch.Tensor, channels: int, eps: float = 1e-6) -> torch.Tensor:
+    """VideoMAE target: normalise each channel of each token separately, eps added to the *std*.
+
+    ``patches`` are ``[N, L, K*C]`` with the channel last; returns the same layout with
+    ``(x - mean_c) / (sqrt(unbiased var_c) + eps)``.
+    """
+    batch, length, width = patches.shape
+    x = patches.reshape(batch, length, width // channels, channels)
+    mean = x.mean(dim=-2, keepdim=True)
+    std = x.var(dim=-2, keepdim=True).sqrt()
+    return ((x - mean) / (std + eps)).reshape(batch, length, width)

@@ -1,0 +1,108 @@
+"""Audio-MAE feature extractor: Kaldi fbank exactly as the official AudioMAE ``dataset.py``, batched and on any device."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from transformers import ASTFeatureExtractor
+from transformers.feature_extraction_utils import BatchFeature
+from transformers.utils import logging
+
+from ...audio import kaldi_fbank, prepare_waveforms
+
+logger = logging.get_logger(__name__)
+
+
+class AudioMAEFeatureExtractor(ASTFeatureExtractor):
+    r"""Log-mel fbank features for Audio-MAE (and MAViL's audio branch).
+
+    Same settings and saved fields as transformers' ``ASTFeatureExtractor`` (16 kHz, 128 mel bins, 25 ms Hann window,
+    10 ms hop, zero-pad/crop to ``max_length`` frames, ``(fbank - mean) / (2 * std)`` with the AudioSet statistics),
+    which is what the official AudioMAE ``dataset.py`` computes. Unlike AST's per-sample loop it computes a whole
+    batch at once in torch, on CPU or on ``device``, and checks its input.
+
+    Args:
+        subtract_mean (`bool`, defaults to `True`): subtract each waveform's mean first (official ``_wav2fbank``).
+        other arguments: as ``ASTFeatureExtractor`` (``sampling_rate``, ``num_mel_bins``, ``max_length``,
+            ``do_normalize``, ``mean``, ``std``).
+    """
+
+    model_input_names = ["input_values"]
+
+    def __init__(self, *args, subtract_mean: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.subtract_mean = subtract_mean
+
+    def __call__(
+        self,
+        raw_speech,
+        sampling_rate: int | None = None,
+        return_tensors: str | None = None,
+        device: str | torch.device | None = None,
+        max_length: int | None = None,
+        **kwargs,
+    ) -> BatchFeature:
+        """Featurize one clip or a batch.
+
+        Args:
+            raw_speech: one mono clip (1-D numpy array, torch tensor or list of floats), a ``(batch, samples)``
+                array/tensor, or a list of clips of different lengths. Integer PCM is scaled to ``[-1, 1)``.
+            sampling_rate: sampling rate of ``raw_speech``; must equal ``self.sampling_rate`` (resample first).
+            return_tensors: ``"pt"`` or ``"np"``; a list of numpy arrays when omitted.
+            device: compute on this device (e.g. ``"cuda"``); the result stays there with ``return_tensors="pt"``.
+            max_length: frames to pad/crop to (defaults to ``self.max_length``).
+
+        Returns:
+            ``BatchFeature`` with ``input_values`` of shape ``(batch, max_length, num_mel_bins)``.
+        """
+        if kwargs:
+            unexpected = ", ".join(sorted(k for k in kwargs if k not in ("padding", "truncation")))
+            if unexpected:
+                raise TypeError(f"unexpected argument(s) to {type(self).__name__}: {unexpected}")
+        if sampling_rate is None:
+            logger.warning(
+                f"It is strongly recommended to pass `sampling_rate` to {type(self).__name__}; assuming "
+                f"{self.sampling_rate} Hz."
+            )
+        elif sampling_rate != self.sampling_rate:
+            raise ValueError(
+                f"audio sampled at {sampling_rate} Hz, but this feature extractor expects {self.sampling_rate} Hz; "
+                f"resample it first (torchaudio.functional.resample or librosa.resample), or give the "
+                f"audio-classification pipeline a {{'array', 'sampling_rate'}} dict, which resamples for you"
+            )
+        max_length = max_length or self.max_length
+        window = int(self.sampling_rate * 0.025)
+        clips = prepare_waveforms(raw_speech, min_samples=window)
+
+        lengths = torch.tensor([len(c) for c in clips])
+        batch = torch.zeros(len(clips), int(lengths.max()))
+        for i, clip in enumerate(clips):
+            batch[i, : len(clip)] = clip
+        batch = batch.to(device) if device is not None else batch
+        lengths_dev = lengths.to(batch.device)
+        if self.subtract_mean:
+            means = batch.sum(dim=1, keepdim=True) / lengths_dev[:, None]
+            valid = torch.arange(batch.shape[1], device=batch.device)[None, :] < lengths_dev[:, None]
+            batch = (batch - means) * valid
+
+        fbank = kaldi_fbank(batch, lengths, sampling_rate=self.sampling_rate, num_mel_bins=self.num_mel_bins)
+        frames = fbank.shape[1]
+        if frames < max_length:
+            fbank = torch.nn.functional.pad(fbank, (0, 0, 0, max_length - frames))  # zeros at the end
+        else:
+            fbank = fbank[:, :max_length]
+        if self.do_normalize:
+            fbank = (fbank - self.mean) / (self.std * 2)
+
+        if return_tensors in ("pt", "torch"):
+            values = fbank
+        elif return_tensors in ("np", "numpy"):
+            values = fbank.cpu().numpy()
+        elif return_tensors is None:
+            values = [np.asarray(f) for f in fbank.cpu().numpy()]
+        else:
+            raise ValueError(f"return_tensors must be 'pt', 'np' or None, got {return_tensors!r}")
+        return BatchFeature({"input_values": values})
+
+
+__all__ = ["AudioMAEFeatureExtractor"]

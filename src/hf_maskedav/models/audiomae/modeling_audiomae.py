@@ -1,0 +1,480 @@
+"""Audio-MAE: masked autoencoder on log-mel spectrograms (Huang et al., "Masked Autoencoders that Listen").
+
+Official code: facebookresearch/AudioMAE (``models_mae.py`` pretraining, ``models_vit.py`` fine-tuning). Shapes in
+comments use N = batch, T/F = spectrogram frames/mel bins, T'/F' = token grid, L = T'*F' tokens (time-major:
+token = t' * F' + f'), K = kept tokens, D = encoder width, Dd = decoder width, p = patch size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.modeling_outputs import SequenceClassifierOutput
+from transformers.utils import ModelOutput
+
+from ...layers import (
+    FixedPositionTable,
+    PatchEmbed2D,
+    SelfAttention,
+    ShiftedWindowLayer,
+    TransformerLayer,
+    audiomae_position_table,
+    gather_tokens,
+    masked_mse,
+    normalize_per_patch,
+    patchify_2d,
+    random_masking,
+    restore_with_mask_tokens,
+    run_layers,
+    time_frequency_masking,
+)
+from ...layers.window_attention import WindowCosineAttention, relative_log_coordinates, shifted_window_mask
+from ...modeling_utils import classification_loss
+from .configuration_audiomae import AudioMAEConfig
+
+
+@dataclass
+class AudioMAEModelOutput(ModelOutput):
+    """
+    Args:
+        last_hidden_state: ``[N, 1 + K, D]`` encoder output, cls token first, then the kept tokens in the order
+            they were kept (all ``L`` tokens in order when nothing was masked).
+        mask: ``[N, L]`` 1 for masked tokens, 0 for kept ones (all zeros without masking).
+        ids_restore: ``[N, L]`` permutation that puts ``[kept, masked]`` tokens back in the original order.
+        ids_keep: ``[N, K]`` indices of the kept tokens.
+        hidden_states, attentions: per-layer outputs when requested.
+    """
+
+    last_hidden_state: torch.FloatTensor | None = None
+    mask: torch.FloatTensor | None = None
+    ids_restore: torch.LongTensor | None = None
+    ids_keep: torch.LongTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+@dataclass
+class AudioMAEForPreTrainingOutput(ModelOutput):
+    """
+    Args:
+        loss: reconstruction loss (MSE over masked patches only).
+        logits: ``[N, L, p*p*C]`` predicted patches for every token (no cls row).
+        mask, ids_restore: as in :class:`AudioMAEModelOutput`.
+        last_hidden_state: ``[N, 1 + K, D]`` encoder output (the "latent").
+        hidden_states, attentions: encoder per-layer outputs when requested.
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    mask: torch.FloatTensor | None = None
+    ids_restore: torch.LongTensor | None = None
+    last_hidden_state: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+def _as_spectrogram_batch(input_values: torch.Tensor, config: AudioMAEConfig) -> torch.Tensor:
+    """Accept ``[N, T, F]`` (feature-extractor layout) or ``[N, 1, T, F]`` and return ``[N, 1, T, F]``."""
+    if not isinstance(input_values, torch.Tensor):
+        raise TypeError(f"input_values must be a torch.Tensor, got {type(input_values).__name__}")
+    if input_values.dim() == 3:
+        input_values = input_values.unsqueeze(1)
+    if input_values.dim() != 4 or input_values.shape[1] != config.num_channels:
+        raise ValueError(
+            f"input_values must have shape (batch, frames, mel_bins) or (batch, {config.num_channels}, frames, "
+            f"mel_bins); got {tuple(input_values.shape)}. Use AudioMAEFeatureExtractor to make them from audio."
+        )
+    frames, mel_bins = input_values.shape[-2:]
+    if mel_bins != config.num_mel_bins:
+        raise ValueError(
+            f"input_values has {mel_bins} mel bins but the model expects {config.num_mel_bins} "
+            f"(config.num_mel_bins); is the (frames, mel_bins) order swapped?"
+        )
+    if frames < config.patch_size:
+        raise ValueError(f"input_values has {frames} frames, fewer than one patch ({config.patch_size})")
+    if not input_values.is_floating_point():
+        raise TypeError(f"input_values must be a floating-point tensor, got {input_values.dtype}")
+    return input_values
+
+
+class AudioMAEEmbeddings(nn.Module):
+    """Patch embedding, cls token and the official (fixed, "scrambled") 2-D sin-cos position table."""
+
+    def __init__(self, config: AudioMAEConfig):
+        super().__init__()
+        self.config = config
+        self.patch_embed = PatchEmbed2D(config.num_channels, config.hidden_size, config.patch_size, config.patch_stride)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size))
+        self.position_embeddings = FixedPositionTable(
+            partial(audiomae_position_table, config.hidden_size), *config.grid_size
+        )
+
+    def forward(self, spectrogram: torch.Tensor):
+        """Returns patch tokens with positions ``[N, L, D]``, the cls token with its position ``[1, 1, D]`` and the grid."""
+        grid = self.patch_embed.grid_size(*spectrogram.shape[-2:])
+        positions = self.position_embeddings.for_grid(*grid)  # [1, 1 + L, D], cls row first
+        tokens = self.patch_embed(spectrogram.to(self.patch_embed.proj.weight.dtype))  # [N, L, D]
+        # Positions are added before masking (official forward_encoder).
+        tokens = tokens + positions[:, 1:]
+        cls = self.cls_token + positions[:, :1]
+        return tokens, cls, grid
+
+
+class AudioMAEPreTrainedModel(PreTrainedModel):
+    config: AudioMAEConfig
+    config_class = AudioMAEConfig
+    base_model_prefix = "audiomae"
+    main_input_name = "input_values"
+    input_modalities = ("audio",)
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["TransformerLayer", "ShiftedWindowLayer"]
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = True
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        """Official MAE initialisation; fixed tables and window buffers are (re)built here."""
+        std = self.config.initializer_range
+        if isinstance(module, nn.Linear):
+            init.xavier_uniform_(module.weight)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.Conv2d):
+            # xavier_uniform on the [D, C*p*p] view, as the official patch embedding
+            fan_out, fan_in = module.weight.shape[0], module.weight[0].numel()
+            bound = (6.0 / (fan_in + fan_out)) ** 0.5
+            init.uniform_(module.weight, -bound, bound)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, AudioMAEEmbeddings):
+            init.normal_(module.cls_token, std=std)
+        elif isinstance(module, AudioMAEDecoder):
+            init.normal_(module.mask_token, std=std)
+        elif isinstance(module, FixedPositionTable):
+            init.copy_(module.table, module.build())
+        elif isinstance(module, WindowCosineAttention):
+            init.ones_(module.tau)
+            init.copy_(module.relative_coordinates_log, relative_log_coordinates(module.window_size))
+        elif isinstance(module, ShiftedWindowLayer) and module.attn_mask is not None:
+            init.copy_(module.attn_mask, shifted_window_mask(module.grid, module.window_size, module.shift_size))
+        elif isinstance(module, SelfAttention) and module.q_bias is not None:
+            init.zeros_(module.q_bias)
+            init.zeros_(module.v_bias)
+
+
+class AudioMAEModel(AudioMAEPreTrainedModel):
+    """The Audio-MAE encoder (a ViT on spectrogram patches) that sees only the visible tokens.
+
+    Without ``noise``, ``mask_ratio`` or ``ids_keep`` it encodes every token (what feature extraction and fine-tuning
+    want); :class:`AudioMAEForPreTraining` passes a mask ratio.
+
+    Args:
+        config: the model configuration.
+        add_final_norm: keep the final LayerNorm (``norm``). The official fine-tuning model with mean pooling has
+            none (it uses ``fc_norm`` after pooling instead).
+    """
+
+    def __init__(self, config: AudioMAEConfig, add_final_norm: bool = True):
+        super().__init__(config)
+        self.embeddings = AudioMAEEmbeddings(config)
+        drop_path = torch.linspace(0, config.drop_path_rate, config.num_hidden_layers).tolist()
+        self.layers = nn.ModuleList(
+            TransformerLayer(
+                config,
+                config.hidden_size,
+                config.num_attention_heads,
+                config.intermediate_size,
+                qkv_bias="qkv" if config.qkv_bias else "none",
+                layer_norm_eps=config.layer_norm_eps,
+                hidden_act=config.hidden_act,
+                drop_path=drop_path[i],
+                dropout=config.hidden_dropout_prob,
+                attention_dropout=config.attention_probs_dropout_prob,
+            )
+            for i in range(config.num_hidden_layers)
+        )
+        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps) if add_final_norm else None
+        self.post_init()
+
+    def forward(
+        self,
+        input_values: torch.Tensor,
+        noise: torch.Tensor | None = None,
+        mask_ratio: float | None = None,
+        ids_keep: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> AudioMAEModelOutput | tuple:
+        r"""
+        Args:
+            input_values: ``[N, T, F]`` (or ``[N, 1, T, F]``) normalised log-mel fbank, as AudioMAEFeatureExtractor
+                makes it.
+            noise: ``[N, L]`` masking noise; the tokens with the smallest noise are kept (official MAE recipe).
+                Drawn with ``torch.rand`` when ``mask_ratio`` is given without it.
+            mask_ratio: fraction of tokens to remove; ``config.mask_ratio`` when only ``noise`` is given.
+            ids_keep: ``[N, K]`` explicit indices of the tokens to keep (e.g. structured time/frequency masking),
+                instead of ``noise``.
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        output_hidden_states = output_hidden_states if output_hidden_states is not None else False
+        output_attentions = output_attentions if output_attentions is not None else False
+        spectrogram = _as_spectrogram_batch(input_values, self.config)
+        tokens, cls, grid = self.embeddings(spectrogram)  # [N, L, D]
+        batch, length, _ = tokens.shape
+
+        mask = ids_restore = None
+        if ids_keep is None and (noise is not None or mask_ratio is not None):
+            if noise is None:
+                noise = torch.rand(batch, length, device=tokens.device)
+            if noise.shape != (batch, length):
+                raise ValueError(f"noise must have shape {(batch, length)} (batch, num_patches), got {tuple(noise.shape)}")
+            masking = random_masking(noise, self.config.mask_ratio if mask_ratio is None else mask_ratio)
+            ids_keep, ids_restore, mask = masking.ids_keep, masking.ids_restore, masking.mask
+        if ids_keep is not None:
+            tokens = gather_tokens(tokens, ids_keep)  # [N, K, D]
+        if mask is None:
+            if ids_keep is None:
+                mask = torch.zeros(batch, length, device=tokens.device)
+            else:
+                mask = torch.ones(batch, length, device=tokens.device).scatter_(1, ids_keep, 0.0)
+
+        hidden_states = torch.cat([cls.expand(batch, -1, -1), tokens], dim=1)  # [N, 1 + K, D]
+        hidden_states, all_hidden, all_attentions = run_layers(
+            self.layers, hidden_states, output_hidden_states, output_attentions
+        )
+        if self.norm is not None:
+            hidden_states = self.norm(hidden_states)
+
+        if not return_dict:
+            return tuple(v for v in (hidden_states, mask, ids_restore, ids_keep, all_hidden, all_attentions) if v is not None)
+        return AudioMAEModelOutput(
+            last_hidden_state=hidden_states,
+            mask=mask,
+            ids_restore=ids_restore,
+            ids_keep=ids_keep,
+            hidden_states=all_hidden,
+            attentions=all_attentions,
+        )
+
+
+class AudioMAEDecoder(nn.Module):
+    """Decoder: project, fill in mask tokens, add the fixed table, then local (windowed) or global blocks."""
+
+    def __init__(self, config: AudioMAEConfig):
+        super().__init__()
+        self.config = config
+        self.grid = config.grid_size
+        dim = config.decoder_hidden_size
+        self.decoder_embed = nn.Linear(config.hidden_size, dim)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.position_embeddings = FixedPositionTable(partial(audiomae_position_table, dim), *self.grid)
+        if config.decoder_type == "local":
+            self.layers = nn.ModuleList(
+                ShiftedWindowLayer(
+                    dim,
+                    config.decoder_num_attention_heads,
+                    self.grid,
+                    config.decoder_window_size,
+                    config.decoder_shift_size if i % 2 else (0, 0),
+                    config.decoder_intermediate_size,
+                    layer_norm_eps=config.layer_norm_eps,
+                    meta_hidden_size=config.decoder_meta_hidden_size,
+                    meta_dropout=config.decoder_meta_dropout,
+                )
+                for i in range(config.decoder_num_hidden_layers)
+            )
+        else:
+            self.layers = nn.ModuleList(
+                TransformerLayer(
+                    config,
+                    dim,
+                    config.decoder_num_attention_heads,
+                    config.decoder_intermediate_size,
+                    qkv_bias="qkv" if config.qkv_bias else "none",
+                    layer_norm_eps=config.layer_norm_eps,
+                    hidden_act=config.hidden_act,
+                )
+                for _ in range(config.decoder_num_hidden_layers)
+            )
+        self.norm = nn.LayerNorm(dim, eps=config.layer_norm_eps)
+        self.pred = nn.Linear(dim, config.patch_size**2 * config.num_channels)
+
+    def forward(self, latent: torch.Tensor, ids_restore: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        """``[N, 1 + K, D]`` latent -> ``[N, L, p*p*C]`` predictions for every token."""
+        if self.config.decoder_type == "local" and tuple(grid) != tuple(self.grid):
+            raise ValueError(
+                f"the local decoder is built for a token grid of {self.grid} (config.max_length="
+                f"{self.config.max_length}); got an input with grid {grid}. Pad or crop the spectrogram to "
+                f"{self.config.max_length} frames."
+            )
+        hidden = self.decoder_embed(latent)  # [N, 1 + K, Dd]
+        tokens = restore_with_mask_tokens(hidden[:, 1:], self.mask_token, ids_restore)  # [N, L, Dd], original order
+        hidden = torch.cat([hidden[:, :1], tokens], dim=1) + self.position_embeddings.for_grid(*grid)
+        if self.config.decoder_type == "local":
+            hidden = hidden[:, 1:]  # the windowed blocks work on the token grid only: drop cls first
+            for layer in self.layers:
+                hidden = layer(hidden)
+            return self.pred(self.norm(hidden))  # [N, L, p*p*C]
+        hidden, _, _ = run_layers(self.layers, hidden)
+        return self.pred(self.norm(hidden))[:, 1:]  # drop the cls row
+
+
+class AudioMAEForPreTraining(AudioMAEPreTrainedModel):
+    """Audio-MAE with its decoder: masks the spectrogram and reconstructs the masked patches."""
+
+    def __init__(self, config: AudioMAEConfig):
+        super().__init__(config)
+        if config.patch_stride != config.patch_size:
+            raise ValueError(
+                "pretraining needs non-overlapping patches (patch_stride == patch_size); overlapping patches "
+                f"(patch_stride={config.patch_stride}) are supported for fine-tuning only"
+            )
+        self.audiomae = AudioMAEModel(config)
+        self.decoder = AudioMAEDecoder(config)
+        self.post_init()
+
+    def patchify(self, spectrogram: torch.Tensor) -> torch.Tensor:
+        """``[N, 1, T, F] -> [N, L, p*p]`` (time-major tokens, (row, col) inside a patch)."""
+        return patchify_2d(spectrogram, self.config.patch_size)
+
+    def forward(
+        self,
+        input_values: torch.Tensor,
+        noise: torch.Tensor | None = None,
+        mask_ratio: float | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> AudioMAEForPreTrainingOutput | tuple:
+        r"""
+        Args:
+            input_values: ``[N, T, F]`` or ``[N, 1, T, F]`` normalised fbank.
+            noise: ``[N, L]`` pins the mask (smallest noise kept); drawn with ``torch.rand`` when omitted.
+            mask_ratio: overrides ``config.mask_ratio``.
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        spectrogram = _as_spectrogram_batch(input_values, self.config)
+        ratio = self.config.mask_ratio if mask_ratio is None else mask_ratio
+        encoded = self.audiomae(
+            spectrogram,
+            noise=noise,
+            mask_ratio=ratio,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            return_dict=True,
+        )
+        grid = self.audiomae.embeddings.patch_embed.grid_size(*spectrogram.shape[-2:])
+        pred = self.decoder(encoded.last_hidden_state, encoded.ids_restore, grid)  # [N, L, p*p*C]
+
+        target = self.patchify(spectrogram.to(pred.dtype))  # [N, L, p*p*C]
+        if self.config.norm_pix_loss:
+            target = normalize_per_patch(target)
+        loss = masked_mse(pred, target, encoded.mask)
+
+        if not return_dict:
+            return (loss, pred, encoded.mask, encoded.ids_restore, encoded.last_hidden_state)
+        return AudioMAEForPreTrainingOutput(
+            loss=loss,
+            logits=pred,
+            mask=encoded.mask,
+            ids_restore=encoded.ids_restore,
+            last_hidden_state=encoded.last_hidden_state,
+            hidden_states=encoded.hidden_states,
+            attentions=encoded.attentions,
+        )
+
+
+class AudioMAEForAudioClassification(AudioMAEPreTrainedModel):
+    """Audio-MAE encoder + mean pooling of the patch tokens + ``fc_norm`` + linear head (official fine-tuning).
+
+    In training, ``config.mask_time_prob``/``config.mask_freq_prob`` drop whole time rows and mel columns of tokens
+    (official ``random_masking_2d``), a strong augmentation for fine-tuning.
+    """
+
+    def __init__(self, config: AudioMAEConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.audiomae = AudioMAEModel(config, add_final_norm=not config.use_mean_pooling)
+        self.fc_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps) if config.use_mean_pooling else None
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(
+        self,
+        input_values: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        time_noise: torch.Tensor | None = None,
+        freq_noise: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> SequenceClassifierOutput | tuple:
+        r"""
+        Args:
+            input_values: ``[N, T, F]`` or ``[N, 1, T, F]`` normalised fbank.
+            labels: class indices ``[N]`` (single-label) or multi-hot ``[N, num_labels]`` floats (multi-label, with
+                ``config.problem_type = "multi_label_classification"``).
+            time_noise, freq_noise: ``[N, T']`` and ``[N, F']`` noise pinning the time/frequency token dropping.
+                The dropping runs in training when ``config.mask_time_prob`` or ``config.mask_freq_prob`` is set,
+                and whenever these are passed.
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        spectrogram = _as_spectrogram_batch(input_values, self.config)
+        ids_keep = None
+        structured = self.config.mask_time_prob > 0 or self.config.mask_freq_prob > 0
+        if time_noise is not None or freq_noise is not None or (self.training and structured):
+            time_patches, freq_patches = self.audiomae.embeddings.patch_embed.grid_size(*spectrogram.shape[-2:])
+            batch = spectrogram.shape[0]
+            if time_noise is None:
+                time_noise = torch.rand(batch, time_patches, device=spectrogram.device)
+            if freq_noise is None:
+                freq_noise = torch.rand(batch, freq_patches, device=spectrogram.device)
+            if time_noise.shape != (batch, time_patches) or freq_noise.shape != (batch, freq_patches):
+                raise ValueError(
+                    f"time_noise/freq_noise must have shapes {(batch, time_patches)} and {(batch, freq_patches)}, "
+                    f"got {tuple(time_noise.shape)} and {tuple(freq_noise.shape)}"
+                )
+            ids_keep = time_frequency_masking(
+                time_noise, freq_noise, self.config.mask_time_prob, self.config.mask_freq_prob
+            )
+        encoded = self.audiomae(
+            spectrogram,
+            ids_keep=ids_keep,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            return_dict=True,
+        )
+        hidden = encoded.last_hidden_state  # [N, 1 + K, D]
+        if self.fc_norm is not None:
+            pooled = self.fc_norm(hidden[:, 1:].mean(dim=1))  # mean of the patch tokens, cls excluded
+        else:
+            pooled = hidden[:, 0]
+        logits = self.classifier(self.dropout(pooled))
+
+        loss = classification_loss(self.config, logits, labels) if labels is not None else None
+        if not return_dict:
+            output = (logits, encoded.hidden_states, encoded.attentions)
+            output = tuple(v for v in output if v is not None)
+            return ((loss,) + output) if loss is not None else output
+        return SequenceClassifierOutput(
+            loss=loss, logits=logits, hidden_states=encoded.hidden_states, attentions=encoded.attentions
+        )
+
+
+__all__ = [
+    "AudioMAEForAudioClassification",
+    "AudioMAEForPreTraining",
+    "AudioMAEModel",
+    "AudioMAEPreTrainedModel",
+]
