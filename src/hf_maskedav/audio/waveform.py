@@ -13,7 +13,7 @@ def _to_float_tensor(clip, index: int) -> torch.Tensor:
         array = np.asarray(clip)
         if array.dtype == object:
             raise TypeError(f"audio clip {index} could not be read as numbers (got an object array)")
-        tensor = torch.from_numpy(np.ascontiguousarray(array))
+        tensor = torch.from_numpy(np.array(array, copy=not array.flags.writeable or None, order="C"))
     if tensor.dtype in (torch.int16, torch.int32, torch.int8, torch.uint8):
         # Integer PCM: scale to [-1, 1) like torchaudio.load / soundfile do for float output.
         scale = {torch.int16: 32768.0, torch.int32: 2147483648.0, torch.int8: 128.0}.get(tensor.dtype)
