@@ -1,4 +1,8 @@
-"""Audio-MAE fixtures: pretraining (global and local decoder), fine-tuning and the fbank front-end."""
+"""Audio-MAE fixtures: pretraining (global and local decoder), fine-tuning and the fbank front-end.
+
+Model fixtures go through ``hf_maskedav.conversion.audiomae`` exactly as ``conversion/convert_audiomae.py --verify``
+does (build from ``constructor_kwargs``, strict conversion of ``checkpoint.pth``, run the pinned inputs).
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,12 @@ from pathlib import Path
 import soundfile
 import torch
 
-from hf_maskedav import AudioMAEFeatureExtractor, AudioMAEForAudioClassification, AudioMAEForPreTraining
+from hf_maskedav import AudioMAEFeatureExtractor
 from hf_maskedav.audio import kaldi_fbank
 from hf_maskedav.conversion import load_official_checkpoint, unwrap_state_dict
-from hf_maskedav.conversion.audiomae import config_from_official_kwargs, load_official_into
-from hf_maskedav.layers import normalize_per_patch
+from hf_maskedav.conversion import audiomae as conversion
 
-from . import call_arguments, compare, load_io
+from . import Comparison, compare, load_io, tolerance
 
 
 def matches(fixture: dict) -> bool:
@@ -21,67 +24,16 @@ def matches(fixture: dict) -> bool:
 
 
 def run(folder: Path, fixture: dict):
-    kind = fixture.get("file", "")
-    if kind.startswith("dataset.py"):
+    if fixture.get("file", "").startswith("dataset.py"):
         return _run_fbank(folder, fixture)
-    if kind.startswith("models_mae.py"):
-        return _run_pretraining(folder, fixture)
-    if kind.startswith("models_vit.py"):
-        return _run_finetuning(folder, fixture)
-    raise NotImplementedError(f"unknown Audio-MAE fixture file {kind!r}")
-
-
-def _official_state_dict(folder: Path, fixture: dict):
+    kwargs = fixture["constructor_kwargs"]
+    model = conversion.build_model(kwargs, conversion.task_from_kwargs(kwargs), fixture=fixture)
     container = fixture.get("checkpoint_container", {}).get("key", "model")
-    return unwrap_state_dict(load_official_checkpoint(folder / "checkpoint.pth"), containers=(container,))
-
-
-def _run_pretraining(folder: Path, fixture: dict):
-    io = load_io(folder)
-    config = config_from_official_kwargs(fixture["constructor_kwargs"])
-    model = load_official_into(AudioMAEForPreTraining(config), _official_state_dict(folder, fixture)).eval()
-    args = call_arguments(fixture)
-    inputs = io["input_values"]  # [N, 1, T, F]
-    with torch.no_grad():
-        out = model(inputs, noise=io["noise"], mask_ratio=args.get("mask_ratio"))
-        encoded = model.audiomae(inputs, noise=io["noise"], mask_ratio=args.get("mask_ratio"))
-        target = model.patchify(inputs)
-        if config.norm_pix_loss:
-            target = normalize_per_patch(target)
-    ours = {
-        "loss": out.loss.reshape(1),
-        "pred": out.logits,
-        "mask": out.mask,
-        "ids_restore": out.ids_restore,
-        "ids_keep": encoded.ids_keep,
-        "latent": out.last_hidden_state,
-        "target": target,
-    }
-    return [compare(name, ours[name], io[name], fixture) for name in ours if name in io]
-
-
-def _run_finetuning(folder: Path, fixture: dict):
-    io = load_io(folder)
-    args = call_arguments(fixture)
-    inputs = io["input_values"]  # [N, 1, T, F]
-    config = config_from_official_kwargs(
-        fixture["constructor_kwargs"],
-        img_size=tuple(inputs.shape[-2:]),
-        mask_time_prob=args.get("mask_t_prob", 0.0),
-        mask_freq_prob=args.get("mask_f_prob", 0.0),
-    )
-    model = load_official_into(AudioMAEForAudioClassification(config), _official_state_dict(folder, fixture)).eval()
-    comparisons = []
-    with torch.no_grad():
-        if "logits" in io:
-            comparisons.append(compare("logits", model(inputs).logits, io["logits"], fixture))
-        if "pooled_normed" in io:
-            hidden = model.audiomae(inputs).last_hidden_state
-            comparisons.append(compare("pooled_normed", model.fc_norm(hidden[:, 1:].mean(1)), io["pooled_normed"], fixture))
-        if "logits_masked" in io:
-            masked = model(inputs, time_noise=io["noise_t"], freq_noise=io["noise_f"]).logits
-            comparisons.append(compare("logits_masked", masked, io["logits_masked"], fixture))
-    return comparisons
+    state_dict = unwrap_state_dict(load_official_checkpoint(folder / "checkpoint.pth"), containers=(container,))
+    conversion.load_official_into(model, state_dict)
+    atol, rtol = tolerance(fixture)
+    rows = conversion.verify_fixture(model, folder, fixture)
+    return [Comparison(name, ours, ref, atol, rtol, exact=not ref.is_floating_point()) for name, ours, ref, *_ in rows]
 
 
 def _run_fbank(folder: Path, fixture: dict):

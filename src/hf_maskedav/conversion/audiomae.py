@@ -142,3 +142,139 @@ def load_official_into(model, state_dict: Mapping[str, torch.Tensor]):
     """Convert and load ``state_dict`` into ``model`` (strict); returns the model."""
     model.load_state_dict(convert_state_dict(state_dict, model), strict=True)
     return model
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Released checkpoints and the pieces conversion/convert_audiomae.py plugs into the shared command line.
+
+_VIT_B = dict(img_size=[1024, 128], patch_size=16, in_chans=1, embed_dim=768, depth=12, num_heads=12, mlp_ratio=4.0)
+_AUDIOSET_FBANK = dict(sampling_rate=16000, num_mel_bins=128, max_length=1024, mean=-4.2677393, std=4.5689974)
+_PAPER_RESULTS = "Huang et al. 2022, Table 5 / README"
+
+
+def _drive(file_id: str) -> str:
+    return f"https://drive.google.com/uc?export=download&confirm=t&id={file_id}"
+
+
+def _presets():
+    from .cli import Preset
+
+    return {
+        "audiomae-base-as2m-pretrained": Preset(
+            name="audiomae-base-as2m-pretrained",
+            url=_drive("1ni_DV4dRf7GxM8k-Eirx71WP9Gg89wwu"),
+            task="pretraining",
+            official_kwargs=dict(
+                _VIT_B, decoder_embed_dim=512, decoder_depth=16, decoder_num_heads=16, norm_pix_loss=True,
+                decoder_mode=1, audio_exp=True,
+            ),
+            processor=_AUDIOSET_FBANK,
+            license="cc-by-4.0",
+            datasets=["agkphysics/AudioSet"],
+            description="Audio-MAE ViT-B/16 self-supervised on AudioSet-2M (33 epochs, 80% masking, local decoder). "
+            "Use it as an encoder to fine-tune (AudioMAEForAudioClassification) or for features (AudioMAEModel).",
+            results=[
+                dict(task_type="audio-classification", dataset_type="agkphysics/AudioSet", dataset_name="AudioSet-2M "
+                     "(after fine-tuning)", metric_type="map", metric_name="mAP", metric_value=47.3, source=_PAPER_RESULTS),
+                dict(task_type="audio-classification", dataset_type="agkphysics/AudioSet", dataset_name="AudioSet-20K "
+                     "(after fine-tuning)", metric_type="map", metric_name="mAP", metric_value=37.1, source=_PAPER_RESULTS),
+                dict(task_type="audio-classification", dataset_type="ashraq/esc50", dataset_name="ESC-50 (after "
+                     "fine-tuning)", metric_type="accuracy", metric_name="accuracy", metric_value=94.1, source=_PAPER_RESULTS),
+            ],
+        ),
+        "audiomae-base-as2m-finetuned": Preset(
+            name="audiomae-base-as2m-finetuned",
+            url=_drive("18EsFOyZYvBYHkJ7_n7JFFWbj6crz01gq"),
+            task="classification",
+            official_kwargs=dict(_VIT_B, num_classes=527, global_pool=True, qkv_bias=True, drop_path_rate=0.1),
+            processor=_AUDIOSET_FBANK,
+            license="cc-by-4.0",
+            datasets=["agkphysics/AudioSet"],
+            description="Audio-MAE ViT-B/16 pretrained and fine-tuned on AudioSet-2M (527 classes, multi-label). "
+            "Scores are sigmoids; pass --labels_csv class_labels_indices.csv at conversion for class names.",
+            results=[
+                dict(task_type="audio-classification", dataset_type="agkphysics/AudioSet", dataset_name="AudioSet-2M "
+                     "eval", metric_type="map", metric_name="mAP", metric_value=47.3, source=_PAPER_RESULTS),
+            ],
+        ),
+    }
+
+
+PRESETS = _presets()
+
+
+def task_from_kwargs(kwargs: Mapping) -> str:
+    """``models_vit.VisionTransformer`` (fine-tuning) takes ``num_classes``; ``models_mae`` does not."""
+    return "classification" if "num_classes" in kwargs else "pretraining"
+
+
+def build_model(official_kwargs: Mapping, task: str, fixture: Mapping | None = None, **overrides):
+    """A randomly initialised model of the official architecture (``fixture`` gives the fine-tuning input size)."""
+    from ..models.audiomae import AudioMAEForAudioClassification, AudioMAEForPreTraining
+
+    img_size = None
+    if fixture is not None and "img_size" not in official_kwargs:
+        img_size = tuple(fixture["input_shapes"]["input_values"][-2:])
+    config = config_from_official_kwargs(official_kwargs, img_size=img_size, **overrides)
+    if task == "classification":
+        if official_kwargs.get("num_classes", 0) > 1 and "problem_type" not in overrides:
+            # AudioSet checkpoints are multi-label (BCE); sigmoid scores in the pipeline.
+            config.problem_type = "multi_label_classification"
+        return AudioMAEForAudioClassification(config)
+    return AudioMAEForPreTraining(config)
+
+
+def build_processor(config, processor_kwargs: Mapping):
+    from ..models.audiomae import AudioMAEFeatureExtractor
+
+    kwargs = dict(num_mel_bins=config.num_mel_bins, max_length=config.max_length)
+    kwargs.update(processor_kwargs)
+    return AudioMAEFeatureExtractor(**kwargs)
+
+
+def _call_arguments(fixture: Mapping) -> dict[str, float]:
+    import re
+
+    found = re.findall(r"(\w+)\s*=\s*(-?\d+(?:\.\d+)?(?:e-?\d+)?)", fixture.get("forward_call", ""))
+    return {name: float(value) for name, value in found}
+
+
+def verify_fixture(model, folder, fixture: Mapping):
+    """Run ``model`` on the inputs of an official-code fixture; returns ``(name, ours, official, atol, rtol)`` rows."""
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    from ..layers import normalize_per_patch
+
+    io = load_file(str(Path(folder) / "io.safetensors"))
+    tol = fixture.get("suggested_tolerance", {})
+    atol, rtol = float(tol.get("atol", 1e-5)), float(tol.get("rtol", 1e-4))
+    args = _call_arguments(fixture)
+    inputs = io["input_values"]
+    ours = {}
+    model.eval()
+    with torch.no_grad():
+        if hasattr(model, "decoder"):  # pretraining
+            out = model(inputs, noise=io["noise"], mask_ratio=args.get("mask_ratio"))
+            encoded = model.audiomae(inputs, noise=io["noise"], mask_ratio=args.get("mask_ratio"))
+            target = model.patchify(inputs)
+            if model.config.norm_pix_loss:
+                target = normalize_per_patch(target)
+            ours = {
+                "loss": out.loss.reshape(1), "pred": out.logits, "mask": out.mask, "ids_restore": out.ids_restore,
+                "ids_keep": encoded.ids_keep, "latent": out.last_hidden_state, "target": target,
+            }
+        else:  # classification
+            ours["logits"] = model(inputs).logits
+            if model.fc_norm is not None:
+                ours["pooled_normed"] = model.fc_norm(model.audiomae(inputs).last_hidden_state[:, 1:].mean(1))
+            if "noise_t" in io:
+                probs = (model.config.mask_time_prob, model.config.mask_freq_prob)
+                model.config.mask_time_prob = args.get("mask_t_prob", probs[0])
+                model.config.mask_freq_prob = args.get("mask_f_prob", probs[1])
+                try:
+                    ours["logits_masked"] = model(inputs, time_noise=io["noise_t"], freq_noise=io["noise_f"]).logits
+                finally:
+                    model.config.mask_time_prob, model.config.mask_freq_prob = probs
+    return [(name, value.detach(), io[name], atol, rtol) for name, value in ours.items() if name in io]

@@ -1,0 +1,351 @@
+"""The command line shared by every ``conversion/convert_<family>.py`` script.
+
+A family plugs in through a :class:`ConversionSpec` (its presets, how to build our model from the official
+constructor's keyword arguments, its key table, its processor and how to check the converted model against
+outputs of the official code). Everything else lives here once: safe loading (``weights_only=True`` with an
+allow-list), download with a progress bar and a cache, strict key accounting, verification, a Hub-ready output folder
+(safetensors weights, processor config, model card) and pushing to the Hub.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from .utils import load_official_checkpoint, unwrap_state_dict
+
+
+@dataclass
+class Preset:
+    """One released checkpoint.
+
+    Attributes:
+        name: preset name given to ``--preset``.
+        url: where the official file is published.
+        task: ``"pretraining"`` or ``"classification"`` (which of our heads it fills).
+        official_kwargs: the official constructor's keyword arguments describing the architecture.
+        processor: keyword arguments of our processor (e.g. fbank length and normalisation statistics).
+        license: licence of the original weights (carried into the model card).
+        datasets: datasets it was trained on (Hub ids where they exist).
+        results: published results, each ``{"task_type", "dataset_name", "dataset_type", "metric_type",
+            "metric_name", "metric_value", "source"}``.
+        description: one paragraph for the model card.
+        reference: optional reference outputs published by the authors (used by ``--verify``).
+    """
+
+    name: str
+    url: str
+    task: str
+    official_kwargs: dict
+    processor: dict = field(default_factory=dict)
+    license: str = "cc-by-nc-4.0"
+    datasets: list = field(default_factory=list)
+    results: list = field(default_factory=list)
+    description: str = ""
+    reference: dict | None = None
+
+
+@dataclass
+class ConversionSpec:
+    """What a family contributes to the shared command line.
+
+    Attributes:
+        family: short name (``"audiomae"``); also the model-card template name.
+        presets: ``{name: Preset}``.
+        build_model: ``(official_kwargs, task, **config_overrides) -> model`` (randomly initialised, right shape).
+        convert_state_dict: ``(official_state_dict, model) -> our state dict`` with strict key accounting.
+        build_processor: ``(config, processor_kwargs) -> processor`` saved next to the weights.
+        verify_fixture: ``(model, folder, fixture) -> list[(name, ours, reference, atol, rtol)]`` against
+            outputs the official code produced (a parity-fixture folder).
+        containers: official container keys to look for (``model``, ``module``, ``model_state``...).
+        pipeline_tag: Hub pipeline tag per task.
+        tags: extra Hub tags.
+        paper: ``{"title", "url", "bibtex"}`` for the model card.
+        default_task: task assumed with ``--official_kwargs`` when the kwargs do not tell.
+        task_from_kwargs: ``(official_kwargs) -> task``.
+        default_license: licence written into cards of non-preset conversions (the family's weights licence).
+        official_repos: ``official_repo`` values of the parity fixtures this family converts (for the tests).
+    """
+
+    def handles(self, fixture: Mapping) -> bool:
+        """Whether a parity fixture is a checkpoint of this family (fixtures without a checkpoint are not)."""
+        return fixture.get("official_repo") in self.official_repos and "constructor_kwargs" in fixture
+
+    family: str
+    presets: Mapping[str, Preset]
+    build_model: Callable
+    convert_state_dict: Callable
+    build_processor: Callable
+    verify_fixture: Callable
+    containers: tuple = ("model",)
+    pipeline_tag: Mapping[str, str] = field(default_factory=dict)
+    tags: tuple = ()
+    paper: Mapping[str, str] = field(default_factory=dict)
+    task_from_kwargs: Callable | None = None
+    default_license: str = "other"
+    official_repos: tuple = ()
+    repo_root: Path = Path(__file__).resolve().parents[3]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Fetching checkpoints
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("HF_MASKEDAV_CACHE", Path.home() / ".cache" / "hf_maskedav" / "checkpoints"))
+
+
+def resolve_checkpoint(source: str) -> Path:
+    """A local path is returned as is; a URL is downloaded once (progress bar, atomic write) into the cache."""
+    if "://" not in source:
+        path = Path(source).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"checkpoint not found: {path}")
+        return path
+    parsed = urllib.parse.urlparse(source)
+    name = Path(parsed.path).name or "checkpoint.pth"
+    target = cache_dir() / hashlib.sha256(source.encode()).hexdigest()[:16] / name
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    request = urllib.request.Request(source, headers={"User-Agent": "hf_maskedav-conversion"})
+    with urllib.request.urlopen(request) as response:
+        total = int(response.headers.get("Content-Length") or 0) or None
+        with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp, tqdm(
+            total=total, unit="B", unit_scale=True, desc=f"downloading {name}"
+        ) as bar:
+            for chunk in iter(lambda: response.read(1 << 20), b""):
+                tmp.write(chunk)
+                bar.update(len(chunk))
+    os.replace(tmp.name, target)  # atomic: a half-downloaded file never looks complete
+    return target
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Model card and Hub
+
+
+def render_model_card(
+    spec: ConversionSpec, preset: Preset | None, task: str, verification: dict, source: str, repo_id: str
+):
+    """Render ``model_cards/<family>.md`` (a Jinja template) with the card metadata; returns a ``ModelCard``."""
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+    results = preset.results if preset else []
+    eval_results = [
+        EvalResult(
+            task_type=r["task_type"],
+            dataset_type=r["dataset_type"],
+            dataset_name=r["dataset_name"],
+            metric_type=r["metric_type"],
+            metric_name=r.get("metric_name"),
+            metric_value=r["metric_value"],
+            source_name=r.get("source"),
+            source_url=spec.paper.get("url"),
+        )
+        for r in results
+    ]
+    model_name = preset.name if preset else f"{spec.family}-converted"
+    card_data = ModelCardData(
+        license=preset.license if preset else spec.default_license,
+        library_name="transformers",
+        pipeline_tag=spec.pipeline_tag.get(task),
+        tags=["hf_maskedav", spec.family, *spec.tags],
+        datasets=list(preset.datasets) if preset else None,
+        model_name=model_name,
+        eval_results=eval_results or None,
+    )
+    template = spec.repo_root / "model_cards" / f"{spec.family}.md"
+    if not template.is_file():
+        raise FileNotFoundError(f"model card template missing: {template}")
+    return ModelCard.from_template(
+        card_data,
+        template_path=str(template),
+        model_name=model_name,
+        task=task,
+        description=preset.description if preset else "",
+        source=source,
+        paper=spec.paper,
+        verification=verification,
+        results=results,
+        repo_id=repo_id,
+    )
+
+
+def hub_operations(folder: Path):
+    """The exact commit that ``--push_to_hub`` makes: one ``CommitOperationAdd`` per file of the output folder."""
+    from huggingface_hub import CommitOperationAdd
+
+    return [
+        CommitOperationAdd(path_in_repo=path.relative_to(folder).as_posix(), path_or_fileobj=str(path))
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    ]
+
+
+def push_to_hub(folder: Path, repo_id: str, private: bool = False, revision: str | None = None, api=None):
+    """Create the repo if needed and upload the output folder in one commit; returns the commit info."""
+    from huggingface_hub import HfApi
+
+    api = api or HfApi()
+    api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+    if revision is not None:
+        api.create_branch(repo_id, branch=revision, exist_ok=True)
+    return api.create_commit(
+        repo_id=repo_id,
+        operations=hub_operations(folder),
+        commit_message=f"Upload converted checkpoint ({folder.name})",
+        revision=revision,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The command
+
+
+def build_parser(spec: ConversionSpec) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=f"Convert an official {spec.family} checkpoint into a Hub-ready hf_maskedav model folder.",
+        epilog="presets: " + ", ".join(spec.presets),
+    )
+    parser.add_argument("--checkpoint", help="URL or local path of the official checkpoint (defaults to the preset URL)")
+    parser.add_argument("--preset", choices=sorted(spec.presets), help="a released checkpoint (architecture, URL, licence)")
+    parser.add_argument(
+        "--official_kwargs",
+        help="JSON file or string with the official constructor's keyword arguments, for an architecture that is "
+        "not a preset; a parity fixture's fixture.json is accepted as is (its constructor_kwargs are used and its "
+        "checkpoint.pth and io.safetensors are the defaults for --checkpoint and --verify)",
+    )
+    parser.add_argument("--output_dir", required=True)
+    parser.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --output_dir")
+    parser.add_argument("--verify", action="store_true", help="compare the converted model with official outputs")
+    parser.add_argument("--reference", help="folder with fixture.json + io.safetensors made by the official code")
+    parser.add_argument("--labels_csv", help="CSV with index,mid,display_name rows (AudioSet class_labels_indices.csv)")
+    parser.add_argument("--push_to_hub", metavar="REPO_ID")
+    parser.add_argument("--private", action="store_true")
+    parser.add_argument("--revision")
+    parser.add_argument("--dry_run", action="store_true", help="with --push_to_hub: print the commit, do not upload")
+    return parser
+
+
+def _read_official_kwargs(value: str) -> tuple[dict, Path | None, dict | None]:
+    path = Path(value)
+    if path.is_file():
+        data = json.loads(path.read_text())
+        folder = path.parent
+    else:
+        data, folder = json.loads(value), None
+    if "constructor_kwargs" in data:  # a parity fixture's fixture.json
+        return dict(data["constructor_kwargs"]), folder, data
+    return dict(data), None, None
+
+
+def _labels_from_csv(path: str) -> dict[int, str]:
+    import csv
+
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return {int(row["index"]): row.get("display_name") or row.get("mid") for row in rows}
+
+
+def convert(spec: ConversionSpec, argv=None) -> Path:
+    """Run the conversion; returns the output folder."""
+    args = build_parser(spec).parse_args(argv)
+    output = Path(args.output_dir)
+    if output.exists() and any(output.iterdir()) and not args.overwrite:
+        raise SystemExit(f"error: {output} is not empty; choose another --output_dir or pass --overwrite")
+    if args.preset is None and args.official_kwargs is None:
+        raise SystemExit("error: give --preset NAME or --official_kwargs JSON to describe the architecture")
+
+    preset = spec.presets[args.preset] if args.preset else None
+    fixture_folder = fixture = None
+    if args.official_kwargs:
+        official_kwargs, fixture_folder, fixture = _read_official_kwargs(args.official_kwargs)
+    else:
+        official_kwargs = dict(preset.official_kwargs)
+    task = preset.task if preset else (spec.task_from_kwargs(official_kwargs) if spec.task_from_kwargs else "pretraining")
+
+    source = args.checkpoint or (preset.url if preset else None)
+    if source is None and fixture_folder is not None and (fixture_folder / "checkpoint.pth").is_file():
+        source = str(fixture_folder / "checkpoint.pth")
+    if source is None:
+        raise SystemExit("error: no checkpoint: pass --checkpoint URL_OR_PATH")
+    checkpoint_path = resolve_checkpoint(source)
+    print(f"loading {checkpoint_path} (weights_only=True)")
+    state_dict = unwrap_state_dict(load_official_checkpoint(checkpoint_path), containers=spec.containers)
+
+    overrides = {}
+    if args.labels_csv:
+        id2label = _labels_from_csv(args.labels_csv)
+        overrides.update(id2label=id2label, label2id={v: k for k, v in id2label.items()})
+    model = spec.build_model(official_kwargs, task, fixture=fixture, **overrides)
+    model.load_state_dict(spec.convert_state_dict(state_dict, model), strict=True)
+    model.eval()
+    print(f"converted {len(state_dict)} official tensors into {type(model).__name__} (strict key accounting passed)")
+
+    verification = {"status": "not run"}
+    if args.verify:
+        reference = Path(args.reference) if args.reference else fixture_folder
+        if reference is None or not (reference / "io.safetensors").is_file():
+            verification = {
+                "status": "unverified",
+                "reason": "no official outputs available (pass --reference <folder with fixture.json and "
+                "io.safetensors produced by the official code>)",
+            }
+            print(f"verify: {verification['reason']}")
+        else:
+            ref_fixture = fixture or json.loads((reference / "fixture.json").read_text())
+            rows = spec.verify_fixture(model, reference, ref_fixture)
+            verification = {"status": "passed", "reference": str(reference), "outputs": {}}
+            for name, ours, ref, atol, rtol in rows:
+                error = float((ours.double() - ref.double()).abs().max()) if ours.numel() else 0.0
+                ok = ours.shape == ref.shape and torch.allclose(ours.double(), ref.double(), atol=atol, rtol=rtol)
+                verification["outputs"][name] = {"max_abs_error": error, "ok": bool(ok)}
+                print(f"verify {name}: max abs error {error:.3e} {'ok' if ok else 'FAILED'}")
+                if not ok:
+                    verification["status"] = "failed"
+            if verification["status"] == "failed":
+                raise SystemExit("error: the converted model does not reproduce the official outputs (see above)")
+
+    if output.exists() and args.overwrite:
+        shutil.rmtree(output)
+    output.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(output)
+    processor_kwargs = dict(preset.processor) if preset else {}
+    spec.build_processor(model.config, processor_kwargs).save_pretrained(output)
+    card = render_model_card(spec, preset, task, verification, source, args.push_to_hub or output.name)
+    card.save(output / "README.md")
+    (output / "conversion.json").write_text(
+        json.dumps({"source": source, "preset": args.preset, "task": task, "verification": verification}, indent=2)
+    )
+    print(f"wrote {output}")
+
+    if args.push_to_hub:
+        if args.dry_run:
+            for op in hub_operations(output):
+                print(f"would upload {op.path_in_repo} -> {args.push_to_hub}@{args.revision or 'main'}")
+        else:
+            info = push_to_hub(output, args.push_to_hub, private=args.private, revision=args.revision)
+            print(f"pushed to {info.commit_url if hasattr(info, 'commit_url') else args.push_to_hub}")
+    return output
+
+
+def main(spec: ConversionSpec) -> None:
+    try:
+        convert(spec)
+    except (FileNotFoundError, KeyError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(1) from error

@@ -1,0 +1,178 @@
+"""conversion/convert_<family>.py: every script on every matching official fixture, safety, Hub output."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+from huggingface_hub import CommitOperationAdd, ModelCard
+
+import hf_maskedav  # noqa: F401
+from hf_maskedav.conversion import UnmappedKeysError, load_official_checkpoint
+from hf_maskedav.conversion.cli import convert, hub_operations, push_to_hub, resolve_checkpoint
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = Path(os.environ.get("HF_MASKEDAV_FIXTURES", REPO.parent / "shared" / "fixtures" / "official"))
+
+
+def _load_script(path: Path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+SCRIPTS = {p.stem: _load_script(p) for p in sorted((REPO / "conversion").glob("convert_*.py"))}
+CASES = [
+    (name, folder)
+    for folder in (sorted(p for p in FIXTURES.iterdir() if (p / "fixture.json").is_file()) if FIXTURES.is_dir() else [])
+    for name, script in SCRIPTS.items()
+    if script.SPEC.handles(json.loads((folder / "fixture.json").read_text()))
+]
+
+
+def _auto_class(task: str):
+    from transformers import (
+        AutoModelForAudioClassification,
+        AutoModelForImageClassification,
+        AutoModelForPreTraining,
+        AutoModelForVideoClassification,
+    )
+
+    return {
+        "pretraining": AutoModelForPreTraining,
+        "audio-classification": AutoModelForAudioClassification,
+        "video-classification": AutoModelForVideoClassification,
+        "image-classification": AutoModelForImageClassification,
+    }[task]
+
+
+def test_every_script_has_a_fixture_case():
+    assert SCRIPTS, "no conversion scripts found"
+    if FIXTURES.is_dir():
+        assert {name for name, _ in CASES} == set(SCRIPTS), "a conversion script matches no fixture"
+
+
+@pytest.mark.parametrize("script_name, folder", CASES, ids=[f"{n}-{f.name}" for n, f in CASES])
+def test_script_converts_fixture_and_auto_classes_reproduce_official_outputs(script_name, folder, tmp_path):
+    script = SCRIPTS[script_name]
+    out = convert(script.SPEC, ["--official_kwargs", str(folder / "fixture.json"), "--verify", "--output_dir", str(tmp_path / "out")])
+    record = json.loads((out / "conversion.json").read_text())
+    assert record["verification"]["status"] == "passed"
+    assert (out / "model.safetensors").is_file() and not list(out.glob("*.bin"))
+    card = ModelCard.load(out / "README.md")
+    assert card.data.library_name == "transformers" and card.data.license
+    assert "hf_maskedav" in card.data.tags
+
+    # Reload through the Auto classes and compare with the official outputs again.
+    config = json.loads((out / "config.json").read_text())
+    architecture = config["architectures"][0]
+    task = "pretraining" if "PreTraining" in architecture else script.SPEC.pipeline_tag[record["task"]]
+    model = _auto_class(task).from_pretrained(out)
+    assert type(model).__name__ == architecture
+    fixture = json.loads((folder / "fixture.json").read_text())
+    for name, ours, ref, atol, rtol in script.SPEC.verify_fixture(model, folder, fixture):
+        torch.testing.assert_close(ours.to(ref.dtype), ref, atol=atol, rtol=rtol, msg=name)
+    if task == "audio-classification":
+        import numpy as np
+        from transformers import pipeline
+
+        scores = pipeline(task, model=str(out))(np.zeros(16000, dtype=np.float32) + 0.01)
+        assert len(scores) == min(5, model.config.num_labels)
+
+
+def _audiomae_fixture():
+    folder = FIXTURES / "audiomae_pretrain_global_tiny"
+    if not folder.is_dir():
+        pytest.skip("audiomae_pretrain_global_tiny fixture not available")
+    return folder
+
+
+def test_mismatched_checkpoint_names_the_offending_keys(tmp_path):
+    folder = _audiomae_fixture()
+    with pytest.raises(UnmappedKeysError, match=r"shape mismatches: .*patch_embed"):
+        convert(
+            SCRIPTS["convert_audiomae"].SPEC,
+            ["--preset", "audiomae-base-as2m-pretrained", "--checkpoint", str(folder / "checkpoint.pth"), "--output_dir", str(tmp_path / "o")],
+        )
+
+
+def test_refuses_non_empty_output_dir_without_overwrite(tmp_path):
+    folder = _audiomae_fixture()
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    argv = ["--official_kwargs", str(folder / "fixture.json"), "--output_dir", str(out)]
+    with pytest.raises(SystemExit, match="not empty"):
+        convert(SCRIPTS["convert_audiomae"].SPEC, argv)
+    assert (out / "keep.txt").read_text() == "mine"
+    convert(SCRIPTS["convert_audiomae"].SPEC, argv + ["--overwrite"])
+    assert (out / "model.safetensors").is_file()
+
+
+class _Boom:
+    def __reduce__(self):
+        return (os.system, ("touch pwned_by_pickle",))
+
+
+def test_malicious_pickle_is_refused_and_nothing_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "evil.pth"
+    with open(path, "wb") as handle:
+        pickle.dump({"model": _Boom()}, handle)
+    with pytest.raises(pickle.UnpicklingError):
+        load_official_checkpoint(path)
+    assert not (tmp_path / "pwned_by_pickle").exists()
+
+
+def test_argparse_namespace_is_allowed(tmp_path):
+    import argparse
+
+    path = tmp_path / "with_args.pth"
+    torch.save({"model": {"w": torch.ones(2)}, "args": argparse.Namespace(lr=0.1)}, path)
+    assert load_official_checkpoint(path)["args"].lr == 0.1
+
+
+def test_download_uses_a_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_MASKEDAV_CACHE", str(tmp_path / "cache"))
+    source = tmp_path / "remote.pth"
+    torch.save({"model": {"w": torch.ones(2)}}, source)
+    first = resolve_checkpoint(source.as_uri())
+    assert first.is_file() and first != source
+    source.unlink()  # a second resolve must not download again
+    assert resolve_checkpoint(source.as_uri()) == first
+
+
+def test_push_to_hub_makes_exactly_one_commit_of_the_folder(tmp_path):
+    folder = _audiomae_fixture()
+    out = convert(SCRIPTS["convert_audiomae"].SPEC, ["--official_kwargs", str(folder / "fixture.json"), "--output_dir", str(tmp_path / "o")])
+
+    class RecordingApi:
+        def __init__(self):
+            self.calls = []
+
+        def create_repo(self, repo_id, **kwargs):
+            self.calls.append(("create_repo", repo_id, kwargs))
+
+        def create_branch(self, repo_id, **kwargs):
+            self.calls.append(("create_branch", repo_id, kwargs))
+
+        def create_commit(self, repo_id, operations, **kwargs):
+            self.calls.append(("create_commit", repo_id, operations, kwargs))
+
+    api = RecordingApi()
+    push_to_hub(out, "org/audiomae-tiny", private=True, revision="v1", api=api)
+    assert api.calls[0] == ("create_repo", "org/audiomae-tiny", {"private": True, "exist_ok": True, "repo_type": "model"})
+    assert api.calls[1][0] == "create_branch" and api.calls[1][2]["branch"] == "v1"
+    _, repo_id, operations, kwargs = api.calls[2]
+    assert repo_id == "org/audiomae-tiny" and kwargs["revision"] == "v1"
+    assert all(isinstance(op, CommitOperationAdd) for op in operations)
+    assert sorted(op.path_in_repo for op in operations) == [
+        "README.md", "config.json", "conversion.json", "model.safetensors", "preprocessor_config.json",
+    ]
+    assert [op.path_in_repo for op in operations] == [op.path_in_repo for op in hub_operations(out)]
