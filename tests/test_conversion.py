@@ -176,3 +176,40 @@ def test_push_to_hub_makes_exactly_one_commit_of_the_folder(tmp_path):
         "README.md", "config.json", "conversion.json", "model.safetensors", "preprocessor_config.json",
     ]
     assert [op.path_in_repo for op in operations] == [op.path_in_repo for op in hub_operations(out)]
+
+
+REMOTE_LOADER = """
+import sys
+sys.modules["hf_maskedav"] = None  # the package must not be needed (any import of it fails)
+import torch
+from safetensors.torch import load_file
+from transformers import AutoFeatureExtractor, AutoModelForPreTraining
+folder, io_path = sys.argv[1], sys.argv[2]
+model = AutoModelForPreTraining.from_pretrained(folder, trust_remote_code=True).eval()
+assert not type(model).__module__.startswith("hf_maskedav"), type(model).__module__
+AutoFeatureExtractor.from_pretrained(folder, trust_remote_code=True)
+io = load_file(io_path)
+with torch.no_grad():
+    print(repr(model(io["input_values"], noise=io["noise"]).loss.item()))
+"""
+
+
+def test_remote_code_export_loads_without_the_package(tmp_path):
+    import subprocess
+    import sys
+
+    from safetensors.torch import load_file
+
+    folder = _audiomae_fixture()
+    out = convert(
+        SCRIPTS["convert_audiomae"].SPEC,
+        ["--official_kwargs", str(folder / "fixture.json"), "--export_remote_code", "--output_dir", str(tmp_path / "o")],
+    )
+    env = dict(os.environ, HF_MODULES_CACHE=str(tmp_path / "modules"), HF_HUB_OFFLINE="1")
+    result = subprocess.run(
+        [sys.executable, "-c", REMOTE_LOADER, str(out), str(folder / "io.safetensors")],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    official_loss = load_file(str(folder / "io.safetensors"))["loss"].item()
+    assert abs(float(result.stdout.strip().splitlines()[-1]) - official_loss) < 1e-5

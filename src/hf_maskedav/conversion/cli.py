@@ -234,6 +234,12 @@ def build_parser(spec: ConversionSpec) -> argparse.ArgumentParser:
     parser.add_argument("--verify", action="store_true", help="compare the converted model with official outputs")
     parser.add_argument("--reference", help="folder with fixture.json + io.safetensors made by the official code")
     parser.add_argument("--labels_csv", help="CSV with index,mid,display_name rows (AudioSet class_labels_indices.csv)")
+    parser.add_argument(
+        "--export_remote_code",
+        action="store_true",
+        help="also write the modelling code into the folder, so that from_pretrained(..., trust_remote_code=True) "
+        "works where hf_maskedav is not installed",
+    )
     parser.add_argument("--push_to_hub", metavar="REPO_ID")
     parser.add_argument("--private", action="store_true")
     parser.add_argument("--revision")
@@ -325,7 +331,13 @@ def convert(spec: ConversionSpec, argv=None) -> Path:
     output.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(output)
     processor_kwargs = dict(preset.processor) if preset else {}
-    spec.build_processor(model.config, processor_kwargs).save_pretrained(output)
+    processor = spec.build_processor(model.config, processor_kwargs)
+    processor.save_pretrained(output)
+    if args.export_remote_code:
+        from .remote_code import export_remote_code
+
+        files = export_remote_code(output, model, processor)
+        print(f"exported remote code: {len(files)} files")
     card = render_model_card(spec, preset, task, verification, source, args.push_to_hub or output.name)
     card.save(output / "README.md")
     (output / "conversion.json").write_text(
