@@ -12,6 +12,13 @@ from .models.audiomae import (
     AudioMAEModel,
     AudioMAEPreTrainedModel,
 )
+from .models.mavil import (
+    MAViLConfig,
+    MAViLForAudioVisualClassification,
+    MAViLForPreTraining,
+    MAViLModel,
+    MAViLPreTrainedModel,
+)
 from .registration import register_auto_classes
 from .version import __version__
 
@@ -24,5 +31,10 @@ __all__ = [
     "AudioMAEForPreTraining",
     "AudioMAEModel",
     "AudioMAEPreTrainedModel",
+    "MAViLConfig",
+    "MAViLForAudioVisualClassification",
+    "MAViLForPreTraining",
+    "MAViLModel",
+    "MAViLPreTrainedModel",
     "__version__",
 ]

@@ -1,0 +1,7 @@
+from .configuration_mavil import MAViLConfig
+from .modeling_mavil import (
+    MAViLForAudioVisualClassification,
+    MAViLForPreTraining,
+    MAViLModel,
+    MAViLPreTrainedModel,
+)
