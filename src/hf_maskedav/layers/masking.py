@@ -180,7 +180,13 @@ def cube_masking(
     max_aspect: float | None = None,
     rng: random.Random | None = None,
 ) -> torch.Tensor:
-    """Space-time cube masking (MaskFeat video): blocks with a random temporal extent. Returns ``[T, H, W]`` bool."""
+    """Space-time cube masking (MaskFeat video): blocks with a random temporal extent. Returns ``[T, H, W]`` bool.
+
+    Same random draws as SlowFast's ``MaskingGenerator3D``: the spatial area is drawn from
+    ``[min_num_patches, max_num_patches]`` (``max_num_patches`` bounds the *area of one frame's rectangle*), the
+    temporal extent from ``randint(1, T)``, and a cube is accepted when it adds between 1 and the number of cells
+    still missing (unlike the 2-D generator, that budget is not capped by ``max_num_patches``).
+    """
     rng = rng or random.Random()
     frames, height, width = mask_window_size
     max_num_patches = num_masking_patches if max_num_patches is None else max_num_patches
@@ -188,7 +194,7 @@ def cube_masking(
     mask = torch.zeros(frames, height, width, dtype=torch.bool)
     count = 0
     while count < num_masking_patches:
-        budget = min(num_masking_patches - count, max_num_patches)
+        budget = num_masking_patches - count
         added = 0
         for _ in range(100):
             h, w = _random_block(rng, min_num_patches, max_num_patches, log_aspect)

@@ -1,0 +1,61 @@
+"""Plain ViT encoder for MaskFeat (official SlowFast ``MViT`` with no pooling = a pre-norm ViT).
+
+With no pooling, SlowFast's ``MultiScaleBlock`` is the standard ViT block: a fused ``qkv`` Linear with bias, ``proj``,
+LayerNorm eps 1e-6, MLP ratio 4 with GELU, no layer scale. It is the package's shared :class:`TransformerLayer`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ...layers import TransformerLayer
+from .configuration_maskfeat import MaskFeatConfig
+
+Grid = tuple[int, int, int]
+
+
+class ViTEncoder(nn.Module):
+    """A stack of pre-norm ViT layers; the token grid never changes."""
+
+    def __init__(self, config: MaskFeatConfig, num_layers: int | None = None):
+        super().__init__()
+        num_layers = config.num_hidden_layers if num_layers is None else num_layers
+        drop_path = torch.linspace(0, config.drop_path_rate, config.num_hidden_layers).tolist()
+        self.layers = nn.ModuleList(
+            TransformerLayer(
+                config,
+                config.hidden_size,
+                config.num_attention_heads,
+                int(config.hidden_size * config.mlp_ratio),
+                qkv_bias="qkv" if config.qkv_bias else "none",
+                layer_norm_eps=config.layer_norm_eps,
+                hidden_act=config.hidden_act,
+                drop_path=drop_path[i],
+                dropout=config.hidden_dropout_prob,
+            )
+            for i in range(num_layers)
+        )
+        self.output_size = config.hidden_size
+        self.gradient_checkpointing = False
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        grid: Grid,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ):
+        """``[N, 1 + L, D]`` tokens -> ``(tokens, grid, all_hidden_states, all_attentions)``."""
+        all_hidden = (hidden_states,) if output_hidden_states else None
+        all_attentions = () if output_attentions else None
+        for layer in self.layers:
+            hidden_states, attn_weights = layer(hidden_states, None, output_attentions)
+            if output_hidden_states:
+                all_hidden = all_hidden + (hidden_states,)
+            if output_attentions:
+                all_attentions = all_attentions + (attn_weights,)
+        return hidden_states, grid, all_hidden, all_attentions
+
+
+__all__ = ["ViTEncoder"]
