@@ -20,7 +20,6 @@ from transformers.utils import ModelOutput
 from ...layers import (
     FixedPositionTable,
     PatchEmbed2D,
-    SelfAttention,
     ShiftedWindowLayer,
     TransformerLayer,
     audiomae_position_table,
@@ -33,8 +32,7 @@ from ...layers import (
     run_layers,
     time_frequency_masking,
 )
-from ...layers.window_attention import WindowCosineAttention, relative_log_coordinates, shifted_window_mask
-from ...modeling_utils import classification_loss
+from ...modeling_utils import classification_loss, init_mae_weights
 from .configuration_audiomae import AudioMAEConfig
 
 
@@ -140,35 +138,12 @@ class AudioMAEPreTrainedModel(PreTrainedModel):
     @torch.no_grad()
     def _init_weights(self, module):
         """Official MAE initialisation; fixed tables and window buffers are (re)built here."""
-        std = self.config.initializer_range
-        if isinstance(module, nn.Linear):
-            init.xavier_uniform_(module.weight)
-            if module.bias is not None:
-                init.zeros_(module.bias)
-        elif isinstance(module, nn.Conv2d):
-            # xavier_uniform on the [D, C*p*p] view, as the official patch embedding
-            fan_out, fan_in = module.weight.shape[0], module.weight[0].numel()
-            bound = (6.0 / (fan_in + fan_out)) ** 0.5
-            init.uniform_(module.weight, -bound, bound)
-            if module.bias is not None:
-                init.zeros_(module.bias)
-        elif isinstance(module, nn.LayerNorm):
-            init.ones_(module.weight)
-            init.zeros_(module.bias)
-        elif isinstance(module, AudioMAEEmbeddings):
-            init.normal_(module.cls_token, std=std)
+        if init_mae_weights(module):
+            return
+        if isinstance(module, AudioMAEEmbeddings):
+            init.normal_(module.cls_token, std=self.config.initializer_range)
         elif isinstance(module, AudioMAEDecoder):
-            init.normal_(module.mask_token, std=std)
-        elif isinstance(module, FixedPositionTable):
-            init.copy_(module.table, module.build())
-        elif isinstance(module, WindowCosineAttention):
-            init.ones_(module.tau)
-            init.copy_(module.relative_coordinates_log, relative_log_coordinates(module.window_size))
-        elif isinstance(module, ShiftedWindowLayer) and module.attn_mask is not None:
-            init.copy_(module.attn_mask, shifted_window_mask(module.grid, module.window_size, module.shift_size))
-        elif isinstance(module, SelfAttention) and module.q_bias is not None:
-            init.zeros_(module.q_bias)
-            init.zeros_(module.v_bias)
+            init.normal_(module.mask_token, std=self.config.initializer_range)
 
 
 class AudioMAEModel(AudioMAEPreTrainedModel):
