@@ -19,6 +19,17 @@ from .models.mavil import (
     MAViLModel,
     MAViLPreTrainedModel,
 )
+from .models.maskfeat import (
+    MaskFeatConfig,
+    MaskFeatForImageClassification,
+    MaskFeatForPreTraining,
+    MaskFeatForVideoClassification,
+    MaskFeatImageProcessor,
+    MaskFeatMaskGenerator,
+    MaskFeatModel,
+    MaskFeatPreTrainedModel,
+    MaskFeatVideoProcessor,
+)
 from .registration import register_auto_classes
 from .version import __version__
 
@@ -36,5 +47,14 @@ __all__ = [
     "MAViLForPreTraining",
     "MAViLModel",
     "MAViLPreTrainedModel",
+    "MaskFeatConfig",
+    "MaskFeatForImageClassification",
+    "MaskFeatForPreTraining",
+    "MaskFeatForVideoClassification",
+    "MaskFeatImageProcessor",
+    "MaskFeatMaskGenerator",
+    "MaskFeatModel",
+    "MaskFeatPreTrainedModel",
+    "MaskFeatVideoProcessor",
     "__version__",
 ]

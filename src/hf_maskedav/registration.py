@@ -31,4 +31,64 @@ def register_auto_classes() -> None:
     AutoModelForPreTraining.register(AudioMAEConfig, AudioMAEForPreTraining)
     AutoModelForAudioClassification.register(AudioMAEConfig, AudioMAEForAudioClassification)
     AutoFeatureExtractor.register(AudioMAEConfig, AudioMAEFeatureExtractor)
+    _register_maskfeat()
+    _register_mavil()
     _REGISTERED = True
+
+
+def _register_maskfeat() -> None:
+    from transformers import (
+        AutoImageProcessor,
+        AutoModelForImageClassification,
+        AutoModelForVideoClassification,
+        AutoVideoProcessor,
+    )
+
+    from .models.maskfeat import (
+        MaskFeatConfig,
+        MaskFeatForImageClassification,
+        MaskFeatForPreTraining,
+        MaskFeatForVideoClassification,
+        MaskFeatImageProcessor,
+        MaskFeatModel,
+        MaskFeatVideoProcessor,
+    )
+
+    AutoConfig.register(MaskFeatConfig.model_type, MaskFeatConfig)
+    AutoModel.register(MaskFeatConfig, MaskFeatModel)
+    AutoModelForPreTraining.register(MaskFeatConfig, MaskFeatForPreTraining)
+    AutoModelForImageClassification.register(MaskFeatConfig, MaskFeatForImageClassification)
+    AutoModelForVideoClassification.register(MaskFeatConfig, MaskFeatForVideoClassification)
+    AutoImageProcessor.register(MaskFeatConfig, image_processor_classes={"torchvision": MaskFeatImageProcessor})
+    AutoVideoProcessor.register(MaskFeatConfig, MaskFeatVideoProcessor)
+
+
+def _register_mavil() -> None:
+    from transformers import (
+        AutoModelForVideoClassification,
+        AutoProcessor,
+        AutoVideoProcessor,
+    )
+
+    from .models.audiomae import AudioMAEFeatureExtractor
+    from .models.mavil import (
+        MAViLConfig,
+        MAViLForAudioVisualClassification,
+        MAViLForPreTraining,
+        MAViLModel,
+        MAViLProcessor,
+        MAViLVideoProcessor,
+    )
+    from .pipelines import AutoModelForAudioVisualClassification, register_pipeline
+
+    AutoConfig.register(MAViLConfig.model_type, MAViLConfig)
+    AutoModel.register(MAViLConfig, MAViLModel)
+    AutoModelForPreTraining.register(MAViLConfig, MAViLForPreTraining)
+    # one classification model for the three tasks: its audio / video / audio+visual heads
+    AutoModelForAudioClassification.register(MAViLConfig, MAViLForAudioVisualClassification)
+    AutoModelForVideoClassification.register(MAViLConfig, MAViLForAudioVisualClassification)
+    AutoModelForAudioVisualClassification.register(MAViLConfig, MAViLForAudioVisualClassification)
+    AutoFeatureExtractor.register(MAViLConfig, AudioMAEFeatureExtractor)
+    AutoVideoProcessor.register(MAViLConfig, MAViLVideoProcessor)
+    AutoProcessor.register(MAViLConfig, MAViLProcessor)
+    register_pipeline()

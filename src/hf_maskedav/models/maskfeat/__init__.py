@@ -7,3 +7,5 @@ from .modeling_maskfeat import (
     MaskFeatModel,
     MaskFeatPreTrainedModel,
 )
+from .image_processing_maskfeat import MaskFeatImageProcessor
+from .video_processing_maskfeat import MaskFeatVideoProcessor
