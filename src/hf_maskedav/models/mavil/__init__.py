@@ -5,3 +5,5 @@ from .modeling_mavil import (
     MAViLModel,
     MAViLPreTrainedModel,
 )
+from .processing_mavil import MAViLProcessor
+from .video_processing_mavil import MAViLVideoProcessor
