@@ -30,6 +30,22 @@ from .models.maskfeat import (
     MaskFeatPreTrainedModel,
     MaskFeatVideoProcessor,
 )
+from .models.mae_st import (
+    MAESTConfig,
+    MAESTForPreTraining,
+    MAESTForVideoClassification,
+    MAESTModel,
+    MAESTPreTrainedModel,
+    MAESTVideoProcessor,
+)
+from .models.videomae import (
+    MaskedAVVideoMAEConfig,
+    MaskedAVVideoMAEForPreTraining,
+    MaskedAVVideoMAEForVideoClassification,
+    MaskedAVVideoMAEModel,
+    MaskedAVVideoMAEPreTrainedModel,
+    MaskedAVVideoMAEVideoProcessor,
+)
 from .registration import register_auto_classes
 from .version import __version__
 
@@ -56,5 +72,17 @@ __all__ = [
     "MaskFeatModel",
     "MaskFeatPreTrainedModel",
     "MaskFeatVideoProcessor",
+    "MAESTConfig",
+    "MAESTForPreTraining",
+    "MAESTForVideoClassification",
+    "MAESTModel",
+    "MAESTPreTrainedModel",
+    "MAESTVideoProcessor",
+    "MaskedAVVideoMAEConfig",
+    "MaskedAVVideoMAEForPreTraining",
+    "MaskedAVVideoMAEForVideoClassification",
+    "MaskedAVVideoMAEModel",
+    "MaskedAVVideoMAEPreTrainedModel",
+    "MaskedAVVideoMAEVideoProcessor",
     "__version__",
 ]

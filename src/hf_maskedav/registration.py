@@ -33,6 +33,7 @@ def register_auto_classes() -> None:
     AutoFeatureExtractor.register(AudioMAEConfig, AudioMAEFeatureExtractor)
     _register_maskfeat()
     _register_mavil()
+    _register_video_mae_families()
     _REGISTERED = True
 
 
@@ -92,3 +93,28 @@ def _register_mavil() -> None:
     AutoVideoProcessor.register(MAViLConfig, MAViLVideoProcessor)
     AutoProcessor.register(MAViLConfig, MAViLProcessor)
     register_pipeline()
+
+
+def _register_video_mae_families() -> None:
+    """VideoMAE and MAE-ST: configs, models, video processors (``pipeline("video-classification")`` works)."""
+    from transformers import AutoModelForVideoClassification, AutoVideoProcessor
+
+    from .models.mae_st import MAESTConfig, MAESTForPreTraining, MAESTForVideoClassification, MAESTModel, MAESTVideoProcessor
+    from .models.videomae import (
+        MaskedAVVideoMAEConfig,
+        MaskedAVVideoMAEForPreTraining,
+        MaskedAVVideoMAEForVideoClassification,
+        MaskedAVVideoMAEModel,
+        MaskedAVVideoMAEVideoProcessor,
+    )
+
+    for config, base, pretraining, classification, processor in (
+        (MaskedAVVideoMAEConfig, MaskedAVVideoMAEModel, MaskedAVVideoMAEForPreTraining,
+         MaskedAVVideoMAEForVideoClassification, MaskedAVVideoMAEVideoProcessor),
+        (MAESTConfig, MAESTModel, MAESTForPreTraining, MAESTForVideoClassification, MAESTVideoProcessor),
+    ):
+        AutoConfig.register(config.model_type, config)
+        AutoModel.register(config, base)
+        AutoModelForPreTraining.register(config, pretraining)
+        AutoModelForVideoClassification.register(config, classification)
+        AutoVideoProcessor.register(config, processor)

@@ -116,9 +116,11 @@ class SeparableSpaceTimePositionEmbedding(nn.Module):
     def forward(self, num_frames: int | None = None, grid_hw: tuple[int, int] | None = None) -> torch.Tensor:
         """Returns ``[1, T*S, D]`` (patch positions only, time-major), interpolated when the grid differs."""
         spatial, temporal = self.spatial, self.temporal
-        if grid_hw is not None and grid_hw[0] * grid_hw[1] != self.num_spatial:
-            side = int(math.isqrt(self.num_spatial))
-            if side * side != self.num_spatial:
+        side = int(math.isqrt(self.num_spatial))
+        square = side * side == self.num_spatial
+        # A square table must be resized for any other grid, even one with the same number of cells (e.g. 2x8 vs 4x4).
+        if grid_hw is not None and (tuple(grid_hw) != (side, side) if square else grid_hw[0] * grid_hw[1] != self.num_spatial):
+            if not square:
                 raise ValueError(
                     f"cannot interpolate a non-square spatial position table of {self.num_spatial} entries to {grid_hw}"
                 )

@@ -1,0 +1,193 @@
+"""Official MAE-ST checkpoints (facebookresearch/mae_st and facebookresearch/SlowFast) -> hf_maskedav MAE-ST.
+
+Two layouts exist:
+
+* mae_st ``.pth``: ``{"model": state_dict}`` (the loaders fall back to ``"model_state"``); attention has **separate**
+  ``attn.q``/``attn.k``/``attn.v`` Linear layers, which are fused here. Pretraining checkpoints carry the decoder
+  (``decoder_embed``, ``mask_token``, ``decoder_cls_token``, ``decoder_pos_embed_*``, ``decoder_blocks``,
+  ``decoder_norm``, ``decoder_pred``) -> :class:`MAESTForPreTraining`; fine-tuned ones a ``head``
+  -> :class:`MAESTForVideoClassification`.
+* PySlowFast ``.pyth``: ``{"model_state": state_dict, "cfg": ...}``; the same encoder names with a **fused**
+  ``attn.qkv``. Its MaskMViT decoder (``pred_head.*``, a non-separable ``decoder_pos_embed``, the encoder's cls token
+  fed to the decoder, ``frames[:, :, ::2]`` targets) is a different design from mae_st's, so SlowFast pretraining
+  checkpoints convert into the encoder (:class:`MAESTModel`, then fine-tune), with the decoder keys dropped
+  explicitly. A SlowFast fine-tuned classifier's ``head.projection`` maps onto our head.
+
+In both, the encoder's final ``norm`` maps onto ``mae_st.norm``: the pretraining model applies it to every token,
+the classifier to the pooled vector (as the official fine-tuning model, which loads the pretrained ``norm`` there).
+
+Strict accounting: any key nobody maps, a model key left empty or a shape mismatch raises
+:class:`~hf_maskedav.conversion.UnmappedKeysError`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+
+import torch
+
+from ..models.mae_st import MAESTConfig, MAESTForPreTraining
+from .utils import KeyTable, load_official_checkpoint, unwrap_state_dict
+
+# mae_st writes "model"; PySlowFast writes "model_state" (mae_st's own loaders fall back to it).
+OFFICIAL_CONTAINERS = ("model", "model_state")
+
+# Keys of a pretraining decoder, dropped on purpose when converting into an encoder-only model.
+DECODER_PREFIXES = ("decoder_", "dec_pos_embed", "mask_token", "pred_head.")
+
+_BLOCK = {"norm1": "norm1", "norm2": "norm2", "attn.qkv": "attention.qkv_proj", "attn.proj": "attention.o_proj",
+          "mlp.fc1": "mlp.fc1", "mlp.fc2": "mlp.fc2"}
+
+
+def config_from_official_kwargs(kwargs: Mapping, **overrides) -> MAESTConfig:
+    """Our config from the official constructor's keyword arguments (``models_mae.MaskedAutoencoderViT`` or
+    ``models_vit.VisionTransformer``). LayerNorm eps is 1e-6, as in every official factory function.
+
+    Raises:
+        NotImplementedError: ``sep_pos_embed=False`` or ``cls_embed=False`` (the official scripts force both on, so
+            no released model uses them), or non-square frames.
+    """
+    for flag in ("sep_pos_embed", "cls_embed"):
+        if not kwargs.get(flag, True):
+            raise NotImplementedError(
+                f"{flag}=False is not supported: main_pretrain.py/main_finetune.py force {flag}=True, and every "
+                "released MAE-ST uses it"
+            )
+    image_size = kwargs.get("img_size", 224)
+    if isinstance(image_size, (list, tuple)):
+        if image_size[0] != image_size[1]:
+            raise NotImplementedError(f"non-square frames {image_size} are not supported (the official loss asserts H == W)")
+        image_size = image_size[0]
+    dim = kwargs.get("embed_dim", 1024)
+    mlp_ratio = kwargs.get("mlp_ratio", 4.0)
+    fields = dict(
+        image_size=image_size,
+        patch_size=kwargs.get("patch_size", 16),
+        num_channels=kwargs.get("in_chans", 3),
+        num_frames=kwargs.get("num_frames", 16),
+        tubelet_size=kwargs.get("t_patch_size", 2),
+        hidden_size=dim,
+        num_hidden_layers=kwargs.get("depth", 24),
+        num_attention_heads=kwargs.get("num_heads", 16),
+        intermediate_size=int(dim * mlp_ratio),
+        qkv_bias=not kwargs.get("no_qkv_bias", False),
+        layer_norm_eps=1e-6,
+        hidden_dropout_prob=kwargs.get("drop_rate", 0.0),
+        attention_probs_dropout_prob=kwargs.get("attn_drop_rate", 0.0),
+        drop_path_rate=kwargs.get("drop_path_rate", 0.0),
+    )
+    if "decoder_embed_dim" in kwargs:
+        dec_dim = kwargs["decoder_embed_dim"]
+        fields.update(
+            decoder_hidden_size=dec_dim,
+            decoder_num_hidden_layers=kwargs.get("decoder_depth", 8),
+            decoder_num_attention_heads=kwargs.get("decoder_num_heads", 16),
+            decoder_intermediate_size=int(dec_dim * mlp_ratio),
+            pred_t_dim=kwargs.get("pred_t_dim", 8),
+            norm_pix_loss=kwargs.get("norm_pix_loss", False),
+        )
+    else:
+        # The classifier has no decoder: pick a pred_t_dim valid for its clip (one predicted frame per token).
+        fields["pred_t_dim"] = fields["num_frames"] // fields["tubelet_size"]
+    if "num_classes" in kwargs:
+        fields["num_labels"] = kwargs["num_classes"]
+        fields["classifier_dropout"] = kwargs.get("dropout", 0.5)
+    fields.update(overrides)
+    return MAESTConfig(**fields)
+
+
+_SEPARATE_QKV = re.compile(r"^(.*)attn\.([qkv])\.(weight|bias)$")
+
+
+def fuse_separate_qkv(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """mae_st's ``attn.q``/``attn.k``/``attn.v`` -> one ``attn.qkv`` (rows q, k, v: SlowFast's fused layout)."""
+    out, groups = {}, {}
+    for key, tensor in state_dict.items():
+        match = _SEPARATE_QKV.match(key)
+        if match is None:
+            out[key] = tensor
+        else:
+            prefix, name, param = match.groups()
+            groups.setdefault((prefix, param), {})[name] = tensor
+    for (prefix, param), parts in sorted(groups.items()):
+        if set(parts) != {"q", "k", "v"}:
+            raise ValueError(f"{prefix}attn: q, k and v must all have a {param}, found only {sorted(parts)}")
+        out[f"{prefix}attn.qkv.{param}"] = torch.cat([parts["q"], parts["k"], parts["v"]], dim=0)
+    return out
+
+
+def key_table(config: MAESTConfig) -> KeyTable:
+    """Official key (after :func:`fuse_separate_qkv`) -> our key, for mae_st and SlowFast names."""
+    rules = {
+        "cls_token": "mae_st.embeddings.cls_token",
+        "pos_embed_spatial": "mae_st.embeddings.position_embeddings.spatial",
+        "pos_embed_temporal": "mae_st.embeddings.position_embeddings.temporal",
+        "pos_embed_class": "mae_st.embeddings.position_embeddings.cls",
+        "mask_token": "decoder.mask_token",
+        "decoder_cls_token": "decoder.cls_token",
+        "decoder_pos_embed_spatial": "decoder.position_embeddings.spatial",
+        "decoder_pos_embed_temporal": "decoder.position_embeddings.temporal",
+        "decoder_pos_embed_class": "decoder.position_embeddings.cls",
+    }
+    for param in ("weight", "bias"):
+        rules[f"patch_embed.proj.{param}"] = f"mae_st.embeddings.patch_embed.proj.{param}"
+        rules[f"norm.{param}"] = f"mae_st.norm.{param}"
+        rules[f"head.{param}"] = f"classifier.{param}"
+        rules[f"head.projection.{param}"] = f"classifier.{param}"  # SlowFast TransformerBasicHead
+        rules[f"decoder_embed.{param}"] = f"decoder.decoder_embed.{param}"
+        rules[f"decoder_norm.{param}"] = f"decoder.norm.{param}"
+        rules[f"decoder_pred.{param}"] = f"decoder.pred.{param}"
+        for src, dst in _BLOCK.items():
+            rules[f"blocks.{{}}.{src}.{param}"] = f"mae_st.layers.{{}}.{dst}.{param}"
+            rules[f"decoder_blocks.{{}}.{src}.{param}"] = f"decoder.layers.{{}}.{dst}.{param}"
+    return KeyTable(rules)
+
+
+def is_slowfast_decoder(state_dict: Mapping[str, torch.Tensor]) -> bool:
+    """True for a PySlowFast MaskMViT pretraining state dict (its decoder is not mae_st's)."""
+    return any(k.startswith(("pred_head.", "dec_pos_embed")) or k == "decoder_pos_embed" for k in state_dict)
+
+
+def convert_state_dict(state_dict: Mapping[str, torch.Tensor], model) -> dict[str, torch.Tensor]:
+    """Map an official state dict (mae_st or SlowFast) onto ``model`` (any of our MAE-ST classes), strictly.
+
+    Decoder keys are dropped deliberately when ``model`` has no decoder (encoder or classifier).
+    """
+    state_dict = dict(state_dict)
+    if isinstance(model, MAESTForPreTraining):
+        if is_slowfast_decoder(state_dict):
+            raise NotImplementedError(
+                "this is a PySlowFast MaskMViT pretraining checkpoint: its decoder (pred_head, non-separable "
+                "decoder_pos_embed, encoder cls token fed to the decoder, frames[:, :, ::2] targets) differs from "
+                "mae_st's. Convert it into MAESTModel (the encoder) and fine-tune from there."
+            )
+    else:
+        state_dict = {k: v for k, v in state_dict.items() if not k.startswith(DECODER_PREFIXES)}
+    return key_table(model.config).convert(fuse_separate_qkv(state_dict), model)
+
+
+def load_official_into(model, state_dict: Mapping[str, torch.Tensor]):
+    """Convert and load an official state dict into ``model`` (strict); returns the model."""
+    model.load_state_dict(convert_state_dict(state_dict, model), strict=True)
+    return model
+
+
+def load_official_checkpoint_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The state dict of an official ``.pth``/``.pyth`` (container ``model`` or ``model_state``), loaded with
+    ``weights_only=True``."""
+    return unwrap_state_dict(load_official_checkpoint(path), containers=OFFICIAL_CONTAINERS)
+
+
+__all__ = [
+    "DECODER_PREFIXES",
+    "OFFICIAL_CONTAINERS",
+    "config_from_official_kwargs",
+    "convert_state_dict",
+    "fuse_separate_qkv",
+    "is_slowfast_decoder",
+    "key_table",
+    "load_official_checkpoint_file",
+    "load_official_into",
+]

@@ -1,0 +1,365 @@
+"""VideoMAE checkpoints -> hf_maskedav VideoMAE, from the official code and from transformers' VideoMAE.
+
+Official checkpoints (MCG-NJU/VideoMAE, Google-Drive ``.pth``):
+
+* pretraining: ``{"model": state_dict}`` with ``encoder.*``, ``encoder_to_decoder.weight``, ``mask_token``,
+  ``decoder.*`` keys -> :class:`MaskedAVVideoMAEForPreTraining`;
+* fine-tuned: ``{"module": state_dict}`` (DeepSpeed) with ``patch_embed.*``, ``blocks.*``, ``fc_norm.*``, ``head.*``
+  -> :class:`MaskedAVVideoMAEForVideoClassification`.
+
+Attention keeps the official layout (fused ``qkv.weight`` without bias, ``q_bias``, ``v_bias``). The fixed sinusoid
+tables are never in these checkpoints; our models rebuild them.
+
+transformers' VideoMAE (the Hub's ``MCG-NJU/videomae-*`` repos, or a model in memory): separate ``query``/``key``/
+``value`` weights are fused, ``q_bias``/``v_bias`` (on-disk names) or ``query.bias``/``value.bias`` (in-memory names)
+become our ``q_bias``/``v_bias``, and :func:`config_from_transformers` copies the config's quirks (LayerNorm eps
+1e-12 in the blocks but 1e-5 in ``decoder.norm``/``fc_norm``, the final encoder norm only without mean pooling,
+ImageNet un-normalisation of the target).
+
+Every conversion is strict: an official key nobody maps, a model key left empty or a shape mismatch raises
+:class:`~hf_maskedav.conversion.UnmappedKeysError` listing all of them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+
+from ..models.videomae import (
+    MaskedAVVideoMAEConfig,
+    MaskedAVVideoMAEForPreTraining,
+    MaskedAVVideoMAEForVideoClassification,
+    MaskedAVVideoMAEModel,
+)
+from .utils import KeyTable, load_official_checkpoint, unwrap_state_dict
+
+# Official VideoMAE containers: pretraining saves "model", DeepSpeed fine-tuning "module".
+OFFICIAL_CONTAINERS = ("model", "module")
+
+_BLOCK = {
+    "norm1": "norm1",
+    "norm2": "norm2",
+    "attn.proj": "attention.o_proj",
+    "mlp.fc1": "mlp.fc1",
+    "mlp.fc2": "mlp.fc2",
+}
+
+
+def _check_supported(kwargs: Mapping) -> None:
+    if kwargs.get("use_learnable_pos_emb", False):
+        raise NotImplementedError(
+            "use_learnable_pos_emb=True is not supported: every released VideoMAE uses the fixed sinusoid table"
+        )
+    if kwargs.get("init_values", 0.0):
+        raise NotImplementedError(
+            "layer scale (init_values > 0) is not supported: every released VideoMAE uses init_values=0"
+        )
+
+
+def config_from_official_kwargs(kwargs: Mapping, **overrides) -> MaskedAVVideoMAEConfig:
+    """Our config from the official constructor's keyword arguments.
+
+    Args:
+        kwargs: arguments of ``modeling_pretrain.PretrainVisionTransformer`` (``encoder_embed_dim``, ``decoder_depth``
+            ...) or of ``modeling_finetune.VisionTransformer`` (``embed_dim``, ``all_frames``, ``num_classes`` ...).
+        overrides: further config fields.
+
+    The official pretraining model builds its patch embedding without ``num_frames``, so it is always 16 frames.
+    LayerNorms use eps 1e-6 as every registered official model function.
+    """
+    _check_supported(kwargs)
+    pretraining = "encoder_embed_dim" in kwargs
+    prefix = "encoder_" if pretraining else ""
+    dim = kwargs.get(f"{prefix}embed_dim", 768)
+    mlp_ratio = kwargs.get("mlp_ratio", 4.0)
+    fields = dict(
+        image_size=kwargs.get("img_size", 224),
+        patch_size=kwargs.get("patch_size", 16),
+        num_channels=kwargs.get("encoder_in_chans" if pretraining else "in_chans", 3),
+        num_frames=16 if pretraining else kwargs.get("all_frames", 16),
+        tubelet_size=kwargs.get("tubelet_size", 2),
+        hidden_size=dim,
+        num_hidden_layers=kwargs.get(f"{prefix}depth", 12),
+        num_attention_heads=kwargs.get(f"{prefix}num_heads", 12),
+        intermediate_size=int(dim * mlp_ratio),
+        qkv_bias=bool(kwargs.get("qkv_bias", False)),
+        layer_norm_eps=1e-6,
+        hidden_dropout_prob=kwargs.get("drop_rate", 0.0),
+        attention_probs_dropout_prob=kwargs.get("attn_drop_rate", 0.0),
+        drop_path_rate=kwargs.get("drop_path_rate", 0.0),
+    )
+    if kwargs.get("qk_scale") is not None:
+        raise NotImplementedError("qk_scale other than head_dim**-0.5 is not supported (never used officially)")
+    if pretraining:
+        dec_dim = kwargs.get("decoder_embed_dim", 384)
+        fields.update(
+            decoder_hidden_size=dec_dim,
+            decoder_num_hidden_layers=kwargs.get("decoder_depth", 4),
+            decoder_num_attention_heads=kwargs.get("decoder_num_heads", 6),
+            decoder_intermediate_size=int(dec_dim * mlp_ratio),
+        )
+        expected = fields["num_channels"] * fields["tubelet_size"] * fields["patch_size"] ** 2
+        if kwargs.get("decoder_num_classes", expected) != expected:
+            raise ValueError(
+                f"decoder_num_classes={kwargs['decoder_num_classes']} is not channels * tubelet * patch**2 = {expected}"
+            )
+    else:
+        fields.update(
+            num_labels=kwargs.get("num_classes", 1000),
+            use_mean_pooling=kwargs.get("use_mean_pooling", True),
+            classifier_dropout=kwargs.get("fc_drop_rate", 0.0),
+            head_init_scale=kwargs.get("init_scale", 0.001),
+        )
+    fields.update(overrides)
+    return MaskedAVVideoMAEConfig(**fields)
+
+
+def key_table(config: MaskedAVVideoMAEConfig) -> KeyTable:
+    """Official key -> our key, for the pretraining (``encoder.*``) and fine-tuning layouts.
+
+    A leading ``backbone.`` is treated like ``encoder.`` (the official fine-tuning loader strips both).
+    """
+    rules = {
+        "mask_token": "decoder.mask_token",
+        "encoder_to_decoder.weight": "decoder.encoder_to_decoder.weight",
+        "decoder.norm.weight": "decoder.norm.weight",
+        "decoder.norm.bias": "decoder.norm.bias",
+        "decoder.head.weight": "decoder.head.weight",
+        "decoder.head.bias": "decoder.head.bias",
+        "fc_norm.weight": "fc_norm.weight",
+        "fc_norm.bias": "fc_norm.bias",
+        "head.weight": "classifier.weight",
+        "head.bias": "classifier.bias",
+    }
+    for prefix in ("", "encoder.", "backbone."):
+        for param in ("weight", "bias"):
+            rules[f"{prefix}patch_embed.proj.{param}"] = f"videomae.embeddings.patch_embed.proj.{param}"
+            rules[f"{prefix}norm.{param}"] = f"videomae.norm.{param}"
+        rules.update(_block_rules(f"{prefix}blocks.{{}}.", "videomae.layers.{}."))
+    rules.update(_block_rules("decoder.blocks.{}.", "decoder.layers.{}."))
+    return KeyTable(rules)
+
+
+def _block_rules(src: str, dst: str) -> dict[str, str]:
+    rules = {}
+    for name, ours in _BLOCK.items():
+        for param in ("weight", "bias"):
+            rules[f"{src}{name}.{param}"] = f"{dst}{ours}.{param}"
+    rules[f"{src}attn.qkv.weight"] = f"{dst}attention.qkv_proj.weight"
+    rules[f"{src}attn.q_bias"] = f"{dst}attention.q_bias"
+    rules[f"{src}attn.v_bias"] = f"{dst}attention.v_bias"
+    return rules
+
+
+def convert_state_dict(state_dict: Mapping[str, torch.Tensor], model) -> dict[str, torch.Tensor]:
+    """Map an official state dict onto ``model`` (any of our VideoMAE classes) with strict key accounting."""
+    return key_table(model.config).convert(state_dict, model)
+
+
+def load_official_into(model, state_dict: Mapping[str, torch.Tensor]):
+    """Convert and load an official state dict into ``model`` (strict); returns the model."""
+    model.load_state_dict(convert_state_dict(state_dict, model), strict=True)
+    return model
+
+
+def load_official_checkpoint_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The state dict of an official ``.pth`` (container ``model`` or ``module``), loaded with ``weights_only=True``."""
+    return unwrap_state_dict(load_official_checkpoint(path), containers=OFFICIAL_CONTAINERS)
+
+
+# --------------------------------------------------------------------------------------- transformers' VideoMAE
+
+
+def config_from_transformers(hf_config, **overrides) -> MaskedAVVideoMAEConfig:
+    """Our config from a transformers ``VideoMAEConfig`` (or its ``config.json`` dict), keeping its behaviour.
+
+    transformers' VideoMAE: blocks use ``layer_norm_eps`` (1e-12 on the Hub), ``decoder.norm`` and ``fc_norm`` use
+    ``nn.LayerNorm``'s default 1e-5, the encoder has a final norm only with ``use_mean_pooling=False``, and the
+    pretraining target un-normalises with the ImageNet statistics (only for 3 channels).
+    """
+    cfg = hf_config if isinstance(hf_config, Mapping) else hf_config.to_dict()
+    if cfg.get("model_type", "videomae") != "videomae":
+        raise ValueError(f"expected a transformers VideoMAE config (model_type 'videomae'), got {cfg.get('model_type')!r}")
+    patch = cfg.get("patch_size", 16)
+    if isinstance(patch, (list, tuple)):
+        if patch[0] != patch[1]:
+            raise NotImplementedError(f"non-square patches {patch} are not supported")
+        patch = patch[0]
+    channels = cfg.get("num_channels", 3)
+    use_mean_pooling = cfg.get("use_mean_pooling", True)
+    fields = dict(
+        image_size=cfg.get("image_size", 224),
+        patch_size=patch,
+        num_channels=channels,
+        num_frames=cfg.get("num_frames", 16),
+        tubelet_size=cfg.get("tubelet_size", 2),
+        hidden_size=cfg.get("hidden_size", 768),
+        num_hidden_layers=cfg.get("num_hidden_layers", 12),
+        num_attention_heads=cfg.get("num_attention_heads", 12),
+        intermediate_size=cfg.get("intermediate_size", 3072),
+        hidden_act=cfg.get("hidden_act", "gelu"),
+        layer_norm_eps=cfg.get("layer_norm_eps", 1e-12),
+        head_layer_norm_eps=1e-5,
+        qkv_bias=cfg.get("qv_bias", cfg.get("qkv_bias", True)),
+        hidden_dropout_prob=cfg.get("hidden_dropout_prob", 0.0),
+        attention_probs_dropout_prob=cfg.get("attention_probs_dropout_prob", 0.0),
+        initializer_range=cfg.get("initializer_range", 0.02),
+        decoder_hidden_size=cfg.get("decoder_hidden_size", 384),
+        decoder_num_hidden_layers=cfg.get("decoder_num_hidden_layers", 4),
+        decoder_num_attention_heads=cfg.get("decoder_num_attention_heads", 6),
+        decoder_intermediate_size=cfg.get("decoder_intermediate_size", 1536),
+        norm_pix_loss=cfg.get("norm_pix_loss", True),
+        use_mean_pooling=use_mean_pooling,
+        use_final_norm=not use_mean_pooling,
+    )
+    if channels != 3:  # transformers does not un-normalise non-RGB input
+        fields.update(pixel_mean=[0.0] * channels, pixel_std=[1.0] * channels)
+    if cfg.get("id2label"):
+        fields["id2label"] = {int(k): v for k, v in cfg["id2label"].items()}
+    if cfg.get("problem_type") is not None:
+        fields["problem_type"] = cfg["problem_type"]
+    fields.update(overrides)
+    return MaskedAVVideoMAEConfig(**fields)
+
+
+def _fuse_transformers_attention(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Fuse ``query``/``key``/``value`` weights into ``qkv.weight`` and name the biases ``q_bias``/``v_bias``."""
+    out, prefixes = {}, set()
+    for key in state_dict:
+        if ".attention.attention." in key:
+            prefixes.add(key.split(".attention.attention.")[0] + ".attention.attention.")
+    for key, tensor in state_dict.items():
+        if not any(key.startswith(p) for p in prefixes):
+            out[key] = tensor
+    for prefix in sorted(prefixes):
+        names = {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
+        if "key.bias" in names and bool(names["key.bias"].abs().max() > 0):
+            raise ValueError(f"{prefix}key.bias is non-zero, but VideoMAE attention has no key bias")
+        names.pop("key.bias", None)
+        try:
+            out[prefix + "qkv.weight"] = torch.cat([names.pop(f"{n}.weight") for n in ("query", "key", "value")])
+        except KeyError as error:
+            raise ValueError(f"{prefix}: missing attention weight {error}") from error
+        for ours, candidates in (("q_bias", ("q_bias", "query.bias")), ("v_bias", ("v_bias", "value.bias"))):
+            found = [c for c in candidates if c in names]
+            if found:
+                out[prefix + ours] = names.pop(found[0])
+                for extra in found[1:]:
+                    names.pop(extra)
+        for leftover in names:  # left for the key table to report
+            out[prefix + leftover] = names[leftover]
+    return out
+
+
+def transformers_key_table(config: MaskedAVVideoMAEConfig) -> KeyTable:
+    """transformers VideoMAE key (after :func:`_fuse_transformers_attention`) -> our key."""
+    layer = {
+        "layernorm_before": "norm1",
+        "layernorm_after": "norm2",
+        "attention.output.dense": "attention.o_proj",
+        "intermediate.dense": "mlp.fc1",
+        "output.dense": "mlp.fc2",
+    }
+    rules = {
+        "mask_token": "decoder.mask_token",
+        "encoder_to_decoder.weight": "decoder.encoder_to_decoder.weight",
+    }
+    for param in ("weight", "bias"):
+        rules[f"videomae.embeddings.patch_embeddings.projection.{param}"] = f"videomae.embeddings.patch_embed.proj.{param}"
+        rules[f"videomae.layernorm.{param}"] = f"videomae.norm.{param}"
+        rules[f"decoder.norm.{param}"] = f"decoder.norm.{param}"
+        rules[f"decoder.head.{param}"] = f"decoder.head.{param}"
+        rules[f"fc_norm.{param}"] = f"fc_norm.{param}"
+        rules[f"classifier.{param}"] = f"classifier.{param}"
+        for src, dst in (("videomae.encoder.layer.{}.", "videomae.layers.{}."), ("decoder.decoder_layers.{}.", "decoder.layers.{}.")):
+            for name, ours in layer.items():
+                rules[f"{src}{name}.{param}"] = f"{dst}{ours}.{param}"
+    for src, dst in (("videomae.encoder.layer.{}.", "videomae.layers.{}."), ("decoder.decoder_layers.{}.", "decoder.layers.{}.")):
+        rules[f"{src}attention.attention.qkv.weight"] = f"{dst}attention.qkv_proj.weight"
+        rules[f"{src}attention.attention.q_bias"] = f"{dst}attention.q_bias"
+        rules[f"{src}attention.attention.v_bias"] = f"{dst}attention.v_bias"
+    return KeyTable(rules)
+
+
+def convert_transformers_state_dict(state_dict: Mapping[str, torch.Tensor], model) -> dict[str, torch.Tensor]:
+    """Map a transformers VideoMAE state dict (on-disk or in-memory names) onto ``model``, strictly."""
+    state_dict = dict(state_dict)
+    if "videomae.embeddings.patch_embeddings.projection.weight" not in state_dict and any(
+        k.startswith("embeddings.") for k in state_dict
+    ):  # a bare VideoMAEModel saved without prefix
+        state_dict = {f"videomae.{k}": v for k, v in state_dict.items()}
+    return transformers_key_table(model.config).convert(_fuse_transformers_attention(state_dict), model)
+
+
+_ARCHITECTURES = {
+    "VideoMAEModel": MaskedAVVideoMAEModel,
+    "VideoMAEForPreTraining": MaskedAVVideoMAEForPreTraining,
+    "VideoMAEForVideoClassification": MaskedAVVideoMAEForVideoClassification,
+}
+
+
+def _read_transformers_folder(folder: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    config = json.loads((folder / "config.json").read_text())
+    weights = sorted(folder.glob("*.safetensors"))
+    if weights:
+        from safetensors.torch import load_file
+
+        state_dict = {}
+        for file in weights:
+            state_dict.update(load_file(str(file)))
+    elif (folder / "pytorch_model.bin").is_file():
+        state_dict = torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
+    else:
+        raise FileNotFoundError(f"no model.safetensors or pytorch_model.bin in {folder}")
+    return config, state_dict
+
+
+def load_transformers_videomae(source, model_class=None, **config_overrides):
+    """Build our VideoMAE from a checkpoint in transformers' VideoMAE format.
+
+    Args:
+        source: a transformers ``VideoMAEModel``/``VideoMAEForPreTraining``/``VideoMAEForVideoClassification``
+            instance, a folder written by its ``save_pretrained``, or a Hub repo id (e.g.
+            ``"MCG-NJU/videomae-base-finetuned-kinetics"``; downloaded with ``huggingface_hub``).
+        model_class: our class to build; by default the counterpart of the checkpoint's architecture.
+        config_overrides: fields to change in the converted config.
+
+    Returns:
+        The model, in eval mode, with every weight loaded (strict).
+    """
+    if isinstance(source, torch.nn.Module):
+        hf_config, state_dict = source.config.to_dict(), source.state_dict()
+        architecture = type(source).__name__
+    else:
+        folder = Path(source)
+        if not folder.is_dir():
+            from huggingface_hub import snapshot_download
+
+            folder = Path(snapshot_download(str(source), allow_patterns=["config.json", "*.safetensors", "*.bin"]))
+        hf_config, state_dict = _read_transformers_folder(folder)
+        architecture = (hf_config.get("architectures") or ["VideoMAEModel"])[0]
+    if model_class is None:
+        if architecture not in _ARCHITECTURES:
+            raise ValueError(f"unknown VideoMAE architecture {architecture!r}; pass model_class")
+        model_class = _ARCHITECTURES[architecture]
+    model = model_class(config_from_transformers(hf_config, **config_overrides))
+    model.load_state_dict(convert_transformers_state_dict(state_dict, model), strict=True)
+    return model.eval()
+
+
+__all__ = [
+    "OFFICIAL_CONTAINERS",
+    "config_from_official_kwargs",
+    "config_from_transformers",
+    "convert_state_dict",
+    "convert_transformers_state_dict",
+    "key_table",
+    "load_official_checkpoint_file",
+    "load_official_into",
+    "load_transformers_videomae",
+    "transformers_key_table",
+]

@@ -1,0 +1,3 @@
+from .configuration_mae_st import MAESTConfig
+from .modeling_mae_st import MAESTForPreTraining, MAESTForVideoClassification, MAESTModel, MAESTPreTrainedModel
+from .video_processing_mae_st import MAESTVideoProcessor

@@ -1,0 +1,489 @@
+"""VideoMAE: masked autoencoder on video tubelets (Tong et al., "VideoMAE: Masked Autoencoders are Data-Efficient
+Learners for Self-Supervised Video Pre-Training").
+
+Official code: MCG-NJU/VideoMAE (``modeling_pretrain.py``, ``modeling_finetune.py``, ``engine_for_pretraining.py``).
+Shapes in comments: N = batch, T/H/W = frames/height/width, T'/H'/W' = token grid, L = T'*H'*W' tokens ordered
+(t, h, w), K = visible tokens, M = masked tokens, D/Dd = encoder/decoder width, t x p x p = tubelet.
+
+Quirks kept for parity (each checked by the official fixtures):
+
+* the position table is a fixed 1-D sinusoid over the flattened token index, channels interleaved sin/cos, never
+  stored in a checkpoint;
+* attention has learned ``q_bias`` and ``v_bias`` and no key bias;
+* no cls token; the decoder sees ``[visible..., masked...]`` (not unshuffled) and predicts the masked tokens only;
+* the target un-normalises the input and normalises each tubelet **per channel** with the eps on the std;
+* ``encoder_to_decoder`` has no bias.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.modeling_outputs import ImageClassifierOutput
+from transformers.utils import ModelOutput
+
+from ...layers import (
+    FixedPositionTable,
+    SelfAttention,
+    TransformerLayer,
+    TubeletEmbed3D,
+    gather_tokens,
+    ids_from_bool_mask,
+    normalize_per_patch_channel,
+    patchify_3d,
+    run_layers,
+    sinusoid_1d_table,
+)
+from ...modeling_utils import classification_loss
+from .configuration_videomae import MaskedAVVideoMAEConfig
+
+
+@dataclass
+class MaskedAVVideoMAEModelOutput(ModelOutput):
+    """
+    Args:
+        last_hidden_state: ``[N, K, D]`` encoder output of the visible tokens in ascending token order (all ``L``
+            tokens when nothing is masked).
+        mask: ``[N, L]`` 1 for masked tokens (all zeros without masking).
+        ids_restore: ``[N, L]`` permutation putting ``[visible, masked]`` tokens back in token order (``None``
+            without masking).
+        hidden_states, attentions: per-layer outputs when requested.
+    """
+
+    last_hidden_state: torch.FloatTensor | None = None
+    mask: torch.FloatTensor | None = None
+    ids_restore: torch.LongTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+@dataclass
+class MaskedAVVideoMAEForPreTrainingOutput(ModelOutput):
+    """
+    Args:
+        loss: MSE between the predictions and the (normalised) pixels of the masked tubelets.
+        logits: ``[N, M, t*p*p*C]`` predictions for the masked tokens in ascending token order, values ordered
+            (frame, row, column, channel).
+        mask: ``[N, L]`` 1 for masked tokens.
+        last_hidden_state: ``[N, K, D]`` encoder output of the visible tokens.
+        hidden_states, attentions: encoder per-layer outputs when requested.
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    mask: torch.FloatTensor | None = None
+    last_hidden_state: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+def videomae_position_table(
+    embed_dim: int, base_grid: tuple[int, int, int], mode: str, grid_t: int, grid_h: int, grid_w: int
+) -> torch.Tensor:
+    """The ``[t*h*w, D]`` fixed table for a token grid.
+
+    For the configured ``base_grid`` it is the official 1-D sinusoid over the flattened index (MCG-NJU/VideoMAE
+    ``get_sinusoid_encoding_table``). For another grid, ``mode="regenerate"`` builds the 1-D table for the new token
+    count (what the official fine-tuning code does for other clip sizes) and ``mode="trilinear"`` resizes the
+    configured table over the (t, h, w) grid.
+    """
+    grid = (grid_t, grid_h, grid_w)
+    if mode == "regenerate" or grid == tuple(base_grid):
+        return sinusoid_1d_table(grid_t * grid_h * grid_w, embed_dim)
+    if mode != "trilinear":
+        raise ValueError(f"position_interpolation must be 'regenerate' or 'trilinear', got {mode!r}")
+    bt, bh, bw = base_grid
+    base = sinusoid_1d_table(bt * bh * bw, embed_dim).double()
+    base = base.reshape(1, bt, bh, bw, embed_dim).permute(0, 4, 1, 2, 3)  # [1, D, T', H', W']
+    resized = nn.functional.interpolate(base, size=grid, mode="trilinear", align_corners=False)
+    return resized.permute(0, 2, 3, 4, 1).reshape(-1, embed_dim).float()
+
+
+def _as_video(pixel_values: torch.Tensor, config: MaskedAVVideoMAEConfig) -> torch.Tensor:
+    """Check ``[N, T, C, H, W]`` pixel values and return them as ``[N, C, T, H, W]`` (the official layout)."""
+    if not isinstance(pixel_values, torch.Tensor):
+        raise TypeError(f"pixel_values must be a torch.Tensor, got {type(pixel_values).__name__}")
+    if pixel_values.dim() != 5:
+        raise ValueError(
+            f"pixel_values must have shape (batch, frames, channels, height, width), got {tuple(pixel_values.shape)}; "
+            "use MaskedAVVideoMAEVideoProcessor to make them from a video"
+        )
+    if not pixel_values.is_floating_point():
+        raise TypeError(f"pixel_values must be a floating-point tensor, got {pixel_values.dtype}")
+    _, frames, channels, height, width = pixel_values.shape
+    if channels != config.num_channels:
+        hint = (
+            " Grey-scale frames must be expanded to RGB first (the video processor does this)."
+            if channels == 1 and config.num_channels == 3
+            else " Is the layout (batch, frames, channels, height, width)?"
+        )
+        raise ValueError(f"pixel_values has {channels} channels but the model expects {config.num_channels}.{hint}")
+    t = config.tubelet_size
+    if frames < t or frames % t:
+        raise ValueError(
+            f"pixel_values has {frames} frames, which cannot be cut into tubelets of {t} frames; give a multiple of "
+            f"{t} (the model was configured for {config.num_frames}; other multiples are handled by the position table)"
+        )
+    p = config.patch_size
+    if height % p or width % p:
+        raise ValueError(f"frame size {height}x{width} is not divisible by the patch size {p}; resize or crop first")
+    return pixel_values.permute(0, 2, 1, 3, 4)
+
+
+def tube_mask_from_noise(noise: torch.Tensor, grid_t: int, mask_ratio: float) -> torch.Tensor:
+    """VideoMAE tube masking from ``[N, H'*W']`` noise: the ``int(mask_ratio * H'W')`` cells with the largest noise
+    are masked in every time slice (official ``TubeMaskingGenerator`` count). Returns ``[N, T'*H'*W']`` bool."""
+    cells = noise.shape[1]
+    num_mask = int(mask_ratio * cells)
+    ranks = torch.argsort(torch.argsort(noise, dim=1), dim=1)  # 0 = smallest noise
+    return (ranks >= cells - num_mask).repeat(1, grid_t)
+
+
+def random_mask_from_noise(noise: torch.Tensor, mask_ratio: float) -> torch.Tensor:
+    """Unstructured masking from ``[N, L]`` noise: the ``int(mask_ratio * L)`` largest are masked (VideoMAE V2 count)."""
+    length = noise.shape[1]
+    num_mask = int(mask_ratio * length)
+    ranks = torch.argsort(torch.argsort(noise, dim=1), dim=1)
+    return ranks >= length - num_mask
+
+
+class MaskedAVVideoMAEEmbeddings(nn.Module):
+    """Tubelet embedding (Conv3d) plus the fixed 1-D sinusoid table (no cls token)."""
+
+    def __init__(self, config: MaskedAVVideoMAEConfig):
+        super().__init__()
+        self.config = config
+        self.patch_embed = TubeletEmbed3D(config.num_channels, config.hidden_size, config.tubelet_size, config.patch_size)
+        self.position_embeddings = FixedPositionTable(
+            partial(videomae_position_table, config.hidden_size, config.grid_size, config.position_interpolation),
+            *config.grid_size,
+        )
+
+    def forward(self, video: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int]]:
+        """``[N, C, T, H, W]`` -> tokens with positions ``[N, L, D]`` and the token grid."""
+        grid = self.patch_embed.grid_size(*video.shape[-3:])
+        tokens = self.patch_embed(video.to(self.patch_embed.proj.weight.dtype))  # [N, L, D]
+        return tokens + self.position_embeddings.for_grid(*grid).to(tokens.dtype), grid
+
+
+def _vit_layers(config: MaskedAVVideoMAEConfig, width: int, depth: int, heads: int, intermediate: int, drop_path: float):
+    rates = torch.linspace(0, drop_path, depth).tolist() if depth else []
+    return nn.ModuleList(
+        TransformerLayer(
+            config,
+            width,
+            heads,
+            intermediate,
+            qkv_bias="qv" if config.qkv_bias else "none",
+            layer_norm_eps=config.layer_norm_eps,
+            hidden_act=config.hidden_act,
+            drop_path=rates[i],
+            dropout=config.hidden_dropout_prob,
+            attention_dropout=config.attention_probs_dropout_prob,
+        )
+        for i in range(depth)
+    )
+
+
+class MaskedAVVideoMAEDecoder(nn.Module):
+    """Pretraining decoder: projection, mask tokens, its own fixed table, ViT blocks, norm and pixel head."""
+
+    def __init__(self, config: MaskedAVVideoMAEConfig):
+        super().__init__()
+        self.config = config
+        dim = config.decoder_hidden_size
+        self.encoder_to_decoder = nn.Linear(config.hidden_size, dim, bias=False)  # official: no bias
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.position_embeddings = FixedPositionTable(
+            partial(videomae_position_table, dim, config.grid_size, config.position_interpolation), *config.grid_size
+        )
+        self.layers = _vit_layers(
+            config, dim, config.decoder_num_hidden_layers, config.decoder_num_attention_heads,
+            config.decoder_intermediate_size, 0.0,
+        )
+        self.norm = nn.LayerNorm(dim, eps=config.head_norm_eps)
+        self.head = nn.Linear(dim, config.tubelet_size * config.patch_size**2 * config.num_channels)
+
+    def forward(self, latent, ids_visible, ids_masked, grid) -> torch.Tensor:
+        """``[N, K, D]`` visible latent -> ``[N, M, t*p*p*C]`` predictions for the masked tokens."""
+        hidden = self.encoder_to_decoder(latent)  # [N, K, Dd]
+        positions = self.position_embeddings.for_grid(*grid).to(hidden.dtype).expand(hidden.shape[0], -1, -1)
+        visible = hidden + gather_tokens(positions, ids_visible)
+        masked = self.mask_token.to(hidden.dtype) + gather_tokens(positions, ids_masked)  # [N, M, Dd]
+        # Official order (modeling_pretrain.py): visible tokens first, then the masked ones; no unshuffling.
+        hidden, _, _ = run_layers(self.layers, torch.cat([visible, masked], dim=1))
+        return self.head(self.norm(hidden[:, -ids_masked.shape[1] :]))
+
+
+class MaskedAVVideoMAEPreTrainedModel(PreTrainedModel):
+    config: MaskedAVVideoMAEConfig
+    config_class = MaskedAVVideoMAEConfig
+    base_model_prefix = "videomae"
+    main_input_name = "pixel_values"
+    input_modalities = ("video",)
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["TransformerLayer"]
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = True
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        """Official pretraining init (``modeling_pretrain.py``): xavier-uniform Linear layers, PyTorch's default Conv3d
+        init, truncated-normal mask token. A fresh classification head is truncated-normal scaled by
+        ``head_init_scale`` (``modeling_finetune.py``); fine-tuning starts from pretrained encoder weights, so the
+        encoder keeps the pretraining init. The fixed tables are (re)built here."""
+        std = self.config.initializer_range
+        if isinstance(module, nn.Linear):
+            if isinstance(self, MaskedAVVideoMAEForVideoClassification) and module is self.classifier:
+                init.trunc_normal_(module.weight, std=std * self.config.head_init_scale)
+            else:
+                init.xavier_uniform_(module.weight)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.Conv3d):
+            init.kaiming_uniform_(module.weight, a=5**0.5)  # PyTorch's default Conv init
+            if module.bias is not None:
+                bound = 1.0 / module.weight[0].numel() ** 0.5
+                init.uniform_(module.bias, -bound, bound)
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, MaskedAVVideoMAEDecoder):
+            init.trunc_normal_(module.mask_token, std=std, a=-std, b=std)  # VideoMAE's trunc_normal_ wrapper
+        elif isinstance(module, FixedPositionTable):
+            init.copy_(module.table, module.build())
+        elif isinstance(module, SelfAttention) and module.q_bias is not None:
+            init.zeros_(module.q_bias)
+            init.zeros_(module.v_bias)
+
+
+class MaskedAVVideoMAEModel(MaskedAVVideoMAEPreTrainedModel):
+    """The VideoMAE encoder: a ViT on tubelets that sees only the visible tokens.
+
+    Args:
+        config: the model configuration.
+        add_final_norm: keep the final LayerNorm; by default decided by ``config.use_final_norm`` (the bare encoder and
+            the pretraining model have it).
+    """
+
+    def __init__(self, config: MaskedAVVideoMAEConfig, add_final_norm: bool | None = None):
+        super().__init__(config)
+        if add_final_norm is None:
+            add_final_norm = True if config.use_final_norm is None else config.use_final_norm
+        self.embeddings = MaskedAVVideoMAEEmbeddings(config)
+        self.layers = _vit_layers(
+            config, config.hidden_size, config.num_hidden_layers, config.num_attention_heads,
+            config.intermediate_size, config.drop_path_rate,
+        )
+        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps) if add_final_norm else None
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.embeddings.patch_embed
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        bool_masked_pos: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> MaskedAVVideoMAEModelOutput | tuple:
+        r"""
+        Args:
+            pixel_values: ``[N, T, C, H, W]`` normalised frames (what the video processor returns). ``T`` may differ
+                from ``config.num_frames`` and ``H, W`` from ``config.image_size``: the position table follows.
+            bool_masked_pos: ``[N, L]`` bool, True = masked (removed before the encoder). Every sample must mask the
+                same number of tokens. Tokens are ordered (t, h, w).
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        video = _as_video(pixel_values, self.config)
+        tokens, grid = self.embeddings(video)  # [N, L, D]
+        batch, length, _ = tokens.shape
+
+        ids_restore = None
+        mask = torch.zeros(batch, length, device=tokens.device)
+        if bool_masked_pos is not None:
+            if tuple(bool_masked_pos.shape) != (batch, length):
+                raise ValueError(
+                    f"bool_masked_pos must have shape {(batch, length)} (batch, tokens of a {grid[0]}x{grid[1]}x"
+                    f"{grid[2]} grid), got {tuple(bool_masked_pos.shape)}"
+                )
+            masking = ids_from_bool_mask(bool_masked_pos.to(tokens.device))
+            tokens = gather_tokens(tokens, masking.ids_keep)  # [N, K, D], ascending token order
+            mask, ids_restore = masking.mask, masking.ids_restore
+
+        hidden, all_hidden, all_attentions = run_layers(self.layers, tokens, output_hidden_states, output_attentions)
+        if self.norm is not None:
+            hidden = self.norm(hidden)
+        if not return_dict:
+            return tuple(v for v in (hidden, mask, ids_restore, all_hidden, all_attentions) if v is not None)
+        return MaskedAVVideoMAEModelOutput(
+            last_hidden_state=hidden, mask=mask, ids_restore=ids_restore, hidden_states=all_hidden, attentions=all_attentions
+        )
+
+
+class MaskedAVVideoMAEForPreTraining(MaskedAVVideoMAEPreTrainedModel):
+    """VideoMAE with its decoder: masks tubes of the clip and reconstructs the masked tubelets.
+
+    A training loop only passes ``pixel_values``: the mask is drawn inside (``config.mask_type``, ``config.mask_ratio``).
+    Pass ``noise`` to pin it, or ``bool_masked_pos`` to give it (as the official data loader does).
+    """
+
+    def __init__(self, config: MaskedAVVideoMAEConfig):
+        super().__init__(config)
+        self.videomae = MaskedAVVideoMAEModel(config)
+        self.decoder = MaskedAVVideoMAEDecoder(config)
+        self.post_init()
+
+    def reconstruction_target(self, pixel_values: torch.Tensor, normalize: bool | None = None) -> torch.Tensor:
+        """The target of every token, ``[N, L, t*p*p*C]``, as the official ``engine_for_pretraining.py`` builds it.
+
+        Un-normalise with ``config.pixel_mean``/``pixel_std``, cut into tubelets with values ordered (frame, row,
+        column, channel), then, when ``normalize`` (default ``config.norm_pix_loss``), normalise each channel of each
+        tubelet: ``(x - mean) / (sqrt(unbiased var) + 1e-6)``.
+        """
+        video = _as_video(pixel_values, self.config)  # [N, C, T, H, W]
+        shape = (1, -1, 1, 1, 1)
+        mean = torch.tensor(self.config.pixel_mean, device=video.device, dtype=video.dtype).view(shape)
+        std = torch.tensor(self.config.pixel_std, device=video.device, dtype=video.dtype).view(shape)
+        patches = patchify_3d(video * std + mean, self.config.tubelet_size, self.config.patch_size)
+        if self.config.norm_pix_loss if normalize is None else normalize:
+            patches = normalize_per_patch_channel(patches, self.config.num_channels)
+        return patches
+
+    def _draw_mask(self, batch, grid, noise, mask_ratio, device) -> torch.Tensor:
+        t, h, w = grid
+        if self.config.mask_type == "tube":
+            expected = (batch, h * w)
+            what = f"one value per spatial cell ({h}x{w}) for tube masking"
+        else:
+            expected = (batch, t * h * w)
+            what = "one value per token for random masking"
+        if noise is None:
+            noise = torch.rand(*expected, device=device)
+        if tuple(noise.shape) != expected:
+            raise ValueError(f"noise must have shape {expected} ({what}), got {tuple(noise.shape)}")
+        if self.config.mask_type == "tube":
+            return tube_mask_from_noise(noise, t, mask_ratio)
+        return random_mask_from_noise(noise, mask_ratio)
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        bool_masked_pos: torch.Tensor | None = None,
+        noise: torch.Tensor | None = None,
+        mask_ratio: float | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> MaskedAVVideoMAEForPreTrainingOutput | tuple:
+        r"""
+        Args:
+            pixel_values: ``[N, T, C, H, W]`` normalised frames.
+            bool_masked_pos: ``[N, L]`` bool mask (True = masked), the same count in every sample.
+            noise: pins the drawn mask instead: ``[N, H'*W']`` for tube masking, ``[N, L]`` for random masking; the
+                cells/tokens with the largest noise are masked.
+            mask_ratio: overrides ``config.mask_ratio`` for a drawn mask.
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        video = _as_video(pixel_values, self.config)
+        batch = video.shape[0]
+        grid = self.videomae.embeddings.patch_embed.grid_size(*video.shape[-3:])
+        if bool_masked_pos is None:
+            ratio = self.config.mask_ratio if mask_ratio is None else mask_ratio
+            bool_masked_pos = self._draw_mask(batch, grid, noise, ratio, video.device)
+        elif noise is not None:
+            raise ValueError("give either bool_masked_pos or noise, not both")
+        bool_masked_pos = bool_masked_pos.to(video.device).bool()
+        if not bool_masked_pos.any(dim=1).all():
+            raise ValueError("every sample must mask at least one token: the loss is computed on masked tokens only")
+
+        encoded = self.videomae(
+            pixel_values,
+            bool_masked_pos=bool_masked_pos,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            return_dict=True,
+        )
+        num_visible = encoded.last_hidden_state.shape[1]
+        ids_shuffle = torch.argsort(encoded.ids_restore, dim=1)  # [visible ascending, masked ascending]
+        ids_visible, ids_masked = ids_shuffle[:, :num_visible], ids_shuffle[:, num_visible:]
+        logits = self.decoder(encoded.last_hidden_state, ids_visible, ids_masked, grid)  # [N, M, t*p*p*C]
+
+        with torch.no_grad():  # official: labels are built under no_grad
+            labels = gather_tokens(self.reconstruction_target(pixel_values), ids_masked).to(logits.dtype)
+        loss = nn.functional.mse_loss(logits, labels)
+
+        if not return_dict:
+            return (loss, logits, encoded.mask, encoded.last_hidden_state)
+        return MaskedAVVideoMAEForPreTrainingOutput(
+            loss=loss,
+            logits=logits,
+            mask=encoded.mask,
+            last_hidden_state=encoded.last_hidden_state,
+            hidden_states=encoded.hidden_states,
+            attentions=encoded.attentions,
+        )
+
+
+class MaskedAVVideoMAEForVideoClassification(MaskedAVVideoMAEPreTrainedModel):
+    """VideoMAE encoder + mean of all tokens + ``fc_norm`` + dropout + linear head (official fine-tuning model).
+
+    With ``config.use_mean_pooling=False`` it classifies the first token after the final norm instead (official
+    ``--use_cls`` / transformers' behaviour for such configs).
+    """
+
+    def __init__(self, config: MaskedAVVideoMAEConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        final_norm = config.use_final_norm if config.use_final_norm is not None else not config.use_mean_pooling
+        self.videomae = MaskedAVVideoMAEModel(config, add_final_norm=final_norm)
+        self.fc_norm = nn.LayerNorm(config.hidden_size, eps=config.head_norm_eps) if config.use_mean_pooling else None
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> ImageClassifierOutput | tuple:
+        r"""
+        Args:
+            pixel_values: ``[N, T, C, H, W]`` normalised frames.
+            labels: class indices ``[N]``, or multi-hot ``[N, num_labels]`` with
+                ``config.problem_type="multi_label_classification"``.
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        encoded = self.videomae(
+            pixel_values, output_hidden_states=output_hidden_states, output_attentions=output_attentions, return_dict=True
+        )
+        hidden = encoded.last_hidden_state  # [N, L, D]
+        pooled = self.fc_norm(hidden.mean(dim=1)) if self.fc_norm is not None else hidden[:, 0]
+        logits = self.classifier(self.dropout(pooled))
+
+        loss = classification_loss(self.config, logits, labels) if labels is not None else None
+        if not return_dict:
+            output = tuple(v for v in (logits, encoded.hidden_states, encoded.attentions) if v is not None)
+            return ((loss,) + output) if loss is not None else output
+        return ImageClassifierOutput(
+            loss=loss, logits=logits, hidden_states=encoded.hidden_states, attentions=encoded.attentions
+        )
+
+
+__all__ = [
+    "MaskedAVVideoMAEForPreTraining",
+    "MaskedAVVideoMAEForVideoClassification",
+    "MaskedAVVideoMAEModel",
+    "MaskedAVVideoMAEPreTrainedModel",
+]
