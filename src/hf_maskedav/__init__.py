@@ -12,6 +12,16 @@ from .models.audiomae import (
     AudioMAEModel,
     AudioMAEPreTrainedModel,
 )
+from .models.cavmae import (
+    CAVMAEConfig,
+    CAVMAEFeatureExtractor,
+    CAVMAEForAudioVisualClassification,
+    CAVMAEForPreTraining,
+    CAVMAEModel,
+    CAVMAEPreTrainedModel,
+    CAVMAEProcessor,
+    CAVMAEVideoProcessor,
+)
 from .models.mavil import (
     MAViLConfig,
     MAViLForAudioVisualClassification,
@@ -58,6 +68,14 @@ __all__ = [
     "AudioMAEForPreTraining",
     "AudioMAEModel",
     "AudioMAEPreTrainedModel",
+    "CAVMAEConfig",
+    "CAVMAEFeatureExtractor",
+    "CAVMAEForAudioVisualClassification",
+    "CAVMAEForPreTraining",
+    "CAVMAEModel",
+    "CAVMAEPreTrainedModel",
+    "CAVMAEProcessor",
+    "CAVMAEVideoProcessor",
     "MAViLConfig",
     "MAViLForAudioVisualClassification",
     "MAViLForPreTraining",

@@ -34,6 +34,7 @@ def register_auto_classes() -> None:
     _register_maskfeat()
     _register_mavil()
     _register_video_mae_families()
+    _register_cavmae()
     _REGISTERED = True
 
 
@@ -118,3 +119,29 @@ def _register_video_mae_families() -> None:
         AutoModelForPreTraining.register(config, pretraining)
         AutoModelForVideoClassification.register(config, classification)
         AutoVideoProcessor.register(config, processor)
+
+
+def _register_cavmae() -> None:
+    """CAV-MAE: one classification model for the audio, video and audio-video classification pipelines."""
+    from transformers import AutoModelForVideoClassification, AutoProcessor, AutoVideoProcessor
+
+    from .models.cavmae import (
+        CAVMAEConfig,
+        CAVMAEFeatureExtractor,
+        CAVMAEForAudioVisualClassification,
+        CAVMAEForPreTraining,
+        CAVMAEModel,
+        CAVMAEProcessor,
+        CAVMAEVideoProcessor,
+    )
+    from .pipelines import AutoModelForAudioVisualClassification
+
+    AutoConfig.register(CAVMAEConfig.model_type, CAVMAEConfig)
+    AutoModel.register(CAVMAEConfig, CAVMAEModel)
+    AutoModelForPreTraining.register(CAVMAEConfig, CAVMAEForPreTraining)
+    AutoModelForAudioClassification.register(CAVMAEConfig, CAVMAEForAudioVisualClassification)
+    AutoModelForVideoClassification.register(CAVMAEConfig, CAVMAEForAudioVisualClassification)
+    AutoModelForAudioVisualClassification.register(CAVMAEConfig, CAVMAEForAudioVisualClassification)
+    AutoFeatureExtractor.register(CAVMAEConfig, CAVMAEFeatureExtractor)
+    AutoVideoProcessor.register(CAVMAEConfig, CAVMAEVideoProcessor)
+    AutoProcessor.register(CAVMAEConfig, CAVMAEProcessor)
