@@ -158,10 +158,16 @@ def _torchcodec_decoder(path: str):
     try:
         return VideoDecoder(path, seek_mode="exact", dimension_order="NHWC")
     except Exception as error:  # torchcodec raises ValueError/RuntimeError with FFmpeg's message
-        message = str(error)
-        if "stream" in message.lower():
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        lowered = str(error).lower()
+        if "could not open" in lowered or "invalid data" in lowered:
             raise VideoDecodingError(
-                f"{path} has no decodable video stream ({message}); is it an audio-only or corrupt file?"
+                f"{path} could not be opened as a video ({message}); the file is corrupt or not a video container"
+            ) from error
+        if "video stream" in lowered:
+            raise VideoDecodingError(
+                f"{path} has no video stream; it looks like an audio-only file. Video models need a file with a "
+                "video track."
             ) from error
         raise VideoDecodingError(f"{path} could not be decoded as a video ({message})") from error
 

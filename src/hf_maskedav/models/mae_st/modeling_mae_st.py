@@ -40,7 +40,7 @@ from ...layers import (
     restore_with_mask_tokens,
     run_layers,
 )
-from ...modeling_utils import classification_loss
+from ...modeling_utils import classification_loss, init_mae_weights
 from .configuration_mae_st import MAESTConfig
 
 
@@ -118,7 +118,7 @@ def _as_video(pixel_values: torch.Tensor, config: MAESTConfig) -> torch.Tensor:
 
 
 def _vit_layers(config: MAESTConfig, width: int, depth: int, heads: int, intermediate: int, drop_path: float):
-    rates = torch.linspace(0, drop_path, depth).tolist() if depth else []
+    rates = torch.linspace(0, drop_path, depth, device="cpu").tolist() if depth else []  # as the official dpr list
     return nn.ModuleList(
         TransformerLayer(
             config,
@@ -177,22 +177,11 @@ class MAESTPreTrainedModel(PreTrainedModel):
         patch convolution (on its flattened view), normal(0.02) mask token, truncated-normal(0.02) positions and cls
         tokens; a fresh classification head gets ``trunc_normal(head_init_std)`` as main_finetune.py gives it."""
         std = self.config.initializer_range
-        if isinstance(module, nn.Linear):
-            if isinstance(self, MAESTForVideoClassification) and module is self.classifier:
-                init.trunc_normal_(module.weight, std=self.config.head_init_std)
-            else:
-                init.xavier_uniform_(module.weight)
-            if module.bias is not None:
-                init.zeros_(module.bias)
-        elif isinstance(module, nn.Conv3d):
-            fan_out, fan_in = module.weight.shape[0], module.weight[0].numel()
-            bound = (6.0 / (fan_in + fan_out)) ** 0.5
-            init.uniform_(module.weight, -bound, bound)
-            if module.bias is not None:
-                init.zeros_(module.bias)
-        elif isinstance(module, nn.LayerNorm):
-            init.ones_(module.weight)
+        if isinstance(self, MAESTForVideoClassification) and module is self.classifier:
+            init.trunc_normal_(module.weight, std=self.config.head_init_std)
             init.zeros_(module.bias)
+        elif init_mae_weights(module):  # Linear, Conv3d (flattened xavier), LayerNorm
+            pass
         elif isinstance(module, SeparableSpaceTimePositionEmbedding):
             for param in (module.spatial, module.temporal, module.cls):
                 if param is not None:

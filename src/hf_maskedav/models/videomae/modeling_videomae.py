@@ -29,7 +29,6 @@ from transformers.utils import ModelOutput
 
 from ...layers import (
     FixedPositionTable,
-    SelfAttention,
     TransformerLayer,
     TubeletEmbed3D,
     gather_tokens,
@@ -39,7 +38,7 @@ from ...layers import (
     run_layers,
     sinusoid_1d_table,
 )
-from ...modeling_utils import classification_loss
+from ...modeling_utils import classification_loss, init_mae_weights
 from .configuration_videomae import MaskedAVVideoMAEConfig
 
 
@@ -172,7 +171,7 @@ class MaskedAVVideoMAEEmbeddings(nn.Module):
 
 
 def _vit_layers(config: MaskedAVVideoMAEConfig, width: int, depth: int, heads: int, intermediate: int, drop_path: float):
-    rates = torch.linspace(0, drop_path, depth).tolist() if depth else []
+    rates = torch.linspace(0, drop_path, depth, device="cpu").tolist() if depth else []  # as the official dpr list
     return nn.ModuleList(
         TransformerLayer(
             config,
@@ -239,28 +238,18 @@ class MaskedAVVideoMAEPreTrainedModel(PreTrainedModel):
         ``head_init_scale`` (``modeling_finetune.py``); fine-tuning starts from pretrained encoder weights, so the
         encoder keeps the pretraining init. The fixed tables are (re)built here."""
         std = self.config.initializer_range
-        if isinstance(module, nn.Linear):
-            if isinstance(self, MaskedAVVideoMAEForVideoClassification) and module is self.classifier:
-                init.trunc_normal_(module.weight, std=std * self.config.head_init_scale)
-            else:
-                init.xavier_uniform_(module.weight)
-            if module.bias is not None:
-                init.zeros_(module.bias)
+        if isinstance(self, MaskedAVVideoMAEForVideoClassification) and module is self.classifier:
+            init.trunc_normal_(module.weight, std=std * self.config.head_init_scale)
+            init.zeros_(module.bias)
         elif isinstance(module, nn.Conv3d):
-            init.kaiming_uniform_(module.weight, a=5**0.5)  # PyTorch's default Conv init
+            init.kaiming_uniform_(module.weight, a=5**0.5)  # PyTorch's default Conv init, kept by VideoMAE
             if module.bias is not None:
                 bound = 1.0 / module.weight[0].numel() ** 0.5
                 init.uniform_(module.bias, -bound, bound)
-        elif isinstance(module, nn.LayerNorm):
-            init.ones_(module.weight)
-            init.zeros_(module.bias)
+        elif init_mae_weights(module):  # xavier Linear, LayerNorm, fixed tables, q/v biases
+            pass
         elif isinstance(module, MaskedAVVideoMAEDecoder):
             init.trunc_normal_(module.mask_token, std=std, a=-std, b=std)  # VideoMAE's trunc_normal_ wrapper
-        elif isinstance(module, FixedPositionTable):
-            init.copy_(module.table, module.build())
-        elif isinstance(module, SelfAttention) and module.q_bias is not None:
-            init.zeros_(module.q_bias)
-            init.zeros_(module.v_bias)
 
 
 class MaskedAVVideoMAEModel(MaskedAVVideoMAEPreTrainedModel):
