@@ -44,7 +44,7 @@ from ...layers import (
     sincos_3d_table,
     time_frequency_masking,
 )
-from ...modeling_utils import classification_loss
+from ...modeling_utils import classification_loss, init_mae_weights
 from .configuration_mavil import MAViLConfig
 
 logger = logging.get_logger(__name__)
@@ -482,23 +482,11 @@ class MAViLPreTrainedModel(PreTrainedModel):
 
     @torch.no_grad()
     def _init_weights(self, module):
-        """MAE initialisation (xavier-uniform linears and flattened patch convs); fixed tables (re)built here."""
+        """MAE initialisation of the shared blocks (``init_mae_weights``) plus MAViL's tokens and stored tables."""
+        if init_mae_weights(module):
+            return
         std = self.config.initializer_range
-        if isinstance(module, nn.Linear):
-            init.xavier_uniform_(module.weight)
-            if module.bias is not None:
-                init.zeros_(module.bias)
-        elif isinstance(module, (nn.Conv2d, nn.Conv3d)):
-            fan_out, fan_in = module.weight.shape[0], module.weight[0].numel()
-            bound = (6.0 / (fan_in + fan_out)) ** 0.5
-            init.uniform_(module.weight, -bound, bound)
-            if module.bias is not None:
-                init.zeros_(module.bias)
-        elif isinstance(module, nn.LayerNorm):
-            if module.weight is not None:
-                init.ones_(module.weight)
-                init.zeros_(module.bias)
-        elif isinstance(module, (MAViLAudioEmbeddings, MAViLVideoEmbeddings)):
+        if isinstance(module, (MAViLAudioEmbeddings, MAViLVideoEmbeddings)):
             for param in (module.cls_token, module.modality_embedding):
                 if param is not None:
                     init.normal_(param, std=std)
@@ -506,7 +494,7 @@ class MAViLPreTrainedModel(PreTrainedModel):
             init.normal_(module.mask_token, std=std)
             if module.modality_embedding is not None:
                 init.normal_(module.modality_embedding, std=std)
-        elif isinstance(module, (FixedPositionTable, StoredPositionTable)):
+        elif isinstance(module, StoredPositionTable):
             init.copy_(module.table, module.build())
 
 
