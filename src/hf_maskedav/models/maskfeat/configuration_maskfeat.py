@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import field
 from typing import Literal
 
@@ -315,7 +314,7 @@ class MaskFeatConfig(PreTrainedConfig):
         if len(self.image_mean) != self.num_channels or len(self.image_std) != self.num_channels:
             raise ValueError(f"image_mean and image_std need {self.num_channels} values (one per channel)")
 
-    def validate_pretraining(self) -> None:
+    def check_pretraining(self) -> None:
         """Extra conditions of the HOG pre-training head (checked by ``MaskFeatForPreTraining``)."""
         sh, sw = self.prediction_stride
         if sh % self.hog_cell_size or sw % self.hog_cell_size:
@@ -336,8 +335,11 @@ class MaskFeatConfig(PreTrainedConfig):
             )
         if self.hog_gaussian_window and self.image_size % self.hog_gaussian_window:
             raise ValueError(f"image_size {self.image_size} is not a multiple of hog_gaussian_window")
-        if math.prod(self.mask_grid) < 1:
-            raise ValueError(f"empty mask grid {self.mask_grid}")
+        if min(self.mask_grid[-2:]) < 2:
+            raise ValueError(
+                f"mask grid {list(self.mask_grid)} is too small: the official block/cube generators only place blocks "
+                "strictly smaller than the grid, so each spatial side needs at least 2 cells; set mask_window_size"
+            )
 
 
 __all__ = ["MaskFeatConfig", "PRESETS"]

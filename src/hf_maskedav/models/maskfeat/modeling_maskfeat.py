@@ -384,7 +384,7 @@ class MaskFeatForPreTraining(MaskFeatPreTrainedModel):
 
     def __init__(self, config: MaskFeatConfig):
         super().__init__(config)
-        config.validate_pretraining()
+        config.check_pretraining()
         self.maskfeat = MaskFeatModel(config, use_mask_token=True, num_layers=config.pretrain_layer + 1)
         self.head = MaskFeatPredictionHead(config, self.maskfeat.encoder.output_size)
         self.hog = HOGLayer(config.hog_num_bins, config.hog_cell_size, config.hog_gaussian_window, config.num_channels)
