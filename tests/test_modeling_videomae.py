@@ -246,3 +246,19 @@ def test_transformers_conversion_is_strict():
     with pytest.raises(UnmappedKeysError) as error:
         convert_transformers_state_dict(state, ours)
     assert "surprise" in str(error.value) and "layers.1.mlp.fc2.bias" in str(error.value)
+
+
+def test_bare_encoders_convert_from_every_layout(tmp_path):
+    x = video()
+    hf = _perturbed(transformers.VideoMAEModel(_hf_config(use_mean_pooling=False)))
+    with torch.no_grad():
+        expected = hf(x, bool_masked_pos=MASK).last_hidden_state
+        ours = load_transformers_videomae(hf)
+        assert isinstance(ours, MaskedAVVideoMAEModel)
+        torch.testing.assert_close(ours(x, bool_masked_pos=MASK).last_hidden_state, expected, atol=1e-5, rtol=1e-4)
+        # the encoder of a transformers pretraining checkpoint (decoder dropped on purpose)
+        pretrain = _perturbed(transformers.VideoMAEForPreTraining(_hf_config(use_mean_pooling=False)))
+        encoder = load_transformers_videomae(pretrain, model_class=MaskedAVVideoMAEModel)
+        torch.testing.assert_close(
+            encoder(x).last_hidden_state, pretrain.videomae(x).last_hidden_state, atol=1e-5, rtol=1e-4
+        )

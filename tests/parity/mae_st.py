@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from hf_maskedav import MAESTForPreTraining, MAESTForVideoClassification
+from hf_maskedav import MAESTForPreTraining, MAESTForVideoClassification, MAESTModel
 from hf_maskedav.conversion import load_official_checkpoint, unwrap_state_dict
 from hf_maskedav.conversion.mae_st import config_from_official_kwargs, load_official_into
 
@@ -56,7 +56,13 @@ def _run_pretraining(folder: Path, fixture: dict):
             "target": model.reconstruction_target(pixel_values),
             "target_frame_indices": model.target_frame_indices(pixel_values.shape[1]),
         }
-    return [compare(name, ours[name], io[name], fixture) for name in ours if name in io]
+    comparisons = [compare(name, ours[name], io[name], fixture) for name in ours if name in io]
+    if "encoder_output_with_cls" in io:  # the same checkpoint converted into the bare encoder (decoder dropped)
+        encoder = load_official_into(MAESTModel(config), _official_state_dict(folder, fixture)).eval()
+        with torch.no_grad():
+            hidden = encoder(pixel_values, noise=io["noise"], mask_ratio=ratio).last_hidden_state
+        comparisons.append(compare("encoder_output_with_cls[bare encoder]", hidden, io["encoder_output_with_cls"], fixture))
+    return comparisons
 
 
 def _run_finetuning(folder: Path, fixture: dict):

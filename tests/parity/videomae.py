@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from hf_maskedav import MaskedAVVideoMAEForPreTraining, MaskedAVVideoMAEForVideoClassification
+from hf_maskedav import MaskedAVVideoMAEForPreTraining, MaskedAVVideoMAEForVideoClassification, MaskedAVVideoMAEModel
 from hf_maskedav.conversion import load_official_checkpoint, unwrap_state_dict
 from hf_maskedav.conversion.videomae import config_from_official_kwargs, load_official_into
 from hf_maskedav.layers import gather_tokens
@@ -54,7 +54,13 @@ def _run_pretraining(folder: Path, fixture: dict):
             "encoder_pos_embed": model.videomae.embeddings.position_embeddings.table,
             "decoder_pos_embed": model.decoder.position_embeddings.table,
         }
-    return [compare(name, ours[name], io[name], fixture) for name in ours if name in io]
+    comparisons = [compare(name, ours[name], io[name], fixture) for name in ours if name in io]
+    if "encoder_output" in io:  # the same checkpoint converted into the bare encoder (decoder dropped on purpose)
+        encoder = load_official_into(MaskedAVVideoMAEModel(config), _official_state_dict(folder, fixture)).eval()
+        with torch.no_grad():
+            hidden = encoder(pixel_values, bool_masked_pos=mask).last_hidden_state
+        comparisons.append(compare("encoder_output[bare encoder]", hidden, io["encoder_output"], fixture))
+    return comparisons
 
 
 def _run_finetuning(folder: Path, fixture: dict):

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 
 import torch
 
-from ..models.mae_st import MAESTConfig, MAESTForPreTraining
+from ..models.mae_st import MAESTConfig, MAESTForPreTraining, MAESTModel
 from .utils import KeyTable, load_official_checkpoint, unwrap_state_dict
 
 # mae_st writes "model"; PySlowFast writes "model_state" (mae_st's own loaders fall back to it).
@@ -36,6 +36,8 @@ OFFICIAL_CONTAINERS = ("model", "model_state")
 
 # Keys of a pretraining decoder, dropped on purpose when converting into an encoder-only model.
 DECODER_PREFIXES = ("decoder_", "dec_pos_embed", "mask_token", "pred_head.")
+# Keys of a classification head, dropped on purpose when converting into the bare encoder.
+HEAD_PREFIXES = ("head.",)
 
 _BLOCK = {"norm1": "norm1", "norm2": "norm2", "attn.qkv": "attention.qkv_proj", "attn.proj": "attention.o_proj",
           "mlp.fc1": "mlp.fc1", "mlp.fc2": "mlp.fc2"}
@@ -118,8 +120,12 @@ def fuse_separate_qkv(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch
     return out
 
 
-def key_table(config: MAESTConfig) -> KeyTable:
-    """Official key (after :func:`fuse_separate_qkv`) -> our key, for mae_st and SlowFast names."""
+def key_table(config: MAESTConfig, encoder_only: bool = False) -> KeyTable:
+    """Official key (after :func:`fuse_separate_qkv`) -> our key, for mae_st and SlowFast names.
+
+    With ``encoder_only`` the targets are the bare :class:`MAESTModel`'s names (no ``mae_st.`` prefix) and only
+    encoder keys are mapped.
+    """
     rules = {
         "cls_token": "mae_st.embeddings.cls_token",
         "pos_embed_spatial": "mae_st.embeddings.position_embeddings.spatial",
@@ -142,6 +148,8 @@ def key_table(config: MAESTConfig) -> KeyTable:
         for src, dst in _BLOCK.items():
             rules[f"blocks.{{}}.{src}.{param}"] = f"mae_st.layers.{{}}.{dst}.{param}"
             rules[f"decoder_blocks.{{}}.{src}.{param}"] = f"decoder.layers.{{}}.{dst}.{param}"
+    if encoder_only:
+        rules = {src: dst[len("mae_st.") :] for src, dst in rules.items() if dst.startswith("mae_st.")}
     return KeyTable(rules)
 
 
@@ -153,9 +161,13 @@ def is_slowfast_decoder(state_dict: Mapping[str, torch.Tensor]) -> bool:
 def convert_state_dict(state_dict: Mapping[str, torch.Tensor], model) -> dict[str, torch.Tensor]:
     """Map an official state dict (mae_st or SlowFast) onto ``model`` (any of our MAE-ST classes), strictly.
 
-    Decoder keys are dropped deliberately when ``model`` has no decoder (encoder or classifier).
+    Decoder keys are dropped deliberately when ``model`` has no decoder (encoder or classifier); the bare encoder
+    (:class:`MAESTModel`) also drops a classification head.
     """
     state_dict = dict(state_dict)
+    encoder_only = isinstance(model, MAESTModel)
+    if encoder_only:
+        state_dict = {k: v for k, v in state_dict.items() if not k.startswith(HEAD_PREFIXES)}
     if isinstance(model, MAESTForPreTraining):
         if is_slowfast_decoder(state_dict):
             raise NotImplementedError(
@@ -165,7 +177,7 @@ def convert_state_dict(state_dict: Mapping[str, torch.Tensor], model) -> dict[st
             )
     else:
         state_dict = {k: v for k, v in state_dict.items() if not k.startswith(DECODER_PREFIXES)}
-    return key_table(model.config).convert(fuse_separate_qkv(state_dict), model)
+    return key_table(model.config, encoder_only).convert(fuse_separate_qkv(state_dict), model)
 
 
 def load_official_into(model, state_dict: Mapping[str, torch.Tensor]):
@@ -182,6 +194,7 @@ def load_official_checkpoint_file(path: str | os.PathLike) -> dict[str, torch.Te
 
 __all__ = [
     "DECODER_PREFIXES",
+    "HEAD_PREFIXES",
     "OFFICIAL_CONTAINERS",
     "config_from_official_kwargs",
     "convert_state_dict",

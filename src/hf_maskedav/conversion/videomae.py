@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -118,10 +119,11 @@ def config_from_official_kwargs(kwargs: Mapping, **overrides) -> MaskedAVVideoMA
     return MaskedAVVideoMAEConfig(**fields)
 
 
-def key_table(config: MaskedAVVideoMAEConfig) -> KeyTable:
+def key_table(config: MaskedAVVideoMAEConfig, encoder_only: bool = False) -> KeyTable:
     """Official key -> our key, for the pretraining (``encoder.*``) and fine-tuning layouts.
 
-    A leading ``backbone.`` is treated like ``encoder.`` (the official fine-tuning loader strips both).
+    A leading ``backbone.`` is treated like ``encoder.`` (the official fine-tuning loader strips both). With
+    ``encoder_only`` the targets are the bare :class:`MaskedAVVideoMAEModel`'s names and only encoder keys are mapped.
     """
     rules = {
         "mask_token": "decoder.mask_token",
@@ -141,7 +143,23 @@ def key_table(config: MaskedAVVideoMAEConfig) -> KeyTable:
             rules[f"{prefix}norm.{param}"] = f"videomae.norm.{param}"
         rules.update(_block_rules(f"{prefix}blocks.{{}}.", "videomae.layers.{}."))
     rules.update(_block_rules("decoder.blocks.{}.", "decoder.layers.{}."))
-    return KeyTable(rules)
+    return KeyTable(_encoder_only(rules) if encoder_only else rules)
+
+
+def _encoder_only(rules: Mapping[str, str]) -> dict[str, str]:
+    return {src: dst[len("videomae.") :] for src, dst in rules.items() if dst.startswith("videomae.")}
+
+
+# Keys that the bare encoder (MaskedAVVideoMAEModel) drops on purpose: the pretraining decoder and a classifier head.
+NON_ENCODER_KEYS = re.compile(
+    r"^(decoder\.|encoder_to_decoder\.|mask_token$|head\.|fc_norm\.|classifier\.)"
+)
+
+
+def _drop_non_encoder(state_dict: Mapping[str, torch.Tensor], model) -> dict[str, torch.Tensor]:
+    if not isinstance(model, MaskedAVVideoMAEModel):
+        return dict(state_dict)
+    return {k: v for k, v in state_dict.items() if not NON_ENCODER_KEYS.match(k)}
 
 
 def _block_rules(src: str, dst: str) -> dict[str, str]:
@@ -156,8 +174,12 @@ def _block_rules(src: str, dst: str) -> dict[str, str]:
 
 
 def convert_state_dict(state_dict: Mapping[str, torch.Tensor], model) -> dict[str, torch.Tensor]:
-    """Map an official state dict onto ``model`` (any of our VideoMAE classes) with strict key accounting."""
-    return key_table(model.config).convert(state_dict, model)
+    """Map an official state dict onto ``model`` (any of our VideoMAE classes) with strict key accounting.
+
+    Into the bare encoder (:class:`MaskedAVVideoMAEModel`) the decoder and head keys are dropped on purpose.
+    """
+    encoder_only = isinstance(model, MaskedAVVideoMAEModel)
+    return key_table(model.config, encoder_only).convert(_drop_non_encoder(state_dict, model), model)
 
 
 def load_official_into(model, state_dict: Mapping[str, torch.Tensor]):
@@ -255,7 +277,7 @@ def _fuse_transformers_attention(state_dict: Mapping[str, torch.Tensor]) -> dict
     return out
 
 
-def transformers_key_table(config: MaskedAVVideoMAEConfig) -> KeyTable:
+def transformers_key_table(config: MaskedAVVideoMAEConfig, encoder_only: bool = False) -> KeyTable:
     """transformers VideoMAE key (after :func:`_fuse_transformers_attention`) -> our key."""
     layer = {
         "layernorm_before": "norm1",
@@ -282,7 +304,7 @@ def transformers_key_table(config: MaskedAVVideoMAEConfig) -> KeyTable:
         rules[f"{src}attention.attention.qkv.weight"] = f"{dst}attention.qkv_proj.weight"
         rules[f"{src}attention.attention.q_bias"] = f"{dst}attention.q_bias"
         rules[f"{src}attention.attention.v_bias"] = f"{dst}attention.v_bias"
-    return KeyTable(rules)
+    return KeyTable(_encoder_only(rules) if encoder_only else rules)
 
 
 def convert_transformers_state_dict(state_dict: Mapping[str, torch.Tensor], model) -> dict[str, torch.Tensor]:
@@ -292,7 +314,9 @@ def convert_transformers_state_dict(state_dict: Mapping[str, torch.Tensor], mode
         k.startswith("embeddings.") for k in state_dict
     ):  # a bare VideoMAEModel saved without prefix
         state_dict = {f"videomae.{k}": v for k, v in state_dict.items()}
-    return transformers_key_table(model.config).convert(_fuse_transformers_attention(state_dict), model)
+    encoder_only = isinstance(model, MaskedAVVideoMAEModel)
+    state_dict = _drop_non_encoder(state_dict, model)
+    return transformers_key_table(model.config, encoder_only).convert(_fuse_transformers_attention(state_dict), model)
 
 
 _ARCHITECTURES = {
