@@ -468,5 +468,44 @@ def test_from_unimodal_audiomae(tmp_path):
         ours = model.mavil(input_values=audio).audio_last_hidden_state
         reference = audiomae(audio, output_hidden_states=True).hidden_states[-1]  # last layer, before the final norm
     torch.testing.assert_close(ours, reference)
-    with pytest.raises(NotImplementedError, match="VideoMAE"):
-        MAViLForPreTraining.from_unimodal_pretrained(audio=audiomae, video="some/video/checkpoint")
+    with pytest.raises(TypeError, match="MAE-ST or VideoMAE"):
+        MAViLForPreTraining.from_unimodal_pretrained(audio=audiomae, video=audiomae)
+
+
+def _video_kwargs():
+    return dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, image_size=16,
+                patch_size=8, num_frames=4, tubelet_size=2)
+
+
+def test_from_unimodal_mae_st_and_videomae(tmp_path):
+    from hf_maskedav import MAESTConfig, MAESTModel, MaskedAVVideoMAEConfig, MaskedAVVideoMAEModel
+
+    torch.manual_seed(0)
+    mae_st = MAESTModel(MAESTConfig(pred_t_dim=4, **_video_kwargs())).eval()
+    with torch.no_grad():  # non-trivial learned positions
+        for param in mae_st.embeddings.position_embeddings.parameters():
+            param.normal_()
+    mae_st.save_pretrained(tmp_path / "mae_st")
+    video = torch.randn(2, 4, 3, 16, 16)
+    model = MAViLModel.from_unimodal_pretrained(video=str(tmp_path / "mae_st"), decoder_hidden_size=32,
+                                                decoder_num_attention_heads=4, max_length=32, num_mel_bins=16,
+                                                audio_patch_size=8, fusion_num_hidden_layers=1).eval()
+    assert model.config.position_tables == "stored" and model.config.video_num_hidden_layers == 2
+    with torch.no_grad():
+        ours = model(pixel_values=video).video_last_hidden_state
+        reference = mae_st(video, output_hidden_states=True).hidden_states[-1]  # before MAE-ST's final norm
+    torch.testing.assert_close(ours, reference)
+
+    videomae = MaskedAVVideoMAEModel(MaskedAVVideoMAEConfig(**_video_kwargs())).eval()
+    with torch.no_grad():
+        for layer in videomae.layers:
+            layer.attention.q_bias.normal_()
+            layer.attention.v_bias.normal_()
+    model, info = MAViLModel.from_unimodal_pretrained(video=videomae, use_cls_token=False, output_loading_info=True,
+                                                      max_length=32, num_mel_bins=16, audio_patch_size=8,
+                                                      decoder_hidden_size=32, decoder_num_attention_heads=4)
+    with torch.no_grad():
+        ours = model(pixel_values=video).video_last_hidden_state
+        reference = videomae(video, output_hidden_states=True).hidden_states[-1]
+    torch.testing.assert_close(ours, reference)  # q/v biases folded into the fused bias compute the same thing
+    assert any("norm" in s for s in info["skipped"])

@@ -28,6 +28,8 @@ from .models.mavil import (
     MAViLForPreTraining,
     MAViLModel,
     MAViLPreTrainedModel,
+    MAViLProcessor,
+    MAViLVideoProcessor,
 )
 from .models.maskfeat import (
     MaskFeatConfig,
@@ -81,6 +83,8 @@ __all__ = [
     "MAViLForPreTraining",
     "MAViLModel",
     "MAViLPreTrainedModel",
+    "MAViLProcessor",
+    "MAViLVideoProcessor",
     "MaskFeatConfig",
     "MaskFeatForImageClassification",
     "MaskFeatForPreTraining",

@@ -497,6 +497,24 @@ class MAViLPreTrainedModel(PreTrainedModel):
         elif isinstance(module, StoredPositionTable):
             init.copy_(module.table, module.build())
 
+    @classmethod
+    def from_unimodal_pretrained(cls, audio=None, video=None, config: MAViLConfig | None = None, **config_overrides):
+        """Initialise the encoders from uni-modal checkpoints of this package.
+
+        Args:
+            audio: an Audio-MAE model (any head) or its path.
+            video: an MAE-ST or VideoMAE model (any head) or its path.
+            config: the MAViL config; derived from the checkpoints when omitted (``config_overrides`` applied).
+            config_overrides: config fields, plus ``keep_video_positions`` (default True: the video model's position
+                table becomes MAViL's stored video table) and ``output_loading_info`` (also return what was loaded,
+                skipped and freshly initialised).
+
+        See :mod:`hf_maskedav.models.mavil.unimodal_mavil` for the exact mapping.
+        """
+        from .unimodal_mavil import build_from_unimodal
+
+        return build_from_unimodal(cls, audio=audio, video=video, config=config, **config_overrides)
+
 
 class MAViLModel(MAViLPreTrainedModel):
     """The MAViL encoders: audio ViT, video ViT and the fusion layers over both modalities' tokens.
@@ -966,16 +984,6 @@ class MAViLForPreTraining(MAViLPreTrainedModel):
             fusion_hidden_states=encoded.fusion_hidden_states,
         )
         return output if return_dict else output.to_tuple()
-
-    # -- initialisation from uni-modal checkpoints ---------------------------------------------------------------------
-
-    @classmethod
-    def from_unimodal_pretrained(cls, audio=None, video=None, config: MAViLConfig | None = None, **config_overrides):
-        """Initialise the encoders from uni-modal checkpoints: ``audio`` an Audio-MAE model or its path (ours),
-        ``video`` a video MAE (see ``docs/mavil.md`` for the families supported). See :func:`load_unimodal_encoders`."""
-        from .unimodal_mavil import build_from_unimodal
-
-        return build_from_unimodal(cls, audio=audio, video=video, config=config, **config_overrides)
 
 
 class MAViLForAudioVisualClassification(MAViLPreTrainedModel):

@@ -4,7 +4,9 @@
   layers are copied into MAViL's audio branch; its final ``norm`` has no counterpart (MAViL's encoders end without
   one) and its decoder is not copied (MAViL's decoders read fused tokens). The Audio-MAE position table is the one
   MAViL's default ``audio_position_table="audiomae"`` builds, so positions stay as trained.
-* Video: our video MAE families when they are installed in this package (see ``docs/mavil.md``).
+* Video: our MAE-ST or VideoMAE (:mod:`hf_maskedav.models.mae_st`, :mod:`hf_maskedav.models.videomae`), any head.
+  Tubelet embedding and layers are copied (VideoMAE's q/v biases folded into a fused bias), its final norm dropped;
+  its position table is kept as MAViL's stored video table by default.
 """
 
 from __future__ import annotations
@@ -77,32 +79,130 @@ def _audio_state(audio, num_layers: int) -> tuple[dict[str, torch.Tensor], list[
     return state, skipped
 
 
-def _video_state(video, config: MAViLConfig):
-    """Video MAE checkpoints -> MAViL's video branch. Needs the VideoMAE / MAE-ST families of this package."""
-    raise NotImplementedError(
-        "initialising MAViL's video encoder from a video MAE checkpoint needs the VideoMAE / MAE-ST families of "
-        "hf_maskedav, which this version does not include yet; pass video=None (the video branch then starts from "
-        "random initialisation)"
+VIDEO_FAMILIES = ("maskedav_mae_st", "maskedav_videomae")
+
+
+def _load_video(video):
+    """A video MAE base model of this package (MAE-ST or VideoMAE) from a model (any head) or a path."""
+    from transformers import AutoModel, PreTrainedModel
+
+    if isinstance(video, (str, os.PathLike)):
+        video = AutoModel.from_pretrained(video)
+    if not isinstance(video, PreTrainedModel) or video.config.model_type not in VIDEO_FAMILIES:
+        raise TypeError(
+            f"video must be an MAE-ST or VideoMAE model of this package ({', '.join(VIDEO_FAMILIES)}) or its path, got "
+            f"{type(video).__name__}"
+        )
+    if video.base_model is not video:
+        video = video.base_model
+    return video
+
+
+def _video_fields(video_config) -> dict:
+    return dict(
+        num_frames=video_config.num_frames,
+        image_size=video_config.image_size,
+        video_patch_size=video_config.patch_size,
+        tubelet_size=video_config.tubelet_size,
+        num_channels=video_config.num_channels,
+        hidden_size=video_config.hidden_size,
+        num_attention_heads=video_config.num_attention_heads,
+        intermediate_size=video_config.intermediate_size,
+        video_num_hidden_layers=video_config.num_hidden_layers,
+        layer_norm_eps=video_config.layer_norm_eps,
+        hidden_act=video_config.hidden_act,
     )
 
 
-def build_from_unimodal(model_class, audio=None, video=None, config: MAViLConfig | None = None, output_loading_info=False, **overrides):
+def _video_state(video, config: MAViLConfig, keep_positions: bool):
+    """MAE-ST / VideoMAE encoder -> MAViL's video branch: ``(state, skipped)``.
+
+    Layers map one to one (VideoMAE's separate ``q_bias``/``v_bias`` become the fused qkv bias ``[q, 0, v]``, which
+    computes the same thing). With ``keep_positions`` the video model's own positions fill MAViL's stored video table:
+    MAE-ST's learned separable table (``spatial[s] + temporal[t]``, its cls position in row 0) or VideoMAE's fixed
+    1-D sinusoid table (zero cls row); otherwise MAViL's 3-D sin-cos table is used and they are dropped.
+    """
+    family = video.config.model_type
+    state, skipped = {}, []
+    for key, tensor in video.state_dict().items():
+        if key.startswith("embeddings.patch_embed."):
+            state["video_" + key] = tensor
+        elif key == "embeddings.cls_token":
+            state["video_embeddings.cls_token"] = tensor
+        elif key.startswith("layers."):
+            index = int(key.split(".")[1])
+            if index >= config.video_num_hidden_layers:
+                raise ValueError(f"the video checkpoint has more layers than config.video_num_hidden_layers")
+            if key.endswith(("attention.q_bias", "attention.v_bias")):
+                continue  # folded into the fused bias below
+            state["video_" + key] = tensor
+        elif key.startswith("embeddings.position_embeddings."):
+            continue  # handled below
+        elif key.startswith("norm."):
+            skipped.append(f"video:{key} (MAViL's encoders have no final norm)")
+        else:
+            raise KeyError(f"unexpected {family} key {key!r}: this converter does not know where it goes")
+    for index, layer in enumerate(video.layers):
+        attention = layer.attention
+        if attention.q_bias is not None:  # VideoMAE: q and v biases, none for k
+            state[f"video_layers.{index}.attention.qkv_proj.bias"] = torch.cat(
+                [attention.q_bias, torch.zeros_like(attention.q_bias), attention.v_bias]
+            ).detach()
+        elif attention.qkv_proj.bias is None:
+            state[f"video_layers.{index}.attention.qkv_proj.bias"] = torch.zeros(3 * config.hidden_size)
+    if family == "maskedav_videomae" and "video_embeddings.cls_token" not in state:
+        skipped.append("video:(no cls token in VideoMAE: MAViL's video cls token starts from its own initialisation)")
+    if keep_positions:
+        embeddings = video.embeddings
+        if family == "maskedav_mae_st":
+            positions = embeddings.position_embeddings()  # [1, T*S, D]
+            cls = embeddings.position_embeddings.cls if embeddings.position_embeddings.cls is not None else torch.zeros(1, 1, positions.shape[-1])
+        else:
+            positions = embeddings.position_embeddings.table  # [1, L, D], fixed sinusoid
+            cls = torch.zeros(1, 1, positions.shape[-1])
+        state["video_embeddings.position_embeddings.table"] = torch.cat([cls, positions], dim=1).detach()
+    else:
+        skipped.append(f"video:position embeddings of {family} (replaced by MAViL's 3-D sin-cos table)")
+    return state, skipped
+
+
+def build_from_unimodal(
+    model_class,
+    audio=None,
+    video=None,
+    config: MAViLConfig | None = None,
+    keep_video_positions: bool = True,
+    output_loading_info: bool = False,
+    **overrides,
+):
     """Build ``model_class`` (any MAViL class) with encoders copied from uni-modal checkpoints.
 
     Args:
         audio: an Audio-MAE model of this package (any head) or its path.
-        video: a video MAE checkpoint (see :func:`_video_state`).
-        config: the MAViL config; by default derived from the audio checkpoint (sizes, depth, positions) with
-            ``overrides`` applied, the video encoder getting the audio encoder's depth.
+        video: an MAE-ST or VideoMAE model of this package (any head) or its path (see :func:`_video_state`).
+        config: the MAViL config; by default derived from the checkpoints (sizes, depths, positions) with
+            ``overrides`` applied (a missing modality's encoder gets the other one's depth).
+        keep_video_positions: carry the video model's own position table as MAViL's stored video table (sets
+            ``position_tables="stored"``); otherwise MAViL's 3-D sin-cos table replaces it.
         output_loading_info: also return ``{"loaded": [...], "skipped": [...], "initialised": [...]}``.
     """
     if audio is None and video is None:
         raise ValueError("give at least one uni-modal checkpoint: audio=... and/or video=...")
     audio_model = _load_audiomae(audio) if audio is not None else None
+    video_model = _load_video(video) if video is not None else None
     if config is None:
-        fields = _audio_fields(audio_model.config) if audio_model is not None else {}
+        fields = {}
         if audio_model is not None:
-            fields["video_num_hidden_layers"] = audio_model.config.num_hidden_layers
+            fields.update(_audio_fields(audio_model.config), video_num_hidden_layers=audio_model.config.num_hidden_layers)
+        if video_model is not None:
+            video_fields = _video_fields(video_model.config)
+            clashes = {k: (fields[k], v) for k, v in video_fields.items() if k in fields and k != "video_num_hidden_layers" and fields[k] != v}
+            if clashes:
+                raise ValueError(f"the audio and video checkpoints disagree (audio, video): {clashes}")
+            fields.update(video_fields)
+            fields.setdefault("audio_num_hidden_layers", video_model.config.num_hidden_layers)
+            if keep_video_positions:
+                fields["position_tables"] = "stored"
         fields.update(overrides)
         config = MAViLConfig(**fields)
     elif overrides:
@@ -119,10 +219,18 @@ def build_from_unimodal(model_class, audio=None, video=None, config: MAViLConfig
         audio_state, audio_skipped = _audio_state(audio_model, config.audio_num_hidden_layers)
         state.update(audio_state)
         skipped += [f"audio:{k} (MAViL's encoders have no final norm)" for k in audio_skipped]
-    if video is not None:
-        state.update(_video_state(video, config))
+    if video_model is not None:
+        fields = _video_fields(video_model.config)
+        mismatched = {k: (v, getattr(config, k)) for k, v in fields.items() if k != "video_num_hidden_layers" and getattr(config, k) != v}
+        if mismatched:
+            raise ValueError(f"the video checkpoint does not match the MAViL config (checkpoint, config): {mismatched}")
+        if keep_video_positions and config.position_tables != "stored":
+            raise ValueError("keep_video_positions needs config.position_tables='stored' (or pass keep_video_positions=False)")
+        video_state, video_skipped = _video_state(video_model, config, keep_video_positions)
+        state.update(video_state)
+        skipped += video_skipped
     if not config.use_cls_token:
-        skipped += [f"audio:{k}" for k in list(state) if k.endswith("cls_token")]
+        skipped += [f"{k} (config.use_cls_token=False)" for k in list(state) if k.endswith("cls_token")]
         state = {k: v for k, v in state.items() if not k.endswith("cls_token")}
     missing, unexpected = base.load_state_dict(state, strict=False)
     if unexpected:
