@@ -1,0 +1,426 @@
+#!/usr/bin/env python
+"""Pretrain an Audio-MAE (masked spectrogram autoencoder) with Accelerate.
+
+With no arguments it pretrains a tiny Audio-MAE on the built-in synthetic dataset, on whatever Accelerate finds
+(one CPU is enough, a few minutes):
+
+    accelerate launch examples/pretrain_audio.py
+
+On real data and several GPUs (see docs/training.md for every option and the configs in accelerate_configs/):
+
+    accelerate launch --config_file examples/accelerate_configs/multi_gpu.yaml examples/pretrain_audio.py \
+        --config_name audiomae-base --dataset_name agkphysics/AudioSet --streaming --max_train_steps 100000 \
+        --per_device_train_batch_size 64 --learning_rate 4e-4 --weight_decay 1e-4 --checkpointing_steps 2000
+
+The loop is written out on purpose (in the style of transformers' ``*_no_trainer.py`` examples) so it can be read
+top to bottom and changed. What it takes care of: optimizer steps counted once per update whatever the gradient
+accumulation; the LR schedule stepped once per update (not once per process); resume mid-epoch restores the data
+position, the epoch's shuffling and every RNG, so a resumed run repeats the loss sequence of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from itertools import islice
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, send_to_device, set_seed
+from tqdm.auto import tqdm
+
+import hf_maskedav  # noqa: F401  (registers the models with the Auto classes)
+from hf_maskedav import AudioMAEFeatureExtractor, AudioMAEForPreTraining
+from hf_maskedav.data import (
+    AudioClipDataset,
+    AudioCollator,
+    BadSampleTracker,
+    StreamingAudioClipDataset,
+    clip_samples_for,
+    featurize,
+    load_audio_source,
+)
+from hf_maskedav.training import (
+    StepLog,
+    TrainingState,
+    build_config,
+    cosine_schedule_with_warmup,
+    format_duration,
+    list_checkpoints,
+    load_checkpoint,
+    maybe_inject_fault,
+    parameter_groups,
+    per_process_states,
+    push_to_hub,
+    resolve_resume_path,
+    save_checkpoint,
+    save_loss_curve,
+    save_spectrogram_reconstruction,
+    spectrogram_reconstruction_images,
+    write_model_card,
+)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    model = parser.add_argument_group("model")
+    model.add_argument("--config_name", default="audiomae-tiny",
+                       help="a preset (audiomae-tiny, audiomae-small, audiomae-base, audiomae-large), a config folder/JSON or a Hub id")
+    model.add_argument("--model_name_or_path", default=None, help="continue pretraining from these weights (folder or Hub id)")
+    model.add_argument("--feature_extractor_name", default=None,
+                       help="feature extractor to use (defaults to --model_name_or_path's, else one matching the config)")
+    model.add_argument("--mask_ratio", type=float, default=None, help="fraction of patches masked (config default: 0.8)")
+    model.add_argument("--attn_implementation", default=None, choices=[None, "eager", "sdpa", "flash_attention_2"])
+    model.add_argument("--gradient_checkpointing", action="store_true")
+
+    data = parser.add_argument_group("data")
+    data.add_argument("--dataset_name", default="demo", help="Hub dataset id, local dataset folder, or 'demo' (built-in)")
+    data.add_argument("--dataset_config_name", default=None)
+    data.add_argument("--data_dir", default=None, help="local audiofolder (audio files + optional metadata.csv)")
+    data.add_argument("--audio_files", nargs="+", default=None, help="plain audio files, folders or glob patterns")
+    data.add_argument("--train_split", default="train")
+    data.add_argument("--eval_split", default="validation",
+                      help="split for the final held-out reconstruction loss and picture ('none' to skip)")
+    data.add_argument("--audio_column", default="audio")
+    data.add_argument("--streaming", action="store_true", help="stream the dataset (needs --max_train_steps)")
+    data.add_argument("--shuffle_buffer_size", type=int, default=1000)
+    data.add_argument("--dataloader_num_workers", type=int, default=0)
+    data.add_argument("--features_on_device", action="store_true",
+                      help="compute fbank features in the training loop on the accelerator instead of in the data workers")
+    data.add_argument("--max_bad_fraction", type=float, default=0.5, help="stop when more samples than this fraction fail")
+    data.add_argument("--demo_num_clips", type=int, default=None, help="size of the built-in dataset's train split")
+
+    train = parser.add_argument_group("training")
+    train.add_argument("--output_dir", default="outputs/pretrain_audio")
+    train.add_argument("--overwrite_output_dir", action="store_true")
+    train.add_argument("--per_device_train_batch_size", type=int, default=32)
+    train.add_argument("--per_device_eval_batch_size", type=int, default=64)
+    train.add_argument("--learning_rate", type=float, default=1e-3, help="peak learning rate (after warm-up)")
+    train.add_argument("--min_learning_rate", type=float, default=0.0)
+    train.add_argument("--weight_decay", type=float, default=0.05)
+    train.add_argument("--adam_beta1", type=float, default=0.9)
+    train.add_argument("--adam_beta2", type=float, default=0.95)
+    train.add_argument("--max_grad_norm", type=float, default=None, help="clip gradients to this norm")
+    train.add_argument("--num_train_epochs", type=int, default=30)
+    train.add_argument("--max_train_steps", type=int, default=None, help="optimizer steps; overrides --num_train_epochs")
+    train.add_argument("--gradient_accumulation_steps", type=int, default=1)
+    train.add_argument("--num_warmup_steps", type=int, default=None, help="defaults to --warmup_ratio of the steps")
+    train.add_argument("--warmup_ratio", type=float, default=0.1)
+    train.add_argument("--seed", type=int, default=42)
+    train.add_argument("--checkpointing_steps", default=None, help="an integer (every N optimizer steps) or 'epoch'")
+    train.add_argument("--checkpoints_total_limit", type=int, default=2, help="keep only the newest N checkpoints")
+    train.add_argument("--resume_from_checkpoint", nargs="?", const="latest", default=None,
+                       help="a checkpoint folder, or no value / 'latest' for the newest one in --output_dir")
+    train.add_argument("--logging_steps", type=int, default=10, help="update the progress bar text every N steps")
+    train.add_argument("--with_tracking", action="store_true", help="log to --report_to (TensorBoard)")
+    train.add_argument("--report_to", default="tensorboard", help="accelerate tracker(s): tensorboard, wandb, all...")
+    train.add_argument("--push_to_hub", action="store_true")
+    train.add_argument("--hub_model_id", default=None, help="repo id to push to (defaults to the output folder's name)")
+    train.add_argument("--hub_token", default=None)
+    args = parser.parse_args(argv)
+
+    if args.streaming and args.max_train_steps is None:
+        parser.error("--streaming needs --max_train_steps (a stream has no length to count epochs)")
+    if args.checkpointing_steps is not None and args.checkpointing_steps != "epoch":
+        if not args.checkpointing_steps.isdigit() or int(args.checkpointing_steps) < 1:
+            parser.error(f"--checkpointing_steps must be a positive integer or 'epoch', got {args.checkpointing_steps!r}")
+        args.checkpointing_steps = int(args.checkpointing_steps)
+    if args.gradient_accumulation_steps < 1:
+        parser.error("--gradient_accumulation_steps must be at least 1")
+    return args
+
+
+def check_output_dir(args) -> None:
+    """Refuse to mix a new run into a folder holding another run's checkpoints or model."""
+    if args.resume_from_checkpoint or args.overwrite_output_dir or not os.path.isdir(args.output_dir):
+        return
+    if list_checkpoints(args.output_dir) or os.path.isfile(os.path.join(args.output_dir, "config.json")):
+        raise SystemExit(
+            f"{args.output_dir} already holds a run (checkpoints or a saved model). Pass --resume_from_checkpoint to "
+            "continue it, --overwrite_output_dir to start again there, or another --output_dir."
+        )
+
+
+def open_source(args, split: str):
+    """The training/eval split: built-in demo by default, else the Hub id / local folder / audio files given."""
+    name = args.dataset_name
+    if name == "demo" and (args.data_dir or args.audio_files):
+        name = None  # --data_dir or --audio_files alone
+    return load_audio_source(
+        name, args.dataset_config_name, args.data_dir, args.audio_files, split, args.audio_column,
+        streaming=args.streaming and split == args.train_split, demo_num_clips=args.demo_num_clips if split == args.train_split else None,
+    )
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    check_output_dir(args)
+    start_time = time.time()
+
+    accelerator = Accelerator(
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        log_with=args.report_to if args.with_tracking else None,
+        project_config=ProjectConfiguration(project_dir=args.output_dir, logging_dir=os.path.join(args.output_dir, "runs")),
+        # Seeded per-epoch shuffling: the order of epoch e is the same in every run, which makes resuming exact.
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
+    )
+    log = accelerator.print
+    log(f"world size: {accelerator.num_processes} process(es), device {accelerator.device}, "
+        f"mixed precision {accelerator.mixed_precision}, distributed type {accelerator.distributed_type.value}")
+    print(f"process {accelerator.process_index} of {accelerator.num_processes} started on {accelerator.device}", flush=True)
+    # Different masks on every process, reproducible from the seed.
+    set_seed(args.seed, device_specific=True)
+
+    # ---- model and feature extractor ---------------------------------------------------------------------------
+    overrides = {} if args.mask_ratio is None else {"mask_ratio": args.mask_ratio}
+    if args.model_name_or_path:
+        model = AudioMAEForPreTraining.from_pretrained(args.model_name_or_path, attn_implementation=args.attn_implementation, **overrides)
+        config = model.config
+    else:
+        config = build_config(args.config_name, **overrides)
+        model = AudioMAEForPreTraining._from_config(config, attn_implementation=args.attn_implementation)
+    if args.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    fe_source = args.feature_extractor_name or args.model_name_or_path
+    if fe_source:
+        feature_extractor = AudioMAEFeatureExtractor.from_pretrained(fe_source)
+    else:
+        feature_extractor = AudioMAEFeatureExtractor(num_mel_bins=config.num_mel_bins, max_length=config.max_length)
+    if (feature_extractor.num_mel_bins, feature_extractor.max_length) != (config.num_mel_bins, config.max_length):
+        raise SystemExit(
+            f"the feature extractor makes {feature_extractor.max_length}x{feature_extractor.num_mel_bins} spectrograms "
+            f"but the model expects {config.max_length}x{config.num_mel_bins}"
+        )
+    log(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, input "
+        f"{config.max_length} frames x {config.num_mel_bins} mel bins, {config.num_patches} patches, mask ratio {config.mask_ratio}")
+
+    # ---- data --------------------------------------------------------------------------------------------------
+    clip_samples = clip_samples_for(feature_extractor)
+    source = open_source(args, args.train_split)
+    log(f"training data: {source.description}")
+    collator = AudioCollator(None if args.features_on_device else feature_extractor)
+    if args.streaming:
+        train_dataset = StreamingAudioClipDataset(
+            source, clip_samples, train=True, seed=args.seed, rank=accelerator.process_index,
+            world_size=accelerator.num_processes, shuffle_buffer_size=args.shuffle_buffer_size,
+        )
+        train_dataloader = torch.utils.data.DataLoader(
+            train_dataset, batch_size=args.per_device_train_batch_size, collate_fn=collator,
+            num_workers=args.dataloader_num_workers,
+        )
+    else:
+        train_dataset = AudioClipDataset(source, clip_samples, train=True, seed=args.seed)
+        train_dataloader = torch.utils.data.DataLoader(
+            train_dataset, batch_size=args.per_device_train_batch_size, shuffle=True, drop_last=True,
+            collate_fn=collator, num_workers=args.dataloader_num_workers,
+            # its own generator, so creating a data-loader iterator never draws from the global RNG
+            generator=torch.Generator().manual_seed(args.seed),
+        )
+
+    # ---- optimizer and schedule ----------------------------------------------------------------------------------
+    optimizer = torch.optim.AdamW(
+        parameter_groups(model, args.weight_decay), lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2)
+    )
+    if args.streaming:
+        model, optimizer = accelerator.prepare(model, optimizer)  # each process reads its own shard of the stream
+        num_update_steps_per_epoch = None
+        max_train_steps, num_train_epochs = args.max_train_steps, 1
+    else:
+        model, optimizer, train_dataloader = accelerator.prepare(model, optimizer, train_dataloader)
+        if len(train_dataloader) == 0:
+            raise SystemExit(
+                f"the training data gives no full batch of {args.per_device_train_batch_size} per process "
+                f"({len(train_dataset)} samples, {accelerator.num_processes} processes); lower the batch size"
+            )
+        num_update_steps_per_epoch = math.ceil(len(train_dataloader) / args.gradient_accumulation_steps)
+        max_train_steps = args.max_train_steps or args.num_train_epochs * num_update_steps_per_epoch
+        num_train_epochs = math.ceil(max_train_steps / num_update_steps_per_epoch)
+    warmup = args.num_warmup_steps if args.num_warmup_steps is not None else int(args.warmup_ratio * max_train_steps)
+    # Not passed to accelerator.prepare: a prepared scheduler steps once per process per update. Stepped by hand
+    # once per optimizer update instead, and registered so checkpoints save and restore it.
+    lr_scheduler = cosine_schedule_with_warmup(optimizer, warmup, max_train_steps, args.min_learning_rate / args.learning_rate)
+    accelerator.register_for_checkpointing(lr_scheduler)
+
+    total_batch = args.per_device_train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps
+    log(f"optimizer steps: {max_train_steps} ({num_train_epochs} epoch(s) of {num_update_steps_per_epoch or 'streamed'} "
+        f"steps), total batch {total_batch}, warm-up {warmup}, peak lr {args.learning_rate}")
+
+    if args.with_tracking:
+        accelerator.init_trackers("pretrain_audio", {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))})
+
+    # ---- resume ------------------------------------------------------------------------------------------------
+    tracker = BadSampleTracker(max_bad_fraction=args.max_bad_fraction)
+    state = TrainingState()
+    resume_path = resolve_resume_path(args.resume_from_checkpoint, args.output_dir)
+    if resume_path:
+        state = load_checkpoint(accelerator, resume_path)
+        if str(accelerator.process_index) in state.bad_samples:
+            tracker.load_state_dict(state.bad_samples[str(accelerator.process_index)])
+        log(f"resumed from {resume_path}: step {state.completed_steps}, epoch {state.epoch}, "
+            f"{state.batches_in_epoch} batches into it")
+    elif args.resume_from_checkpoint:
+        log(f"no checkpoint in {args.output_dir}; starting from scratch")
+    step_log = StepLog(os.path.join(args.output_dir, "train_log.jsonl"), enabled=accelerator.is_main_process)
+
+    def checkpoint(epoch: int, batches_in_epoch: int):
+        if num_update_steps_per_epoch is not None and batches_in_epoch >= len(train_dataloader):
+            epoch, batches_in_epoch = epoch + 1, 0  # the epoch is finished: resume at the next one
+        state.epoch, state.batches_in_epoch = epoch, batches_in_epoch
+        state.bad_samples = per_process_states(accelerator, tracker.state_dict())
+        path = save_checkpoint(accelerator, args.output_dir, state, args.checkpoints_total_limit)
+        log(f"saved checkpoint {path}")
+
+    # ---- training loop -----------------------------------------------------------------------------------------
+    progress = tqdm(range(max_train_steps), initial=state.completed_steps, disable=not accelerator.is_local_main_process,
+                    desc="pretraining", dynamic_ncols=True)
+    micro_losses = []
+    for epoch in range(state.epoch, num_train_epochs):
+        if state.completed_steps >= max_train_steps:
+            break
+        model.train()
+        skip = state.batches_in_epoch if epoch == state.epoch else 0
+        if args.streaming:
+            batches = islice(iter(train_dataloader), skip, None)  # a stream is re-read up to the saved position
+        else:
+            train_dataloader.set_epoch(epoch)
+            batches = accelerator.skip_first_batches(train_dataloader, skip) if skip else train_dataloader
+            batches.set_epoch(epoch)  # the skipping loader starts at epoch 0 otherwise: wrong shuffling order
+        batches_in_epoch = skip
+        for batch in batches:
+            batches_in_epoch += 1
+            if args.streaming:
+                batch = send_to_device(batch, accelerator.device)
+            tracker.update(batch)
+            with accelerator.accumulate(model):
+                input_values = featurize(feature_extractor, batch, accelerator.device)
+                loss = model(input_values=input_values).loss
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and args.max_grad_norm:
+                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad()
+            micro_losses.append(loss.detach())
+            if not accelerator.sync_gradients:
+                continue
+
+            # one optimizer update is complete
+            lr_scheduler.step()
+            state.completed_steps += 1
+            step_loss = accelerator.reduce(torch.stack(micro_losses).mean(), reduction="mean").item()
+            micro_losses = []
+            lr = lr_scheduler.get_last_lr()[0]
+            state.loss_history.append([state.completed_steps, step_loss])
+            step_log.write(step=state.completed_steps, epoch=epoch, loss=step_loss, lr=lr)
+            if args.with_tracking:
+                accelerator.log({"train/loss": step_loss, "train/lr": lr, "train/epoch": epoch}, step=state.completed_steps)
+            progress.update(1)
+            if state.completed_steps % args.logging_steps == 0 or state.completed_steps == 1:
+                progress.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.2e}")
+            if isinstance(args.checkpointing_steps, int) and state.completed_steps % args.checkpointing_steps == 0:
+                checkpoint(epoch, batches_in_epoch)
+            maybe_inject_fault(state.completed_steps)
+            if state.completed_steps >= max_train_steps:
+                break
+        if args.checkpointing_steps == "epoch" and not args.streaming:
+            checkpoint(epoch, batches_in_epoch)
+    progress.close()
+    train_time = time.time() - start_time
+
+    # ---- held-out loss and reconstruction picture ----------------------------------------------------------------
+    model.eval()
+    unwrapped = accelerator.unwrap_model(model)
+    eval_loss, picture_input = None, None
+    eval_source = None
+    if args.eval_split != "none" and not args.streaming and args.audio_files is None:
+        try:
+            eval_source = open_source(args, args.eval_split)
+        except (ValueError, KeyError) as error:  # the dataset has no such split
+            log(f"no held-out evaluation on split {args.eval_split!r}: {error}")
+    if eval_source is not None:
+        eval_loader = accelerator.prepare(torch.utils.data.DataLoader(
+            AudioClipDataset(eval_source, clip_samples, train=False), batch_size=args.per_device_eval_batch_size,
+            collate_fn=AudioCollator(None if args.features_on_device else feature_extractor),
+        ))
+        losses, noise_gen = [], torch.Generator().manual_seed(1234)
+        for batch in eval_loader:
+            tracker.update(batch)
+            input_values = featurize(feature_extractor, batch, accelerator.device)
+            noise = torch.rand(input_values.shape[0], config.num_patches, generator=noise_gen).to(accelerator.device)
+            with torch.no_grad():
+                out = model(input_values=input_values, noise=noise)
+            losses.append(accelerator.gather_for_metrics(out.loss.detach().repeat(input_values.shape[0])))
+            if picture_input is None:
+                picture_input = input_values[:1].detach()
+        eval_loss = torch.cat(losses).mean().item()
+        log(f"held-out reconstruction loss ({args.eval_split}): {eval_loss:.4f}")
+    if picture_input is None and not args.streaming:
+        picture_input = featurize(feature_extractor, collator([train_dataset[0]]), accelerator.device)
+
+    # ---- save --------------------------------------------------------------------------------------------------
+    bad = tracker.totals(accelerator)
+    samples_per_process = {k: v["good"] for k, v in per_process_states(accelerator, tracker.state_dict()).items()}
+    accelerator.wait_for_everyone()
+    unwrapped.save_pretrained(
+        args.output_dir, is_main_process=accelerator.is_main_process, save_function=accelerator.save,
+        state_dict=accelerator.get_state_dict(model),
+    )
+    if accelerator.is_main_process:
+        feature_extractor.save_pretrained(args.output_dir)
+        if state.loss_history:
+            save_loss_curve(state.loss_history, os.path.join(args.output_dir, "loss_curve.png"),
+                            title=f"Audio-MAE pretraining ({source.description})", ylabel="masked reconstruction loss")
+        if picture_input is not None:
+            with torch.no_grad():
+                noise = torch.rand(1, config.num_patches, generator=torch.Generator().manual_seed(0)).to(accelerator.device)
+                out = unwrapped(input_values=picture_input, noise=noise)
+            images = spectrogram_reconstruction_images(
+                picture_input[0], out.logits[0], out.mask[0], config.patch_size, config.norm_pix_loss
+            )
+            save_spectrogram_reconstruction(images, os.path.join(args.output_dir, "reconstruction.png"),
+                                            title=f"step {state.completed_steps}, mask ratio {config.mask_ratio}")
+        first = state.loss_history[0][1] if state.loss_history else None
+        last = sum(v for _, v in state.loss_history[-10:]) / max(1, len(state.loss_history[-10:])) if state.loss_history else None
+        summary = {
+            "world_size": accelerator.num_processes,
+            "completed_steps": state.completed_steps,
+            "first_loss": first,
+            "final_loss_mean_last_10": last,
+            "eval_loss": eval_loss,
+            "wall_time_seconds": round(train_time, 1),
+            "bad_samples": bad,
+            "samples_per_process": samples_per_process,
+        }
+        with open(os.path.join(args.output_dir, "train_summary.json"), "w") as handle:
+            json.dump(summary, handle, indent=1)
+        write_model_card(
+            args.output_dir, args.hub_model_id or os.path.basename(os.path.abspath(args.output_dir)),
+            task="feature-extraction",
+            summary=(f"An Audio-MAE ({config.num_hidden_layers} layers, width {config.hidden_size}) pretrained with "
+                     f"masked spectrogram modelling (mask ratio {config.mask_ratio}) using hf_maskedav."),
+            datasets=[source.description if args.dataset_name == "demo" else args.dataset_name],
+            metrics={"held-out reconstruction loss": eval_loss} if eval_loss is not None else None,
+            hyperparameters={"optimizer steps": state.completed_steps, "total batch size": total_batch,
+                             "peak learning rate": args.learning_rate, "weight decay": args.weight_decay,
+                             "warm-up steps": warmup, "processes": accelerator.num_processes,
+                             "mixed precision": accelerator.mixed_precision},
+            tags=["audio", "audio-mae", "self-supervised", "masked-autoencoder"],
+        )
+        log(f"saved the model, feature extractor, loss_curve.png and reconstruction.png to {args.output_dir}")
+        log(f"training wall time {format_duration(train_time)}; loss {first:.4f} (step 1) -> {last:.4f} (mean of the last 10 steps)"
+            if state.loss_history else f"training wall time {format_duration(train_time)}")
+        log(BadSampleTracker.report(bad))
+        if args.push_to_hub:
+            url = push_to_hub(args.output_dir, args.hub_model_id or os.path.basename(os.path.abspath(args.output_dir)),
+                              token=args.hub_token)
+            log(f"pushed to {url}")
+    if args.with_tracking:
+        accelerator.end_training()
+    accelerator.wait_for_everyone()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

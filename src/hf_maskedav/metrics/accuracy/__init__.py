@@ -1,0 +1,1 @@
+"""Bundled `evaluate` metric module (see the .py file of the same name)."""

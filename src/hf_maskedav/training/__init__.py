@@ -1,0 +1,50 @@
+"""Pieces shared by the training scripts in ``examples/`` (audio now; video and audio-visual reuse them).
+
+Checkpointing (atomic save, resume of model/optimizer/scheduler/RNG/data position), optimizer groups and the LR
+schedule, loss-curve and reconstruction pictures, model cards, Hub upload, metrics, the step log.
+"""
+
+from .checkpointing import (
+    TrainingState,
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    resolve_resume_path,
+    save_checkpoint,
+)
+from .hub import push_to_hub
+from .model_card import write_model_card
+from .optim import NO_WEIGHT_DECAY_NAMES, cosine_schedule_with_warmup, default_layer_id, parameter_groups
+from .plotting import save_loss_curve, save_spectrogram_reconstruction, spectrogram_reconstruction_images
+from .utils import (
+    AUDIOMAE_PRESETS,
+    StepLog,
+    build_config,
+    format_duration,
+    maybe_inject_fault,
+    per_process_states,
+)
+
+__all__ = [
+    "AUDIOMAE_PRESETS",
+    "NO_WEIGHT_DECAY_NAMES",
+    "StepLog",
+    "TrainingState",
+    "build_config",
+    "cosine_schedule_with_warmup",
+    "default_layer_id",
+    "format_duration",
+    "latest_checkpoint",
+    "list_checkpoints",
+    "load_checkpoint",
+    "maybe_inject_fault",
+    "parameter_groups",
+    "per_process_states",
+    "push_to_hub",
+    "resolve_resume_path",
+    "save_checkpoint",
+    "save_loss_curve",
+    "save_spectrogram_reconstruction",
+    "spectrogram_reconstruction_images",
+    "write_model_card",
+]

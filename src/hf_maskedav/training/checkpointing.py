@@ -1,0 +1,154 @@
+"""Checkpoints for the Accelerate training scripts: atomic save, find the latest, resume everything.
+
+A checkpoint is a folder ``<output_dir>/checkpoint-<step>`` holding what ``accelerator.save_state`` writes (model,
+optimizer, registered objects such as the LR scheduler, and every process's RNG states) plus ``training_state.json``
+(the loop's position: optimizer steps done, epoch, batches consumed in that epoch, loss history, bad-sample counts,
+anything else the script adds). It is written under a temporary name and renamed when complete, so a crash or a
+``kill -9`` during the write never leaves a half-written checkpoint that looks valid; ``training_state.json`` is
+written last, and :func:`latest_checkpoint` only considers folders that have it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from dataclasses import asdict, dataclass, field
+
+CHECKPOINT_PREFIX = "checkpoint-"
+STATE_FILE = "training_state.json"
+_CHECKPOINT_RE = re.compile(rf"^{CHECKPOINT_PREFIX}(\d+)$")
+
+
+@dataclass
+class TrainingState:
+    """Where the training loop is. Saved as JSON inside each checkpoint.
+
+    Args:
+        completed_steps: optimizer updates done.
+        epoch: the epoch in progress (or the next one when ``batches_in_epoch`` reached the epoch's end).
+        batches_in_epoch: data-loader batches (micro-batches, per process) consumed in ``epoch``.
+        loss_history: ``[[step, loss], ...]`` for the loss curve.
+        bad_samples: per-process :class:`~hf_maskedav.data.BadSampleTracker` states, keyed by process index (as a
+            string, JSON keys): each process counts the samples it read.
+        best_metric: best evaluation metric so far (fine-tuning).
+        extra: anything else a script wants back after a resume.
+    """
+
+    completed_steps: int = 0
+    epoch: int = 0
+    batches_in_epoch: int = 0
+    loss_history: list = field(default_factory=list)
+    bad_samples: dict = field(default_factory=dict)
+    best_metric: float | None = None
+    extra: dict = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1)
+
+    @classmethod
+    def from_file(cls, path: str) -> "TrainingState":
+        with open(path) as handle:
+            data = json.load(handle)
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+def checkpoint_step(path: str) -> int | None:
+    """The step of a ``checkpoint-<step>`` folder name, else None."""
+    match = _CHECKPOINT_RE.match(os.path.basename(os.path.normpath(path)))
+    return int(match.group(1)) if match else None
+
+
+def list_checkpoints(output_dir: str) -> list[str]:
+    """Complete checkpoints in ``output_dir``, oldest first."""
+    if not os.path.isdir(output_dir):
+        return []
+    found = []
+    for name in os.listdir(output_dir):
+        step = checkpoint_step(name)
+        path = os.path.join(output_dir, name)
+        if step is not None and os.path.isfile(os.path.join(path, STATE_FILE)):
+            found.append((step, path))
+    return [path for _, path in sorted(found)]
+
+
+def latest_checkpoint(output_dir: str) -> str | None:
+    """The most recent complete checkpoint in ``output_dir``, or None."""
+    checkpoints = list_checkpoints(output_dir)
+    return checkpoints[-1] if checkpoints else None
+
+
+def resolve_resume_path(resume_from_checkpoint: str | None, output_dir: str) -> str | None:
+    """What ``--resume_from_checkpoint`` means: None (fresh run), ``"latest"`` (the newest complete checkpoint in
+    ``output_dir``, or a fresh run when there is none), or a checkpoint folder (must exist and be complete)."""
+    if resume_from_checkpoint is None:
+        return None
+    if resume_from_checkpoint == "latest":
+        return latest_checkpoint(output_dir)
+    if not os.path.isfile(os.path.join(resume_from_checkpoint, STATE_FILE)):
+        raise FileNotFoundError(
+            f"{resume_from_checkpoint} is not a complete checkpoint (no {STATE_FILE}); pass a checkpoint-<step> "
+            f"folder or 'latest'"
+        )
+    return resume_from_checkpoint
+
+
+def save_checkpoint(accelerator, output_dir: str, state: TrainingState, total_limit: int | None = None) -> str:
+    """Save everything needed to resume, atomically. Call on every process.
+
+    Writes into ``.checkpoint-<step>.tmp`` (``accelerator.save_state`` + ``training_state.json`` last), then renames
+    it to ``checkpoint-<step>``. With ``total_limit``, older checkpoints beyond the limit are deleted afterwards.
+
+    Returns:
+        the final checkpoint folder.
+    """
+    step = state.completed_steps
+    final = os.path.join(output_dir, f"{CHECKPOINT_PREFIX}{step}")
+    temporary = os.path.join(output_dir, f".{CHECKPOINT_PREFIX}{step}.tmp")
+    if accelerator.is_main_process:
+        os.makedirs(output_dir, exist_ok=True)
+        if os.path.exists(temporary):  # left over by a run killed while writing
+            shutil.rmtree(temporary)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(temporary)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        with open(os.path.join(temporary, STATE_FILE + ".part"), "w") as handle:
+            handle.write(state.to_json())
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(os.path.join(temporary, STATE_FILE + ".part"), os.path.join(temporary, STATE_FILE))
+        if os.path.exists(final):  # the same step saved again (e.g. a resumed run): swap, never delete first
+            stale = final + ".old"
+            shutil.rmtree(stale, ignore_errors=True)
+            os.replace(final, stale)
+            os.replace(temporary, final)
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            os.replace(temporary, final)
+        if total_limit is not None and total_limit > 0:
+            for old in list_checkpoints(output_dir)[:-total_limit]:
+                shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def load_checkpoint(accelerator, path: str) -> TrainingState:
+    """Restore model, optimizer, registered objects and RNG states from ``path``; return the loop state."""
+    accelerator.load_state(path)
+    return TrainingState.from_file(os.path.join(path, STATE_FILE))
+
+
+__all__ = [
+    "CHECKPOINT_PREFIX",
+    "STATE_FILE",
+    "TrainingState",
+    "checkpoint_step",
+    "latest_checkpoint",
+    "list_checkpoints",
+    "load_checkpoint",
+    "resolve_resume_path",
+    "save_checkpoint",
+]

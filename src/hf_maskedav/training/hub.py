@@ -1,0 +1,36 @@
+"""Pushing a finished training folder to the Hugging Face Hub."""
+
+from __future__ import annotations
+
+import os
+
+# Training by-products that do not belong in a model repository.
+IGNORE_PATTERNS = ["checkpoint-*", ".checkpoint-*", "checkpoint-*/**", "runs/**", "*.tmp", "train_log.jsonl.part"]
+
+
+def push_to_hub(output_dir: str, repo_id: str, token: str | None = None, private: bool | None = None,
+                commit_message: str = "Upload model trained with hf_maskedav", api=None) -> str:
+    """Create ``repo_id`` if needed and upload ``output_dir`` (weights, config, feature extractor, card, pictures),
+    leaving out checkpoints and TensorBoard runs.
+
+    Args:
+        api: a ``huggingface_hub.HfApi`` (made with ``token`` when omitted).
+
+    Returns:
+        the URL of the commit.
+    """
+    if not os.path.isfile(os.path.join(output_dir, "config.json")):
+        raise FileNotFoundError(f"{output_dir} has no config.json; save the model with save_pretrained first")
+    if api is None:
+        from huggingface_hub import HfApi
+
+        api = HfApi(token=token)
+    repo_url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+    repo_id = getattr(repo_url, "repo_id", repo_id)
+    commit = api.upload_folder(
+        repo_id=repo_id, folder_path=output_dir, commit_message=commit_message, ignore_patterns=IGNORE_PATTERNS
+    )
+    return str(getattr(commit, "commit_url", commit))
+
+
+__all__ = ["IGNORE_PATTERNS", "push_to_hub"]
