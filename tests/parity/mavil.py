@@ -12,7 +12,7 @@ import torch
 
 from hf_maskedav import MAViLForAudioVisualClassification, MAViLModel
 from hf_maskedav.conversion import load_official_checkpoint, unwrap_state_dict
-from hf_maskedav.conversion.mavil import config_from_checkpoint, load_official_into
+from hf_maskedav.conversion.mavil import classifier_heads, config_from_checkpoint, load_official_into
 
 from . import call_arguments, compare, load_io
 
@@ -45,7 +45,7 @@ def run(folder: Path, fixture: dict):
         mask_freq_prob=args.get("mask_f_prob", 0.0),
         mask_video_prob=args.get("mask_v_prob", 0.0),
     )
-    has_heads = any(k.startswith(("head_av", "head_a.", "head_v.")) for k in state_dict)
+    has_heads = bool(classifier_heads(state_dict))
     model_class = MAViLForAudioVisualClassification if has_heads else MAViLModel
     model = load_official_into(model_class(config), state_dict).eval()
     base = model.mavil if has_heads else model
@@ -66,7 +66,8 @@ def run(folder: Path, fixture: dict):
         ]
         pooled = fusion_feats[-1]
         ours["pooled_concat"] = pooled
-        if has_heads and model.audio_visual_norm is not None:
+        av_head = has_heads and model.audio_visual_norm is not None
+        if av_head:
             # expert.py: only the last fusion entry goes through fc_norm_av, and only for a fine-tuned model
             fusion_feats[-1] = model.audio_visual_norm(pooled)
             ours["pooled_normed"] = fusion_feats[-1]
@@ -74,7 +75,7 @@ def run(folder: Path, fixture: dict):
         ours["fusion_feats"] = torch.stack(fusion_feats)
         comparisons += [compare(name, value, io[name], fixture) for name, value in ours.items() if name in io]
 
-        if has_heads and "logits_masked" in io:
+        if av_head and "logits_masked" in io:
             captured = {}
             hook = model.audio_visual_norm.register_forward_hook(lambda m, i, o: captured.__setitem__("normed", o))
             masked = model(
