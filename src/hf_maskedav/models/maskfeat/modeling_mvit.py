@@ -164,18 +164,18 @@ def decomposed_relative_position_bias(
     qt, qh, qw = q_grid
     kt, kh, kw = k_grid
     r_q = query[:, :, 1:].reshape(batch, heads, qt, qh, qw, dim)
-    bias = query.new_zeros(batch, heads, qt, qh, qw, kt, kh, kw)
+    bias = None
     if rel_pos_h is not None:
         table_h = relative_position_table(rel_pos_h, qh, kh)  # [qh, kh, d]
         table_w = relative_position_table(rel_pos_w, qw, kw)  # [qw, kw, d]
         rel_h = torch.einsum("bnthwc,hkc->bnthwk", r_q, table_h)  # [N, nH, qt, qh, qw, kh]
         rel_w = torch.einsum("bnthwc,wkc->bnthwk", r_q, table_w)  # [N, nH, qt, qh, qw, kw]
-        bias = bias + rel_h[:, :, :, :, :, None, :, None] + rel_w[:, :, :, :, :, None, None, :]
+        bias = rel_h[:, :, :, :, :, None, :, None] + rel_w[:, :, :, :, :, None, None, :]
     if rel_pos_t is not None:
         table_t = relative_position_table(rel_pos_t, qt, kt)  # [qt, kt, d]
-        rel_t = torch.einsum("bnthwc,tkc->bnthwk", r_q, table_t)  # [N, nH, qt, qh, qw, kt]
-        bias = bias + rel_t[:, :, :, :, :, :, None, None]
-    bias = bias.reshape(batch, heads, qt * qh * qw, kt * kh * kw)
+        rel_t = torch.einsum("bnthwc,tkc->bnthwk", r_q, table_t)[:, :, :, :, :, :, None, None]  # [.., kt, 1, 1]
+        bias = rel_t if bias is None else bias + rel_t
+    bias = bias.expand(batch, heads, qt, qh, qw, kt, kh, kw).reshape(batch, heads, qt * qh * qw, kt * kh * kw)
     return nn.functional.pad(bias, (1, 0, 1, 0))  # zero row/column for the cls token
 
 
