@@ -2,6 +2,7 @@
 
 from .attention import SelfAttention, eager_attention_forward
 from .embeddings import FixedPositionTable, PatchEmbed2D, TubeletEmbed3D
+from .hog import HOGLayer, hog_token_targets
 from .losses import info_nce, masked_mse
 from .masking import (
     MaskingIndices,
