@@ -192,10 +192,125 @@ def load_official_checkpoint_file(path: str | os.PathLike) -> dict[str, torch.Te
     return unwrap_state_dict(load_official_checkpoint(path), containers=OFFICIAL_CONTAINERS)
 
 
+
+
+# ------------------------------------------------------------------------------ conversion script (conversion/convert_mae_st.py)
+
+_MAE_ST_URL = "https://dl.fbaipublicfiles.com/video-mae/pretrain/mae_pretrain_vit_{size}_{dataset}.pth"
+_SLOWFAST_URL = "https://dl.fbaipublicfiles.com/pyslowfast/masked_models/{file}"
+_SIZES = {"base": (768, 12, 12), "large": (1024, 24, 16), "huge": (1280, 32, 16)}  # the released ViT-H uses patch 16
+
+
+def _encoder_kwargs(size: str) -> dict:
+    dim, depth, heads = _SIZES[size]
+    return dict(img_size=224, patch_size=16, embed_dim=dim, depth=depth, num_heads=heads, mlp_ratio=4.0,
+                num_frames=16, t_patch_size=2, sep_pos_embed=True, cls_embed=True)
+
+
+def _presets():
+    from .cli import Preset
+
+    presets = {}
+    names = {"k400": "Kinetics-400", "k600": "Kinetics-600", "k700": "Kinetics-700"}
+    for size in ("large", "huge"):
+        for dataset, name in names.items():
+            preset = f"mae-st-{size}-{dataset}-pretrained"
+            presets[preset] = Preset(
+                name=preset, url=_MAE_ST_URL.format(size=size, dataset=dataset), task="encoder",
+                official_kwargs=_encoder_kwargs(size), processor=dict(frame_sampling_rate=4), license="cc-by-nc-4.0",
+                description=f"MAE-ST ViT-{size[0].upper()} self-supervised on {name} (90% random space-time masking, "
+                "1600 effective epochs; facebookresearch/mae_st release, converted by the authors from PySlowFast). "
+                "Encoder only (decoder weights are not converted): fine-tune with MAESTForVideoClassification.",
+            )
+    for size, file, top1 in (("base", "VIT_B_16x4_MAE_PT.pyth", 81.3), ("large", "VIT_L_16x4_MAE_PT.pyth", 84.8),
+                             ("huge", "VIT_H_16x4_MAE_PT_400e_85.1.pyth", 85.1)):
+        preset = f"mae-st-{size}-k400-slowfast-pretrained"
+        presets[preset] = Preset(
+            name=preset, url=_SLOWFAST_URL.format(file=file), task="encoder", official_kwargs=_encoder_kwargs(size),
+            processor=dict(frame_sampling_rate=4), license="apache-2.0",
+            description=f"MAE-ST ViT-{size[0].upper()} self-supervised on Kinetics-400 in PySlowFast (projects/mae). "
+            "Encoder only: the MaskMViT decoder differs from mae_st's and is not converted.",
+            results=[dict(task_type="video-classification", dataset_type="kinetics400",
+                          dataset_name="Kinetics-400 (after fine-tuning, 16x4, 3x7 views)", metric_type="accuracy",
+                          metric_name="top-1", metric_value=top1, source="SlowFast projects/mae README")],
+        )
+    return presets
+
+
+PRESETS = _presets()
+
+
+def task_from_kwargs(kwargs: Mapping) -> str:
+    """``models_vit`` (fine-tuning) takes ``num_classes``; ``models_mae`` takes the decoder's sizes; else the encoder."""
+    if "num_classes" in kwargs:
+        return "classification"
+    return "pretraining" if "decoder_embed_dim" in kwargs else "encoder"
+
+
+def build_model(official_kwargs: Mapping, task: str, fixture: Mapping | None = None, **overrides):
+    """A randomly initialised model: ``pretraining`` (with decoder), ``classification`` or ``encoder``."""
+    from ..models.mae_st import MAESTForVideoClassification
+
+    config = config_from_official_kwargs(official_kwargs, **overrides)
+    classes = {"pretraining": MAESTForPreTraining, "classification": MAESTForVideoClassification, "encoder": MAESTModel}
+    if task not in classes:
+        raise ValueError(f"task must be one of {sorted(classes)}, got {task!r}")
+    return classes[task](config)
+
+
+def build_processor(config, processor_kwargs: Mapping):
+    from ..models.mae_st import MAESTVideoProcessor
+
+    kwargs = dict(num_frames=config.num_frames, size={"shortest_edge": config.image_size},
+                  crop_size={"height": config.image_size, "width": config.image_size})
+    kwargs.update(processor_kwargs)
+    return MAESTVideoProcessor(**kwargs)
+
+
+def verify_fixture(model, folder, fixture: Mapping):
+    """Run ``model`` on the inputs of an official-code fixture; returns ``(name, ours, official, atol, rtol)`` rows."""
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    io = load_file(str(Path(folder) / "io.safetensors"))
+    tol = fixture.get("suggested_tolerance", {})
+    atol, rtol = float(tol.get("atol", 1e-5)), float(tol.get("rtol", 1e-4))
+    found = re.search(r"mask_ratio\s*=\s*([0-9.]+)", fixture.get("forward_call", ""))
+    ratio = float(found.group(1)) if found else None
+    pixel_values = io["pixel_values"].permute(0, 2, 1, 3, 4)  # official [N, C, T, H, W] -> ours [N, T, C, H, W]
+    model.eval()
+    with torch.no_grad():
+        if isinstance(model, MAESTForPreTraining):
+            out = model(pixel_values, noise=io["noise"], mask_ratio=ratio)
+            ours = {
+                "loss": out.loss.reshape(1), "pred": out.logits, "mask": out.mask, "ids_restore": out.ids_restore,
+                "latent": out.last_hidden_state[:, 1:], "encoder_output_with_cls": out.last_hidden_state,
+                "target": model.reconstruction_target(pixel_values),
+                "target_frame_indices": model.target_frame_indices(pixel_values.shape[1]),
+            }
+        elif isinstance(model, MAESTModel):
+            ours = {"encoder_output_with_cls": model(pixel_values, noise=io.get("noise"), mask_ratio=ratio).last_hidden_state}
+        else:
+            out = model(pixel_values, output_hidden_states=True)
+            encoded, _ = model.mae_st.encode(pixel_values)
+            ours = {
+                "logits": out.logits,
+                "last_block_output": out.hidden_states[-1],
+                "pooled_normed": model.mae_st.norm(encoded.last_hidden_state[:, 1:].mean(dim=1)),
+            }
+    return [(name, value.detach(), io[name], atol, rtol) for name, value in ours.items() if name in io]
+
+
 __all__ = [
     "DECODER_PREFIXES",
     "HEAD_PREFIXES",
     "OFFICIAL_CONTAINERS",
+    "PRESETS",
+    "build_model",
+    "build_processor",
+    "task_from_kwargs",
+    "verify_fixture",
     "config_from_official_kwargs",
     "convert_state_dict",
     "fuse_separate_qkv",

@@ -375,8 +375,148 @@ def load_transformers_videomae(source, model_class=None, **config_overrides):
     return model.eval()
 
 
+
+
+# ----------------------------------------------------------------------------- conversion script (conversion/convert_videomae.py)
+
+_DRIVE = "https://drive.google.com/uc?export=download&confirm=t&id={}"
+_ZOO = "MCG-NJU/VideoMAE MODEL_ZOO.md"
+# encoder (dim, depth, heads) and the decoder of the released pretraining scripts (dim, depth, heads)
+_SIZES = {
+    "small": ((384, 12, 6), (192, 4, 3)),
+    "base": ((768, 12, 12), (384, 4, 6)),
+    "large": ((1024, 24, 16), (512, 12, 8)),
+    "huge": ((1280, 32, 16), (640, 12, 8)),
+}
+# name, classes, frame sampling rate, temporal sampling at test time (SSv2: TSN-style segments), dataset type
+_DATASETS = {
+    "k400": ("Kinetics-400", 400, 4, "center", "kinetics400"),
+    "ssv2": ("Something-Something V2", 174, 2, "uniform", "something-something-v2"),
+    "ucf101": ("UCF101", 101, 4, "center", "ucf101"),
+}
+
+
+def _pretrain_kwargs(size: str) -> dict:
+    (dim, depth, heads), (dec_dim, dec_depth, dec_heads) = _SIZES[size]
+    return dict(
+        img_size=224, patch_size=16, encoder_embed_dim=dim, encoder_depth=depth, encoder_num_heads=heads,
+        decoder_num_classes=1536, decoder_embed_dim=dec_dim, decoder_depth=dec_depth, decoder_num_heads=dec_heads,
+        mlp_ratio=4.0, qkv_bias=True, tubelet_size=2, use_learnable_pos_emb=False, init_values=0.0,
+    )
+
+
+def _finetune_kwargs(size: str, num_classes: int) -> dict:
+    dim, depth, heads = _SIZES[size][0]
+    return dict(
+        img_size=224, patch_size=16, embed_dim=dim, depth=depth, num_heads=heads, mlp_ratio=4.0, qkv_bias=True,
+        num_classes=num_classes, all_frames=16, tubelet_size=2, use_mean_pooling=True, init_scale=0.001,
+        use_learnable_pos_emb=False, init_values=0.0,
+    )
+
+
+def _presets():
+    from .cli import Preset
+
+    rows = [  # size, dataset, epochs, pretrained Drive id, fine-tuned Drive id, top-1
+        ("small", "k400", 1600, "1nU-H1u3eJ-VuyCveU7v-WIOcAVxs5Hww", "1ygjLRm1kvs9mwGsP3lLxUExhRo6TWnrx", 79.0),
+        ("base", "k400", 800, "1JfrhN144Hdg7we213H1WxwR3lGYOlmIn", "18EGdXY9347yK3Yb28O-GxFMbk41F6Ne", 80.0),
+        ("base", "k400", 1600, "1tEhLyskjb755TJ65ptsrafUG2llSwQE1", "1MzwteHH-1yuMnFb8vRBQDvngV1Zl-d3z", 81.5),
+        ("large", "k400", 1600, "1qLOXWb_MGEvaI7tvuAe94CV7S2HXRwT3", "1jX1CiqxSkCfc94y8FRW1YGHy-GNvHCuD", 85.2),
+        ("huge", "k400", 1600, "1AJQR1Rsi2N1pDn9tLyJ8DQrUREiBA1bO", "104ouJZxSVPSAm0LwJXd6IzjdA_RGLqZi", 86.6),
+        ("small", "ssv2", 2400, "1p_I1aaONOeUvRmRQw1UT3-L2H8XJClHu", "1ajlMrT06jiiM-5YjNI2X_UFyzsuYbbtZ", 66.8),
+        ("base", "ssv2", 800, "181hLvyrrPW2IOGA46fkxdJk0tNLIgdB2", "1xZCiaPF4w7lYmLt5o1D5tIZyDdLtJAvH", 69.6),
+        ("base", "ssv2", 2400, "1I18dY_7rSalGL8fPWV82c0-foRUDzJJk", "1dt_59tBIyzdZd5Ecr22lTtzs_64MOZkT", 70.8),
+        ("base", "ucf101", 3200, "1BHev4meNgKM0o_8DMRbuzAsKSP3IpQ3o", "1MSyon6fPpKz7oqD6WDGPFK4k_Rbyb6fw", 91.3),
+    ]
+    presets = {}
+    for size, dataset, epochs, pretrained_id, finetuned_id, top1 in rows:
+        name, classes, rate, sampling, dataset_type = _DATASETS[dataset]
+        stem = f"videomae-{size}-{dataset}-{epochs}ep"
+        result = dict(task_type="video-classification", dataset_type=dataset_type, dataset_name=f"{name} (16 frames)",
+                      metric_type="accuracy", metric_name="top-1", metric_value=top1, source=_ZOO)
+        presets[f"{stem}-pretrained"] = Preset(
+            name=f"{stem}-pretrained", url=_DRIVE.format(pretrained_id), task="pretraining",
+            official_kwargs=_pretrain_kwargs(size), processor=dict(frame_sampling_rate=rate), license="cc-by-nc-4.0",
+            description=f"VideoMAE ViT-{size[0].upper()} self-supervised on {name} ({epochs} epochs, tube masking "
+            f"{'75' if dataset == 'ucf101' else '90'}%). The published accuracy is after fine-tuning.",
+            results=[result],
+        )
+        presets[f"{stem}-finetuned"] = Preset(
+            name=f"{stem}-finetuned", url=_DRIVE.format(finetuned_id), task="classification",
+            official_kwargs=_finetune_kwargs(size, classes),
+            processor=dict(frame_sampling_rate=rate, temporal_sampling=sampling), license="cc-by-nc-4.0",
+            description=f"VideoMAE ViT-{size[0].upper()} pretrained ({epochs} epochs) and fine-tuned on {name} "
+            f"({classes} classes). Class names are not in the checkpoint: pass --labels_csv.",
+            results=[result],
+        )
+    return presets
+
+
+PRESETS = _presets()
+
+
+def task_from_kwargs(kwargs: Mapping) -> str:
+    """``modeling_pretrain.PretrainVisionTransformer`` takes ``encoder_embed_dim``; the fine-tuning model does not."""
+    return "pretraining" if "encoder_embed_dim" in kwargs else "classification"
+
+
+def build_model(official_kwargs: Mapping, task: str, fixture: Mapping | None = None, **overrides):
+    """A randomly initialised model of the official architecture."""
+    config = config_from_official_kwargs(official_kwargs, **overrides)
+    if task == "classification":
+        return MaskedAVVideoMAEForVideoClassification(config)
+    return MaskedAVVideoMAEForPreTraining(config)
+
+
+def build_processor(config, processor_kwargs: Mapping):
+    from ..models.videomae import MaskedAVVideoMAEVideoProcessor
+
+    height, width = config.image_hw
+    kwargs = dict(num_frames=config.num_frames, size={"shortest_edge": min(height, width)},
+                  crop_size={"height": height, "width": width})
+    kwargs.update(processor_kwargs)
+    return MaskedAVVideoMAEVideoProcessor(**kwargs)
+
+
+def verify_fixture(model, folder, fixture: Mapping):
+    """Run ``model`` on the inputs of an official-code fixture; returns ``(name, ours, official, atol, rtol)`` rows."""
+    from safetensors.torch import load_file
+
+    from ..layers import gather_tokens
+
+    io = load_file(str(Path(folder) / "io.safetensors"))
+    tol = fixture.get("suggested_tolerance", {})
+    atol, rtol = float(tol.get("atol", 1e-5)), float(tol.get("rtol", 1e-4))
+    pixel_values = io["pixel_values"].permute(0, 2, 1, 3, 4)  # official [N, C, T, H, W] -> ours [N, T, C, H, W]
+    model.eval()
+    with torch.no_grad():
+        if isinstance(model, MaskedAVVideoMAEForPreTraining):
+            mask = io["bool_masked_pos"].bool()
+            out = model(pixel_values, bool_masked_pos=mask)
+            ids_masked = torch.argsort(mask.long(), dim=1, stable=True)[:, -int(mask[0].sum()) :]
+            ours = {
+                "logits": out.logits, "loss": out.loss.reshape(1), "encoder_output": out.last_hidden_state,
+                "labels": gather_tokens(model.reconstruction_target(pixel_values, normalize=True), ids_masked),
+                "labels_no_norm": gather_tokens(model.reconstruction_target(pixel_values, normalize=False), ids_masked),
+            }
+        else:
+            out = model(pixel_values, output_hidden_states=True)
+            hidden = model.videomae(pixel_values).last_hidden_state
+            ours = {
+                "logits": out.logits,
+                "last_block_output": out.hidden_states[-1],
+                "pooled_normed": model.fc_norm(hidden.mean(dim=1)) if model.fc_norm is not None else hidden[:, 0],
+            }
+    return [(name, value.detach(), io[name], atol, rtol) for name, value in ours.items() if name in io]
+
+
 __all__ = [
     "OFFICIAL_CONTAINERS",
+    "PRESETS",
+    "build_model",
+    "build_processor",
+    "task_from_kwargs",
+    "verify_fixture",
     "config_from_official_kwargs",
     "config_from_transformers",
     "convert_state_dict",
