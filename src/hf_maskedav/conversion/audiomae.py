@@ -208,7 +208,7 @@ def task_from_kwargs(kwargs: Mapping) -> str:
     return "classification" if "num_classes" in kwargs else "pretraining"
 
 
-def build_model(official_kwargs: Mapping, task: str, fixture: Mapping | None = None, **overrides):
+def build_model(official_kwargs: Mapping, task: str, fixture: Mapping | None = None, state_dict=None, **overrides):
     """A randomly initialised model of the official architecture (``fixture`` gives the fine-tuning input size)."""
     from ..models.audiomae import AudioMAEForAudioClassification, AudioMAEForPreTraining
 

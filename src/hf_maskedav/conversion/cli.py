@@ -65,7 +65,9 @@ class ConversionSpec:
     Attributes:
         family: short name (``"audiomae"``); also the model-card template name.
         presets: ``{name: Preset}``.
-        build_model: ``(official_kwargs, task, **config_overrides) -> model`` (randomly initialised, right shape).
+        build_model: ``(official_kwargs, task, fixture=None, state_dict=None, **config_overrides) -> model``
+            (randomly initialised, right shape). ``state_dict`` is the official one, for families whose layout is read
+            from the keys (MAViL); ``fixture`` is the parsed fixture.json when converting a parity fixture.
         convert_state_dict: ``(official_state_dict, model) -> our state dict`` with strict key accounting.
         build_processor: ``(config, processor_kwargs) -> processor`` saved next to the weights.
         verify_fixture: ``(model, folder, fixture) -> list[(name, ours, reference, atol, rtol)]`` against
@@ -273,15 +275,17 @@ def convert(spec: ConversionSpec, argv=None) -> Path:
     output = Path(args.output_dir)
     if output.exists() and any(output.iterdir()) and not args.overwrite:
         raise SystemExit(f"error: {output} is not empty; choose another --output_dir or pass --overwrite")
-    if args.preset is None and args.official_kwargs is None:
+    if args.preset is None and args.official_kwargs is None and not args.checkpoint:
         raise SystemExit("error: give --preset NAME or --official_kwargs JSON to describe the architecture")
 
     preset = spec.presets[args.preset] if args.preset else None
     fixture_folder = fixture = None
     if args.official_kwargs:
         official_kwargs, fixture_folder, fixture = _read_official_kwargs(args.official_kwargs)
-    else:
+    elif preset is not None:
         official_kwargs = dict(preset.official_kwargs)
+    else:
+        official_kwargs = {}  # families that read the architecture from the checkpoint
     task = preset.task if preset else (spec.task_from_kwargs(official_kwargs) if spec.task_from_kwargs else "pretraining")
 
     source = args.checkpoint or (preset.url if preset else None)
@@ -297,7 +301,7 @@ def convert(spec: ConversionSpec, argv=None) -> Path:
     if args.labels_csv:
         id2label = _labels_from_csv(args.labels_csv)
         overrides.update(id2label=id2label, label2id={v: k for k, v in id2label.items()})
-    model = spec.build_model(official_kwargs, task, fixture=fixture, **overrides)
+    model = spec.build_model(official_kwargs, task, fixture=fixture, state_dict=state_dict, **overrides)
     model.load_state_dict(spec.convert_state_dict(state_dict, model), strict=True)
     model.eval()
     print(f"converted {len(state_dict)} official tensors into {type(model).__name__} (strict key accounting passed)")
