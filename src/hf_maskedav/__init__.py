@@ -12,6 +12,16 @@ from .models.audiomae import (
     AudioMAEModel,
     AudioMAEPreTrainedModel,
 )
+from .models.avmae import (
+    AVMAEConfig,
+    AVMAEFeatureExtractor,
+    AVMAEForAudioVisualClassification,
+    AVMAEForPreTraining,
+    AVMAEModel,
+    AVMAEPreTrainedModel,
+    AVMAEProcessor,
+    AVMAEVideoProcessor,
+)
 from .models.cavmae import (
     CAVMAEConfig,
     CAVMAEFeatureExtractor,
@@ -70,6 +80,14 @@ __all__ = [
     "AudioMAEForPreTraining",
     "AudioMAEModel",
     "AudioMAEPreTrainedModel",
+    "AVMAEConfig",
+    "AVMAEFeatureExtractor",
+    "AVMAEForAudioVisualClassification",
+    "AVMAEForPreTraining",
+    "AVMAEModel",
+    "AVMAEPreTrainedModel",
+    "AVMAEProcessor",
+    "AVMAEVideoProcessor",
     "CAVMAEConfig",
     "CAVMAEFeatureExtractor",
     "CAVMAEForAudioVisualClassification",

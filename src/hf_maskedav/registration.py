@@ -35,6 +35,7 @@ def register_auto_classes() -> None:
     _register_mavil()
     _register_video_mae_families()
     _register_cavmae()
+    _register_avmae()
     _REGISTERED = True
 
 
@@ -145,3 +146,29 @@ def _register_cavmae() -> None:
     AutoFeatureExtractor.register(CAVMAEConfig, CAVMAEFeatureExtractor)
     AutoVideoProcessor.register(CAVMAEConfig, CAVMAEVideoProcessor)
     AutoProcessor.register(CAVMAEConfig, CAVMAEProcessor)
+
+
+def _register_avmae() -> None:
+    """AV-MAE (Scenic checkpoints, unverified conversion): pretraining encoder/decoder and the MBT classifier."""
+    from transformers import AutoModelForVideoClassification, AutoProcessor, AutoVideoProcessor
+
+    from .models.avmae import (
+        AVMAEConfig,
+        AVMAEFeatureExtractor,
+        AVMAEForAudioVisualClassification,
+        AVMAEForPreTraining,
+        AVMAEModel,
+        AVMAEProcessor,
+        AVMAEVideoProcessor,
+    )
+    from .pipelines import AutoModelForAudioVisualClassification
+
+    AutoConfig.register(AVMAEConfig.model_type, AVMAEConfig)
+    AutoModel.register(AVMAEConfig, AVMAEModel)
+    AutoModelForPreTraining.register(AVMAEConfig, AVMAEForPreTraining)
+    AutoModelForAudioClassification.register(AVMAEConfig, AVMAEForAudioVisualClassification)
+    AutoModelForVideoClassification.register(AVMAEConfig, AVMAEForAudioVisualClassification)
+    AutoModelForAudioVisualClassification.register(AVMAEConfig, AVMAEForAudioVisualClassification)
+    AutoFeatureExtractor.register(AVMAEConfig, AVMAEFeatureExtractor)
+    AutoVideoProcessor.register(AVMAEConfig, AVMAEVideoProcessor)
+    AutoProcessor.register(AVMAEConfig, AVMAEProcessor)

@@ -1,0 +1,137 @@
+"""AV-MAE configuration."""
+
+from __future__ import annotations
+
+from huggingface_hub.dataclasses import strict
+from transformers import PreTrainedConfig
+
+MODALITIES = ("audio", "video")
+
+
+@strict
+class AVMAEConfig(PreTrainedConfig):
+    r"""Configuration of AV-MAE ("Audiovisual Masked Autoencoders", Georgescu et al., ICCV 2023), as released in
+    google-research/scenic ``projects/av_mae`` (Flax).
+
+    The defaults describe the released AudioSet ViT-L models: a 1000 x 128 log-mel spectrogram (16x16 patches, 62 x 8
+    = 496 time-major tokens: the last 8 frames fall outside the "VALID" patch grid) and 16 RGB frames (2x16x16
+    tubelets, 8 x 14 x 14 = 1568 tokens); fixed 1-D sinusoidal position tables over each modality's flattened tokens;
+    no cls token.
+
+    Input:
+        num_mel_bins (128), max_length (1000): spectrogram size (mel bins, frames).
+        audio_patch_size (16): square spectrogram patches.
+        num_frames (16; the fine-tuned models take 32), image_size (224), video_patch_size (16), tubelet_size (2),
+        num_channels (3). ``pixel_values`` are ``[batch, frames, channels, height, width]``.
+        modalities (`list[str]`, both): the streams the checkpoint has (audio-only / video-only models exist).
+    Encoder (pretraining, ``ViViTMultiMaskedAutoencoder``):
+        hidden_size (1024), num_attention_heads (16), intermediate_size (4096), num_hidden_layers (24).
+        num_fusion_layers (2): the AudioSet models encode each modality with ``num_hidden_layers - num_fusion_layers``
+            layers and then run ``num_fusion_layers`` joint layers on the concatenated tokens
+            (``separate_encoders_and_concat``); 0 = separate encoders (the VGGSound models). Every stack ends with its
+            own LayerNorm (Scenic ``Encoder(normalise_output=True)``).
+        hidden_act (`"gelu_pytorch_tanh"`: Flax ``nn.gelu`` is the tanh approximation), layer_norm_eps (1e-6, Flax
+        default), qkv_bias, hidden_dropout_prob, attention_probs_dropout_prob, drop_path_rate.
+    Pretraining:
+        decoder_hidden_size (512), decoder_num_hidden_layers (4), decoder_num_attention_heads (8),
+        decoder_intermediate_size (2048): one decoder whose weights run on each modality separately
+            (``same_decoder``), with a per-modality projection, mask token and output layer.
+        audio_mask_ratio (0.7), video_mask_ratio (0.9): random masking per modality (VGGSound: 0.5 / 0.9).
+        audio_loss_weight, video_loss_weight (0.5): weights of the per-modality reconstruction MSE (masked tokens,
+            averaged over the patch values, i.e. divided by the output dimension).
+        norm_pix_loss (False): the released models regress raw patches.
+    Fine-tuning (MBT, ``mbt_multilabel_classification``):
+        bottleneck_fusion_layer (18; VGGSound 16): from this layer on, the modality streams exchange information
+            only through ``num_bottleneck_tokens`` (4) shared bottleneck tokens (``>= num_hidden_layers``: never).
+        Each modality has its own ``num_hidden_layers`` layers; a final LayerNorm, mean pooling per modality, one
+        linear classifier applied to each and the logits averaged over modalities.
+        classifier_dropout (0.0).
+        initializer_range (0.02): std of mask tokens and bottleneck tokens at init.
+    """
+
+    model_type = "maskedav_avmae"
+
+    num_mel_bins: int = 128
+    max_length: int = 1000
+    audio_patch_size: int = 16
+    num_frames: int = 16
+    image_size: int = 224
+    video_patch_size: int = 16
+    tubelet_size: int = 2
+    num_channels: int = 3
+    modalities: list[str] | tuple[str, ...] = MODALITIES
+    hidden_size: int = 1024
+    num_attention_heads: int = 16
+    intermediate_size: int = 4096
+    num_hidden_layers: int = 24
+    num_fusion_layers: int = 2
+    hidden_act: str = "gelu_pytorch_tanh"
+    layer_norm_eps: float = 1e-6
+    qkv_bias: bool = True
+    hidden_dropout_prob: float = 0.0
+    attention_probs_dropout_prob: float = 0.0
+    drop_path_rate: float = 0.0
+    initializer_range: float = 0.02
+    decoder_hidden_size: int = 512
+    decoder_num_hidden_layers: int = 4
+    decoder_num_attention_heads: int = 8
+    decoder_intermediate_size: int = 2048
+    audio_mask_ratio: float = 0.7
+    video_mask_ratio: float = 0.9
+    audio_loss_weight: float = 0.5
+    video_loss_weight: float = 0.5
+    norm_pix_loss: bool = False
+    bottleneck_fusion_layer: int = 18
+    num_bottleneck_tokens: int = 4
+    classifier_dropout: float = 0.0
+
+    @property
+    def audio_grid_size(self) -> tuple[int, int]:
+        """Audio token grid ``(time, freq)`` (time-major tokens; "VALID" patches drop a partial last row)."""
+        return (self.max_length // self.audio_patch_size, self.num_mel_bins // self.audio_patch_size)
+
+    @property
+    def video_grid_size(self) -> tuple[int, int, int]:
+        side = self.image_size // self.video_patch_size
+        return (self.num_frames // self.tubelet_size, side, side)
+
+    @property
+    def num_audio_patches(self) -> int:
+        time, freq = self.audio_grid_size
+        return time * freq
+
+    @property
+    def num_video_patches(self) -> int:
+        frames, height, width = self.video_grid_size
+        return frames * height * width
+
+    def validate_architecture(self):
+        """Checked at construction: sizes and combinations the model cannot be built with."""
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"hidden_size {self.hidden_size} is not divisible by num_attention_heads {self.num_attention_heads}"
+            )
+        if self.decoder_hidden_size % self.decoder_num_attention_heads:
+            raise ValueError(
+                f"decoder_hidden_size {self.decoder_hidden_size} is not divisible by decoder_num_attention_heads "
+                f"{self.decoder_num_attention_heads}"
+            )
+        if self.hidden_size % 2 or self.decoder_hidden_size % 2:
+            raise ValueError("hidden_size and decoder_hidden_size must be even (1-D sinusoidal position table)")
+        unknown = [m for m in self.modalities if m not in MODALITIES]
+        if unknown or not self.modalities or len(set(self.modalities)) != len(self.modalities):
+            raise ValueError(f"modalities must be a non-empty list of distinct names among {list(MODALITIES)}")
+        if self.max_length < self.audio_patch_size or self.num_mel_bins < self.audio_patch_size:
+            raise ValueError("the spectrogram is smaller than one patch")
+        if self.num_frames < self.tubelet_size or self.image_size < self.video_patch_size:
+            raise ValueError("the video is smaller than one tubelet")
+        if not 0 <= self.num_fusion_layers <= self.num_hidden_layers:
+            raise ValueError(f"num_fusion_layers must be in [0, num_hidden_layers], got {self.num_fusion_layers}")
+        if self.bottleneck_fusion_layer < 0:
+            raise ValueError(f"bottleneck_fusion_layer must be >= 0, got {self.bottleneck_fusion_layer}")
+        for name in ("audio_mask_ratio", "video_mask_ratio"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+
+
+__all__ = ["AVMAEConfig"]
