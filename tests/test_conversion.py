@@ -55,7 +55,10 @@ def _auto_class(task: str):
 def test_every_script_has_a_fixture_case():
     assert SCRIPTS, "no conversion scripts found"
     if FIXTURES.is_dir():
-        assert {name for name, _ in CASES} == set(SCRIPTS), "a conversion script matches no fixture"
+        # A script whose SPEC declares no official_repos has no parity fixture by design (AV-MAE: the official code is
+        # JAX and was never run here); its conversion is tested on files its own tests write (tests/test_avmae.py).
+        with_fixtures = {name for name, script in SCRIPTS.items() if script.SPEC.official_repos}
+        assert {name for name, _ in CASES} == with_fixtures, "a conversion script matches no fixture"
 
 
 @pytest.mark.parametrize("script_name, folder", CASES, ids=[f"{n}-{f.name}" for n, f in CASES])
