@@ -358,13 +358,14 @@ def task_from_kwargs(kwargs: Mapping) -> str:
     return "classification" if "bottleneck_fusion_layer" in kwargs or "num_labels" in kwargs else "pretraining"
 
 
-def build_model(official_kwargs: Mapping, task: str, fixture: Mapping | None = None, params=None, **overrides):
-    """A randomly initialised model: architecture from the parameter shapes, the rest from ``official_kwargs``."""
+def build_model(official_kwargs: Mapping, task: str, fixture: Mapping | None = None, state_dict=None, **overrides):
+    """A randomly initialised model: architecture from the shapes of the flat Flax parameter tree ``state_dict``,
+    the rest (``max_length``, ``num_frames``, ``bottleneck_fusion_layer``...) from ``official_kwargs``."""
     from ..models.avmae import AVMAEForAudioVisualClassification, AVMAEForPreTraining
 
-    if params is None:
-        raise ValueError("AV-MAE models are built from the checkpoint's parameter shapes; pass params=")
-    config = config_from_params(params, **dict(official_kwargs), **overrides)
+    if state_dict is None:
+        raise ValueError("AV-MAE models are built from the checkpoint's parameter shapes; pass state_dict=")
+    config = config_from_params(state_dict, **dict(official_kwargs), **overrides)
     if task == "classification":
         if config.num_labels == 527 and "problem_type" not in overrides:
             config.problem_type = "multi_label_classification"
@@ -428,7 +429,7 @@ def convert(spec, argv=None) -> Path:
     if args.labels_csv:
         id2label = _labels_from_csv(args.labels_csv)
         overrides.update(id2label=id2label, label2id={v: k for k, v in id2label.items()})
-    model = build_model(overrides, task, params=params)
+    model = build_model(overrides, task, state_dict=params)
     model.load_state_dict(convert_state_dict(params, model), strict=True)
     model.eval()
     print(f"converted {len(params)} Flax parameters into {type(model).__name__} (strict accounting passed)")

@@ -259,8 +259,9 @@ def _presets():
 PRESETS = _presets()
 
 
-def build_model(official_kwargs: Mapping, task: str, fixture: Mapping | None = None, **overrides):
-    """A randomly initialised model of the official architecture.
+def build_model(official_kwargs: Mapping, task: str, fixture: Mapping | None = None, state_dict=None, **overrides):
+    """A randomly initialised model of the official architecture (described by ``official_kwargs``; ``fixture`` and
+    ``state_dict`` are not needed for CAV-MAE).
 
     ``classification_mode`` in ``official_kwargs`` (not an official argument: our presets record with it which mode
     the released head was fine-tuned in) is passed to the config.
