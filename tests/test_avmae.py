@@ -352,3 +352,23 @@ class TestAVMAE(ModelTesterMixin):
                 out.loss.backward()
             missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
             assert not missing, f"{model_class.__name__}: no gradient for {missing}"
+
+
+def test_audio_video_pipeline_runs_on_a_converted_folder(tmp_path):
+    from transformers import pipeline
+
+    from hf_maskedav.conversion.avmae import build_processor
+
+    config = tiny_config(id2label={0: "a", 1: "b", 2: "c"}, label2id={"a": 0, "b": 1, "c": 2})
+    model = AVMAEForAudioVisualClassification(config).eval()
+    model.save_pretrained(tmp_path)
+    build_processor(config, {}).save_pretrained(tmp_path)
+    rng = np.random.default_rng(0)
+    sample = {
+        "audio": rng.standard_normal(8000).astype(np.float32) * 0.1,
+        "sampling_rate": 16000,
+        "video": rng.integers(0, 255, (20, 24, 32, 3), dtype=np.uint8),
+        "video_fps": 10.0,
+    }
+    scores = pipeline("audio-video-classification", model=str(tmp_path))(sample, top_k=2)
+    assert len(scores) == 2 and {s["label"] for s in scores} <= {"a", "b", "c"}
