@@ -247,7 +247,7 @@ def task_from_kwargs(kwargs: Mapping) -> str:
     return "pretraining" if "decoder_embed_dim" in kwargs else "encoder"
 
 
-def build_model(official_kwargs: Mapping, task: str, fixture: Mapping | None = None, **overrides):
+def build_model(official_kwargs: Mapping, task: str, fixture: Mapping | None = None, state_dict=None, **overrides):
     """A randomly initialised model: ``pretraining`` (with decoder), ``classification`` or ``encoder``."""
     from ..models.mae_st import MAESTForVideoClassification
 

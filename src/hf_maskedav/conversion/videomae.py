@@ -460,7 +460,7 @@ def task_from_kwargs(kwargs: Mapping) -> str:
     return "pretraining" if "encoder_embed_dim" in kwargs else "classification"
 
 
-def build_model(official_kwargs: Mapping, task: str, fixture: Mapping | None = None, **overrides):
+def build_model(official_kwargs: Mapping, task: str, fixture: Mapping | None = None, state_dict=None, **overrides):
     """A randomly initialised model of the official architecture."""
     config = config_from_official_kwargs(official_kwargs, **overrides)
     if task == "classification":
