@@ -14,6 +14,7 @@ from .audio import (
     infer_label_spec,
     load_audio_source,
 )
+from .augment import spec_augment
 from .audio_decoding import BadSampleError, crop_or_pad, decode_audio
 from .demo_audio import DEMO_AUDIO_CLASSES, DEMO_AUDIO_SIZES, DemoAudioDataset, synthesize_clip
 
@@ -36,5 +37,6 @@ __all__ = [
     "featurize",
     "infer_label_spec",
     "load_audio_source",
+    "spec_augment",
     "synthesize_clip",
 ]

@@ -73,11 +73,7 @@ class LabelSpec:
             raise BadSampleError(f"missing label in column {self.column!r}")
         if not self.multi_label:
             return self._one(value)
-        if isinstance(value, str):
-            value = [v.strip() for v in value.replace(";", ",").split(",") if v.strip()]
-        if isinstance(value, (int, np.integer)):
-            value = [value]
-        return sorted({self._one(v) for v in value})
+        return sorted({self._one(v) for v in _split_names(value)})
 
 
 def _label_feature_kind(feature):
@@ -96,12 +92,21 @@ def _label_feature_kind(feature):
     return False, isinstance(feature, list), None
 
 
-def infer_label_spec(data, label_column: str | None, label_names: list[str] | None = None) -> LabelSpec | None:
+def _split_names(value):
+    if isinstance(value, str):
+        return [v.strip() for v in value.replace(";", ",").split(",") if v.strip()]
+    return value if isinstance(value, (list, tuple)) else [value]
+
+
+def infer_label_spec(
+    data, label_column: str | None, label_names: list[str] | None = None, multi_label: bool | None = None
+) -> LabelSpec | None:
     """Class names and single/multi-label from the dataset's features, or by reading the label column.
 
     ``ClassLabel`` (or a list of them) gives the names directly. Otherwise the column is read once (map-style data
     only; it does not touch the audio): string labels become sorted class names, integer labels ``0..max``. Streaming
-    data without ``ClassLabel`` needs ``label_names``.
+    data without ``ClassLabel`` needs ``label_names``. List-valued columns are multi-label; ``multi_label=True``
+    also reads ``"a;b"``/``"a,b"`` strings as several labels.
     """
     if label_column is None:
         return None
@@ -117,6 +122,8 @@ def infer_label_spec(data, label_column: str | None, label_names: list[str] | No
             "Pass --label_column with one of them"
         )
     is_class_label, is_list, names = _label_feature_kind(features[label_column]) if features is not None else (False, False, None)
+    if multi_label is not None:
+        is_list = multi_label
     if label_names:
         return LabelSpec(label_column, list(label_names), is_list)
     if is_class_label:
@@ -127,8 +134,8 @@ def infer_label_spec(data, label_column: str | None, label_names: list[str] | No
             "pass them with --label_names"
         )
     values = list(data[label_column]) if hasattr(data, "column_names") else [row[label_column] for row in data]
-    multi = is_list or any(isinstance(v, (list, tuple)) for v in values)
-    flat = [x for v in values for x in (v if isinstance(v, (list, tuple)) else [v]) if x is not None]
+    multi = is_list or (multi_label is None and any(isinstance(v, (list, tuple)) for v in values))
+    flat = [x for v in values for x in (_split_names(v) if multi else [v]) if x is not None]
     if not flat:
         raise ValueError(f"label column {label_column!r} is empty")
     if all(isinstance(x, str) for x in flat):
@@ -188,6 +195,7 @@ def load_audio_source(
     audio_column: str = "audio",
     label_column: str | None = None,
     label_names: list[str] | None = None,
+    multi_label: bool | None = None,
     streaming: bool = False,
     cache_dir: str | None = None,
     demo_multi_label: bool = False,
@@ -208,6 +216,8 @@ def load_audio_source(
         split: the split to open (datasets split syntax such as ``"train[:90%]"`` works for map-style data).
         audio_column, label_column: column names; ``label_column=None`` for unlabelled pretraining.
         label_names: class names, needed for streamed data whose labels are not a ``ClassLabel``.
+        multi_label: force multi-label (True) or single-label (False) reading of the label column; by default
+            list-valued columns are multi-label.
         streaming: stream the dataset instead of downloading/preparing it (Hub ids and local folders).
         demo_*: size, seed, clip length and single/multi-label variant of the built-in dataset.
     """
@@ -248,7 +258,7 @@ def load_audio_source(
             "Pass --audio_column"
         )
     data = data.cast_column(audio_column, datasets.Audio(decode=False))
-    labels = infer_label_spec(data, label_column, label_names)
+    labels = infer_label_spec(data, label_column, label_names, multi_label)
     return AudioSource(data, audio_column, labels, streaming, description)
 
 

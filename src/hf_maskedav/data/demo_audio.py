@@ -175,6 +175,7 @@ class DemoAudioDataset(torch.utils.data.Dataset):
         sampling_rate: sampling rate of the generated audio (16 kHz, what the models expect).
         duration: clip length in seconds.
         multi_label: mix one to three events of different classes per clip and return their indices.
+        cache: keep generated clips in memory (about 64 kB per 1-s clip), so later epochs do not synthesise again.
     """
 
     label_names = DEMO_AUDIO_CLASSES
@@ -187,6 +188,7 @@ class DemoAudioDataset(torch.utils.data.Dataset):
         sampling_rate: int = 16000,
         duration: float = 1.0,
         multi_label: bool = False,
+        cache: bool = True,
     ):
         if split not in _SPLIT_CODES:
             raise ValueError(f"unknown demo split {split!r}; choose one of {sorted(_SPLIT_CODES)}")
@@ -198,6 +200,7 @@ class DemoAudioDataset(torch.utils.data.Dataset):
         self.sampling_rate = sampling_rate
         self.duration = duration
         self.multi_label = multi_label
+        self._cache: dict[int, np.ndarray] | None = {} if cache else None
 
     def __len__(self) -> int:
         return self.num_clips
@@ -215,8 +218,13 @@ class DemoAudioDataset(torch.utils.data.Dataset):
             raise IndexError(f"index {index} out of range for a demo split of {self.num_clips} clips")
         index = index % self.num_clips
         labels = self.labels_of(index)
-        rng = np.random.default_rng([self.seed, _SPLIT_CODES[self.split], index, 0])
-        array = synthesize_clip(labels, rng, self.sampling_rate, self.duration)
+        array = self._cache.get(index) if self._cache is not None else None
+        if array is None:
+            rng = np.random.default_rng([self.seed, _SPLIT_CODES[self.split], index, 0])
+            array = synthesize_clip(labels, rng, self.sampling_rate, self.duration)
+            if self._cache is not None:
+                self._cache[index] = array
+        array = array.copy()  # callers may modify it; the cached clip stays intact
         item = {"audio": {"array": array, "sampling_rate": self.sampling_rate}, "id": f"demo-{self.split}-{index}"}
         if self.multi_label:
             item["labels"] = labels

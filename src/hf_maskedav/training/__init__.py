@@ -15,6 +15,13 @@ from .checkpointing import (
 from .hub import push_to_hub
 from .model_card import write_model_card
 from .optim import NO_WEIGHT_DECAY_NAMES, cosine_schedule_with_warmup, default_layer_id, parameter_groups
+from .probe import (
+    FEATURE_FUNCTIONS,
+    apply_linear_probe,
+    fit_linear_probe,
+    register_feature_function,
+    resolve_feature_function,
+)
 from .plotting import save_loss_curve, save_spectrogram_reconstruction, spectrogram_reconstruction_images
 from .utils import (
     AUDIOMAE_PRESETS,
@@ -26,6 +33,11 @@ from .utils import (
 )
 
 __all__ = [
+    "FEATURE_FUNCTIONS",
+    "apply_linear_probe",
+    "fit_linear_probe",
+    "register_feature_function",
+    "resolve_feature_function",
     "AUDIOMAE_PRESETS",
     "NO_WEIGHT_DECAY_NAMES",
     "StepLog",

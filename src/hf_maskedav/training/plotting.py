@@ -98,8 +98,7 @@ def save_spectrogram_reconstruction(images: dict[str, np.ndarray], path: str, ti
     fig, axes = plt.subplots(3, 1, figsize=(8, 7), dpi=110, sharex=True)
     for ax, name in zip(axes, names):
         image = np.ma.masked_invalid(images[name].T)  # [F, T]: mel bins as rows
-        cmap = plt.get_cmap("magma").copy()
-        cmap.set_bad("#9aa5b1")
+        cmap = plt.get_cmap("magma").with_extremes(bad="#9aa5b1")
         ax.imshow(image, origin="lower", aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
         ax.set_ylabel("mel bin")
         ax.set_title({"masked": "masked input (grey: masked patches)",

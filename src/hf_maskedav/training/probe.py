@@ -1,0 +1,140 @@
+"""Linear probing: frozen-encoder features (one pluggable function per model family) and a linear classifier.
+
+``FEATURE_FUNCTIONS`` maps a config ``model_type`` to ``fn(model, inputs) -> [N, D]``; ``inputs`` are the keyword
+arguments the model takes (``input_values`` for audio, ``pixel_values`` for video...). Another family registers its
+own with :func:`register_feature_function` (or a script passes ``--feature_fn module:function``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+FEATURE_FUNCTIONS: dict[str, Callable] = {}
+
+
+def register_feature_function(model_type: str):
+    """Decorator: use the decorated ``fn(model, inputs) -> [N, D]`` for models whose ``config.model_type`` is this."""
+
+    def wrap(fn):
+        FEATURE_FUNCTIONS[model_type] = fn
+        return fn
+
+    return wrap
+
+
+@register_feature_function("maskedav_audiomae")
+def audiomae_features(model, inputs: dict) -> torch.Tensor:
+    """Audio-MAE clip embedding: mean of the final (normed) patch tokens, cls excluded, every token visible — the
+    pooling its classifier uses."""
+    hidden = model(**inputs).last_hidden_state  # [N, 1 + L, D]
+    return hidden[:, 1:].mean(dim=1)
+
+
+def resolve_feature_function(model_type: str, override: str | None = None) -> Callable:
+    """``override`` as ``"package.module:function"``, else the registered function of ``model_type``."""
+    if override:
+        module_name, _, attribute = override.partition(":")
+        if not attribute:
+            raise ValueError(f"--feature_fn must look like 'package.module:function', got {override!r}")
+        return getattr(importlib.import_module(module_name), attribute)
+    if model_type not in FEATURE_FUNCTIONS:
+        raise ValueError(
+            f"no feature function registered for model type {model_type!r} (known: {sorted(FEATURE_FUNCTIONS)}); "
+            "register one with hf_maskedav.training.probe.register_feature_function or pass --feature_fn"
+        )
+    return FEATURE_FUNCTIONS[model_type]
+
+
+def _fit(features: torch.Tensor, targets: torch.Tensor, multi_label: bool, weight_decay: float, num_classes: int,
+         max_iter: int) -> torch.nn.Linear:
+    """Full-batch L-BFGS on the (convex) L2-regularised logistic loss: deterministic, no learning rate to tune."""
+    torch.manual_seed(0)
+    head = torch.nn.Linear(features.shape[1], num_classes, dtype=torch.float64)
+    torch.nn.init.zeros_(head.weight)
+    torch.nn.init.zeros_(head.bias)
+    optimizer = torch.optim.LBFGS(head.parameters(), lr=1.0, max_iter=max_iter, history_size=20,
+                                  line_search_fn="strong_wolfe", tolerance_grad=1e-9, tolerance_change=1e-12)
+
+    def closure():
+        optimizer.zero_grad()
+        logits = head(features)
+        if multi_label:
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets)
+        else:
+            loss = torch.nn.functional.cross_entropy(logits, targets)
+        loss = loss + 0.5 * weight_decay * head.weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return head
+
+
+def probe_score(head: torch.nn.Linear, features: torch.Tensor, targets: torch.Tensor, multi_label: bool) -> float:
+    """Accuracy (single-label) or mAP (multi-label) of a fitted head."""
+    with torch.no_grad():
+        logits = head(features)
+    if multi_label:
+        from ..metrics.mean_average_precision.mean_average_precision import average_precision_per_class
+
+        per_class = average_precision_per_class(logits.numpy(), targets.numpy())
+        return float(np.nanmean(per_class))
+    return float((logits.argmax(-1) == targets).double().mean())
+
+
+def fit_linear_probe(
+    train_features: torch.Tensor,
+    train_targets: torch.Tensor,
+    multi_label: bool,
+    num_classes: int,
+    weight_decays=(1e-4, 1e-3, 1e-2, 1e-1, 1.0),
+    validation_fraction: float = 0.2,
+    seed: int = 0,
+    max_iter: int = 300,
+) -> dict:
+    """Standardise the features, pick the L2 strength on a held-out part of the training set, refit on all of it.
+
+    Args:
+        train_features: ``[N, D]``.
+        train_targets: ``[N]`` class indices, or ``[N, C]`` multi-hot with ``multi_label``.
+        weight_decays: L2 strengths tried (on standardised features).
+
+    Returns:
+        ``{"head", "mean", "std", "weight_decay", "validation_scores"}``; apply with :func:`apply_linear_probe`.
+    """
+    features = train_features.double()
+    targets = train_targets.double() if multi_label else train_targets.long()
+    mean, std = features.mean(0), features.std(0).clamp_min(1e-6)
+    features = (features - mean) / std
+    order = torch.randperm(len(features), generator=torch.Generator().manual_seed(seed))
+    n_val = max(1, int(len(features) * validation_fraction))
+    val, fit = order[:n_val], order[n_val:]
+    scores = {}
+    for wd in weight_decays:
+        head = _fit(features[fit], targets[fit], multi_label, wd, num_classes, max_iter)
+        scores[wd] = probe_score(head, features[val], targets[val], multi_label)
+    best = max(weight_decays, key=lambda wd: (scores[wd], wd))  # ties: the stronger regularisation
+    head = _fit(features, targets, multi_label, best, num_classes, max_iter)
+    return {"head": head, "mean": mean, "std": std, "weight_decay": best, "validation_scores": scores}
+
+
+def apply_linear_probe(probe: dict, features: torch.Tensor, targets: torch.Tensor, multi_label: bool) -> float:
+    """Score of a probe from :func:`fit_linear_probe` on new features."""
+    features = (features.double() - probe["mean"]) / probe["std"]
+    targets = targets.double() if multi_label else targets.long()
+    return probe_score(probe["head"], features, targets, multi_label)
+
+
+__all__ = [
+    "FEATURE_FUNCTIONS",
+    "apply_linear_probe",
+    "audiomae_features",
+    "fit_linear_probe",
+    "probe_score",
+    "register_feature_function",
+    "resolve_feature_function",
+]

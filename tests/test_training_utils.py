@@ -1,0 +1,196 @@
+"""Shared training pieces: metrics, optimizer groups and schedule, atomic checkpoints, pictures, card, Hub, probe."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from hf_maskedav import AudioMAEConfig, AudioMAEForAudioClassification, AudioMAEForPreTraining
+from hf_maskedav.metrics import ACCURACY, MEAN_AVERAGE_PRECISION, load_metric
+from hf_maskedav.training import (
+    TrainingState,
+    apply_linear_probe,
+    cosine_schedule_with_warmup,
+    fit_linear_probe,
+    latest_checkpoint,
+    parameter_groups,
+    push_to_hub,
+    resolve_resume_path,
+    save_checkpoint,
+    save_loss_curve,
+    save_spectrogram_reconstruction,
+    spectrogram_reconstruction_images,
+    write_model_card,
+)
+
+
+def tiny_config(**overrides):
+    fields = dict(max_length=32, num_mel_bins=32, patch_size=8, patch_stride=8, hidden_size=32, num_hidden_layers=2,
+                  num_attention_heads=4, intermediate_size=64, decoder_type="global", decoder_hidden_size=32,
+                  decoder_num_hidden_layers=1, decoder_num_attention_heads=4, decoder_intermediate_size=64, num_labels=3)
+    fields.update(overrides)
+    return AudioMAEConfig(**fields)
+
+
+def test_mean_average_precision_matches_scikit_learn_and_loads_offline(monkeypatch):
+    sklearn_metrics = pytest.importorskip("sklearn.metrics")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=(60, 7)).round(1)  # rounding makes ties, which AP must handle as scikit-learn does
+    targets = (rng.random((60, 7)) < 0.3).astype(float)
+    targets[:, 6] = 0  # a class without positives is left out of the mean
+    metric = load_metric("mean_average_precision")
+    for start in range(0, 60, 25):  # accumulated batch by batch, as in an evaluation loop
+        metric.add_batch(predictions=scores[start:start + 25].tolist(), references=targets[start:start + 25].tolist())
+    result = metric.compute(return_per_class=True)
+    expected = [sklearn_metrics.average_precision_score(targets[:, k], scores[:, k]) for k in range(6)]
+    np.testing.assert_allclose(result["average_precision_per_class"][:6], expected, rtol=1e-12)
+    assert np.isnan(result["average_precision_per_class"][6])
+    assert result["num_classes_without_positives"] == 1
+    assert result["mean_average_precision"] == pytest.approx(np.mean(expected))
+    perfect = load_metric(MEAN_AVERAGE_PRECISION).compute(predictions=[[0.9, 0.1], [0.2, 0.8]], references=[[1, 0], [0, 1]])
+    assert perfect["mean_average_precision"] == 1.0
+    assert load_metric(ACCURACY).compute(predictions=[0, 1, 2, 1], references=[0, 1, 1, 1]) == {"accuracy": 0.75}
+
+
+def test_parameter_groups_layer_decay_and_no_decay():
+    model = AudioMAEForAudioClassification(tiny_config())
+    groups = parameter_groups(model, weight_decay=0.05, layer_decay=0.5)
+    by_param = {id(p): g for g in groups for p in g["params"]}
+    named = dict(model.named_parameters())
+    assert len(by_param) == len(named)
+    scale = lambda name: by_param[id(named[name])]["lr_scale"]  # noqa: E731
+    decay = lambda name: by_param[id(named[name])]["weight_decay"]  # noqa: E731
+    # embeddings = layer 0, block i = i + 1, head = L + 1 (official lr_decay.get_layer_id_for_vit), L = 2
+    assert scale("audiomae.embeddings.cls_token") == 0.5**3
+    assert scale("audiomae.embeddings.patch_embed.proj.weight") == 0.5**3
+    block0 = next(n for n in named if n.startswith("audiomae.layers.0.") and n.endswith("qkv_proj.weight"))
+    block1 = next(n for n in named if n.startswith("audiomae.layers.1.") and n.endswith("qkv_proj.weight"))
+    assert scale(block0) == 0.5**2 and scale(block1) == 0.5 and decay(block0) == 0.05
+    assert scale("classifier.weight") == 1.0 and scale("fc_norm.weight") == 1.0
+    assert decay("audiomae.embeddings.cls_token") == 0.0 and decay("classifier.bias") == 0.0
+    assert decay("fc_norm.weight") == 0.0 and decay("classifier.weight") == 0.05
+    plain = parameter_groups(AudioMAEForPreTraining(tiny_config()), weight_decay=0.1)
+    assert {g["lr_scale"] for g in plain} == {1.0} and len(plain) == 2
+
+
+def test_cosine_schedule_with_warmup_and_group_scales():
+    params = [torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2))]
+    optimizer = torch.optim.AdamW([{"params": [params[0]], "lr_scale": 1.0}, {"params": [params[1]], "lr_scale": 0.25}], lr=1.0)
+    scheduler = cosine_schedule_with_warmup(optimizer, warmup_steps=4, total_steps=14, min_lr_ratio=0.1)
+    lrs = []
+    for _ in range(14):
+        lrs.append([g["lr"] for g in optimizer.param_groups])
+        optimizer.step()
+        scheduler.step()
+    first = [lr[0] for lr in lrs]
+    assert first[:4] == pytest.approx([0.2, 0.4, 0.6, 0.8])  # linear warm-up
+    assert first[4] == pytest.approx(1.0) and first[-1] > 0.1 and all(a >= b for a, b in zip(first[4:], first[5:]))
+    assert lrs[9][1] == pytest.approx(0.25 * lrs[9][0])
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.1)  # the end of the cosine: min_lr_ratio
+
+
+class _FakeAccelerator:
+    """What save_checkpoint needs from an Accelerator, for a single process."""
+
+    is_main_process = True
+    num_processes = 1
+
+    def __init__(self):
+        self.saved = []
+
+    def wait_for_everyone(self):
+        pass
+
+    def save_state(self, path):
+        os.makedirs(path)
+        with open(os.path.join(path, "model.bin"), "w") as handle:
+            handle.write("weights")
+        self.saved.append(path)
+
+
+def test_checkpoints_are_atomic_and_latest_ignores_incomplete(tmp_path):
+    accelerator = _FakeAccelerator()
+    for step in (2, 4, 6):
+        save_checkpoint(accelerator, str(tmp_path), TrainingState(completed_steps=step, loss_history=[[1, 0.5]]),
+                        total_limit=2)
+    # written under a temporary name, renamed when complete; the limit keeps the newest two
+    assert all(os.path.basename(p).startswith(".checkpoint-") and p.endswith(".tmp") for p in accelerator.saved)
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint-4", "checkpoint-6"]
+    # a crash mid-write leaves a temporary folder or a folder without training_state.json: never "latest"
+    os.makedirs(tmp_path / ".checkpoint-8.tmp")
+    os.makedirs(tmp_path / "checkpoint-10")
+    assert latest_checkpoint(str(tmp_path)) == str(tmp_path / "checkpoint-6")
+    assert resolve_resume_path("latest", str(tmp_path)) == str(tmp_path / "checkpoint-6")
+    assert resolve_resume_path(None, str(tmp_path)) is None
+    with pytest.raises(FileNotFoundError, match="not a complete checkpoint"):
+        resolve_resume_path(str(tmp_path / "checkpoint-10"), str(tmp_path))
+    state = TrainingState.from_file(str(tmp_path / "checkpoint-6" / "training_state.json"))
+    assert state.completed_steps == 6 and state.loss_history == [[1, 0.5]]
+    # saving the same step again replaces it (resumed runs)
+    save_checkpoint(accelerator, str(tmp_path), TrainingState(completed_steps=6, epoch=3), total_limit=None)
+    assert TrainingState.from_file(str(tmp_path / "checkpoint-6" / "training_state.json")).epoch == 3
+
+
+def test_pictures_model_card_and_push(tmp_path):
+    path = save_loss_curve([[i, 2.0 / (i + 1)] for i in range(1, 60)], str(tmp_path / "loss.png"))
+    assert os.path.getsize(path) > 5000
+    config = tiny_config()
+    model = AudioMAEForPreTraining(config).eval()
+    spectrogram = torch.randn(1, 32, 32)
+    with torch.no_grad():
+        out = model(spectrogram, noise=torch.rand(1, config.num_patches, generator=torch.Generator().manual_seed(0)))
+    images = spectrogram_reconstruction_images(spectrogram[0], out.logits[0], out.mask[0], 8, norm_pix_loss=True)
+    assert all(v.shape == (32, 32) for v in images.values())
+    torch.testing.assert_close(torch.from_numpy(images["original"]), spectrogram[0])
+    visible = ~np.isnan(images["masked"])
+    np.testing.assert_array_equal(images["reconstruction"][visible], images["original"][visible])
+    assert np.isnan(images["masked"]).mean() == pytest.approx(out.mask.mean().item())
+    assert os.path.getsize(save_spectrogram_reconstruction(images, str(tmp_path / "rec.png"))) > 5000
+
+    card = open(write_model_card(str(tmp_path), "me/tiny-audiomae", "audio-classification", "A tiny model.",
+                                 base_model="me/pretrained", datasets=["ashraq/esc50"], metrics={"accuracy": 0.5},
+                                 hyperparameters={"lr": 1e-3}, command="accelerate launch x.py")).read()
+    assert card.startswith("---\nlibrary_name: transformers\npipeline_tag: audio-classification")
+    assert "base_model: me/pretrained" in card and "- ashraq/esc50" in card and "| accuracy | 0.5000 |" in card
+
+    class FakeApi:
+        def __init__(self):
+            self.calls = []
+
+        def create_repo(self, repo_id, **kwargs):
+            self.calls.append(("create", repo_id, kwargs))
+            return type("Url", (), {"repo_id": repo_id})()
+
+        def upload_folder(self, **kwargs):
+            self.calls.append(("upload", kwargs))
+            return type("Commit", (), {"commit_url": "https://hub/commit/1"})()
+
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        push_to_hub(str(tmp_path), "me/x", api=FakeApi())
+    model.save_pretrained(tmp_path)
+    api = FakeApi()
+    assert push_to_hub(str(tmp_path), "me/x", api=api) == "https://hub/commit/1"
+    upload = api.calls[1][1]
+    assert upload["repo_id"] == "me/x" and upload["folder_path"] == str(tmp_path)
+    assert "checkpoint-*" in upload["ignore_patterns"] and "runs/**" in upload["ignore_patterns"]
+
+
+def test_linear_probe_fits_separable_and_scores_chance_on_noise():
+    gen = torch.Generator().manual_seed(0)
+    centers = torch.randn(4, 16, generator=gen) * 3
+    labels = torch.arange(200) % 4
+    features = centers[labels] + torch.randn(200, 16, generator=gen)
+    probe = fit_linear_probe(features[:150], labels[:150], multi_label=False, num_classes=4)
+    assert apply_linear_probe(probe, features[150:], labels[150:], multi_label=False) > 0.95
+    noise = torch.randn(200, 16, generator=gen)
+    chance = fit_linear_probe(noise[:150], labels[:150], multi_label=False, num_classes=4)
+    assert apply_linear_probe(chance, noise[150:], labels[150:], multi_label=False) < 0.5
+    multi = (torch.rand(200, 3, generator=gen) < 0.4).float()
+    multi_features = multi @ torch.randn(3, 16, generator=gen) + 0.3 * torch.randn(200, 16, generator=gen)
+    fitted = fit_linear_probe(multi_features[:150], multi[:150], multi_label=True, num_classes=3)
+    assert apply_linear_probe(fitted, multi_features[150:], multi[150:], multi_label=True) > 0.9
