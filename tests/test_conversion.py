@@ -38,6 +38,7 @@ CASES = [
 
 def _auto_class(task: str):
     from transformers import (
+        AutoModel,
         AutoModelForAudioClassification,
         AutoModelForImageClassification,
         AutoModelForPreTraining,
@@ -46,10 +47,32 @@ def _auto_class(task: str):
 
     return {
         "pretraining": AutoModelForPreTraining,
+        "feature-extraction": AutoModel,  # encoder-only conversions
+        "image-feature-extraction": AutoModel,
         "audio-classification": AutoModelForAudioClassification,
         "video-classification": AutoModelForVideoClassification,
         "image-classification": AutoModelForImageClassification,
     }[task]
+
+
+def _pipeline_input(task: str):
+    """A small synthetic input for each classification pipeline the converted folders serve."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, size=(12, 40, 48, 3), dtype=np.uint8)  # [T, H, W, C]
+    audio = (0.1 * rng.standard_normal(16000)).astype(np.float32)
+    if task == "audio-classification":
+        return audio
+    if task == "image-classification":
+        from PIL import Image
+
+        return Image.fromarray(frames[0])
+    if task == "video-classification":
+        return frames
+    if task == "audio-video-classification":
+        return {"audio": audio, "sampling_rate": 16000, "video": frames, "video_fps": 4.0}
+    return None
 
 
 def test_every_script_has_a_fixture_case():
@@ -81,12 +104,15 @@ def test_script_converts_fixture_and_auto_classes_reproduce_official_outputs(scr
     fixture = json.loads((folder / "fixture.json").read_text())
     for name, ours, ref, atol, rtol in script.SPEC.verify_fixture(model, folder, fixture):
         torch.testing.assert_close(ours.to(ref.dtype), ref, atol=atol, rtol=rtol, msg=name)
-    if task == "audio-classification":
-        import numpy as np
+    # pipeline() works on the folder: the Hub tag's task, or the family's own pipeline where the Hub has no tag
+    pipeline_task = script.SPEC.pipeline_task.get(record["task"], script.SPEC.pipeline_tag.get(record["task"]))
+    sample = _pipeline_input(pipeline_task)
+    if sample is not None:
         from transformers import pipeline
 
-        scores = pipeline(task, model=str(out))(np.zeros(16000, dtype=np.float32) + 0.01)
+        scores = pipeline(pipeline_task, model=str(out))(sample)
         assert len(scores) == min(5, model.config.num_labels)
+        assert all(set(row) == {"label", "score"} for row in scores)
 
 
 def _audiomae_fixture():

@@ -80,11 +80,22 @@ class ConversionSpec:
         task_from_kwargs: ``(official_kwargs) -> task``.
         default_license: licence written into cards of non-preset conversions (the family's weights licence).
         official_repos: ``official_repo`` values of the parity fixtures this family converts (for the tests).
+        kwargs_from_checkpoint: ``(loaded checkpoint, before unwrapping) -> official_kwargs or None``, for families
+            whose files store the configuration they were built from (SlowFast ``.pyth``: ``checkpoint["cfg"]``);
+            used when neither ``--preset`` nor ``--official_kwargs`` describes the architecture.
+        task_from_checkpoint: ``(official state dict) -> task``, for families whose heads are read from the keys
+            (MAViL); takes precedence over ``task_from_kwargs``, and a preset of another task is an error.
+        pipeline_task: the transformers pipeline that runs a converted model, per task, where it is not the Hub
+            ``pipeline_tag`` (e.g. ``audio-video-classification``, for which the Hub has no tag).
+        fixture_filter: ``(fixture) -> bool``, narrowing ``official_repos`` when one official repository holds several
+            families (SlowFast: MaskFeat and MAE).
     """
 
     def handles(self, fixture: Mapping) -> bool:
         """Whether a parity fixture is a checkpoint of this family (fixtures without a checkpoint are not)."""
-        return fixture.get("official_repo") in self.official_repos and "constructor_kwargs" in fixture
+        if fixture.get("official_repo") not in self.official_repos or "constructor_kwargs" not in fixture:
+            return False
+        return self.fixture_filter is None or bool(self.fixture_filter(fixture))
 
     family: str
     presets: Mapping[str, Preset]
@@ -99,6 +110,10 @@ class ConversionSpec:
     task_from_kwargs: Callable | None = None
     default_license: str = "other"
     official_repos: tuple = ()
+    kwargs_from_checkpoint: Callable | None = None
+    task_from_checkpoint: Callable | None = None
+    pipeline_task: Mapping[str, str] = field(default_factory=dict)
+    fixture_filter: Callable | None = None
     repo_root: Path = Path(__file__).resolve().parents[3]
 
 
@@ -257,7 +272,10 @@ def _read_official_kwargs(value: str) -> tuple[dict, Path | None, dict | None]:
     else:
         data, folder = json.loads(value), None
     if "constructor_kwargs" in data:  # a parity fixture's fixture.json
-        return dict(data["constructor_kwargs"]), folder, data
+        kwargs = data["constructor_kwargs"]
+        # SlowFast fixtures describe the constructor in words ("MaskMViT(cfg) -- ..."): the architecture is the config
+        # stored in the checkpoint (spec.kwargs_from_checkpoint) or in the fixture (the family's build_model reads it).
+        return (dict(kwargs) if isinstance(kwargs, Mapping) else {}), folder, data
     return dict(data), None, None
 
 
@@ -286,7 +304,6 @@ def convert(spec: ConversionSpec, argv=None) -> Path:
         official_kwargs = dict(preset.official_kwargs)
     else:
         official_kwargs = {}  # families that read the architecture from the checkpoint
-    task = preset.task if preset else (spec.task_from_kwargs(official_kwargs) if spec.task_from_kwargs else "pretraining")
 
     source = args.checkpoint or (preset.url if preset else None)
     if source is None and fixture_folder is not None and (fixture_folder / "checkpoint.pth").is_file():
@@ -295,7 +312,23 @@ def convert(spec: ConversionSpec, argv=None) -> Path:
         raise SystemExit("error: no checkpoint: pass --checkpoint URL_OR_PATH")
     checkpoint_path = resolve_checkpoint(source)
     print(f"loading {checkpoint_path} (weights_only=True)")
-    state_dict = unwrap_state_dict(load_official_checkpoint(checkpoint_path), containers=spec.containers)
+    checkpoint = load_official_checkpoint(checkpoint_path)
+    if not official_kwargs and spec.kwargs_from_checkpoint is not None:
+        official_kwargs = dict(spec.kwargs_from_checkpoint(checkpoint) or {})
+    state_dict = unwrap_state_dict(checkpoint, containers=spec.containers)
+    del checkpoint  # optimizer states and the like
+
+    if spec.task_from_checkpoint is not None:
+        task = spec.task_from_checkpoint(state_dict)
+        if preset is not None and task != preset.task:
+            raise ValueError(
+                f"the checkpoint is a {task!r} checkpoint (read from its keys) but preset {preset.name!r} is "
+                f"{preset.task!r}: choose the matching preset or convert without --preset"
+            )
+    elif preset is not None:
+        task = preset.task
+    else:
+        task = spec.task_from_kwargs(official_kwargs) if spec.task_from_kwargs else "pretraining"
 
     overrides = {}
     if args.labels_csv:
