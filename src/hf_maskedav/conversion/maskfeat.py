@@ -219,7 +219,235 @@ def load_pretrained_encoder(model, state_dict: Mapping[str, torch.Tensor]):
     return model
 
 
+# ---------------------------------------------------------------------------------------------------------------------
+# Released checkpoints and the pieces conversion/convert_maskfeat.py plugs into the shared command line.
+#
+# A SlowFast model is built from its config (``MaskMViT(cfg)``), so the "official kwargs" of this family are a SlowFast
+# config: the sections of the official yaml files (configs/masked_ssl/*_MaskFeat_PT.yaml @ SlowFast 287ec00) that
+# decide the architecture. Options the yaml files leave out keep SlowFast's defaults, as config_from_slowfast_cfg does.
+
+_PYSLOWFAST_URL = "https://dl.fbaipublicfiles.com/pyslowfast/masked_models/{file}"
+_README = "SlowFast projects/maskfeat README (Wei et al. 2022)"
+
+
+def _pool_q_stride(strides: list[tuple[int, int, int]]) -> list[list[int]]:
+    return [[block, *stride] for block, stride in enumerate(strides)]
+
+
+def _image_pt_cfg(dim: int, depth: int, heads: int) -> dict:
+    """``in1k_VIT_{B,L}_MaskFeat_PT.yaml``."""
+    return {
+        "DATA": {"NUM_FRAMES": 1, "TRAIN_CROP_SIZE": 224, "TEST_CROP_SIZE": 224, "INPUT_CHANNEL_NUM": [3],
+                 "MEAN": [0.485, 0.456, 0.406], "STD": [0.229, 0.224, 0.225]},
+        "MVIT": {"PATCH_2D": True, "MODE": "conv", "CLS_EMBED_ON": True, "PATCH_KERNEL": [16, 16],
+                 "PATCH_STRIDE": [16, 16], "PATCH_PADDING": [0, 0], "EMBED_DIM": dim, "NUM_HEADS": heads,
+                 "MLP_RATIO": 4.0, "QKV_BIAS": True, "DROPPATH_RATE": 0.0, "DEPTH": depth, "NORM": "layernorm"},
+        "MASK": {"ENABLE": True, "PRETRAIN_DEPTH": [depth - 1], "HEAD_TYPE": "separate", "PRED_HOG": True},
+        "AUG": {"GEN_MASK_LOADER": True, "MASK_RATIO": 0.4},
+        "MODEL": {"ARCH": "maskmvit", "MODEL_NAME": "MaskMViT", "LOSS_FUNC": "multi_mse", "DROPOUT_RATE": 0.0},
+    }
+
+
+def _video_pt_cfg(dim: int, depth: int, heads: int, stages: list[int]) -> dict:
+    """``k400_MVITv2_{S,L}_16x4_MaskFeat_PT.yaml``: query pooling (1, 2, 2) at the first two stage starts; the third
+    keeps (1, 1, 1) "for 14x14 output" (the official yaml comment)."""
+    strides = [(1, 1, 1)] * depth
+    for block in stages[:2]:
+        strides[block] = (1, 2, 2)
+    multipliers = [[block, 2.0] for block in stages]
+    return {
+        "DATA": {"NUM_FRAMES": 16, "SAMPLING_RATE": 4, "TRAIN_CROP_SIZE": 224, "TEST_CROP_SIZE": 224,
+                 "INPUT_CHANNEL_NUM": [3], "MEAN": [0.45, 0.45, 0.45], "STD": [0.225, 0.225, 0.225]},
+        "MVIT": {"DEPTH": depth, "NUM_HEADS": heads, "EMBED_DIM": dim, "PATCH_KERNEL": [3, 7, 7],
+                 "PATCH_STRIDE": [2, 4, 4], "PATCH_PADDING": [1, 3, 3], "MLP_RATIO": 4.0, "QKV_BIAS": True,
+                 "NORM": "layernorm", "DIM_MUL": multipliers, "HEAD_MUL": multipliers,
+                 "POOL_Q_STRIDE": _pool_q_stride(strides), "POOL_KVQ_KERNEL": [3, 3, 3],
+                 "POOL_KV_STRIDE_ADAPTIVE": [1, 8, 8], "DROPPATH_RATE": 0.0, "CLS_EMBED_ON": True,
+                 "USE_ABS_POS": False, "SEP_POS_EMBED": True, "REL_POS_SPATIAL": True, "REL_POS_TEMPORAL": True,
+                 "RESIDUAL_POOLING": True, "MODE": "conv"},
+        "MASK": {"ENABLE": True, "PRETRAIN_DEPTH": [depth - 1], "HEAD_TYPE": "separate", "PRED_HOG": True},
+        "AUG": {"GEN_MASK_LOADER": True, "MASK_RATIO": 0.4, "MASK_TUBE": False, "MASK_FRAMES": False,
+                "MASK_WINDOW_SIZE": [8, 7, 7]},
+        "MODEL": {"ARCH": "maskmvit", "MODEL_NAME": "MaskMViT", "LOSS_FUNC": "multi_mse", "DROPOUT_RATE": 0.0},
+    }
+
+
+def _presets():
+    from .cli import Preset
+
+    image_processor = {}  # MaskFeatImageProcessor defaults: short side 256 bicubic, centre crop 224, ImageNet stats
+    video_processor = {"frame_sampling_rate": 4}  # 16 frames every 4, short side 256, crop 224, mean 0.45 / std 0.225
+    presets = {}
+    for size, dim, depth, heads, file, top1 in (
+        ("base", 768, 12, 12, "in1k_VIT_B_MaskFeat_PT_epoch_01600.pyth", 84.0),
+        ("large", 1024, 24, 16, "in1k_VIT_L_MaskFeat_PT_epoch_01600.pyth", 85.7),
+    ):
+        name = f"maskfeat-vit-{size}-in1k-pretrained"
+        presets[name] = Preset(
+            name=name, url=_PYSLOWFAST_URL.format(file=file), task="image-pretraining",
+            official_kwargs=_image_pt_cfg(dim, depth, heads), processor=image_processor, license="apache-2.0",
+            datasets=["ILSVRC/imagenet-1k"],
+            description=f"MaskFeat ViT-{size[0].upper()}/16 self-supervised on ImageNet-1K (1600 epochs, 40% block "
+            "masking, HOG targets; PySlowFast release). Encoder + the HOG prediction head of pre-training: use it as "
+            "an encoder (AutoModel) or fine-tune it (MaskFeatForImageClassification).",
+            results=[dict(task_type="image-classification", dataset_type="ILSVRC/imagenet-1k",
+                          dataset_name="ImageNet-1K (after fine-tuning, 224x224)", metric_type="accuracy",
+                          metric_name="top-1", metric_value=top1, source=_README)],
+        )
+    for size, dim, depth, heads, stages, file, top1 in (
+        ("small", 96, 16, 1, [1, 3, 14], "k400_MVIT_S_MaskFeat_PT_epoch_00300.pyth", 82.2),
+        ("large", 144, 48, 2, [2, 8, 44], "k400_MVIT_L_MaskFeat_PT_epoch_00800.pyth", 84.3),
+    ):
+        name = f"maskfeat-mvitv2-{size}-16x4-k400-pretrained"
+        epochs = file.split("_epoch_")[1].split(".")[0].lstrip("0")
+        presets[name] = Preset(
+            name=name, url=_PYSLOWFAST_URL.format(file=file), task="video-pretraining",
+            official_kwargs=_video_pt_cfg(dim, depth, heads, stages), processor=video_processor, license="apache-2.0",
+            datasets=["kinetics400"],
+            description=f"MaskFeat MViTv2-{size[0].upper()} 16x4 self-supervised on Kinetics-400 ({epochs} epochs, 40% "
+            "cube masking, HOG targets; PySlowFast release). Encoder + the HOG prediction head of pre-training. The "
+            "last stage keeps 14x14 tokens as in pre-training; the official fine-tuning pools it to 7x7 "
+            f"(MaskFeatConfig.from_preset('mvitv2-{size}-16x4') + load_pretrained_encoder).",
+            results=[dict(task_type="video-classification", dataset_type="kinetics400",
+                          dataset_name="Kinetics-400 (after fine-tuning, 16x4, 1x10 views)", metric_type="accuracy",
+                          metric_name="top-1", metric_value=top1, source=_README)],
+        )
+    return presets
+
+
+PRESETS = _presets()
+
+
+def is_maskfeat_fixture(fixture: Mapping) -> bool:
+    """A SlowFast fixture of a MaskFeat pre-training model or an MViT classifier (SlowFast's ``MaskMViT`` with
+    ``MASK.MAE_ON`` is MAE-ST, not MaskFeat; other architectures are not MViT at all)."""
+    if fixture.get("official_repo") != "facebookresearch/SlowFast" or "cfg_yaml" not in fixture:
+        return False
+    cfg = yaml.safe_load(fixture["cfg_yaml"]) or {}
+    return cfg.get("MODEL", {}).get("MODEL_NAME") in ("MaskMViT", "MViT") and not cfg.get("MASK", {}).get("MAE_ON")
+
+
+def task_from_kwargs(cfg) -> str:
+    """``image-``/``video-`` + ``pretraining`` (``MASK.ENABLE``, a ``MaskMViT``) or ``classification`` (``MViT``)."""
+    if not cfg:
+        raise ValueError(
+            "no SlowFast config: this checkpoint stores none (checkpoint['cfg']); give the architecture with --preset "
+            "or --official_kwargs <JSON of the SlowFast config sections MVIT, DATA, MASK, AUG, MODEL>"
+        )
+    cfg = _cfg_dict(cfg)
+    modality = "image" if cfg["MVIT"].get("PATCH_2D", False) else "video"
+    return f"{modality}-{'pretraining' if cfg.get('MASK', {}).get('ENABLE', False) else 'classification'}"
+
+
+def kwargs_from_checkpoint(checkpoint) -> dict | None:
+    """The SlowFast config stored in a ``.pyth`` (``checkpoint["cfg"]``, YAML text), parsed; None when absent."""
+    cfg = checkpoint.get("cfg") if isinstance(checkpoint, Mapping) else None
+    if cfg is None:
+        return None
+    return _cfg_dict(cfg)
+
+
+def build_model(official_kwargs, task: str, fixture: Mapping | None = None, state_dict=None, **overrides):
+    """A randomly initialised model of the official architecture.
+
+    Args:
+        official_kwargs: the SlowFast config (dict or YAML text); empty -> the fixture's ``cfg_yaml``.
+        task: ``image-pretraining``, ``video-pretraining``, ``image-classification`` or ``video-classification``.
+        overrides: further config fields (e.g. ``id2label``).
+    """
+    from ..models.maskfeat import MaskFeatForImageClassification, MaskFeatForPreTraining, MaskFeatForVideoClassification
+
+    cfg = official_kwargs or (fixture or {}).get("cfg_yaml")
+    expected = task_from_kwargs(cfg)
+    if task != expected:
+        raise ValueError(f"the SlowFast config describes a {expected!r} model, not {task!r}")
+    config = config_from_slowfast_cfg(cfg, **overrides)
+    if task.endswith("pretraining"):
+        return MaskFeatForPreTraining(config)
+    return (MaskFeatForVideoClassification if config.is_video else MaskFeatForImageClassification)(config)
+
+
+def build_processor(config, processor_kwargs: Mapping):
+    """SlowFast's test transform at the model's size: short side ``crop / 0.875`` (256 for 224), centre crop."""
+    from ..models.maskfeat import MaskFeatImageProcessor, MaskFeatVideoProcessor
+
+    side = config.image_size
+    kwargs = dict(size={"shortest_edge": int(round(side / 0.875))}, crop_size={"height": side, "width": side},
+                  image_mean=list(config.image_mean), image_std=list(config.image_std))
+    if config.is_video:
+        kwargs["num_frames"] = config.num_frames
+    kwargs.update(processor_kwargs)
+    return (MaskFeatVideoProcessor if config.is_video else MaskFeatImageProcessor)(**kwargs)
+
+
+def verify_fixture(model, folder, fixture: Mapping):
+    """Run ``model`` on the inputs of a SlowFast fixture; returns ``(name, ours, official, atol, rtol)`` rows.
+
+    Pre-training: predictions and HOG targets (masked rows and every token), the loss, the last block's output, the raw
+    HOG map, the masks at prediction and at patch resolution. Classifiers: the train-mode logits, the eval-mode
+    probabilities (the official head applies ``MODEL.HEAD_ACT`` in eval mode; ours returns logits) and the normed
+    pooled features.
+    """
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    from ..models.maskfeat import MaskFeatForPreTraining
+    from ..models.maskfeat.modeling_maskfeat import resize_mask
+
+    io = load_file(str(Path(folder) / "io.safetensors"))
+    tol = fixture.get("suggested_tolerance", {})
+    atol, rtol = float(tol.get("atol", 1e-5)), float(tol.get("rtol", 1e-4))
+    config = model.config
+    pixels = io["pixel_values"]  # SlowFast layout: [N, C, H, W] or [N, C, T, H, W]
+    pixel_values = pixels.permute(0, 2, 1, 3, 4) if config.is_video else pixels  # ours: [N, T, C, H, W]
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            if isinstance(model, MaskFeatForPreTraining):
+                model.eval()
+                out = model(pixel_values, bool_masked_pos=io["mask"])
+                if config.is_video:
+                    strided = pixels[:, :, :: config.patch_stride[0]]  # [N, C, T', H, W]
+                    hog_map = model.hog(strided.transpose(1, 2).flatten(0, 1))
+                    hog_map = hog_map.reshape(pixels.shape[0], strided.shape[2], *hog_map.shape[1:])
+                else:
+                    hog_map = model.hog(pixels)
+                mask_grid = io["mask"] if config.is_video else io["mask"][:, None]
+                ours = {
+                    "pred": out.logits[out.mask],
+                    "target": out.hog_targets[out.mask],
+                    "loss": out.loss.reshape(1),
+                    "last_block_output": out.last_hidden_state,
+                    "pred_all_tokens": out.logits,
+                    "hog_target_all_tokens": out.hog_targets,
+                    "hog_map": hog_map,
+                    "bool_masked_pos": out.mask,
+                    "bool_masked_pos_embed": resize_mask(mask_grid, config.patch_grid).bool(),
+                }
+            else:
+                cfg = _cfg_dict(fixture["cfg_yaml"]) if "cfg_yaml" in fixture else {}
+                activation = cfg.get("MODEL", {}).get("HEAD_ACT", "softmax")
+                model.train()  # the fixture's train-mode output (its configs have no dropout or drop-path)
+                ours = {"logits": model(pixel_values).logits}
+                model.eval()
+                logits = model(pixel_values).logits
+                ours["probs"] = {"softmax": logits.softmax(-1), "sigmoid": logits.sigmoid()}.get(activation, logits)
+                if config.use_mean_pooling:
+                    ours["pooled_normed"] = model.norm(model.maskfeat(pixel_values).last_hidden_state[:, 1:].mean(1))
+    finally:
+        model.train(was_training)
+    return [(name, value.detach(), io[name], atol, rtol) for name, value in ours.items() if name in io]
+
+
 __all__ = [
+    "PRESETS",
+    "build_model",
+    "build_processor",
+    "is_maskfeat_fixture",
+    "kwargs_from_checkpoint",
+    "task_from_kwargs",
+    "verify_fixture",
     "check_sobel_buffers",
     "config_from_slowfast_cfg",
     "convert_state_dict",
