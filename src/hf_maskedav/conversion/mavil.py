@@ -271,7 +271,244 @@ def config_has_heads(state_dict: Mapping[str, torch.Tensor]) -> bool:
     return bool(classifier_heads(state_dict))
 
 
+# ---------------------------------------------------------------------------------------------------------------------
+# The released checkpoint and the pieces conversion/convert_mavil.py plugs into the shared command line.
+#
+# The "official kwargs" of this family are the keyword arguments av-superb's expert passes to VisionTransformerMM
+# (``num_heads`` is the one the weights do not tell; ``n_frm`` the frame count), plus two sizes the expert fixes when it
+# replaces the patch embeddings: ``audio_size`` (fbank frames x mel bins, 1024 x 128) and ``video_size`` (frames x
+# height x width, n_frm x 224 x 224). Everything else -- depths, heads, widths, token counts -- is read from the keys.
+
+MAVIL_BASE_GDRIVE_ID = "160pJQDQGlNwIb5xWlSc73A713I4uXCtg"  # av-superb hubconf.py, mavil_base
+_SLIDES = "Huang et al. 2023 (MAViL, AS-SSL pre-training, after fine-tuning)"
+
+
+def _presets():
+    from .cli import Preset
+
+    results = []
+    for dataset, dataset_type, metric, values in (
+        ("AudioSet-2M", "agkphysics/AudioSet", "mAP", (48.7, 28.3, 51.9)),
+        ("AudioSet-20K", "agkphysics/AudioSet", "mAP", (41.6, 23.7, 44.6)),
+        ("VGGSound", "vggsound", "accuracy", (60.6, 50.0, 66.5)),
+    ):
+        for modality, value in zip(("audio", "video", "audio+video"), values):
+            results.append(dict(
+                task_type="audio-classification" if modality == "audio" else "video-classification",
+                dataset_type=dataset_type, dataset_name=f"{dataset}, {modality} (paper, after fine-tuning)",
+                metric_type="map" if metric == "mAP" else "accuracy", metric_name=metric, metric_value=value,
+                source=_SLIDES,
+            ))
+    name = "mavil-base-avsuperb-pretrained"
+    return {
+        name: Preset(
+            name=name,
+            url=f"https://drive.google.com/u/0/uc?id={MAVIL_BASE_GDRIVE_ID}&export=download&confirm=t",
+            task="encoder",
+            official_kwargs=dict(
+                patch_size=16, embed_dim=768, depth=12, num_heads=12, mlp_ratio=4, qkv_bias=True, global_pool=True,
+                av_fusion=True, depth_av=2, n_frm=8, pos_train=False, ft=False,
+                audio_size=[1024, 128], video_size=[8, 224, 224],
+            ),
+            processor={},  # AudioSet fbank statistics; 8 frames at 2 fps squashed to 224x224, ImageNet statistics
+            license="cc-by-nc-4.0",
+            datasets=["agkphysics/AudioSet"],
+            description="MAViL-Base (ViT-B audio and video encoders, 2 fusion layers) pretrained on AudioSet, as "
+            "published by the MAViL authors with their encoder code in AV-SUPERB (roger-tseng/av-superb, "
+            "upstream_models/mavil; hubconf mavil_base). Meta released no official MAViL code or weights; which "
+            "training stage and data this file corresponds to is not documented. Encoders only (no decoders, no "
+            "classifier): use it for features (MAViLModel) or fine-tune MAViLForAudioVisualClassification from it.",
+            results=results,
+        )
+    }
+
+
+PRESETS = _presets()
+
+
+def is_mavil_fixture(fixture: Mapping) -> bool:
+    """A fixture made with av-superb's ``VisionTransformerMM`` (the MAViL authors' encoder code)."""
+    return fixture.get("official_repo") == "roger-tseng/av-superb" and "VisionTransformerMM" in fixture.get("class", "")
+
+
+def task_from_checkpoint(state_dict: Mapping[str, torch.Tensor]) -> str:
+    """``classification`` when the file has a head (``fc_norm_av``/``head_av`` or the uni-modal ones), else ``encoder``.
+
+    (The authors' expert guesses from the substring ``blocks_av.2``; see :func:`describe_checkpoint`.)
+    """
+    return "classification" if classifier_heads(state_dict) else "encoder"
+
+
+def _sizes(official_kwargs: Mapping, fixture: Mapping | None) -> tuple[tuple[int, int], tuple[int, int, int]]:
+    frames = int(official_kwargs.get("n_frm", 8))
+    audio_size = tuple(official_kwargs.get("audio_size", (1024, 128)))
+    video_size = tuple(official_kwargs.get("video_size", (frames, 224, 224)))
+    if fixture is not None:  # the sizes the fixture's patch embeddings were built for are its input sizes
+        shapes = fixture["input_shapes"]
+        audio_size = tuple(shapes["input_values"][-2:])
+        video_size = (frames, *shapes["pixel_values"][-2:])
+    return (int(audio_size[0]), int(audio_size[1])), tuple(int(v) for v in video_size)
+
+
+def check_kwargs_against_checkpoint(official_kwargs: Mapping, state_dict: Mapping[str, torch.Tensor]) -> None:
+    """Raise naming the keys and shapes where the checkpoint contradicts the given architecture (e.g. a preset's).
+
+    (``patch_size`` is not checked: the expert replaces the patch embeddings after construction.)
+    """
+    info = describe_checkpoint(state_dict)
+    checks = (
+        ("embed_dim", "hidden_size", "cls_token", tuple(state_dict["cls_token"].shape)),
+        ("depth", "audio_num_hidden_layers", "blocks.{i}.*", f"{info['audio_num_hidden_layers']} blocks"),
+        ("depth", "video_num_hidden_layers", "blocks_v.{i}.*", f"{info['video_num_hidden_layers']} blocks"),
+        ("depth_av", "fusion_num_hidden_layers", "blocks_av.{i}.*", f"{info['fusion_num_hidden_layers']} blocks"),
+    )
+    problems = [
+        f"{key}: checkpoint {found} vs {kwarg}={official_kwargs[kwarg]}"
+        for kwarg, field, key, found in checks
+        if kwarg in official_kwargs and int(official_kwargs[kwarg]) != info[field]
+    ]
+    if problems:
+        raise ValueError(
+            "the checkpoint does not match the described architecture (check --preset / --official_kwargs): "
+            + "; ".join(problems)
+        )
+
+
+def build_model(official_kwargs: Mapping, task: str, fixture: Mapping | None = None, state_dict=None, **overrides):
+    """A randomly initialised model laid out like ``state_dict`` (the official one): :class:`MAViLModel` for an
+    encoder checkpoint, :class:`MAViLForAudioVisualClassification` with the checkpoint's heads otherwise.
+
+    Args:
+        official_kwargs: see the comment above ``PRESETS`` (``num_heads``, ``n_frm``, ``audio_size``, ``video_size``).
+        task: ``encoder`` or ``classification``; must be what the keys say.
+        fixture: a parity fixture (its input shapes give the sizes).
+        overrides: further config fields (e.g. ``id2label``).
+    """
+    if state_dict is None:
+        raise ValueError("the MAViL layout is read from the checkpoint's keys: pass state_dict (the official one)")
+    expected = task_from_checkpoint(state_dict)
+    if task != expected:
+        raise ValueError(f"the checkpoint is a MAViL {expected!r} checkpoint (read from its keys), not {task!r}")
+    check_kwargs_against_checkpoint(official_kwargs, state_dict)
+    audio_size, video_size = _sizes(official_kwargs, fixture)
+    heads = official_kwargs.get("num_heads")
+    config = config_from_checkpoint(state_dict, audio_size, video_size, int(heads) if heads else None, **overrides)
+    if task == "classification":
+        if config.num_labels == 527 and "problem_type" not in overrides:
+            config.problem_type = "multi_label_classification"  # AudioSet: sigmoid scores
+        return MAViLForAudioVisualClassification(config)
+    return MAViLModel(config)
+
+
+def build_processor(config: MAViLConfig, processor_kwargs: Mapping):
+    """:class:`MAViLProcessor` at the model's sizes. ``processor_kwargs`` may hold ``feature_extractor`` and
+    ``video_processor`` dicts of arguments."""
+    from ..models.audiomae import AudioMAEFeatureExtractor
+    from ..models.mavil import MAViLProcessor, MAViLVideoProcessor
+
+    unknown = set(processor_kwargs) - {"feature_extractor", "video_processor"}
+    if unknown:
+        raise ValueError(f"MAViL processor settings take 'feature_extractor' and 'video_processor' dicts, got {unknown}")
+    audio = dict(num_mel_bins=config.num_mel_bins, max_length=config.max_length)
+    audio.update(processor_kwargs.get("feature_extractor", {}))
+    video = dict(num_frames=config.num_frames, size={"height": config.image_size, "width": config.image_size})
+    video.update(processor_kwargs.get("video_processor", {}))
+    return MAViLProcessor(AudioMAEFeatureExtractor(**audio), MAViLVideoProcessor(**video))
+
+
+def _call_arguments(fixture: Mapping) -> dict[str, float]:
+    found = re.findall(r"(\w+)\s*=\s*(-?\d+(?:\.\d+)?(?:e-?\d+)?)", fixture.get("forward_call", ""))
+    return {name: float(value) for name, value in found}
+
+
+def _pool(hidden: torch.Tensor) -> torch.Tensor:
+    return hidden[:, 1:].mean(dim=1)  # cls excluded (the authors' global_pool)
+
+
+def verify_fixture(model, folder, fixture: Mapping):
+    """Run ``model`` on the inputs of an av-superb fixture; returns ``(name, ours, official, atol, rtol)`` rows.
+
+    Every layer's token sequences (audio, video, fusion), the expert's pooled per-layer features, the pooled concat;
+    with an A+V head also its normed input, the logits, and a forward with the fine-tuning token dropping pinned by
+    the fixture's noise (probabilities from ``forward_call``) with the kept indices.
+    """
+    from safetensors.torch import load_file
+
+    io = load_file(str(Path(folder) / "io.safetensors"))
+    tol = fixture.get("suggested_tolerance", {})
+    atol, rtol = float(tol.get("atol", 1e-5)), float(tol.get("rtol", 1e-4))
+    config = model.config
+    audio = io["input_values"]  # [N, 1, T, F]
+    # official forward: source video [N, C, T, H, W] cut to the first n_frm frames; ours takes [N, T, C, H, W]
+    video = io["pixel_values"][:, :, : config.num_frames].transpose(1, 2).contiguous()
+    has_heads = isinstance(model, MAViLForAudioVisualClassification)
+    base = model.mavil if has_heads else model
+    av_head = has_heads and model.audio_visual_norm is not None
+    model.eval()
+    rows = {}
+    with torch.no_grad():
+        out = base(input_values=audio, pixel_values=video, output_hidden_states=True)
+        audio_length = out.fused_audio_hidden_state.shape[1]
+        ours = {
+            "audio_hidden_states": torch.stack(out.audio_hidden_states),
+            "video_hidden_states": torch.stack(out.video_hidden_states),
+            "fusion_hidden_states": torch.stack(out.fusion_hidden_states),
+            "audio_feats": torch.stack([_pool(h) for h in out.audio_hidden_states]),
+            "video_feats": torch.stack([_pool(h) for h in out.video_hidden_states]),
+        }
+        fusion_feats = [
+            torch.cat([_pool(h[:, :audio_length]), _pool(h[:, audio_length:])], dim=-1) for h in out.fusion_hidden_states
+        ]
+        ours["pooled_concat"] = fusion_feats[-1]
+        if av_head:
+            # expert.py: only the last fusion entry goes through fc_norm_av, and only for a fine-tuned model
+            fusion_feats[-1] = model.audio_visual_norm(fusion_feats[-1])
+            ours["pooled_normed"] = fusion_feats[-1]
+            ours["logits"] = model(input_values=audio, pixel_values=video).logits
+        rows = {name: (value, io[name]) for name, value in ours.items() if name in io}
+        if "fusion_feats" in io:
+            if av_head or "pooled_normed" not in io:
+                rows["fusion_feats"] = (torch.stack(fusion_feats), io["fusion_feats"])
+            else:  # outputs of a fine-tuned model, whose last entry went through its head's norm, which ours lacks
+                rows["fusion_feats[:-1]"] = (torch.stack(fusion_feats[:-1]), io["fusion_feats"][:-1])
+
+        if av_head and "logits_masked" in io:
+            args = _call_arguments(fixture)
+            probs = (config.mask_time_prob, config.mask_freq_prob, config.mask_video_prob)
+            config.mask_time_prob = args.get("mask_t_prob", 0.0)
+            config.mask_freq_prob = args.get("mask_f_prob", 0.0)
+            config.mask_video_prob = args.get("mask_v_prob", 0.0)
+            captured = {}
+            hook = model.audio_visual_norm.register_forward_hook(lambda m, i, o: captured.__setitem__("normed", o))
+            try:
+                noise = dict(time_noise=io["noise_t"], freq_noise=io["noise_f"], video_noise=io["noise_v"])
+                masked = model(input_values=audio, pixel_values=video, **noise)
+                # the kept indices our model used, against the official argsort of the same noise
+                audio_keep, video_keep = model._finetune_masking(
+                    audio, video.transpose(1, 2), io["noise_t"], io["noise_f"], io["noise_v"]
+                )
+            finally:
+                hook.remove()
+                config.mask_time_prob, config.mask_freq_prob, config.mask_video_prob = probs
+            rows["logits_masked"] = (masked.logits, io["logits_masked"])
+            if "pooled_normed_masked" in io:
+                rows["pooled_normed_masked"] = (captured["normed"], io["pooled_normed_masked"])
+            if "ids_keep_t" in io and "ids_keep_f" in io:
+                freq = io["noise_f"].shape[1]
+                expected = (io["ids_keep_t"][:, :, None] * freq + io["ids_keep_f"][:, None, :]).flatten(1)
+                rows["ids_keep_audio (from ids_keep_t, ids_keep_f)"] = (audio_keep, expected)
+            if "ids_keep_v" in io:
+                rows["ids_keep_v"] = (video_keep, io["ids_keep_v"])
+    return [(name, ours.detach(), ref, atol, rtol) for name, (ours, ref) in rows.items()]
+
+
 __all__ = [
+    "PRESETS",
+    "build_model",
+    "build_processor",
+    "is_mavil_fixture",
+    "task_from_checkpoint",
+    "verify_fixture",
     "classifier_heads",
     "config_from_checkpoint",
     "convert_official_checkpoint",
