@@ -336,9 +336,8 @@ def main(argv=None):
             break
         model.train()
         skip = state.batches_in_epoch if epoch == state.epoch else 0
-        train_dataloader.set_epoch(epoch)
+        train_dataloader.set_epoch(epoch)  # the epoch's shuffling order, also after a resume (see pretrain_audio.py)
         batches = accelerator.skip_first_batches(train_dataloader, skip) if skip else train_dataloader
-        batches.set_epoch(epoch)
         batches_in_epoch = skip
         for batch in batches:
             batches_in_epoch += 1
@@ -429,9 +428,8 @@ def main(argv=None):
             url = push_to_hub(args.output_dir, args.hub_model_id or os.path.basename(os.path.abspath(args.output_dir)),
                               token=args.hub_token)
             log(f"pushed to {url}")
-    if args.with_tracking:
-        accelerator.end_training()
     accelerator.wait_for_everyone()
+    accelerator.end_training()  # closes the trackers and the process group
 
 
 if __name__ == "__main__":

@@ -153,6 +153,7 @@ def main(argv=None):
             with open(os.path.join(args.output_dir, "probe_results.json"), "w") as handle:
                 json.dump(results, handle, indent=1)
     accelerator.wait_for_everyone()
+    accelerator.end_training()
 
 
 if __name__ == "__main__":

@@ -277,7 +277,7 @@ def main(argv=None):
     # ---- training loop -----------------------------------------------------------------------------------------
     progress = tqdm(range(max_train_steps), initial=state.completed_steps, disable=not accelerator.is_local_main_process,
                     desc="pretraining", dynamic_ncols=True)
-    micro_losses = []
+    micro_losses, last_input = [], None
     for epoch in range(state.epoch, num_train_epochs):
         if state.completed_steps >= max_train_steps:
             break
@@ -286,9 +286,10 @@ def main(argv=None):
         if args.streaming:
             batches = islice(iter(train_dataloader), skip, None)  # a stream is re-read up to the saved position
         else:
+            # The epoch's shuffling order. A resumed run starts here at a later epoch: without this, the loader (and
+            # the skipping loader made from it, which copies its epoch) would replay epoch 0's order.
             train_dataloader.set_epoch(epoch)
             batches = accelerator.skip_first_batches(train_dataloader, skip) if skip else train_dataloader
-            batches.set_epoch(epoch)  # the skipping loader starts at epoch 0 otherwise: wrong shuffling order
         batches_in_epoch = skip
         for batch in batches:
             batches_in_epoch += 1
@@ -297,6 +298,7 @@ def main(argv=None):
             tracker.update(batch)
             with accelerator.accumulate(model):
                 input_values = featurize(feature_extractor, batch, accelerator.device)
+                last_input = input_values[:1].detach()  # for the reconstruction picture when there is no eval split
                 loss = model(input_values=input_values).loss
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and args.max_grad_norm:
@@ -357,8 +359,8 @@ def main(argv=None):
                 picture_input = input_values[:1].detach()
         eval_loss = torch.cat(losses).mean().item()
         log(f"held-out reconstruction loss ({args.eval_split}): {eval_loss:.4f}")
-    if picture_input is None and not args.streaming:
-        picture_input = featurize(feature_extractor, collator([train_dataset[0]]), accelerator.device)
+    if picture_input is None:
+        picture_input = last_input  # no held-out split: a clip of the last training batch
 
     # ---- save --------------------------------------------------------------------------------------------------
     bad = tracker.totals(accelerator)
@@ -417,9 +419,8 @@ def main(argv=None):
             url = push_to_hub(args.output_dir, args.hub_model_id or os.path.basename(os.path.abspath(args.output_dir)),
                               token=args.hub_token)
             log(f"pushed to {url}")
-    if args.with_tracking:
-        accelerator.end_training()
     accelerator.wait_for_everyone()
+    accelerator.end_training()  # closes the trackers and the process group
 
 
 if __name__ == "__main__":
