@@ -34,7 +34,14 @@ from transformers import AutoConfig, AutoModel
 import hf_maskedav  # noqa: F401  (registers the models with the Auto classes)
 from hf_maskedav import AudioMAEFeatureExtractor
 from hf_maskedav.data import AudioClipDataset, AudioCollator, BadSampleTracker, clip_samples_for, featurize, load_audio_source
-from hf_maskedav.training import apply_linear_probe, build_config, fit_linear_probe, format_duration, resolve_feature_function
+from hf_maskedav.training import (
+    apply_linear_probe,
+    build_config,
+    check_world_size,
+    fit_linear_probe,
+    format_duration,
+    resolve_feature_function,
+)
 
 
 def parse_args(argv=None):
@@ -106,6 +113,7 @@ def main(argv=None):
     start = time.time()
     accelerator = Accelerator()
     log = accelerator.print
+    check_world_size(accelerator)
     model, feature_extractor = load_encoder(args)
     feature_fn = resolve_feature_function(model.config.model_type, args.feature_fn)
     model = accelerator.prepare_model(model, evaluation_mode=True)

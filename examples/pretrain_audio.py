@@ -48,6 +48,7 @@ from hf_maskedav.training import (
     StepLog,
     TrainingState,
     build_config,
+    check_world_size,
     cosine_schedule_with_warmup,
     format_duration,
     list_checkpoints,
@@ -169,6 +170,7 @@ def main(argv=None):
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
     )
     log = accelerator.print
+    check_world_size(accelerator)
     log(f"world size: {accelerator.num_processes} process(es), device {accelerator.device}, "
         f"mixed precision {accelerator.mixed_precision}, distributed type {accelerator.distributed_type.value}")
     print(f"process {accelerator.process_index} of {accelerator.num_processes} started on {accelerator.device}", flush=True)

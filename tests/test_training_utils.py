@@ -194,3 +194,21 @@ def test_linear_probe_fits_separable_and_scores_chance_on_noise():
     multi_features = multi @ torch.randn(3, 16, generator=gen) + 0.3 * torch.randn(200, 16, generator=gen)
     fitted = fit_linear_probe(multi_features[:150], multi[:150], multi_label=True, num_classes=3)
     assert apply_linear_probe(fitted, multi_features[150:], multi[150:], multi_label=True) > 0.9
+
+
+def test_accelerate_configs_parse():
+    from pathlib import Path
+
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    folder = Path(__file__).resolve().parents[1] / "examples" / "accelerate_configs"
+    expected = {"single_cpu": "NO", "cpu_ddp": "MULTI_GPU", "multi_gpu": "MULTI_GPU", "multi_node": "MULTI_GPU",
+                "fsdp": "FSDP", "deepspeed_zero2": "DEEPSPEED"}
+    for name, kind in expected.items():
+        path = folder / f"{name}.yaml"
+        config = load_config_from_file(str(path))
+        assert config.distributed_type.value == kind, name
+        assert "accelerate launch --config_file" in path.read_text(), f"{name}.yaml has no launch line"
+    assert load_config_from_file(str(folder / "multi_node.yaml")).num_machines == 2
+    assert load_config_from_file(str(folder / "deepspeed_zero2.yaml")).deepspeed_config["zero_stage"] == 2
+    assert "TransformerLayer" in load_config_from_file(str(folder / "fsdp.yaml")).fsdp_config["fsdp_transformer_layer_cls_to_wrap"]

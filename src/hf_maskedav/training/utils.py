@@ -81,6 +81,19 @@ def per_process_states(accelerator, state: dict) -> dict[str, dict]:
     return {str(i): s for i, s in enumerate(gathered)}
 
 
+def check_world_size(accelerator) -> None:
+    """Stop when the launcher started several processes but Accelerate sees only one in each (every process would
+    train alone and they would overwrite each other's outputs). Happens with torchrun-launched CPU processes when
+    ``ACCELERATE_USE_CPU=true`` is not set."""
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched > 1 and accelerator.num_processes == 1:
+        raise SystemExit(
+            f"the launcher started {launched} processes but Accelerate sees a single one in each: they would train "
+            "separately. On CPU, set ACCELERATE_USE_CPU=true (e.g. ACCELERATE_USE_CPU=true accelerate launch "
+            "--multi_gpu --num_processes 2 ...); on GPU, check that CUDA is visible to every process."
+        )
+
+
 FAULT_ENV = "HF_MASKEDAV_KILL_AT_STEP"
 
 
@@ -103,6 +116,7 @@ __all__ = [
     "FAULT_ENV",
     "StepLog",
     "build_config",
+    "check_world_size",
     "format_duration",
     "maybe_inject_fault",
     "per_process_states",
