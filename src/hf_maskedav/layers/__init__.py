@@ -10,6 +10,7 @@ from .masking import (
     cube_masking,
     gather_tokens,
     ids_from_bool_mask,
+    ids_from_fixed_count_mask,
     num_kept,
     random_masking,
     restore_with_mask_tokens,
@@ -29,6 +30,7 @@ from .targets import (
     normalize_per_patch_channel,
     patchify_2d,
     patchify_3d,
+    select_patches,
     unpatchify_2d,
     unpatchify_3d,
 )

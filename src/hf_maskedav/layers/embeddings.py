@@ -7,6 +7,9 @@ from typing import Callable
 import torch
 from torch import nn
 
+from .masking import gather_tokens
+from .targets import select_patches
+
 
 def _pair(value) -> tuple[int, int]:
     return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
@@ -33,8 +36,17 @@ class PatchEmbed2D(nn.Module):
         )
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        # [N, C, H, W] -> [N, D, H', W'] -> [N, H'*W', D]
-        return self.proj(pixel_values).flatten(2).transpose(1, 2)
+        # [N, C, H, W] -> [N, D, H', W'] -> [N, H'*W', D]; contiguous, or every later elementwise op (residual
+        # adds, LayerNorm) keeps the transposed layout and pays for it
+        return self.proj(pixel_values).flatten(2).transpose(1, 2).contiguous()
+
+    def embed_selected(self, pixel_values: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """The tokens ``ids`` (``[N, K]``) only: ``[N, K, D]``, equal to ``gather_tokens(self(pixel_values), ids)``.
+
+        With non-overlapping patches only the selected patches are cut and projected (the convolution's weights as
+        a matrix product), so an MAE encoder seeing 10-25% of the tokens pays 10-25% of the embedding.
+        """
+        return _embed_selected(self.proj, self.patch_size, self.stride, (0, 0), pixel_values, ids)
 
 
 class TubeletEmbed3D(nn.Module):
@@ -61,8 +73,20 @@ class TubeletEmbed3D(nn.Module):
         )
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        # [N, C, T, H, W] -> [N, D, T', H', W'] -> [N, T'*H'*W', D]
-        return self.proj(pixel_values).flatten(2).transpose(1, 2)
+        # [N, C, T, H, W] -> [N, D, T', H', W'] -> [N, T'*H'*W', D], contiguous (see PatchEmbed2D.forward)
+        return self.proj(pixel_values).flatten(2).transpose(1, 2).contiguous()
+
+    def embed_selected(self, pixel_values: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """The tokens ``ids`` (``[N, K]``) only: ``[N, K, D]``, equal to ``gather_tokens(self(pixel_values), ids)``;
+        see :meth:`PatchEmbed2D.embed_selected`."""
+        return _embed_selected(self.proj, self.kernel_size, self.stride, self.padding, pixel_values, ids)
+
+
+def _embed_selected(proj, kernel, stride, padding, pixel_values: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    if tuple(stride) != tuple(kernel) or any(padding):  # overlapping or padded patches: convolve everything
+        return gather_tokens(proj(pixel_values).flatten(2).transpose(1, 2), ids)
+    patches = select_patches(pixel_values, ids, tuple(kernel)).flatten(2)  # [N, K, C*prod(kernel)]
+    return nn.functional.linear(patches, proj.weight.flatten(1), proj.bias)
 
 
 class FixedPositionTable(nn.Module):

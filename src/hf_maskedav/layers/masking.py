@@ -9,7 +9,7 @@ from the encoder input or replaced by a mask token), 0 means kept.
 * :func:`block_masking` / :func:`cube_masking` -- BEiT-style blocks (MaskFeat images) and space-time cubes (MaskFeat
   video); the number of masked tokens is not fixed per sample.
 * :func:`ids_from_bool_mask` -- turn an external ``bool_masked_pos`` with a fixed count per sample into the
-  ``ids_keep``/``ids_restore`` form the encoders use.
+  ``ids_keep``/``ids_restore`` form the encoders use (:func:`ids_from_fixed_count_mask` when the count is known).
 """
 
 from __future__ import annotations
@@ -75,8 +75,15 @@ def ids_from_bool_mask(bool_masked_pos: torch.Tensor) -> MaskingIndices:
             "bool_masked_pos must mask the same number of tokens in every sample of the batch "
             f"(got counts {counts.tolist()}); use a fixed-count generator such as tube_masking"
         )
+    return ids_from_fixed_count_mask(bool_masked_pos, bool_masked_pos.shape[1] - int(counts[0]))
+
+
+def ids_from_fixed_count_mask(bool_masked_pos: torch.Tensor, len_keep: int) -> MaskingIndices:
+    """:func:`ids_from_bool_mask` for a mask whose per-sample count of kept tokens ``len_keep`` is known in advance
+    (a mask the model drew itself with a fixed ratio): nothing is read back from the device, so ``torch.compile``
+    captures it in one graph. The caller guarantees the count; it is not checked.
+    """
     length = bool_masked_pos.shape[1]
-    len_keep = length - int(counts[0])
     # stable sort of (masked flag, position): kept tokens first, each group in ascending position
     order = bool_masked_pos.long() * length + torch.arange(length, device=bool_masked_pos.device)
     ids_shuffle = torch.argsort(order, dim=1)

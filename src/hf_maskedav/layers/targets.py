@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -68,3 +70,46 @@ def normalize_per_patch_channel(patches: torch.Tensor, channels: int, eps: float
     mean = x.mean(dim=-2, keepdim=True)
     std = x.var(dim=-2, keepdim=True).sqrt()
     return ((x - mean) / (std + eps)).reshape(batch, length, width)
+
+
+def select_patches(pixels: torch.Tensor, ids: torch.Tensor, kernel: tuple[int, ...]) -> torch.Tensor:
+    """Cut only the non-overlapping patches ``ids`` of an image or clip, channel first inside each patch.
+
+    Args:
+        pixels: ``[N, C, H, W]`` (2-D kernel) or ``[N, C, T, H, W]`` (3-D kernel); any strides (a permuted view is
+            read in place). A few patches are read directly; for more than a quarter of them the whole input is
+            cut once and the rows picked (faster on CPU).
+        ids: ``[N, K]`` token indices on the row-major patch grid (the order of :func:`patchify_2d`/``_3d`` and of
+            the patch convolutions).
+        kernel: patch size per spatial (and temporal) axis, e.g. ``(p, p)`` or ``(t, p, p)``.
+
+    Returns:
+        ``[N, K, C, *kernel]``: flattened from dim 2 it is the input of the patch convolution's weight viewed as
+        ``[D, C * prod(kernel)]``. Trailing pixels that do not fill a patch are ignored, as the convolution does.
+    """
+    batch, channels, *sizes = pixels.shape
+    if len(sizes) != len(kernel):
+        raise ValueError(f"a {len(kernel)}-D patch kernel needs {len(kernel)} spatial axes, got input {tuple(pixels.shape)}")
+    grid = [size // k for size, k in zip(sizes, kernel)]
+    pixels = pixels[(..., *(slice(0, g * k) for g, k in zip(grid, kernel)))]
+    split = [batch, channels]
+    for g, k in zip(grid, kernel):
+        split += [g, k]
+    dims = len(kernel)
+    # [N, C, g0, k0, g1, k1, ...] -> [N, g0, g1, ..., C, k0, k1, ...] (a view)
+    view = pixels.reshape(split).permute(0, *range(2, 2 + 2 * dims, 2), 1, *range(3, 3 + 2 * dims, 2))
+    length = math.prod(grid)
+    batch_index = torch.arange(batch, device=ids.device)[:, None]
+    if 4 * ids.shape[1] > length:
+        # Most tokens (e.g. the 90% masked ones): one contiguous patchify, then whole rows, is faster on CPU than
+        # element-wise advanced indexing.
+        rows = view.reshape(batch * length, -1)  # [N*L, C*prod(kernel)]
+        picked = rows.index_select(0, (ids + batch_index * length).reshape(-1))
+        return picked.view(batch, ids.shape[1], channels, *kernel)
+    coords = []
+    rest = ids
+    for g in reversed(grid[1:]):
+        coords.append(rest % g)
+        rest = rest // g
+    coords.append(rest)
+    return view[(batch_index, *reversed(coords))]  # [N, K, C, *kernel]

@@ -33,9 +33,11 @@ from ...layers import (
     TubeletEmbed3D,
     gather_tokens,
     ids_from_bool_mask,
+    ids_from_fixed_count_mask,
     normalize_per_patch_channel,
     patchify_3d,
     run_layers,
+    select_patches,
     sinusoid_1d_table,
 )
 from ...modeling_utils import classification_loss, init_mae_weights
@@ -134,6 +136,13 @@ def _as_video(pixel_values: torch.Tensor, config: MaskedAVVideoMAEConfig) -> tor
     return pixel_values.permute(0, 2, 1, 3, 4)
 
 
+def num_masked_tokens(mask_type: str, grid: tuple[int, int, int], mask_ratio: float) -> int:
+    """Masked tokens per sample of a drawn mask (known before drawing it): ``T' * int(ratio * H'W')`` for tube
+    masking, ``int(ratio * L)`` for random masking."""
+    t, h, w = grid
+    return t * int(mask_ratio * h * w) if mask_type == "tube" else int(mask_ratio * t * h * w)
+
+
 def tube_mask_from_noise(noise: torch.Tensor, grid_t: int, mask_ratio: float) -> torch.Tensor:
     """VideoMAE tube masking from ``[N, H'*W']`` noise: the ``int(mask_ratio * H'W')`` cells with the largest noise
     are masked in every time slice (official ``TubeMaskingGenerator`` count). Returns ``[N, T'*H'*W']`` bool."""
@@ -151,6 +160,32 @@ def random_mask_from_noise(noise: torch.Tensor, mask_ratio: float) -> torch.Tens
     return ranks >= length - num_mask
 
 
+def draw_mask(mask_type: str, batch: int, grid, noise: torch.Tensor | None, mask_ratio: float, device) -> torch.Tensor:
+    """``[N, L]`` bool mask of ``mask_type`` ("tube" or "random") from ``noise`` (drawn with ``torch.rand`` when None)."""
+    t, h, w = grid
+    if not 0.0 <= mask_ratio < 1.0:
+        raise ValueError(f"mask_ratio must be in [0, 1), got {mask_ratio}")
+    if mask_type == "tube":
+        expected = (batch, h * w)
+        what = f"one value per spatial cell ({h}x{w}) for tube masking"
+    else:
+        expected = (batch, t * h * w)
+        what = "one value per token for random masking"
+    if noise is None:
+        noise = torch.rand(*expected, device=device)
+    if tuple(noise.shape) != expected:
+        raise ValueError(f"noise must have shape {expected} ({what}), got {tuple(noise.shape)}")
+    noise = noise.to(device)
+    if mask_type == "tube":
+        return tube_mask_from_noise(noise, t, mask_ratio)
+    return random_mask_from_noise(noise, mask_ratio)
+
+
+def _noise_shape(mask_type: str, batch: int, grid) -> tuple[int, int]:
+    t, h, w = grid
+    return (batch, h * w) if mask_type == "tube" else (batch, t * h * w)
+
+
 class MaskedAVVideoMAEEmbeddings(nn.Module):
     """Tubelet embedding (Conv3d) plus the fixed 1-D sinusoid table (no cls token)."""
 
@@ -163,11 +198,19 @@ class MaskedAVVideoMAEEmbeddings(nn.Module):
             *config.grid_size,
         )
 
-    def forward(self, video: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int]]:
-        """``[N, C, T, H, W]`` -> tokens with positions ``[N, L, D]`` and the token grid."""
+    def forward(
+        self, video: torch.Tensor, ids_keep: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, tuple[int, int, int]]:
+        """``[N, C, T, H, W]`` -> tokens with positions ``[N, L, D]`` (only the ``[N, K]`` tokens ``ids_keep`` when
+        given: the others are neither cut nor projected) and the token grid."""
         grid = self.patch_embed.grid_size(*video.shape[-3:])
-        tokens = self.patch_embed(video.to(self.patch_embed.proj.weight.dtype))  # [N, L, D]
-        return tokens + self.position_embeddings.for_grid(*grid).to(tokens.dtype), grid
+        video = video.to(self.patch_embed.proj.weight.dtype)
+        positions = self.position_embeddings.for_grid(*grid)  # [1, L, D]
+        if ids_keep is None:
+            tokens = self.patch_embed(video)  # [N, L, D]
+            return tokens + positions.to(tokens.dtype), grid
+        tokens = self.patch_embed.embed_selected(video, ids_keep)  # [N, K, D]
+        return tokens + gather_tokens(positions.to(tokens.dtype).expand(tokens.shape[0], -1, -1), ids_keep), grid
 
 
 def _vit_layers(config: MaskedAVVideoMAEConfig, width: int, depth: int, heads: int, intermediate: int, drop_path: float):
@@ -280,6 +323,8 @@ class MaskedAVVideoMAEModel(MaskedAVVideoMAEPreTrainedModel):
         self,
         pixel_values: torch.Tensor,
         bool_masked_pos: torch.Tensor | None = None,
+        noise: torch.Tensor | None = None,
+        mask_ratio: float | None = None,
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
         return_dict: bool | None = None,
@@ -290,22 +335,40 @@ class MaskedAVVideoMAEModel(MaskedAVVideoMAEPreTrainedModel):
                 from ``config.num_frames`` and ``H, W`` from ``config.image_size``: the position table follows.
             bool_masked_pos: ``[N, L]`` bool, True = masked (removed before the encoder). Every sample must mask the
                 same number of tokens. Tokens are ordered (t, h, w).
+            noise: draw the configured mask (``config.mask_type``) from this noise instead: ``[N, H'*W']`` for tube
+                masking, ``[N, L]`` for random masking; the cells/tokens with the largest noise are masked. The
+                count is known in advance, so nothing is read back from the device (one ``torch.compile`` graph).
+            mask_ratio: ratio of the drawn mask (``config.mask_ratio`` by default); giving it without ``noise``
+                draws the noise with ``torch.rand``.
+
+        Without ``bool_masked_pos``, ``noise`` or ``mask_ratio`` every token is encoded.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         video = _as_video(pixel_values, self.config)
-        tokens, grid = self.embeddings(video)  # [N, L, D]
-        batch, length, _ = tokens.shape
+        batch = video.shape[0]
+        grid = self.embeddings.patch_embed.grid_size(*video.shape[-3:])
+        length = grid[0] * grid[1] * grid[2]
 
-        ids_restore = None
-        mask = torch.zeros(batch, length, device=tokens.device)
+        masking = None
         if bool_masked_pos is not None:
+            if noise is not None:
+                raise ValueError("give either bool_masked_pos or noise, not both")
             if tuple(bool_masked_pos.shape) != (batch, length):
                 raise ValueError(
                     f"bool_masked_pos must have shape {(batch, length)} (batch, tokens of a {grid[0]}x{grid[1]}x"
                     f"{grid[2]} grid), got {tuple(bool_masked_pos.shape)}"
                 )
-            masking = ids_from_bool_mask(bool_masked_pos.to(tokens.device))
-            tokens = gather_tokens(tokens, masking.ids_keep)  # [N, K, D], ascending token order
+            masking = ids_from_bool_mask(bool_masked_pos.to(video.device))
+        elif noise is not None or mask_ratio is not None:
+            ratio = self.config.mask_ratio if mask_ratio is None else mask_ratio
+            drawn = draw_mask(self.config.mask_type, batch, grid, noise, ratio, video.device)
+            masking = ids_from_fixed_count_mask(drawn, length - num_masked_tokens(self.config.mask_type, grid, ratio))
+
+        if masking is None:
+            tokens, _ = self.embeddings(video)  # [N, L, D]
+            mask, ids_restore = torch.zeros(batch, length, device=tokens.device), None
+        else:
+            tokens, _ = self.embeddings(video, masking.ids_keep)  # [N, K, D], ascending token order
             mask, ids_restore = masking.mask, masking.ids_restore
 
         hidden, all_hidden, all_attentions = run_layers(self.layers, tokens, output_hidden_states, output_attentions)
@@ -347,21 +410,29 @@ class MaskedAVVideoMAEForPreTraining(MaskedAVVideoMAEPreTrainedModel):
             patches = normalize_per_patch_channel(patches, self.config.num_channels)
         return patches
 
-    def _draw_mask(self, batch, grid, noise, mask_ratio, device) -> torch.Tensor:
-        t, h, w = grid
-        if self.config.mask_type == "tube":
-            expected = (batch, h * w)
-            what = f"one value per spatial cell ({h}x{w}) for tube masking"
-        else:
-            expected = (batch, t * h * w)
-            what = "one value per token for random masking"
-        if noise is None:
-            noise = torch.rand(*expected, device=device)
-        if tuple(noise.shape) != expected:
-            raise ValueError(f"noise must have shape {expected} ({what}), got {tuple(noise.shape)}")
-        if self.config.mask_type == "tube":
-            return tube_mask_from_noise(noise, t, mask_ratio)
-        return random_mask_from_noise(noise, mask_ratio)
+    def _masked_targets(self, video: torch.Tensor, ids_masked: torch.Tensor) -> torch.Tensor:
+        """:meth:`reconstruction_target` of the masked tokens only, channel first: ``[N, M, C, t*p*p]``.
+
+        Only the masked tubelets are cut (read in place from the input), and each channel's statistics are taken
+        over a contiguous row; the values are those of ``reconstruction_target`` gathered at ``ids_masked``.
+        """
+        config = self.config
+        patches = select_patches(video, ids_masked, (config.tubelet_size, config.patch_size, config.patch_size))
+        patches = patches.flatten(3)  # [N, M, C, t*p*p]
+        shape = (1, 1, -1, 1)
+        mean = torch.tensor(config.pixel_mean, device=video.device, dtype=patches.dtype).view(shape)
+        std = torch.tensor(config.pixel_std, device=video.device, dtype=patches.dtype).view(shape)
+        if torch.is_grad_enabled():
+            patches = patches * std + mean  # un-normalised pixels
+        else:  # in place: select_patches returned a new tensor, and no graph needs the intermediate values
+            patches = patches.mul_(std).add_(mean)
+        if config.norm_pix_loss:
+            var, mu = torch.var_mean(patches, dim=-1, keepdim=True)  # unbiased, as the official .var()
+            if torch.is_grad_enabled():
+                patches = (patches - mu) / (var.sqrt() + 1e-6)
+            else:
+                patches = patches.sub_(mu).div_(var.sqrt_().add_(1e-6))
+        return patches
 
     def forward(
         self,
@@ -383,20 +454,30 @@ class MaskedAVVideoMAEForPreTraining(MaskedAVVideoMAEPreTrainedModel):
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         video = _as_video(pixel_values, self.config)
-        batch = video.shape[0]
         grid = self.videomae.embeddings.patch_embed.grid_size(*video.shape[-3:])
         if bool_masked_pos is None:
+            # Drawn inside the encoder with a count known now: no device read-back, one compiled graph.
             ratio = self.config.mask_ratio if mask_ratio is None else mask_ratio
-            bool_masked_pos = self._draw_mask(batch, grid, noise, ratio, video.device)
-        elif noise is not None:
-            raise ValueError("give either bool_masked_pos or noise, not both")
-        bool_masked_pos = bool_masked_pos.to(video.device).bool()
-        if not bool_masked_pos.any(dim=1).all():
-            raise ValueError("every sample must mask at least one token: the loss is computed on masked tokens only")
+            if num_masked_tokens(self.config.mask_type, grid, ratio) == 0:
+                raise ValueError(
+                    f"mask_ratio {ratio} masks no token of a {grid[0]}x{grid[1]}x{grid[2]} grid: the loss is computed "
+                    "on masked tokens only"
+                )
+            if noise is None:
+                noise = torch.rand(*_noise_shape(self.config.mask_type, video.shape[0], grid), device=video.device)
+        else:
+            if noise is not None:
+                raise ValueError("give either bool_masked_pos or noise, not both")
+            bool_masked_pos = bool_masked_pos.to(video.device).bool()
+            if not bool_masked_pos.any(dim=1).all():
+                raise ValueError("every sample must mask at least one token: the loss is computed on masked tokens only")
+            ratio = None
 
         encoded = self.videomae(
             pixel_values,
             bool_masked_pos=bool_masked_pos,
+            noise=noise,
+            mask_ratio=ratio,
             output_hidden_states=output_hidden_states,
             output_attentions=output_attentions,
             return_dict=True,
@@ -407,8 +488,10 @@ class MaskedAVVideoMAEForPreTraining(MaskedAVVideoMAEPreTrainedModel):
         logits = self.decoder(encoded.last_hidden_state, ids_visible, ids_masked, grid)  # [N, M, t*p*p*C]
 
         with torch.no_grad():  # official: labels are built under no_grad
-            labels = gather_tokens(self.reconstruction_target(pixel_values), ids_masked).to(logits.dtype)
-        loss = nn.functional.mse_loss(logits, labels)
+            labels = self._masked_targets(video, ids_masked).to(logits.dtype)  # [N, M, C, t*p*p]
+        batch, num_masked = ids_masked.shape
+        # logits hold values ordered (frame, row, column, channel); compare them channel first, as the labels are
+        loss = nn.functional.mse_loss(logits.view(batch, num_masked, -1, self.config.num_channels).transpose(2, 3), labels)
 
         if not return_dict:
             return (loss, logits, encoded.mask, encoded.last_hidden_state)
