@@ -11,8 +11,12 @@ Examples:
     python conversion/convert_videomae.py --official_kwargs ../shared/fixtures/official/videomae_pretrain_tiny/fixture.json \
         --verify --output_dir out/tiny
 
-Checkpoints in transformers' VideoMAE format (the Hub's MCG-NJU/videomae-* repos) need no script:
-``hf_maskedav.conversion.videomae.load_transformers_videomae("MCG-NJU/videomae-base")``.
+    # a repo in transformers' own VideoMAE format (the Hub's MCG-NJU/videomae-* repos, or a local folder),
+    # verified against transformers' VideoMAE on the same clip and mask
+    python conversion/convert_videomae.py --transformers_checkpoint MCG-NJU/videomae-base-finetuned-kinetics \
+        --verify --output_dir out/videomae-base-k400-from-hub
+
+In Python: ``hf_maskedav.conversion.videomae.load_transformers_videomae("MCG-NJU/videomae-base")``.
 """
 
 from hf_maskedav.conversion import videomae
@@ -31,6 +35,8 @@ SPEC = ConversionSpec(
     task_from_kwargs=videomae.task_from_kwargs,
     default_license="cc-by-nc-4.0",
     official_repos=("MCG-NJU/VideoMAE",),
+    from_transformers=videomae.from_transformers,
+    verify_transformers=videomae.verify_against_transformers,
     paper={
         "title": "VideoMAE: Masked Autoencoders are Data-Efficient Learners for Self-Supervised Video Pre-Training",
         "url": "https://arxiv.org/abs/2203.12602",

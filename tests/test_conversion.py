@@ -242,3 +242,30 @@ def test_remote_code_export_loads_without_the_package(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     official_loss = load_file(str(folder / "io.safetensors"))["loss"].item()
     assert abs(float(result.stdout.strip().splitlines()[-1]) - official_loss) < 1e-5
+
+
+def test_videomae_script_converts_a_transformers_format_repo(tmp_path):
+    """convert_videomae.py --transformers_checkpoint: a repo in transformers' own VideoMAE format, verified."""
+    import transformers
+    from transformers import AutoModelForVideoClassification
+
+    config = transformers.VideoMAEConfig(
+        image_size=32, patch_size=16, num_frames=4, tubelet_size=2, hidden_size=32, num_hidden_layers=2,
+        num_attention_heads=4, intermediate_size=64, num_labels=3,
+    )
+    torch.manual_seed(0)
+    reference = transformers.VideoMAEForVideoClassification(config)
+    with torch.no_grad():
+        for p in reference.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    reference.save_pretrained(tmp_path / "hf")
+    out = convert(
+        SCRIPTS["convert_videomae"].SPEC,
+        ["--transformers_checkpoint", str(tmp_path / "hf"), "--verify", "--output_dir", str(tmp_path / "out")],
+    )
+    record = json.loads((out / "conversion.json").read_text())
+    assert record["verification"]["status"] == "passed" and "logits" in record["verification"]["outputs"]
+    ours = AutoModelForVideoClassification.from_pretrained(out).eval()
+    clip = torch.randn(1, 4, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(clip).logits, reference.eval()(clip).logits, atol=1e-5, rtol=1e-4)

@@ -89,6 +89,9 @@ class ConversionSpec:
             ``pipeline_tag`` (e.g. ``audio-video-classification``, for which the Hub has no tag).
         fixture_filter: ``(fixture) -> bool``, narrowing ``official_repos`` when one official repository holds several
             families (SlowFast: MaskFeat and MAE).
+        from_transformers: ``(folder_or_hub_id) -> (model, task)`` for families with a transformers-format
+            counterpart (VideoMAE: the Hub's ``MCG-NJU/videomae-*`` repos); enables ``--transformers_checkpoint``.
+        verify_transformers: ``(model, folder_or_hub_id) -> rows`` comparing with the transformers model itself.
     """
 
     def handles(self, fixture: Mapping) -> bool:
@@ -114,6 +117,8 @@ class ConversionSpec:
     task_from_checkpoint: Callable | None = None
     pipeline_task: Mapping[str, str] = field(default_factory=dict)
     fixture_filter: Callable | None = None
+    from_transformers: Callable | None = None
+    verify_transformers: Callable | None = None
     repo_root: Path = Path(__file__).resolve().parents[3]
 
 
@@ -246,6 +251,12 @@ def build_parser(spec: ConversionSpec) -> argparse.ArgumentParser:
         "not a preset; a parity fixture's fixture.json is accepted as is (its constructor_kwargs are used and its "
         "checkpoint.pth and io.safetensors are the defaults for --checkpoint and --verify)",
     )
+    if spec.from_transformers is not None:
+        parser.add_argument(
+            "--transformers_checkpoint",
+            help="a folder or Hub repo id in transformers' own format for this family (instead of --checkpoint); "
+            "--verify then compares with the transformers model on the same input",
+        )
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --output_dir")
     parser.add_argument("--verify", action="store_true", help="compare the converted model with official outputs")
@@ -287,12 +298,41 @@ def _labels_from_csv(path: str) -> dict[int, str]:
     return {int(row["index"]): row.get("display_name") or row.get("mid") for row in rows}
 
 
+def _check_rows(rows, reference: str) -> dict:
+    """Compare ``(name, ours, reference, atol, rtol)`` rows; the verification record for the card."""
+    verification = {"status": "passed", "reference": reference, "outputs": {}}
+    for name, ours, ref, atol, rtol in rows:
+        error = float((ours.double() - ref.double()).abs().max()) if ours.numel() else 0.0
+        ok = ours.shape == ref.shape and torch.allclose(ours.double(), ref.double(), atol=atol, rtol=rtol)
+        verification["outputs"][name] = {"max_abs_error": error, "ok": bool(ok)}
+        print(f"verify {name}: max abs error {error:.3e} {'ok' if ok else 'FAILED'}")
+        if not ok:
+            verification["status"] = "failed"
+    if verification["status"] == "failed":
+        raise SystemExit("error: the converted model does not reproduce the reference outputs (see above)")
+    return verification
+
+
+def _load_transformers_format(spec: ConversionSpec, args):
+    source = args.transformers_checkpoint
+    model, task = spec.from_transformers(source)
+    print(f"converted transformers-format {source} into {type(model).__name__} (strict key accounting passed)")
+    verification = {"status": "not run"}
+    if args.verify:
+        verification = _check_rows(spec.verify_transformers(model, source), f"transformers model {source}")
+    return model.eval(), task, source, verification
+
+
 def convert(spec: ConversionSpec, argv=None) -> Path:
     """Run the conversion; returns the output folder."""
     args = build_parser(spec).parse_args(argv)
     output = Path(args.output_dir)
     if output.exists() and any(output.iterdir()) and not args.overwrite:
         raise SystemExit(f"error: {output} is not empty; choose another --output_dir or pass --overwrite")
+    if getattr(args, "transformers_checkpoint", None):
+        preset = spec.presets[args.preset] if args.preset else None
+        model, task, source, verification = _load_transformers_format(spec, args)
+        return _write_output(spec, args, output, model, preset, task, source, verification)
     if args.preset is None and args.official_kwargs is None and not args.checkpoint:
         raise SystemExit("error: give --preset NAME or --official_kwargs JSON to describe the architecture")
 
@@ -351,18 +391,12 @@ def convert(spec: ConversionSpec, argv=None) -> Path:
             print(f"verify: {verification['reason']}")
         else:
             ref_fixture = fixture or json.loads((reference / "fixture.json").read_text())
-            rows = spec.verify_fixture(model, reference, ref_fixture)
-            verification = {"status": "passed", "reference": str(reference), "outputs": {}}
-            for name, ours, ref, atol, rtol in rows:
-                error = float((ours.double() - ref.double()).abs().max()) if ours.numel() else 0.0
-                ok = ours.shape == ref.shape and torch.allclose(ours.double(), ref.double(), atol=atol, rtol=rtol)
-                verification["outputs"][name] = {"max_abs_error": error, "ok": bool(ok)}
-                print(f"verify {name}: max abs error {error:.3e} {'ok' if ok else 'FAILED'}")
-                if not ok:
-                    verification["status"] = "failed"
-            if verification["status"] == "failed":
-                raise SystemExit("error: the converted model does not reproduce the official outputs (see above)")
+            verification = _check_rows(spec.verify_fixture(model, reference, ref_fixture), str(reference))
+    return _write_output(spec, args, output, model, preset, task, source, verification)
 
+
+def _write_output(spec, args, output: Path, model, preset, task, source, verification) -> Path:
+    """The Hub-ready folder: weights, processor, model card, conversion record; optionally remote code and push."""
     if output.exists() and args.overwrite:
         shutil.rmtree(output)
     output.mkdir(parents=True, exist_ok=True)

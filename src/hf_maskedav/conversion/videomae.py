@@ -527,3 +527,47 @@ __all__ = [
     "load_transformers_videomae",
     "transformers_key_table",
 ]
+
+
+# ----------------------------------------------------------------- transformers-format repos in the conversion script
+
+
+def from_transformers(source):
+    """``conversion/convert_videomae.py --transformers_checkpoint``: our model and its task from a transformers repo."""
+    model = load_transformers_videomae(source)
+    if isinstance(model, MaskedAVVideoMAEForVideoClassification):
+        return model, "classification"
+    return model, "pretraining" if isinstance(model, MaskedAVVideoMAEForPreTraining) else "encoder"
+
+
+def verify_against_transformers(model, source, seed: int = 0):
+    """Run transformers' own VideoMAE from ``source`` and ``model`` on one seeded clip (and tube mask); returns rows."""
+    import transformers
+
+    from ..layers import tube_masking
+
+    folder = Path(source)
+    if not folder.is_dir():
+        from huggingface_hub import snapshot_download
+
+        folder = Path(snapshot_download(str(source), allow_patterns=["config.json", "*.safetensors", "*.bin"]))
+    architecture = (json.loads((folder / "config.json").read_text()).get("architectures") or ["VideoMAEModel"])[0]
+    reference = getattr(transformers, architecture).from_pretrained(folder).eval()
+    config = reference.config
+    generator = torch.Generator().manual_seed(seed)
+    size = config.image_size
+    pixel_values = torch.randn(1, config.num_frames, config.num_channels, size, size, generator=generator)
+    inputs = {"pixel_values": pixel_values}
+    if architecture != "VideoMAEForVideoClassification":
+        grid = size // config.patch_size
+        inputs["bool_masked_pos"] = tube_masking(
+            1, config.num_frames // config.tubelet_size, grid * grid, 0.9, generator=generator
+        )
+    with torch.no_grad():
+        expected, ours = reference(**inputs), model(**inputs)
+    names = ("loss", "logits", "last_hidden_state")
+    return [
+        (name, getattr(ours, name).detach(), getattr(expected, name).detach(), 1e-5, 1e-4)
+        for name in names
+        if getattr(expected, name, None) is not None and getattr(ours, name, None) is not None
+    ]
