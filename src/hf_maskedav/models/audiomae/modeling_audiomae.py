@@ -112,15 +112,21 @@ class AudioMAEEmbeddings(nn.Module):
             partial(audiomae_position_table, config.hidden_size), *config.grid_size
         )
 
-    def forward(self, spectrogram: torch.Tensor):
-        """Returns patch tokens with positions ``[N, L, D]``, the cls token with its position ``[1, 1, D]`` and the grid."""
+    def forward(self, spectrogram: torch.Tensor, ids_keep: torch.Tensor | None = None):
+        """Returns patch tokens with positions ``[N, L, D]``, the cls token with its position ``[1, 1, D]`` and the grid.
+
+        With ``ids_keep`` (``[N, K]``) only those tokens are cut, projected and returned (``[N, K, D]``), the values
+        the full sequence would have at those positions.
+        """
         grid = self.patch_embed.grid_size(*spectrogram.shape[-2:])
         positions = self.position_embeddings.for_grid(*grid)  # [1, 1 + L, D], cls row first
-        tokens = self.patch_embed(spectrogram.to(self.patch_embed.proj.weight.dtype))  # [N, L, D]
-        # Positions are added before masking (official forward_encoder).
-        tokens = tokens + positions[:, 1:]
+        spectrogram = spectrogram.to(self.patch_embed.proj.weight.dtype)
         cls = self.cls_token + positions[:, :1]
-        return tokens, cls, grid
+        # Positions are added before masking (official forward_encoder).
+        if ids_keep is None:
+            return self.patch_embed(spectrogram) + positions[:, 1:], cls, grid  # [N, L, D]
+        tokens = self.patch_embed.embed_selected(spectrogram, ids_keep)  # [N, K, D]
+        return tokens + gather_tokens(positions[:, 1:].expand(tokens.shape[0], -1, -1), ids_keep), cls, grid
 
 
 class AudioMAEPreTrainedModel(PreTrainedModel):
@@ -204,19 +210,20 @@ class AudioMAEModel(AudioMAEPreTrainedModel):
         output_hidden_states = output_hidden_states if output_hidden_states is not None else False
         output_attentions = output_attentions if output_attentions is not None else False
         spectrogram = _as_spectrogram_batch(input_values, self.config)
-        tokens, cls, grid = self.embeddings(spectrogram)  # [N, L, D]
-        batch, length, _ = tokens.shape
+        batch = spectrogram.shape[0]
+        time_patches, freq_patches = self.embeddings.patch_embed.grid_size(*spectrogram.shape[-2:])
+        length = time_patches * freq_patches
 
         mask = ids_restore = None
         if ids_keep is None and (noise is not None or mask_ratio is not None):
             if noise is None:
-                noise = torch.rand(batch, length, device=tokens.device)
+                noise = torch.rand(batch, length, device=spectrogram.device)
             if noise.shape != (batch, length):
                 raise ValueError(f"noise must have shape {(batch, length)} (batch, num_patches), got {tuple(noise.shape)}")
             masking = random_masking(noise, self.config.mask_ratio if mask_ratio is None else mask_ratio)
             ids_keep, ids_restore, mask = masking.ids_keep, masking.ids_restore, masking.mask
-        if ids_keep is not None:
-            tokens = gather_tokens(tokens, ids_keep)  # [N, K, D]
+        # only the kept tokens are embedded: [N, K, D] (all L without masking)
+        tokens, cls, grid = self.embeddings(spectrogram, ids_keep)
         if mask is None:
             if ids_keep is None:
                 mask = torch.zeros(batch, length, device=tokens.device)

@@ -35,6 +35,7 @@ from ...layers import (
     ids_from_bool_mask,
     masked_mse,
     normalize_per_patch,
+    num_kept,
     patchify_3d,
     random_masking,
     restore_with_mask_tokens,
@@ -147,16 +148,23 @@ class MAESTEmbeddings(nn.Module):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size))
         self.position_embeddings = SeparableSpaceTimePositionEmbedding(config.hidden_size, grid_t, grid_h * grid_w)
 
-    def forward(self, video: torch.Tensor):
+    def forward(self, video: torch.Tensor, ids_keep: torch.Tensor | None = None):
         """``[N, C, T, H, W]`` -> patch tokens with positions ``[N, L, D]``, cls with its position ``[1, 1, D]``, grid.
 
-        Positions are interpolated (bicubic in space, linear in time) when the clip's grid differs from the config's.
+        With ``ids_keep`` (``[N, K]``) only those tokens are cut, projected and returned (``[N, K, D]``), as if the
+        full sequence had been gathered. Positions are interpolated (bicubic in space, linear in time) when the clip's
+        grid differs from the config's.
         """
         grid = self.patch_embed.grid_size(*video.shape[-3:])
-        tokens = self.patch_embed(video.to(self.patch_embed.proj.weight.dtype))  # [N, L, D]
+        video = video.to(self.patch_embed.proj.weight.dtype)
         positions = self.position_embeddings(num_frames=grid[0], grid_hw=grid[1:])  # [1, L, D]
         cls = self.cls_token + self.position_embeddings.cls
-        return tokens + positions.to(tokens.dtype), cls, grid
+        if ids_keep is None:
+            tokens = self.patch_embed(video)  # [N, L, D]
+            return tokens + positions.to(tokens.dtype), cls, grid
+        tokens = self.patch_embed.embed_selected(video, ids_keep)  # [N, K, D]
+        positions = gather_tokens(positions.to(tokens.dtype).expand(tokens.shape[0], -1, -1), ids_keep)
+        return tokens + positions, cls, grid
 
 
 class MAESTPreTrainedModel(PreTrainedModel):
@@ -224,8 +232,9 @@ class MAESTModel(MAESTPreTrainedModel):
         """Like :meth:`forward` but ``last_hidden_state`` is the last block's output **before** the final norm
         (fine-tuning applies the norm after pooling); also returns the token grid."""
         video = _as_video(pixel_values, self.config)
-        tokens, cls, grid = self.embeddings(video)  # [N, L, D]
-        batch, length, _ = tokens.shape
+        batch = video.shape[0]
+        grid_t, grid_h, grid_w = self.embeddings.patch_embed.grid_size(*video.shape[-3:])
+        length = grid_t * grid_h * grid_w
 
         mask = ids_restore = ids_keep = None
         if bool_masked_pos is not None:
@@ -233,19 +242,21 @@ class MAESTModel(MAESTPreTrainedModel):
                 raise ValueError("give either bool_masked_pos or noise, not both")
             if tuple(bool_masked_pos.shape) != (batch, length):
                 raise ValueError(f"bool_masked_pos must have shape {(batch, length)}, got {tuple(bool_masked_pos.shape)}")
-            masking = ids_from_bool_mask(bool_masked_pos.to(tokens.device))
+            masking = ids_from_bool_mask(bool_masked_pos.to(video.device))
         elif noise is not None or mask_ratio is not None:
             if noise is None:
-                noise = torch.rand(batch, length, device=tokens.device)
+                noise = torch.rand(batch, length, device=video.device)
             if tuple(noise.shape) != (batch, length):
                 raise ValueError(f"noise must have shape {(batch, length)} (batch, tokens), got {tuple(noise.shape)}")
-            masking = random_masking(noise.to(tokens.device), self.config.mask_ratio if mask_ratio is None else mask_ratio)
+            masking = random_masking(noise.to(video.device), self.config.mask_ratio if mask_ratio is None else mask_ratio)
         else:
             masking = None
         if masking is not None:
             ids_keep, ids_restore, mask = masking.ids_keep, masking.ids_restore, masking.mask
-            tokens = gather_tokens(tokens, ids_keep)  # [N, K, D]
+            # only the kept tokens are embedded: [N, K, D]
+            tokens, cls, grid = self.embeddings(video, ids_keep)
         else:
+            tokens, cls, grid = self.embeddings(video)  # [N, L, D]
             mask = torch.zeros(batch, length, device=tokens.device)
 
         hidden = torch.cat([cls.to(tokens.dtype).expand(batch, -1, -1), tokens], dim=1)  # [N, 1 + K, D]
@@ -370,6 +381,16 @@ class MAESTForPreTraining(MAESTPreTrainedModel):
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         ratio = None if bool_masked_pos is not None else (self.config.mask_ratio if mask_ratio is None else mask_ratio)
+        grid = self.mae_st.embeddings.patch_embed.grid_size(*_as_video(pixel_values, self.config).shape[-3:])
+        length = grid[0] * grid[1] * grid[2]
+        # Every sample must mask at least one token (the loss is computed on masked tokens only). A drawn mask's count
+        # is known now, without reading anything back from the device; a given mask is checked on its values.
+        if bool_masked_pos is not None:
+            masks_all = bool(bool_masked_pos.bool().any(dim=1).all())
+        else:
+            masks_all = num_kept(length, ratio) < length
+        if not masks_all:
+            raise ValueError("every sample must mask at least one token: the loss is computed on masked tokens only")
         encoded = self.mae_st(
             pixel_values,
             noise=noise,
@@ -379,9 +400,6 @@ class MAESTForPreTraining(MAESTPreTrainedModel):
             output_attentions=output_attentions,
             return_dict=True,
         )
-        if not encoded.mask.bool().any(dim=1).all():
-            raise ValueError("every sample must mask at least one token: the loss is computed on masked tokens only")
-        grid = self.mae_st.embeddings.patch_embed.grid_size(*_as_video(pixel_values, self.config).shape[-3:])
         pred = self.decoder(encoded.last_hidden_state, encoded.ids_restore, grid)  # [N, L, u*p*p*C]
         target = self.reconstruction_target(pixel_values).to(pred.dtype)
         loss = masked_mse(pred, target, encoded.mask)

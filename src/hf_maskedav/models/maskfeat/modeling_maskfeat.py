@@ -432,10 +432,12 @@ class MaskFeatForPreTraining(MaskFeatPreTrainedModel):
             mask_grid = mask_grid if self.config.is_video else mask_grid[:, None]
         else:
             mask_grid = mask_as_grid(bool_masked_pos, self.config, batch)
-        mask_grid = mask_grid.to(pixel_values.device)
-        mask = resize_mask(mask_grid, self.config.prediction_grid).bool()  # [N, L]
-        if not mask.any():
+        mask = resize_mask(mask_grid, self.config.prediction_grid).bool()  # [N, L], where the mask was given
+        # Checked on the mask's own device (the CPU for masks from a collator: free); skipped inside torch.compile,
+        # where reading a value back would break the graph.
+        if not torch.compiler.is_compiling() and not mask.any():
             raise ValueError("bool_masked_pos masks no token: the MaskFeat loss is defined on masked tokens only")
+        mask_grid, mask = mask_grid.to(pixel_values.device), mask.to(pixel_values.device)
 
         encoded = self.maskfeat(
             pixel_values,
@@ -446,7 +448,11 @@ class MaskFeatForPreTraining(MaskFeatPreTrainedModel):
         )
         logits = self.head(encoded.last_hidden_state[:, 1:])  # [N, L, K], cls dropped
         targets = self.hog_targets(pixel_values).to(logits.device)  # [N, L, K] float32
-        loss = nn.functional.mse_loss(logits[mask].float(), targets[mask])
+        # mean over the masked tokens' values (official mse_loss(preds[mask], labels[mask])), without boolean
+        # indexing: no data-dependent shapes, so the step compiles into one graph
+        per_token = (logits.float() - targets).pow(2).mean(dim=-1)  # [N, L]
+        weights = mask.to(per_token.dtype)
+        loss = (per_token * weights).sum() / weights.sum().clamp(min=1.0)
 
         if not return_dict:
             return (loss, logits, targets, mask, encoded.last_hidden_state)

@@ -14,6 +14,7 @@ tokens; audio tokens are time-major (``t * F' + f``), video tokens ``(t, h, w)``
 from __future__ import annotations
 
 import copy
+import math
 import os
 from dataclasses import dataclass
 from functools import partial
@@ -280,6 +281,16 @@ def _ids_restore_from_keep(ids_keep: torch.Tensor, length: int) -> tuple[torch.T
 # ----------------------------------------------------------------------------------------------------------------------
 
 
+def _embed_with_positions(patch_embed, values: torch.Tensor, positions: torch.Tensor, ids_keep: torch.Tensor | None):
+    """Patch tokens plus their positions (added before masking, authors' code); with ``ids_keep`` only the kept
+    tokens are cut and projected."""
+    values = values.to(patch_embed.proj.weight.dtype)
+    if ids_keep is None:
+        return patch_embed(values) + positions
+    tokens = patch_embed.embed_selected(values, ids_keep)  # [N, K, D]
+    return tokens + gather_tokens(positions.to(tokens.dtype).expand(tokens.shape[0], -1, -1), ids_keep)
+
+
 class MAViLAudioEmbeddings(nn.Module):
     """Spectrogram patches (Conv2d, time-major tokens), cls token and the fixed/stored 2-D table (Audio-MAE style)."""
 
@@ -296,11 +307,12 @@ class MAViLAudioEmbeddings(nn.Module):
     def grid_size(self, spectrogram: torch.Tensor) -> tuple[int, int]:
         return self.patch_embed.grid_size(*spectrogram.shape[-2:])
 
-    def forward(self, spectrogram: torch.Tensor):
-        """``[N, 1, T, F]`` -> patch tokens with positions ``[N, La, D]`` and the cls token with its position."""
+    def forward(self, spectrogram: torch.Tensor, ids_keep: torch.Tensor | None = None):
+        """``[N, 1, T, F]`` -> patch tokens with positions ``[N, La, D]`` (only the ``[N, K]`` tokens ``ids_keep``
+        when given) and the cls token with its position."""
         grid = self.grid_size(spectrogram)
         positions = self.position_embeddings.for_grid(*grid)  # [1, 1 + La, D], cls row first
-        tokens = self.patch_embed(spectrogram.to(self.patch_embed.proj.weight.dtype)) + positions[:, 1:]
+        tokens = _embed_with_positions(self.patch_embed, spectrogram, positions[:, 1:], ids_keep)
         cls = self.cls_token + positions[:, :1] if self.cls_token is not None else None
         if self.modality_embedding is not None:
             tokens = tokens + self.modality_embedding
@@ -322,11 +334,12 @@ class MAViLVideoEmbeddings(nn.Module):
     def grid_size(self, video: torch.Tensor) -> tuple[int, int, int]:
         return self.patch_embed.grid_size(*video.shape[-3:])
 
-    def forward(self, video: torch.Tensor):
-        """``[N, C, T, H, W]`` -> tubelet tokens with positions ``[N, Lv, D]`` and the cls token with its position."""
+    def forward(self, video: torch.Tensor, ids_keep: torch.Tensor | None = None):
+        """``[N, C, T, H, W]`` -> tubelet tokens with positions ``[N, Lv, D]`` (only the ``[N, K]`` tokens
+        ``ids_keep`` when given) and the cls token with its position."""
         grid = self.grid_size(video)
         positions = self.position_embeddings.for_grid(*grid)  # [1, 1 + Lv, D]
-        tokens = self.patch_embed(video.to(self.patch_embed.proj.weight.dtype)) + positions[:, 1:]
+        tokens = _embed_with_positions(self.patch_embed, video, positions[:, 1:], ids_keep)
         cls = self.cls_token + positions[:, :1] if self.cls_token is not None else None
         if self.modality_embedding is not None:
             tokens = tokens + self.modality_embedding
@@ -539,9 +552,8 @@ class MAViLModel(MAViLPreTrainedModel):
             return self.video_layers
         return self.audio_layers
 
-    def _mask(self, tokens, noise, mask_ratio, default_ratio, bool_masked_pos, ids_keep, name):
-        """Apply one modality's masking. Returns ``(kept tokens, mask, ids_restore, ids_keep)``."""
-        batch, length, _ = tokens.shape
+    def _mask(self, batch, length, device, noise, mask_ratio, default_ratio, bool_masked_pos, ids_keep, name):
+        """One modality's masking. Returns ``(mask, ids_restore, ids_keep)`` (``ids_keep`` None: keep every token)."""
         given = [n for n, v in (("noise", noise), ("bool_masked_pos", bool_masked_pos), ("ids_keep", ids_keep)) if v is not None]
         if len(given) > 1:
             raise ValueError(f"pass at most one of {name}_noise, {name}_bool_masked_pos and {name}_ids_keep, got {given}")
@@ -557,22 +569,24 @@ class MAViLModel(MAViLPreTrainedModel):
             ids_restore, mask = _ids_restore_from_keep(ids_keep, length)
         elif noise is not None or mask_ratio is not None:
             if noise is None:
-                noise = torch.rand(batch, length, device=tokens.device)
+                noise = torch.rand(batch, length, device=device)
             if noise.shape != (batch, length):
                 raise ValueError(f"{name}_noise must have shape {(batch, length)} (batch, {name} patches), got {tuple(noise.shape)}")
             masking = random_masking(noise, default_ratio if mask_ratio is None else mask_ratio)
             ids_keep, ids_restore, mask = masking.ids_keep, masking.ids_restore, masking.mask
         else:
-            return tokens, torch.zeros(batch, length, device=tokens.device), None, None
-        return gather_tokens(tokens, ids_keep), mask.to(tokens.device), ids_restore, ids_keep
+            return torch.zeros(batch, length, device=device), None, None
+        return mask.to(device), ids_restore, ids_keep
 
     def _encode(self, modality, values, noise, mask_ratio, bool_masked_pos, ids_keep, output_hidden_states, output_attentions):
         embeddings = self.audio_embeddings if modality == "audio" else self.video_embeddings
-        tokens, cls = embeddings(values)  # positions are added before masking (authors' code)
+        length = math.prod(embeddings.grid_size(values))
         default_ratio = self.config.audio_mask_ratio if modality == "audio" else self.config.video_mask_ratio
-        tokens, mask, ids_restore, ids_keep = self._mask(
-            tokens, noise, mask_ratio, default_ratio, bool_masked_pos, ids_keep, modality
+        mask, ids_restore, ids_keep = self._mask(
+            values.shape[0], length, values.device, noise, mask_ratio, default_ratio, bool_masked_pos, ids_keep, modality
         )
+        # positions are added before masking (authors' code); only the kept tokens are embedded
+        tokens, cls = embeddings(values, ids_keep)
         hidden = tokens if cls is None else torch.cat([cls.expand(tokens.shape[0], -1, -1), tokens], dim=1)
         hidden, all_hidden, all_attentions = run_layers(
             self.modality_layers(modality), hidden, output_hidden_states, output_attentions
