@@ -33,7 +33,14 @@ from transformers import AutoConfig, AutoModel
 
 import hf_maskedav  # noqa: F401  (registers the models with the Auto classes)
 from hf_maskedav import AudioMAEFeatureExtractor
-from hf_maskedav.data import AudioClipDataset, AudioCollator, BadSampleTracker, clip_samples_for, featurize, load_audio_source
+from hf_maskedav.data import (
+    AudioClipDataset,
+    AudioCollator,
+    BadSampleTracker,
+    clip_samples_for,
+    featurize,
+    load_audio_source,
+)
 from hf_maskedav.training import (
     apply_linear_probe,
     build_config,
@@ -45,12 +52,21 @@ from hf_maskedav.training import (
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--model_name_or_path", default=None, help="the encoder (a pretraining or fine-tuning output, or a Hub id)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument(
+        "--model_name_or_path", default=None, help="the encoder (a pretraining or fine-tuning output, or a Hub id)"
+    )
     parser.add_argument("--config_name", default="audiomae-tiny", help="architecture for --random_init without a model")
-    parser.add_argument("--random_init", action="store_true",
-                        help="same architecture (and feature extractor) with randomly initialised weights: the baseline")
-    parser.add_argument("--feature_fn", default=None, help="'package.module:function' overriding the registered feature function")
+    parser.add_argument(
+        "--random_init",
+        action="store_true",
+        help="same architecture (and feature extractor) with randomly initialised weights: the baseline",
+    )
+    parser.add_argument(
+        "--feature_fn", default=None, help="'package.module:function' overriding the registered feature function"
+    )
     parser.add_argument("--dataset_name", default="demo")
     parser.add_argument("--dataset_config_name", default=None)
     parser.add_argument("--data_dir", default=None)
@@ -62,8 +78,16 @@ def parse_args(argv=None):
     parser.add_argument("--demo_multi_label", action="store_true")
     parser.add_argument("--per_device_batch_size", type=int, default=64)
     parser.add_argument("--dataloader_num_workers", type=int, default=0)
-    parser.add_argument("--weight_decays", type=float, nargs="+", default=[1e-4, 1e-3, 1e-2, 1e-1, 1.0])
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random initialisation and of the validation split")
+    parser.add_argument(
+        "--weight_decays",
+        type=float,
+        nargs="+",
+        default=[1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0],
+        help="L2 strengths tried for the linear classifier (chosen on 20%% of the training split)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the random initialisation and of the validation split"
+    )
     parser.add_argument("--output_dir", default=None, help="where to write probe_results.json (optional)")
     args = parser.parse_args(argv)
     if args.model_name_or_path is None and not args.random_init:
@@ -93,10 +117,14 @@ def load_encoder(args):
 def extract(accelerator, model, feature_fn, source, feature_extractor, args, tracker, desc):
     """Features and targets of a whole split, gathered on every process."""
     collator = AudioCollator(feature_extractor, source.labels)
-    loader = accelerator.prepare(torch.utils.data.DataLoader(
-        AudioClipDataset(source, clip_samples_for(feature_extractor), train=False),
-        batch_size=args.per_device_batch_size, collate_fn=collator, num_workers=args.dataloader_num_workers,
-    ))
+    loader = accelerator.prepare(
+        torch.utils.data.DataLoader(
+            AudioClipDataset(source, clip_samples_for(feature_extractor), train=False),
+            batch_size=args.per_device_batch_size,
+            collate_fn=collator,
+            num_workers=args.dataloader_num_workers,
+        )
+    )
     features, targets = [], []
     for batch in tqdm(loader, desc=desc, disable=not accelerator.is_local_main_process):
         tracker.update(batch)
@@ -119,22 +147,37 @@ def main(argv=None):
     model = accelerator.prepare_model(model, evaluation_mode=True)
     name = None if args.dataset_name == "demo" and args.data_dir else args.dataset_name
     open_split = lambda split: load_audio_source(  # noqa: E731
-        name, args.dataset_config_name, args.data_dir, None, split, args.audio_column, args.label_column,
-        args.label_names, demo_multi_label=args.demo_multi_label,
+        name,
+        args.dataset_config_name,
+        args.data_dir,
+        None,
+        split,
+        args.audio_column,
+        args.label_column,
+        args.label_names,
+        demo_multi_label=args.demo_multi_label,
     )
     train_source, eval_source = open_split(args.train_split), open_split(args.eval_split)
     eval_source.labels = train_source.labels
     labels = train_source.labels
     tracker = BadSampleTracker()
     what = "random-init " if args.random_init else ""
-    log(f"linear probe of a frozen {what}{model.config.model_type} encoder "
-        f"({args.model_name_or_path or args.config_name}) on {train_source.description} -> {eval_source.description}")
-    train_x, train_y = extract(accelerator, model, feature_fn, train_source, feature_extractor, args, tracker, "train features")
-    eval_x, eval_y = extract(accelerator, model, feature_fn, eval_source, feature_extractor, args, tracker, "eval features")
+    log(
+        f"linear probe of a frozen {what}{model.config.model_type} encoder "
+        f"({args.model_name_or_path or args.config_name}) on {train_source.description} -> {eval_source.description}"
+    )
+    train_x, train_y = extract(
+        accelerator, model, feature_fn, train_source, feature_extractor, args, tracker, "train features"
+    )
+    eval_x, eval_y = extract(
+        accelerator, model, feature_fn, eval_source, feature_extractor, args, tracker, "eval features"
+    )
     bad = tracker.totals(accelerator)
 
     if accelerator.is_main_process:
-        probe = fit_linear_probe(train_x, train_y, labels.multi_label, labels.num_labels, tuple(args.weight_decays), seed=args.seed)
+        probe = fit_linear_probe(
+            train_x, train_y, labels.multi_label, labels.num_labels, tuple(args.weight_decays), seed=args.seed
+        )
         metric_name = "mAP" if labels.multi_label else "accuracy"
         train_score = apply_linear_probe(probe, train_x, train_y, labels.multi_label)
         eval_score = apply_linear_probe(probe, eval_x, eval_y, labels.multi_label)
@@ -152,9 +195,11 @@ def main(argv=None):
             "wall_time_seconds": round(time.time() - start, 1),
             "bad_samples": bad,
         }
-        log(f"linear probe {metric_name}: eval {eval_score:.4f} (train {train_score:.4f}; L2 {probe['weight_decay']}; "
+        log(
+            f"linear probe {metric_name}: eval {eval_score:.4f} (train {train_score:.4f}; L2 {probe['weight_decay']}; "
             f"{train_x.shape[0]} train / {eval_x.shape[0]} eval clips, {train_x.shape[1]}-d features) "
-            f"in {format_duration(time.time() - start)}")
+            f"in {format_duration(time.time() - start)}"
+        )
         log(BadSampleTracker.report(bad))
         if args.output_dir:
             os.makedirs(args.output_dir, exist_ok=True)

@@ -49,6 +49,7 @@ from hf_maskedav.training import (
     TrainingState,
     build_config,
     check_world_size,
+    clear_previous_run,
     cosine_schedule_with_warmup,
     format_duration,
     list_checkpoints,
@@ -67,32 +68,57 @@ from hf_maskedav.training import (
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     model = parser.add_argument_group("model")
-    model.add_argument("--config_name", default="audiomae-tiny",
-                       help="a preset (audiomae-tiny, audiomae-small, audiomae-base, audiomae-large), a config folder/JSON or a Hub id")
-    model.add_argument("--model_name_or_path", default=None, help="continue pretraining from these weights (folder or Hub id)")
-    model.add_argument("--feature_extractor_name", default=None,
-                       help="feature extractor to use (defaults to --model_name_or_path's, else one matching the config)")
-    model.add_argument("--mask_ratio", type=float, default=None, help="fraction of patches masked (config default: 0.8)")
+    model.add_argument(
+        "--config_name",
+        default="audiomae-tiny",
+        help="a preset (audiomae-tiny, -small, -base, -large), a config folder/JSON file or a Hub id",
+    )
+    model.add_argument(
+        "--model_name_or_path", default=None, help="continue pretraining from these weights (folder or Hub id)"
+    )
+    model.add_argument(
+        "--feature_extractor_name",
+        default=None,
+        help="feature extractor to use (defaults to --model_name_or_path's, else one matching the config)",
+    )
+    model.add_argument(
+        "--mask_ratio",
+        type=float,
+        default=None,
+        help="fraction of patches masked (default: the config's, 0.6 for audiomae-tiny, 0.8 otherwise)",
+    )
     model.add_argument("--attn_implementation", default=None, choices=[None, "eager", "sdpa", "flash_attention_2"])
     model.add_argument("--gradient_checkpointing", action="store_true")
 
     data = parser.add_argument_group("data")
-    data.add_argument("--dataset_name", default="demo", help="Hub dataset id, local dataset folder, or 'demo' (built-in)")
+    data.add_argument(
+        "--dataset_name", default="demo", help="Hub dataset id, local dataset folder, or 'demo' (built-in)"
+    )
     data.add_argument("--dataset_config_name", default=None)
     data.add_argument("--data_dir", default=None, help="local audiofolder (audio files + optional metadata.csv)")
     data.add_argument("--audio_files", nargs="+", default=None, help="plain audio files, folders or glob patterns")
     data.add_argument("--train_split", default="train")
-    data.add_argument("--eval_split", default="validation",
-                      help="split for the final held-out reconstruction loss and picture ('none' to skip)")
+    data.add_argument(
+        "--eval_split",
+        default="validation",
+        help="split for the final held-out reconstruction loss and picture ('none' to skip)",
+    )
     data.add_argument("--audio_column", default="audio")
     data.add_argument("--streaming", action="store_true", help="stream the dataset (needs --max_train_steps)")
     data.add_argument("--shuffle_buffer_size", type=int, default=1000)
     data.add_argument("--dataloader_num_workers", type=int, default=0)
-    data.add_argument("--features_on_device", action="store_true",
-                      help="compute fbank features in the training loop on the accelerator instead of in the data workers")
-    data.add_argument("--max_bad_fraction", type=float, default=0.5, help="stop when more samples than this fraction fail")
+    data.add_argument(
+        "--features_on_device",
+        action="store_true",
+        help="compute fbank features in the training loop on the accelerator instead of in the data workers",
+    )
+    data.add_argument(
+        "--max_bad_fraction", type=float, default=0.5, help="stop when more samples than this fraction fail"
+    )
     data.add_argument("--demo_num_clips", type=int, default=None, help="size of the built-in dataset's train split")
 
     train = parser.add_argument_group("training")
@@ -100,22 +126,34 @@ def parse_args(argv=None):
     train.add_argument("--overwrite_output_dir", action="store_true")
     train.add_argument("--per_device_train_batch_size", type=int, default=32)
     train.add_argument("--per_device_eval_batch_size", type=int, default=64)
-    train.add_argument("--learning_rate", type=float, default=1e-3, help="peak learning rate (after warm-up)")
+    train.add_argument(
+        "--learning_rate",
+        type=float,
+        default=2e-3,
+        help="peak learning rate after warm-up (2e-3 suits the default tiny model; official ViT-B recipe: 4e-4)",
+    )
     train.add_argument("--min_learning_rate", type=float, default=0.0)
     train.add_argument("--weight_decay", type=float, default=0.05)
     train.add_argument("--adam_beta1", type=float, default=0.9)
     train.add_argument("--adam_beta2", type=float, default=0.95)
     train.add_argument("--max_grad_norm", type=float, default=None, help="clip gradients to this norm")
-    train.add_argument("--num_train_epochs", type=int, default=30)
-    train.add_argument("--max_train_steps", type=int, default=None, help="optimizer steps; overrides --num_train_epochs")
+    train.add_argument("--num_train_epochs", type=int, default=20)
+    train.add_argument(
+        "--max_train_steps", type=int, default=None, help="optimizer steps; overrides --num_train_epochs"
+    )
     train.add_argument("--gradient_accumulation_steps", type=int, default=1)
     train.add_argument("--num_warmup_steps", type=int, default=None, help="defaults to --warmup_ratio of the steps")
     train.add_argument("--warmup_ratio", type=float, default=0.1)
     train.add_argument("--seed", type=int, default=42)
     train.add_argument("--checkpointing_steps", default=None, help="an integer (every N optimizer steps) or 'epoch'")
     train.add_argument("--checkpoints_total_limit", type=int, default=2, help="keep only the newest N checkpoints")
-    train.add_argument("--resume_from_checkpoint", nargs="?", const="latest", default=None,
-                       help="a checkpoint folder, or no value / 'latest' for the newest one in --output_dir")
+    train.add_argument(
+        "--resume_from_checkpoint",
+        nargs="?",
+        const="latest",
+        default=None,
+        help="a checkpoint folder, or no value / 'latest' for the newest one in --output_dir",
+    )
     train.add_argument("--logging_steps", type=int, default=10, help="update the progress bar text every N steps")
     train.add_argument("--with_tracking", action="store_true", help="log to --report_to (TensorBoard)")
     train.add_argument("--report_to", default="tensorboard", help="accelerate tracker(s): tensorboard, wandb, all...")
@@ -128,7 +166,9 @@ def parse_args(argv=None):
         parser.error("--streaming needs --max_train_steps (a stream has no length to count epochs)")
     if args.checkpointing_steps is not None and args.checkpointing_steps != "epoch":
         if not args.checkpointing_steps.isdigit() or int(args.checkpointing_steps) < 1:
-            parser.error(f"--checkpointing_steps must be a positive integer or 'epoch', got {args.checkpointing_steps!r}")
+            parser.error(
+                f"--checkpointing_steps must be a positive integer or 'epoch', got {args.checkpointing_steps!r}"
+            )
         args.checkpointing_steps = int(args.checkpointing_steps)
     if args.gradient_accumulation_steps < 1:
         parser.error("--gradient_accumulation_steps must be at least 1")
@@ -152,8 +192,14 @@ def open_source(args, split: str):
     if name == "demo" and (args.data_dir or args.audio_files):
         name = None  # --data_dir or --audio_files alone
     return load_audio_source(
-        name, args.dataset_config_name, args.data_dir, args.audio_files, split, args.audio_column,
-        streaming=args.streaming and split == args.train_split, demo_num_clips=args.demo_num_clips if split == args.train_split else None,
+        name,
+        args.dataset_config_name,
+        args.data_dir,
+        args.audio_files,
+        split,
+        args.audio_column,
+        streaming=args.streaming and split == args.train_split,
+        demo_num_clips=args.demo_num_clips if split == args.train_split else None,
     )
 
 
@@ -165,22 +211,34 @@ def main(argv=None):
     accelerator = Accelerator(
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         log_with=args.report_to if args.with_tracking else None,
-        project_config=ProjectConfiguration(project_dir=args.output_dir, logging_dir=os.path.join(args.output_dir, "runs")),
+        project_config=ProjectConfiguration(
+            project_dir=args.output_dir, logging_dir=os.path.join(args.output_dir, "runs")
+        ),
         # Seeded per-epoch shuffling: the order of epoch e is the same in every run, which makes resuming exact.
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
     )
     log = accelerator.print
     check_world_size(accelerator)
-    log(f"world size: {accelerator.num_processes} process(es), device {accelerator.device}, "
-        f"mixed precision {accelerator.mixed_precision}, distributed type {accelerator.distributed_type.value}")
-    print(f"process {accelerator.process_index} of {accelerator.num_processes} started on {accelerator.device}", flush=True)
+    if accelerator.is_main_process and not args.resume_from_checkpoint:
+        clear_previous_run(args.output_dir)  # only reached with --overwrite_output_dir or a new folder
+    accelerator.wait_for_everyone()
+    log(
+        f"world size: {accelerator.num_processes} process(es), device {accelerator.device}, "
+        f"mixed precision {accelerator.mixed_precision}, distributed type {accelerator.distributed_type.value}"
+    )
+    print(
+        f"process {accelerator.process_index} of {accelerator.num_processes} started on {accelerator.device}",
+        flush=True,
+    )
     # Different masks on every process, reproducible from the seed.
     set_seed(args.seed, device_specific=True)
 
     # ---- model and feature extractor ---------------------------------------------------------------------------
     overrides = {} if args.mask_ratio is None else {"mask_ratio": args.mask_ratio}
     if args.model_name_or_path:
-        model = AudioMAEForPreTraining.from_pretrained(args.model_name_or_path, attn_implementation=args.attn_implementation, **overrides)
+        model = AudioMAEForPreTraining.from_pretrained(
+            args.model_name_or_path, attn_implementation=args.attn_implementation, **overrides
+        )
         config = model.config
     else:
         config = build_config(args.config_name, **overrides)
@@ -197,8 +255,11 @@ def main(argv=None):
             f"the feature extractor makes {feature_extractor.max_length}x{feature_extractor.num_mel_bins} spectrograms "
             f"but the model expects {config.max_length}x{config.num_mel_bins}"
         )
-    log(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, input "
-        f"{config.max_length} frames x {config.num_mel_bins} mel bins, {config.num_patches} patches, mask ratio {config.mask_ratio}")
+    log(
+        f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, input "
+        f"{config.max_length} frames x {config.num_mel_bins} mel bins, {config.num_patches} patches, "
+        f"mask ratio {config.mask_ratio}"
+    )
 
     # ---- data --------------------------------------------------------------------------------------------------
     clip_samples = clip_samples_for(feature_extractor)
@@ -207,18 +268,29 @@ def main(argv=None):
     collator = AudioCollator(None if args.features_on_device else feature_extractor)
     if args.streaming:
         train_dataset = StreamingAudioClipDataset(
-            source, clip_samples, train=True, seed=args.seed, rank=accelerator.process_index,
-            world_size=accelerator.num_processes, shuffle_buffer_size=args.shuffle_buffer_size,
+            source,
+            clip_samples,
+            train=True,
+            seed=args.seed,
+            rank=accelerator.process_index,
+            world_size=accelerator.num_processes,
+            shuffle_buffer_size=args.shuffle_buffer_size,
         )
         train_dataloader = torch.utils.data.DataLoader(
-            train_dataset, batch_size=args.per_device_train_batch_size, collate_fn=collator,
+            train_dataset,
+            batch_size=args.per_device_train_batch_size,
+            collate_fn=collator,
             num_workers=args.dataloader_num_workers,
         )
     else:
         train_dataset = AudioClipDataset(source, clip_samples, train=True, seed=args.seed)
         train_dataloader = torch.utils.data.DataLoader(
-            train_dataset, batch_size=args.per_device_train_batch_size, shuffle=True, drop_last=True,
-            collate_fn=collator, num_workers=args.dataloader_num_workers,
+            train_dataset,
+            batch_size=args.per_device_train_batch_size,
+            shuffle=True,
+            drop_last=True,
+            collate_fn=collator,
+            num_workers=args.dataloader_num_workers,
             # its own generator, so creating a data-loader iterator never draws from the global RNG
             generator=torch.Generator().manual_seed(args.seed),
         )
@@ -244,15 +316,22 @@ def main(argv=None):
     warmup = args.num_warmup_steps if args.num_warmup_steps is not None else int(args.warmup_ratio * max_train_steps)
     # Not passed to accelerator.prepare: a prepared scheduler steps once per process per update. Stepped by hand
     # once per optimizer update instead, and registered so checkpoints save and restore it.
-    lr_scheduler = cosine_schedule_with_warmup(optimizer, warmup, max_train_steps, args.min_learning_rate / args.learning_rate)
+    lr_scheduler = cosine_schedule_with_warmup(
+        optimizer, warmup, max_train_steps, args.min_learning_rate / args.learning_rate
+    )
     accelerator.register_for_checkpointing(lr_scheduler)
 
     total_batch = args.per_device_train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps
-    log(f"optimizer steps: {max_train_steps} ({num_train_epochs} epoch(s) of {num_update_steps_per_epoch or 'streamed'} "
-        f"steps), total batch {total_batch}, warm-up {warmup}, peak lr {args.learning_rate}")
+    log(
+        f"optimizer steps: {max_train_steps} ({num_train_epochs} epoch(s) of "
+        f"{num_update_steps_per_epoch or 'streamed'} "
+        f"steps), total batch {total_batch}, warm-up {warmup}, peak lr {args.learning_rate}"
+    )
 
     if args.with_tracking:
-        accelerator.init_trackers("pretrain_audio", {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))})
+        accelerator.init_trackers(
+            "pretrain_audio", {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))}
+        )
 
     # ---- resume ------------------------------------------------------------------------------------------------
     tracker = BadSampleTracker(max_bad_fraction=args.max_bad_fraction)
@@ -262,8 +341,10 @@ def main(argv=None):
         state = load_checkpoint(accelerator, resume_path)
         if str(accelerator.process_index) in state.bad_samples:
             tracker.load_state_dict(state.bad_samples[str(accelerator.process_index)])
-        log(f"resumed from {resume_path}: step {state.completed_steps}, epoch {state.epoch}, "
-            f"{state.batches_in_epoch} batches into it")
+        log(
+            f"resumed from {resume_path}: step {state.completed_steps}, epoch {state.epoch}, "
+            f"{state.batches_in_epoch} batches into it"
+        )
     elif args.resume_from_checkpoint:
         log(f"no checkpoint in {args.output_dir}; starting from scratch")
     step_log = StepLog(os.path.join(args.output_dir, "train_log.jsonl"), enabled=accelerator.is_main_process)
@@ -277,8 +358,13 @@ def main(argv=None):
         log(f"saved checkpoint {path}")
 
     # ---- training loop -----------------------------------------------------------------------------------------
-    progress = tqdm(range(max_train_steps), initial=state.completed_steps, disable=not accelerator.is_local_main_process,
-                    desc="pretraining", dynamic_ncols=True)
+    progress = tqdm(
+        range(max_train_steps),
+        initial=state.completed_steps,
+        disable=not accelerator.is_local_main_process,
+        desc="pretraining",
+        dynamic_ncols=True,
+    )
     micro_losses, last_input = [], None
     for epoch in range(state.epoch, num_train_epochs):
         if state.completed_steps >= max_train_steps:
@@ -320,7 +406,9 @@ def main(argv=None):
             state.loss_history.append([state.completed_steps, step_loss])
             step_log.write(step=state.completed_steps, epoch=epoch, loss=step_loss, lr=lr)
             if args.with_tracking:
-                accelerator.log({"train/loss": step_loss, "train/lr": lr, "train/epoch": epoch}, step=state.completed_steps)
+                accelerator.log(
+                    {"train/loss": step_loss, "train/lr": lr, "train/epoch": epoch}, step=state.completed_steps
+                )
             progress.update(1)
             if state.completed_steps % args.logging_steps == 0 or state.completed_steps == 1:
                 progress.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.2e}")
@@ -345,10 +433,13 @@ def main(argv=None):
         except (ValueError, KeyError) as error:  # the dataset has no such split
             log(f"no held-out evaluation on split {args.eval_split!r}: {error}")
     if eval_source is not None:
-        eval_loader = accelerator.prepare(torch.utils.data.DataLoader(
-            AudioClipDataset(eval_source, clip_samples, train=False), batch_size=args.per_device_eval_batch_size,
-            collate_fn=AudioCollator(None if args.features_on_device else feature_extractor),
-        ))
+        eval_loader = accelerator.prepare(
+            torch.utils.data.DataLoader(
+                AudioClipDataset(eval_source, clip_samples, train=False),
+                batch_size=args.per_device_eval_batch_size,
+                collate_fn=AudioCollator(None if args.features_on_device else feature_extractor),
+            )
+        )
         losses, noise_gen = [], torch.Generator().manual_seed(1234)
         for batch in eval_loader:
             tracker.update(batch)
@@ -369,25 +460,40 @@ def main(argv=None):
     samples_per_process = {k: v["good"] for k, v in per_process_states(accelerator, tracker.state_dict()).items()}
     accelerator.wait_for_everyone()
     unwrapped.save_pretrained(
-        args.output_dir, is_main_process=accelerator.is_main_process, save_function=accelerator.save,
+        args.output_dir,
+        is_main_process=accelerator.is_main_process,
+        save_function=accelerator.save,
         state_dict=accelerator.get_state_dict(model),
     )
     if accelerator.is_main_process:
         feature_extractor.save_pretrained(args.output_dir)
         if state.loss_history:
-            save_loss_curve(state.loss_history, os.path.join(args.output_dir, "loss_curve.png"),
-                            title=f"Audio-MAE pretraining ({source.description})", ylabel="masked reconstruction loss")
+            save_loss_curve(
+                state.loss_history,
+                os.path.join(args.output_dir, "loss_curve.png"),
+                title=f"Audio-MAE pretraining ({source.description})",
+                ylabel="masked reconstruction loss",
+            )
         if picture_input is not None:
             with torch.no_grad():
-                noise = torch.rand(1, config.num_patches, generator=torch.Generator().manual_seed(0)).to(accelerator.device)
+                noise = torch.rand(1, config.num_patches, generator=torch.Generator().manual_seed(0)).to(
+                    accelerator.device
+                )
                 out = unwrapped(input_values=picture_input, noise=noise)
             images = spectrogram_reconstruction_images(
                 picture_input[0], out.logits[0], out.mask[0], config.patch_size, config.norm_pix_loss
             )
-            save_spectrogram_reconstruction(images, os.path.join(args.output_dir, "reconstruction.png"),
-                                            title=f"step {state.completed_steps}, mask ratio {config.mask_ratio}")
+            save_spectrogram_reconstruction(
+                images,
+                os.path.join(args.output_dir, "reconstruction.png"),
+                title=f"step {state.completed_steps}, mask ratio {config.mask_ratio}",
+            )
         first = state.loss_history[0][1] if state.loss_history else None
-        last = sum(v for _, v in state.loss_history[-10:]) / max(1, len(state.loss_history[-10:])) if state.loss_history else None
+        last = (
+            sum(v for _, v in state.loss_history[-10:]) / max(1, len(state.loss_history[-10:]))
+            if state.loss_history
+            else None
+        )
         summary = {
             "world_size": accelerator.num_processes,
             "completed_steps": state.completed_steps,
@@ -401,25 +507,40 @@ def main(argv=None):
         with open(os.path.join(args.output_dir, "train_summary.json"), "w") as handle:
             json.dump(summary, handle, indent=1)
         write_model_card(
-            args.output_dir, args.hub_model_id or os.path.basename(os.path.abspath(args.output_dir)),
+            args.output_dir,
+            args.hub_model_id or os.path.basename(os.path.abspath(args.output_dir)),
             task="feature-extraction",
-            summary=(f"An Audio-MAE ({config.num_hidden_layers} layers, width {config.hidden_size}) pretrained with "
-                     f"masked spectrogram modelling (mask ratio {config.mask_ratio}) using hf_maskedav."),
+            summary=(
+                f"An Audio-MAE ({config.num_hidden_layers} layers, width {config.hidden_size}) pretrained with "
+                f"masked spectrogram modelling (mask ratio {config.mask_ratio}) using hf_maskedav."
+            ),
             datasets=[source.description if args.dataset_name == "demo" else args.dataset_name],
             metrics={"held-out reconstruction loss": eval_loss} if eval_loss is not None else None,
-            hyperparameters={"optimizer steps": state.completed_steps, "total batch size": total_batch,
-                             "peak learning rate": args.learning_rate, "weight decay": args.weight_decay,
-                             "warm-up steps": warmup, "processes": accelerator.num_processes,
-                             "mixed precision": accelerator.mixed_precision},
+            hyperparameters={
+                "optimizer steps": state.completed_steps,
+                "total batch size": total_batch,
+                "peak learning rate": args.learning_rate,
+                "weight decay": args.weight_decay,
+                "warm-up steps": warmup,
+                "processes": accelerator.num_processes,
+                "mixed precision": accelerator.mixed_precision,
+            },
             tags=["audio", "audio-mae", "self-supervised", "masked-autoencoder"],
         )
         log(f"saved the model, feature extractor, loss_curve.png and reconstruction.png to {args.output_dir}")
-        log(f"training wall time {format_duration(train_time)}; loss {first:.4f} (step 1) -> {last:.4f} (mean of the last 10 steps)"
-            if state.loss_history else f"training wall time {format_duration(train_time)}")
+        log(
+            f"training wall time {format_duration(train_time)}; loss {first:.4f} (step 1) -> {last:.4f} "
+            "(mean of the last 10 steps)"
+            if state.loss_history
+            else f"training wall time {format_duration(train_time)}"
+        )
         log(BadSampleTracker.report(bad))
         if args.push_to_hub:
-            url = push_to_hub(args.output_dir, args.hub_model_id or os.path.basename(os.path.abspath(args.output_dir)),
-                              token=args.hub_token)
+            url = push_to_hub(
+                args.output_dir,
+                args.hub_model_id or os.path.basename(os.path.abspath(args.output_dir)),
+                token=args.hub_token,
+            )
             log(f"pushed to {url}")
     accelerator.wait_for_everyone()
     accelerator.end_training()  # closes the trackers and the process group

@@ -37,8 +37,14 @@ def audiofolder(tmp_path_factory):
     """An audiofolder with metadata.csv: 6 good clips (8 kHz, 16 kHz, 44.1 kHz stereo, flac...) and 3 bad files, in
     file order good, bad, good, bad, good, bad, good, good, good."""
     root = tmp_path_factory.mktemp("audiofolder")
-    good = [("f0.wav", 16000, 1, "dog"), ("f2.wav", 8000, 1, "cat"), ("f4.wav", 44100, 2, "dog"),
-            ("f6.flac", 16000, 1, "cat"), ("f7.wav", 22050, 1, "bird"), ("f8.wav", 16000, 2, "bird")]
+    good = [
+        ("f0.wav", 16000, 1, "dog"),
+        ("f2.wav", 8000, 1, "cat"),
+        ("f4.wav", 44100, 2, "dog"),
+        ("f6.flac", 16000, 1, "cat"),
+        ("f7.wav", 22050, 1, "bird"),
+        ("f8.wav", 16000, 2, "bird"),
+    ]
     rows = []
     for i, (name, rate, channels, label) in enumerate(good):
         soundfile.write(root / name, _tone(0.5 + 0.1 * i, rate, 300 + 100 * i, channels), rate)
@@ -146,7 +152,9 @@ def test_mostly_bad_data_stops_with_a_clear_error(tmp_path):
 def test_streaming_is_sharded_per_process(audiofolder):
     with pytest.raises(ValueError, match="--label_names"):
         load_audio_source(str(audiofolder), label_column="label", streaming=True)
-    source = load_audio_source(str(audiofolder), label_column="label", label_names=["bird", "cat", "dog"], streaming=True)
+    source = load_audio_source(
+        str(audiofolder), label_column="label", label_names=["bird", "cat", "dog"], streaming=True
+    )
     assert source.streaming
     per_rank = []
     for rank in range(2):
@@ -190,9 +198,7 @@ def test_multi_label_labels_from_string_lists(tmp_path):
     assert not single.labels.multi_label and "dog;speech" in single.labels.names  # strings are names unless asked
     source = load_audio_source(data_dir=str(tmp_path), label_column="tags", multi_label=True)
     assert source.labels.multi_label and source.labels.names == ["dog", "music", "speech"]
-    batch = AudioCollator(None, source.labels)([
-        AudioClipDataset(source, 4000, train=False)[i] for i in range(4)
-    ])
+    batch = AudioCollator(None, source.labels)([AudioClipDataset(source, 4000, train=False)[i] for i in range(4)])
     expected = torch.tensor([[0, 1, 1], [0, 1, 0], [1, 0, 0], [1, 0, 1]], dtype=torch.float32)
     torch.testing.assert_close(batch["labels"], expected)
 

@@ -26,11 +26,31 @@ EXAMPLES = ROOT / "examples"
 
 def _run_launch(args: list[str], env_extra: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "HF_MASKEDAV_KILL_AT_STEP"}
-    env.update({"ACCELERATE_USE_CPU": "true", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1",
-                "PYTHONUNBUFFERED": "1"})
+    env.update(
+        {
+            "ACCELERATE_USE_CPU": "true",
+            "HF_HUB_OFFLINE": "1",
+            "HF_DATASETS_OFFLINE": "1",
+            "OMP_NUM_THREADS": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     env.update(env_extra or {})
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", *args]
+    command = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        *args,
+    ]
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -48,9 +68,20 @@ def _read_log(path: Path) -> dict[int, float]:
 def tiny_config_dir(tmp_path_factory) -> str:
     folder = tmp_path_factory.mktemp("tiny_config")
     AudioMAEConfig(
-        max_length=32, num_mel_bins=32, patch_size=8, patch_stride=8, hidden_size=32, num_hidden_layers=2,
-        num_attention_heads=4, intermediate_size=64, decoder_hidden_size=32, decoder_num_hidden_layers=2,
-        decoder_num_attention_heads=4, decoder_intermediate_size=64, decoder_meta_hidden_size=32, mask_ratio=0.75,
+        max_length=32,
+        num_mel_bins=32,
+        patch_size=8,
+        patch_stride=8,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        decoder_hidden_size=32,
+        decoder_num_hidden_layers=2,
+        decoder_num_attention_heads=4,
+        decoder_intermediate_size=64,
+        decoder_meta_hidden_size=32,
+        mask_ratio=0.75,
     ).save_pretrained(folder)
     return str(folder)
 
@@ -58,9 +89,26 @@ def tiny_config_dir(tmp_path_factory) -> str:
 def _pretrain_args(config_dir: str, output_dir: Path) -> list[str]:
     # 20 clips, 2 per process per batch, 2 processes -> 5 batches per process per epoch; gradient accumulation 2 ->
     # 3 optimizer steps per epoch (the last with one micro-batch). Checkpoint 4 is in the middle of epoch 1.
-    return [str(EXAMPLES / "pretrain_audio.py"), "--config_name", config_dir, "--demo_num_clips", "20",
-            "--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "2", "--max_train_steps", "7",
-            "--checkpointing_steps", "4", "--eval_split", "none", "--with_tracking", "--output_dir", str(output_dir)]
+    return [
+        str(EXAMPLES / "pretrain_audio.py"),
+        "--config_name",
+        config_dir,
+        "--demo_num_clips",
+        "20",
+        "--per_device_train_batch_size",
+        "2",
+        "--gradient_accumulation_steps",
+        "2",
+        "--max_train_steps",
+        "7",
+        "--checkpointing_steps",
+        "4",
+        "--eval_split",
+        "none",
+        "--with_tracking",
+        "--output_dir",
+        str(output_dir),
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -85,8 +133,14 @@ def test_pretrain_two_process_ddp_checkpoint_and_reload(ddp_run):
     assert (checkpoint / "random_states_0.pkl").is_file() and (checkpoint / "random_states_1.pkl").is_file()
     state = json.loads((checkpoint / "training_state.json").read_text())
     assert (state["completed_steps"], state["epoch"], state["batches_in_epoch"]) == (4, 1, 2)
-    for name in ("config.json", "model.safetensors", "preprocessor_config.json", "loss_curve.png", "reconstruction.png",
-                 "README.md"):
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "preprocessor_config.json",
+        "loss_curve.png",
+        "reconstruction.png",
+        "README.md",
+    ):
         assert (output_dir / name).is_file(), name
     assert list((output_dir / "runs").rglob("events.out.tfevents*")), "no TensorBoard event file"
     assert len(_read_log(output_dir / "train_log.jsonl")) == 7
@@ -97,8 +151,9 @@ def test_pretrain_two_process_ddp_checkpoint_and_reload(ddp_run):
     assert type(model).__name__ == "AudioMAEForPreTraining"
     fe = AutoFeatureExtractor.from_pretrained(output_dir)
     assert (fe.max_length, fe.num_mel_bins) == (32, 32)
-    inputs = fe([np.random.default_rng(0).normal(size=6000).astype(np.float32) * 0.1], sampling_rate=16000,
-                return_tensors="pt")
+    inputs = fe(
+        [np.random.default_rng(0).normal(size=6000).astype(np.float32) * 0.1], sampling_rate=16000, return_tensors="pt"
+    )
     assert torch.isfinite(model(**inputs).loss)
 
 
@@ -157,19 +212,46 @@ def in_process(monkeypatch):
 
 def test_finetune_multi_label_from_the_pretrained_model(ddp_run, in_process, tmp_path):
     output_dir = tmp_path / "finetuned"
-    in_process("finetune_audio", [
-        "--model_name_or_path", str(ddp_run[0]), "--demo_multi_label", "--demo_num_clips", "16",
-        "--per_device_train_batch_size", "4", "--max_train_steps", "4", "--eval_every_steps", "2",
-        "--mixup_prob", "0.5", "--freq_mask", "4", "--time_mask", "6", "--layer_decay", "0.75",
-        "--checkpointing_steps", "2", "--output_dir", str(output_dir),
-    ])
+    in_process(
+        "finetune_audio",
+        [
+            "--model_name_or_path",
+            str(ddp_run[0]),
+            "--demo_multi_label",
+            "--demo_num_clips",
+            "16",
+            "--per_device_train_batch_size",
+            "4",
+            "--max_train_steps",
+            "4",
+            "--eval_every_steps",
+            "2",
+            "--mixup_prob",
+            "0.5",
+            "--freq_mask",
+            "4",
+            "--time_mask",
+            "6",
+            "--layer_decay",
+            "0.75",
+            "--checkpointing_steps",
+            "2",
+            "--output_dir",
+            str(output_dir),
+        ],
+    )
     summary = json.loads((output_dir / "train_summary.json").read_text())
     assert summary["completed_steps"] == 4 and [s for s, _ in summary["eval_history"]] == [2, 4]
     assert 0.0 < summary["best_eval_mAP"] <= 1.0
     assert summary["best_eval_mAP"] == max(v for _, v in summary["eval_history"])
+    assert 0.0 < summary["test_mAP"] <= 1.0  # the kept model scored on the demo's test split
     assert (output_dir / "best_model" / "model.safetensors").is_file()
     card = (output_dir / "README.md").read_text()
-    assert "pipeline_tag: audio-classification" in card and "eval mAP (best)" in card
+    assert (
+        "pipeline_tag: audio-classification" in card
+        and "eval mAP (best, split validation)" in card
+        and "test mAP (split test)" in card
+    )
 
     from transformers import AutoModelForAudioClassification, pipeline
 
@@ -183,8 +265,18 @@ def test_finetune_multi_label_from_the_pretrained_model(ddp_run, in_process, tmp
 
 def test_linear_probe_pretrained_and_random(ddp_run, in_process, tmp_path):
     for flag, folder in ((), "pretrained"), (("--random_init",), "random"):
-        in_process("linear_probe", ["--model_name_or_path", str(ddp_run[0]), *flag, "--eval_split", "validation",
-                                    "--output_dir", str(tmp_path / folder)])
+        in_process(
+            "linear_probe",
+            [
+                "--model_name_or_path",
+                str(ddp_run[0]),
+                *flag,
+                "--eval_split",
+                "validation",
+                "--output_dir",
+                str(tmp_path / folder),
+            ],
+        )
     pretrained = json.loads((tmp_path / "pretrained" / "probe_results.json").read_text())
     random = json.loads((tmp_path / "random" / "probe_results.json").read_text())
     assert pretrained["random_init"] is False and random["random_init"] is True
@@ -206,10 +298,23 @@ def test_pretrain_streaming_local_audiofolder_with_corrupt_files(tiny_config_dir
     rows.append("broken.wav,a")
     (data / "metadata.csv").write_text("file_name,label\n" + "\n".join(rows) + "\n")
     output_dir = tmp_path / "streamed"
-    in_process("pretrain_audio", [
-        "--config_name", tiny_config_dir, "--data_dir", str(data), "--streaming", "--max_train_steps", "3",
-        "--per_device_train_batch_size", "4", "--features_on_device", "--output_dir", str(output_dir),
-    ])
+    in_process(
+        "pretrain_audio",
+        [
+            "--config_name",
+            tiny_config_dir,
+            "--data_dir",
+            str(data),
+            "--streaming",
+            "--max_train_steps",
+            "3",
+            "--per_device_train_batch_size",
+            "4",
+            "--features_on_device",
+            "--output_dir",
+            str(output_dir),
+        ],
+    )
     summary = json.loads((output_dir / "train_summary.json").read_text())
     assert summary["completed_steps"] == 3
     # 12 clips used over 3 steps; the broken file was met once per pass over the 11 rows and reported

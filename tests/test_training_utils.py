@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
@@ -29,9 +28,22 @@ from hf_maskedav.training import (
 
 
 def tiny_config(**overrides):
-    fields = dict(max_length=32, num_mel_bins=32, patch_size=8, patch_stride=8, hidden_size=32, num_hidden_layers=2,
-                  num_attention_heads=4, intermediate_size=64, decoder_type="global", decoder_hidden_size=32,
-                  decoder_num_hidden_layers=1, decoder_num_attention_heads=4, decoder_intermediate_size=64, num_labels=3)
+    fields = dict(
+        max_length=32,
+        num_mel_bins=32,
+        patch_size=8,
+        patch_stride=8,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        decoder_type="global",
+        decoder_hidden_size=32,
+        decoder_num_hidden_layers=1,
+        decoder_num_attention_heads=4,
+        decoder_intermediate_size=64,
+        num_labels=3,
+    )
     fields.update(overrides)
     return AudioMAEConfig(**fields)
 
@@ -45,14 +57,18 @@ def test_mean_average_precision_matches_scikit_learn_and_loads_offline(monkeypat
     targets[:, 6] = 0  # a class without positives is left out of the mean
     metric = load_metric("mean_average_precision")
     for start in range(0, 60, 25):  # accumulated batch by batch, as in an evaluation loop
-        metric.add_batch(predictions=scores[start:start + 25].tolist(), references=targets[start:start + 25].tolist())
+        metric.add_batch(
+            predictions=scores[start : start + 25].tolist(), references=targets[start : start + 25].tolist()
+        )
     result = metric.compute(return_per_class=True)
     expected = [sklearn_metrics.average_precision_score(targets[:, k], scores[:, k]) for k in range(6)]
     np.testing.assert_allclose(result["average_precision_per_class"][:6], expected, rtol=1e-12)
     assert np.isnan(result["average_precision_per_class"][6])
     assert result["num_classes_without_positives"] == 1
     assert result["mean_average_precision"] == pytest.approx(np.mean(expected))
-    perfect = load_metric(MEAN_AVERAGE_PRECISION).compute(predictions=[[0.9, 0.1], [0.2, 0.8]], references=[[1, 0], [0, 1]])
+    perfect = load_metric(MEAN_AVERAGE_PRECISION).compute(
+        predictions=[[0.9, 0.1], [0.2, 0.8]], references=[[1, 0], [0, 1]]
+    )
     assert perfect["mean_average_precision"] == 1.0
     assert load_metric(ACCURACY).compute(predictions=[0, 1, 2, 1], references=[0, 1, 1, 1]) == {"accuracy": 0.75}
 
@@ -80,7 +96,9 @@ def test_parameter_groups_layer_decay_and_no_decay():
 
 def test_cosine_schedule_with_warmup_and_group_scales():
     params = [torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2))]
-    optimizer = torch.optim.AdamW([{"params": [params[0]], "lr_scale": 1.0}, {"params": [params[1]], "lr_scale": 0.25}], lr=1.0)
+    optimizer = torch.optim.AdamW(
+        [{"params": [params[0]], "lr_scale": 1.0}, {"params": [params[1]], "lr_scale": 0.25}], lr=1.0
+    )
     scheduler = cosine_schedule_with_warmup(optimizer, warmup_steps=4, total_steps=14, min_lr_ratio=0.1)
     lrs = []
     for _ in range(14):
@@ -116,8 +134,9 @@ class _FakeAccelerator:
 def test_checkpoints_are_atomic_and_latest_ignores_incomplete(tmp_path):
     accelerator = _FakeAccelerator()
     for step in (2, 4, 6):
-        save_checkpoint(accelerator, str(tmp_path), TrainingState(completed_steps=step, loss_history=[[1, 0.5]]),
-                        total_limit=2)
+        save_checkpoint(
+            accelerator, str(tmp_path), TrainingState(completed_steps=step, loss_history=[[1, 0.5]]), total_limit=2
+        )
     # written under a temporary name, renamed when complete; the limit keeps the newest two
     assert all(os.path.basename(p).startswith(".checkpoint-") and p.endswith(".tmp") for p in accelerator.saved)
     assert sorted(os.listdir(tmp_path)) == ["checkpoint-4", "checkpoint-6"]
@@ -152,9 +171,19 @@ def test_pictures_model_card_and_push(tmp_path):
     assert np.isnan(images["masked"]).mean() == pytest.approx(out.mask.mean().item())
     assert os.path.getsize(save_spectrogram_reconstruction(images, str(tmp_path / "rec.png"))) > 5000
 
-    card = open(write_model_card(str(tmp_path), "me/tiny-audiomae", "audio-classification", "A tiny model.",
-                                 base_model="me/pretrained", datasets=["ashraq/esc50"], metrics={"accuracy": 0.5},
-                                 hyperparameters={"lr": 1e-3}, command="accelerate launch x.py")).read()
+    card = open(
+        write_model_card(
+            str(tmp_path),
+            "me/tiny-audiomae",
+            "audio-classification",
+            "A tiny model.",
+            base_model="me/pretrained",
+            datasets=["ashraq/esc50"],
+            metrics={"accuracy": 0.5},
+            hyperparameters={"lr": 1e-3},
+            command="accelerate launch x.py",
+        )
+    ).read()
     assert card.startswith("---\nlibrary_name: transformers\npipeline_tag: audio-classification")
     assert "base_model: me/pretrained" in card and "- ashraq/esc50" in card and "| accuracy | 0.5000 |" in card
 
@@ -202,8 +231,14 @@ def test_accelerate_configs_parse():
     from accelerate.commands.config.config_args import load_config_from_file
 
     folder = Path(__file__).resolve().parents[1] / "examples" / "accelerate_configs"
-    expected = {"single_cpu": "NO", "cpu_ddp": "MULTI_GPU", "multi_gpu": "MULTI_GPU", "multi_node": "MULTI_GPU",
-                "fsdp": "FSDP", "deepspeed_zero2": "DEEPSPEED"}
+    expected = {
+        "single_cpu": "NO",
+        "cpu_ddp": "MULTI_GPU",
+        "multi_gpu": "MULTI_GPU",
+        "multi_node": "MULTI_GPU",
+        "fsdp": "FSDP",
+        "deepspeed_zero2": "DEEPSPEED",
+    }
     for name, kind in expected.items():
         path = folder / f"{name}.yaml"
         config = load_config_from_file(str(path))
@@ -211,4 +246,7 @@ def test_accelerate_configs_parse():
         assert "accelerate launch --config_file" in path.read_text(), f"{name}.yaml has no launch line"
     assert load_config_from_file(str(folder / "multi_node.yaml")).num_machines == 2
     assert load_config_from_file(str(folder / "deepspeed_zero2.yaml")).deepspeed_config["zero_stage"] == 2
-    assert "TransformerLayer" in load_config_from_file(str(folder / "fsdp.yaml")).fsdp_config["fsdp_transformer_layer_cls_to_wrap"]
+    assert (
+        "TransformerLayer"
+        in load_config_from_file(str(folder / "fsdp.yaml")).fsdp_config["fsdp_transformer_layer_cls_to_wrap"]
+    )

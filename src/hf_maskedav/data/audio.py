@@ -121,7 +121,9 @@ def infer_label_spec(
             f"label column {label_column!r} not found; the dataset has columns {sorted(features)}. "
             "Pass --label_column with one of them"
         )
-    is_class_label, is_list, names = _label_feature_kind(features[label_column]) if features is not None else (False, False, None)
+    is_class_label, is_list, names = (
+        _label_feature_kind(features[label_column]) if features is not None else (False, False, None)
+    )
     if multi_label is not None:
         is_list = multi_label
     if label_names:
@@ -174,8 +176,11 @@ def _expand_files(audio_files) -> list[str]:
     for entry in audio_files:
         entry = str(entry)
         if os.path.isdir(entry):
-            found = sorted(p for p in glob.glob(os.path.join(entry, "**", "*"), recursive=True)
-                           if p.lower().endswith(AUDIO_EXTENSIONS))
+            found = sorted(
+                p
+                for p in glob.glob(os.path.join(entry, "**", "*"), recursive=True)
+                if p.lower().endswith(AUDIO_EXTENSIONS)
+            )
         elif any(ch in entry for ch in "*?["):
             found = sorted(glob.glob(entry, recursive=True))
         else:
@@ -244,7 +249,9 @@ def load_audio_source(
         return AudioSource(data, "audio", labels, False, f"built-in demo audio ({split}, {len(data)} clips)")
 
     if dataset_name is None:
-        data = datasets.load_dataset("audiofolder", data_dir=data_dir, split=split, streaming=streaming, cache_dir=cache_dir)
+        data = datasets.load_dataset(
+            "audiofolder", data_dir=data_dir, split=split, streaming=streaming, cache_dir=cache_dir
+        )
         description = f"audiofolder {data_dir} ({split})"
     else:
         data = datasets.load_dataset(
@@ -452,8 +459,14 @@ class AudioCollator:
             in every worker and after a resume).
     """
 
-    def __init__(self, feature_extractor=None, labels: LabelSpec | None = None, mixup_prob: float = 0.0,
-                 mixup_alpha: float = 10.0, seed: int = 0):
+    def __init__(
+        self,
+        feature_extractor=None,
+        labels: LabelSpec | None = None,
+        mixup_prob: float = 0.0,
+        mixup_alpha: float = 10.0,
+        seed: int = 0,
+    ):
         if not 0.0 <= mixup_prob <= 1.0:
             raise ValueError(f"mixup_prob must be in [0, 1], got {mixup_prob}")
         if mixup_prob > 0 and labels is None:

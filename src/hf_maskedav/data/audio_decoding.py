@@ -70,7 +70,9 @@ def _decode_encoded(source, sampling_rate: int, where: str) -> torch.Tensor:
     import soundfile
 
     try:
-        data, rate = soundfile.read(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source, dtype="float32")
+        data, rate = soundfile.read(
+            io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source, dtype="float32"
+        )
     except (RuntimeError, ValueError, OSError, soundfile.LibsndfileError) as error:
         raise BadSampleError(f"{where}: could not decode the audio ({error})") from error
     waveform = _to_mono(torch.from_numpy(np.ascontiguousarray(data)).T, where)

@@ -11,7 +11,11 @@ import os
 _HERE = os.path.dirname(os.path.abspath(__file__))
 MEAN_AVERAGE_PRECISION = os.path.join(_HERE, "mean_average_precision")
 ACCURACY = os.path.join(_HERE, "accuracy")
-BUNDLED_METRICS = {"mean_average_precision": MEAN_AVERAGE_PRECISION, "map": MEAN_AVERAGE_PRECISION, "accuracy": ACCURACY}
+BUNDLED_METRICS = {
+    "mean_average_precision": MEAN_AVERAGE_PRECISION,
+    "map": MEAN_AVERAGE_PRECISION,
+    "accuracy": ACCURACY,
+}
 
 
 def load_metric(name: str, **kwargs):

@@ -6,6 +6,7 @@ schedule, loss-curve and reconstruction pictures, model cards, Hub upload, metri
 
 from .checkpointing import (
     TrainingState,
+    clear_previous_run,
     latest_checkpoint,
     list_checkpoints,
     load_checkpoint,
@@ -45,6 +46,7 @@ __all__ = [
     "TrainingState",
     "build_config",
     "check_world_size",
+    "clear_previous_run",
     "cosine_schedule_with_warmup",
     "default_layer_id",
     "format_duration",

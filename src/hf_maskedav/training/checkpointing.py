@@ -135,6 +135,19 @@ def save_checkpoint(accelerator, output_dir: str, state: TrainingState, total_li
     return final
 
 
+def clear_previous_run(output_dir: str, log_name: str = "train_log.jsonl") -> None:
+    """Remove another run's checkpoints (complete or not) and step log from ``output_dir`` before a fresh run there
+    (``--overwrite_output_dir``), so that "latest" and the loss log can only refer to the new run. Main process only."""
+    if not os.path.isdir(output_dir):
+        return
+    for name in os.listdir(output_dir):
+        path = os.path.join(output_dir, name)
+        if os.path.isdir(path) and (checkpoint_step(name) is not None or name.startswith(f".{CHECKPOINT_PREFIX}")):
+            shutil.rmtree(path)
+    if os.path.isfile(os.path.join(output_dir, log_name)):
+        os.remove(os.path.join(output_dir, log_name))
+
+
 def load_checkpoint(accelerator, path: str) -> TrainingState:
     """Restore model, optimizer, registered objects and RNG states from ``path``; return the loop state."""
     accelerator.load_state(path)
@@ -146,6 +159,7 @@ __all__ = [
     "STATE_FILE",
     "TrainingState",
     "checkpoint_step",
+    "clear_previous_run",
     "latest_checkpoint",
     "list_checkpoints",
     "load_checkpoint",

@@ -8,8 +8,14 @@ import os
 IGNORE_PATTERNS = ["checkpoint-*", ".checkpoint-*", "checkpoint-*/**", "runs/**", "*.tmp", "train_log.jsonl.part"]
 
 
-def push_to_hub(output_dir: str, repo_id: str, token: str | None = None, private: bool | None = None,
-                commit_message: str = "Upload model trained with hf_maskedav", api=None) -> str:
+def push_to_hub(
+    output_dir: str,
+    repo_id: str,
+    token: str | None = None,
+    private: bool | None = None,
+    commit_message: str = "Upload model trained with hf_maskedav",
+    api=None,
+) -> str:
     """Create ``repo_id`` if needed and upload ``output_dir`` (weights, config, feature extractor, card, pictures),
     leaving out checkpoints and TensorBoard runs.
 

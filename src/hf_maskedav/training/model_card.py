@@ -57,7 +57,9 @@ def write_model_card(
         "",
         "```python",
         "import hf_maskedav  # registers the model classes with the transformers Auto classes",
-        "from transformers import pipeline" if task == "audio-classification" else "from transformers import AutoFeatureExtractor, AutoModel",
+        "from transformers import pipeline"
+        if task == "audio-classification"
+        else "from transformers import AutoFeatureExtractor, AutoModel",
         "",
     ]
     if task == "audio-classification":

@@ -42,7 +42,8 @@ def parameter_groups(
 ) -> list[dict]:
     """AdamW parameter groups: no weight decay on 1-D parameters and ``no_weight_decay_names``; with
     ``layer_decay``, every group also carries ``lr_scale = layer_decay ** (num_layers + 1 - layer_id)`` (the
-    official Audio-MAE/MAE fine-tuning recipe), which :func:`cosine_schedule_with_warmup` multiplies into the learning rate.
+    official Audio-MAE/MAE fine-tuning recipe), which :func:`cosine_schedule_with_warmup` multiplies into the
+    learning rate.
 
     Args:
         model: the (unwrapped) model.

@@ -52,8 +52,12 @@ def save_loss_curve(
 
 
 def spectrogram_reconstruction_images(
-    spectrogram: torch.Tensor, predicted_patches: torch.Tensor, mask: torch.Tensor, patch_size: int,
-    norm_pix_loss: bool, eps: float = 1e-6,
+    spectrogram: torch.Tensor,
+    predicted_patches: torch.Tensor,
+    mask: torch.Tensor,
+    patch_size: int,
+    norm_pix_loss: bool,
+    eps: float = 1e-6,
 ) -> dict[str, np.ndarray]:
     """The three images of a masked-autoencoder figure for one spectrogram.
 
@@ -101,9 +105,14 @@ def save_spectrogram_reconstruction(images: dict[str, np.ndarray], path: str, ti
         cmap = plt.get_cmap("magma").with_extremes(bad="#9aa5b1")
         ax.imshow(image, origin="lower", aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
         ax.set_ylabel("mel bin")
-        ax.set_title({"masked": "masked input (grey: masked patches)",
-                      "reconstruction": "reconstruction (visible patches + predictions)",
-                      "original": "original"}[name], fontsize=9)
+        ax.set_title(
+            {
+                "masked": "masked input (grey: masked patches)",
+                "reconstruction": "reconstruction (visible patches + predictions)",
+                "original": "original",
+            }[name],
+            fontsize=9,
+        )
     axes[-1].set_xlabel("frame (10 ms)")
     if title:
         fig.suptitle(title, fontsize=10)

@@ -49,15 +49,28 @@ def resolve_feature_function(model_type: str, override: str | None = None) -> Ca
     return FEATURE_FUNCTIONS[model_type]
 
 
-def _fit(features: torch.Tensor, targets: torch.Tensor, multi_label: bool, weight_decay: float, num_classes: int,
-         max_iter: int) -> torch.nn.Linear:
+def _fit(
+    features: torch.Tensor,
+    targets: torch.Tensor,
+    multi_label: bool,
+    weight_decay: float,
+    num_classes: int,
+    max_iter: int,
+) -> torch.nn.Linear:
     """Full-batch L-BFGS on the (convex) L2-regularised logistic loss: deterministic, no learning rate to tune."""
     torch.manual_seed(0)
     head = torch.nn.Linear(features.shape[1], num_classes, dtype=torch.float64)
     torch.nn.init.zeros_(head.weight)
     torch.nn.init.zeros_(head.bias)
-    optimizer = torch.optim.LBFGS(head.parameters(), lr=1.0, max_iter=max_iter, history_size=20,
-                                  line_search_fn="strong_wolfe", tolerance_grad=1e-9, tolerance_change=1e-12)
+    optimizer = torch.optim.LBFGS(
+        head.parameters(),
+        lr=1.0,
+        max_iter=max_iter,
+        history_size=20,
+        line_search_fn="strong_wolfe",
+        tolerance_grad=1e-9,
+        tolerance_change=1e-12,
+    )
 
     def closure():
         optimizer.zero_grad()
