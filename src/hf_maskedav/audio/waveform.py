@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import torch
+
+logger = logging.getLogger(__name__)
+
+# A 2-D clip whose shorter side is at most this is read as multi-channel audio (channels, samples)/(samples, channels).
+MAX_CHANNELS = 8
 
 
 def _to_float_tensor(clip, index: int) -> torch.Tensor:
@@ -26,19 +33,47 @@ def _to_float_tensor(clip, index: int) -> torch.Tensor:
     return tensor.float()
 
 
-def prepare_waveforms(raw_audio, min_samples: int = 1) -> list[torch.Tensor]:
+def downmix(clip: torch.Tensor, index: int = 0) -> torch.Tensor:
+    """Average a multi-channel clip ``(channels, samples)`` or ``(samples, channels)`` to mono, with a warning.
+
+    The channel axis is the shorter one, which must hold at most ``MAX_CHANNELS`` channels; anything else is ambiguous
+    and raises ``ValueError``.
+    """
+    short, long_ = sorted(clip.shape) if clip.dim() == 2 else (0, 0)
+    if clip.dim() != 2 or not 0 < short <= MAX_CHANNELS or short == long_:
+        raise ValueError(
+            f"audio clip {index} has shape {tuple(clip.shape)}, which is neither mono (samples,) nor multi-channel "
+            f"(channels, samples) with at most {MAX_CHANNELS} channels; pass one 1-D waveform per clip"
+        )
+    channel_axis = 0 if clip.shape[0] == short else 1
+    logger.warning("audio clip %d has %d channels (shape %s); averaging them to mono", index, short, tuple(clip.shape))
+    return clip.mean(dim=channel_axis)
+
+
+def prepare_waveforms(raw_audio, min_samples: int = 1, downmix_clips: bool = False) -> list[torch.Tensor]:
     """Normalise the accepted audio inputs to a list of 1-D float32 tensors, with clear errors for bad audio.
 
     Accepted: one clip (1-D numpy array, tensor or list of floats), a batch as a 2-D array/tensor ``(batch, samples)``,
     or a list of clips of any lengths. Integer PCM is scaled to ``[-1, 1)``.
 
+    Multi-channel audio: a 2-D array/tensor is always a batch ``(batch, samples)``. With ``downmix_clips``, a 2-D clip
+    *inside a list* (``[stereo]``) is read as ``(channels, samples)`` or ``(samples, channels)`` (the shorter axis,
+    at most ``MAX_CHANNELS``) and averaged to mono with a logged warning; without it, such a clip is an error.
+
     Raises:
-        ValueError: for an empty clip, a clip shorter than ``min_samples``, non-finite samples, or input of rank > 2.
+        ValueError: for an empty clip, a clip shorter than ``min_samples``, non-finite samples, input of rank > 2, or
+            a 2-D array that looks like ``(samples, channels)`` audio rather than a batch.
     """
     if isinstance(raw_audio, (np.ndarray, torch.Tensor)):
         if raw_audio.ndim == 1:
             clips = [raw_audio]
         elif raw_audio.ndim == 2:
+            if raw_audio.shape[1] <= MAX_CHANNELS < raw_audio.shape[0]:
+                raise ValueError(
+                    f"got a 2-D array of shape {tuple(raw_audio.shape)}; a 2-D array is read as (batch, samples), but "
+                    f"this looks like one multi-channel clip (samples, channels). Average the channels first "
+                    f"(audio.mean(axis=1)), or pass it inside a list ([audio]) to have it down-mixed"
+                )
             clips = list(raw_audio)
         else:
             raise ValueError(
@@ -58,6 +93,8 @@ def prepare_waveforms(raw_audio, min_samples: int = 1) -> list[torch.Tensor]:
     out = []
     for index, clip in enumerate(clips):
         tensor = _to_float_tensor(clip, index)
+        if tensor.dim() == 2 and downmix_clips:
+            tensor = downmix(tensor, index)
         if tensor.dim() != 1:
             raise ValueError(
                 f"audio clip {index} has shape {tuple(tensor.shape)}; each clip must be mono (1-D samples)"
@@ -70,6 +107,9 @@ def prepare_waveforms(raw_audio, min_samples: int = 1) -> list[torch.Tensor]:
                 "analysis frame; pad it with zeros or drop it"
             )
         if not torch.isfinite(tensor).all():
-            raise ValueError(f"audio clip {index} contains NaN or Inf samples")
+            raise ValueError(
+                f"audio clip {index} contains NaN or Inf samples; the file or array is corrupt (drop the clip, or "
+                "replace the values, e.g. numpy.nan_to_num)"
+            )
         out.append(tensor)
     return out

@@ -143,9 +143,14 @@ def _check_streams_with_pyav(path: str) -> None:
     with container:
         if not container.streams.video:
             kinds = sorted({s.type for s in container.streams}) or ["none"]
+            if "audio" in kinds:
+                raise VideoDecodingError(
+                    f"{path} has no video stream (streams found: {', '.join(kinds)}); it looks like an audio-only "
+                    "file. Video models need a file with a video track."
+                )
             raise VideoDecodingError(
-                f"{path} has no video stream (streams found: {', '.join(kinds)}); it looks like an audio-only file. "
-                "Video models need a file with a video track."
+                f"{path} has no video stream (streams found: {', '.join(kinds)}); the file is truncated, corrupt or "
+                "not a video"
             )
 
 
@@ -169,7 +174,9 @@ def _torchcodec_decoder(path: str):
                 f"{path} has no video stream; it looks like an audio-only file. Video models need a file with a "
                 "video track."
             ) from error
-        raise VideoDecodingError(f"{path} could not be decoded as a video ({message})") from error
+        raise VideoDecodingError(
+            f"{path} could not be decoded as a video ({message}); the file is truncated or corrupt"
+        ) from error
 
 
 def _torchcodec_info(decoder) -> VideoInfo:
@@ -188,6 +195,17 @@ def _torchcodec_info(decoder) -> VideoInfo:
 
 
 def _pyav_info(path: str) -> VideoInfo:
+    import av
+
+    try:
+        return _pyav_info_unchecked(path)
+    except av.error.FFmpegError as error:
+        raise VideoDecodingError(
+            f"{path}: reading the video stream failed ({error}); the file is truncated or corrupt"
+        ) from error
+
+
+def _pyav_info_unchecked(path: str) -> VideoInfo:
     import av
 
     with av.open(path) as container:

@@ -46,7 +46,10 @@ def stack_frames(frames) -> torch.Tensor:
     tensors = [_frame_to_tensor(f) for f in frames]
     shapes = {tuple(t.shape) for t in tensors}
     if len(shapes) > 1:
-        raise ValueError(f"all frames of a video must have the same shape, got {sorted(shapes)}")
+        raise ValueError(
+            f"all frames of a video must have the same shape, got {sorted(shapes)}; resize them to one size first "
+            "(e.g. PIL.Image.resize), or pass clips of different sizes as separate videos of a batch"
+        )
     video = torch.stack(tensors)
     if video.dim() == 3:  # list of 2-D grey-scale frames
         video = video.unsqueeze(-1)

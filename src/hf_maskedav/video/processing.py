@@ -28,7 +28,30 @@ from .sampling import clip_frame_indices, clip_span, uniform_frame_indices
 
 logger = logging.get_logger(__name__)
 
-__all__ = ["MaskedAVVideoProcessor", "MaskedAVVideosKwargs"]
+__all__ = ["MaskedAVVideoProcessor", "MaskedAVVideosKwargs", "check_pixel_values"]
+
+
+def check_pixel_values(video: torch.Tensor, name: str) -> None:
+    """Pixels a processor can use: numbers (not bool), a non-empty frame size, finite values.
+
+    Float pixels are expected in ``[0, 255]`` when ``do_rescale`` is on (the default), as decoded frames are; a float
+    video whose values all lie in ``[0, 1]`` is probably already rescaled, which is logged once.
+    """
+    if video.dtype == torch.bool or video.is_complex():
+        raise TypeError(f"{name} has dtype {video.dtype}; pass uint8 frames (0-255) or float frames")
+    if video.shape[-1] == 0 or video.shape[-2] == 0:
+        raise ValueError(f"{name} has frames of size {video.shape[-2]}x{video.shape[-1]}; frames must not be empty")
+    if video.is_floating_point():
+        if not bool(torch.isfinite(video).all()):
+            raise ValueError(
+                f"{name} contains NaN or Inf pixel values; the frames are corrupt (decode them again, or replace the "
+                "values, e.g. numpy.nan_to_num)"
+            )
+        if video.numel() and float(video.max()) <= 1.0 and float(video.min()) >= 0.0:
+            logger.warning_once(
+                f"{name} holds float pixels in [0, 1]; they are divided by 255 again when do_rescale is on (the "
+                "default). Pass uint8 frames or frames in [0, 255], or call the processor with do_rescale=False."
+            )
 
 
 class MaskedAVVideosKwargs(VideosKwargs, total=False):
@@ -185,8 +208,9 @@ class MaskedAVVideoProcessor(BaseVideoProcessor):
     def _prepare_input_videos(self, videos, do_convert_rgb=None, input_data_format=None, device=None):
         """Each video -> ``[T, 3, H, W]`` (channel axis inferred or given; grey-scale/RGBA converted to RGB)."""
         prepared = []
-        for video in videos:
+        for index, video in enumerate(videos):
             video = to_rgb_video(video, input_data_format=input_data_format, convert_rgb=bool(do_convert_rgb))
+            check_pixel_values(video, f"video {index}")
             prepared.append(video.to(device) if device is not None else video)
         return prepared
 

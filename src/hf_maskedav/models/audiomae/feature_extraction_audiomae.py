@@ -72,7 +72,7 @@ class AudioMAEFeatureExtractor(ASTFeatureExtractor):
             )
         max_length = max_length or self.max_length
         window = int(self.sampling_rate * 0.025)
-        clips = prepare_waveforms(raw_speech, min_samples=window)
+        clips = prepare_waveforms(raw_speech, min_samples=window, downmix_clips=True)
 
         lengths = torch.tensor([len(c) for c in clips])
         batch = torch.zeros(len(clips), int(lengths.max()))

@@ -32,7 +32,12 @@ from ...layers import (
     run_layers,
     time_frequency_masking,
 )
-from ...modeling_utils import classification_loss, init_mae_weights
+from ...modeling_utils import (
+    check_head_matches_labels,
+    check_model_input,
+    classification_loss,
+    init_mae_weights,
+)
 from .configuration_audiomae import AudioMAEConfig
 
 
@@ -97,6 +102,7 @@ def _as_spectrogram_batch(input_values: torch.Tensor, config: AudioMAEConfig) ->
         raise ValueError(f"input_values has {frames} frames, fewer than one patch ({config.patch_size})")
     if not input_values.is_floating_point():
         raise TypeError(f"input_values must be a floating-point tensor, got {input_values.dtype}")
+    check_model_input(input_values, "input_values")
     return input_values
 
 
@@ -443,6 +449,7 @@ class AudioMAEForAudioClassification(AudioMAEPreTrainedModel):
         else:
             pooled = hidden[:, 0]
         logits = self.classifier(self.dropout(pooled))
+        check_head_matches_labels(self.config, logits)
 
         loss = classification_loss(self.config, logits, labels) if labels is not None else None
         if not return_dict:

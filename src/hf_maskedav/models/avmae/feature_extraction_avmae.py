@@ -85,7 +85,9 @@ class AVMAEFeatureExtractor(SequenceFeatureExtractor):
                 f"audio sampled at {sampling_rate} Hz, but this feature extractor expects {self.sampling_rate} Hz; "
                 "resample it first"
             )
-        clips = prepare_waveforms(raw_speech, min_samples=int(self.sampling_rate * self.window_ms / 1000))
+        clips = prepare_waveforms(
+            raw_speech, min_samples=int(self.sampling_rate * self.window_ms / 1000), downmix_clips=True
+        )
         features = []
         for clip in clips:
             spectrogram = self._log_mel(clip)[: self.max_length]

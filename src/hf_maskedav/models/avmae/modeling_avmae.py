@@ -36,7 +36,12 @@ from ...layers import (
     run_layers,
     sinusoid_1d_table,
 )
-from ...modeling_utils import classification_loss, init_mae_weights
+from ...modeling_utils import (
+    check_head_matches_labels,
+    check_model_input,
+    classification_loss,
+    init_mae_weights,
+)
 from .configuration_avmae import AVMAEConfig
 
 
@@ -106,6 +111,9 @@ def _as_spectrogram(input_values: torch.Tensor, config: AVMAEConfig) -> torch.Te
             f"input_values is {frames} frames x {mel_bins} mel bins; the model's position tables are built for "
             f"{config.max_length} x {config.num_mel_bins} (pad or crop the spectrogram; AVMAEFeatureExtractor does)"
         )
+    if not input_values.is_floating_point():
+        raise TypeError(f"input_values must be a floating-point tensor, got {input_values.dtype}")
+    check_model_input(input_values, "input_values")
     return input_values
 
 
@@ -119,6 +127,9 @@ def _as_video(pixel_values: torch.Tensor, config: AVMAEConfig) -> torch.Tensor:
             f"pixel_values must have shape (batch, {', '.join(map(str, expected))}) (frames, channels, height, "
             f"width), got {tuple(pixel_values.shape)}; use AVMAEVideoProcessor to make them"
         )
+    if not pixel_values.is_floating_point():
+        raise TypeError(f"pixel_values must be a floating-point tensor (normalised pixels), got {pixel_values.dtype}")
+    check_model_input(pixel_values, "pixel_values")
     return pixel_values.transpose(1, 2)
 
 
@@ -466,6 +477,7 @@ class AVMAEForAudioVisualClassification(AVMAEPreTrainedModel):
         logits = torch.stack(
             [self.classifier(self.dropout(self.norm(tokens[name]).mean(dim=1))) for name in names], dim=0
         ).mean(dim=0)
+        check_head_matches_labels(config, logits)
         loss = classification_loss(config, logits, labels) if labels is not None else None
         output = SequenceClassifierOutput(loss=loss, logits=logits)
         return output if return_dict else output.to_tuple()

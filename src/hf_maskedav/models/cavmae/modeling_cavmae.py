@@ -41,7 +41,12 @@ from ...layers import (
     run_layers,
     sincos_2d_table,
 )
-from ...modeling_utils import classification_loss, init_mae_weights
+from ...modeling_utils import (
+    check_head_matches_labels,
+    check_model_input,
+    classification_loss,
+    init_mae_weights,
+)
 from .configuration_cavmae import CLASSIFICATION_MODES, CAVMAEConfig
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -148,6 +153,7 @@ def _as_spectrogram(input_values: torch.Tensor, config: CAVMAEConfig) -> torch.T
         )
     if not input_values.is_floating_point():
         raise TypeError(f"input_values must be a floating-point tensor, got {input_values.dtype}")
+    check_model_input(input_values, "input_values")
     return input_values.unsqueeze(1).transpose(2, 3)  # [N, 1, F, T]
 
 
@@ -169,6 +175,9 @@ def _as_frame(pixel_values: torch.Tensor, config: CAVMAEConfig) -> torch.Tensor:
             f"pixel_values must have shape (batch, {expected[0]}, {expected[1]}, {expected[2]}) (one frame), got "
             f"{tuple(pixel_values.shape)}; use CAVMAEVideoProcessor to make them"
         )
+    if not pixel_values.is_floating_point():
+        raise TypeError(f"pixel_values must be a floating-point tensor (normalised pixels), got {pixel_values.dtype}")
+    check_model_input(pixel_values, "pixel_values")
     return pixel_values
 
 
@@ -734,6 +743,7 @@ class CAVMAEForAudioVisualClassification(CAVMAEPreTrainedModel):
             input_values, pixel_values, mode, bool(output_hidden_states), bool(output_attentions)
         )
         logits = self.classifier(self.dropout(self.classifier_norm(features)))
+        check_head_matches_labels(self.config, logits)
         loss = classification_loss(self.config, logits, labels) if labels is not None else None
         output = SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=hidden_states, attentions=attentions)
         return output if return_dict else output.to_tuple()

@@ -41,7 +41,12 @@ from ...layers import (
     restore_with_mask_tokens,
     run_layers,
 )
-from ...modeling_utils import classification_loss, init_mae_weights
+from ...modeling_utils import (
+    check_head_matches_labels,
+    check_model_input,
+    classification_loss,
+    init_mae_weights,
+)
 from .configuration_mae_st import MAESTConfig
 
 
@@ -115,6 +120,7 @@ def _as_video(pixel_values: torch.Tensor, config: MAESTConfig) -> torch.Tensor:
     p = config.patch_size
     if height % p or width % p:
         raise ValueError(f"frame size {height}x{width} is not divisible by the patch size {p}; resize or crop first")
+    check_model_input(pixel_values, "pixel_values")
     return pixel_values.permute(0, 2, 1, 3, 4)
 
 
@@ -453,6 +459,7 @@ class MAESTForVideoClassification(MAESTPreTrainedModel):
         )
         pooled = self.mae_st.norm(encoded.last_hidden_state[:, 1:].mean(dim=1))  # [N, D]
         logits = self.classifier(self.dropout(pooled))
+        check_head_matches_labels(self.config, logits)
 
         loss = classification_loss(self.config, logits, labels) if labels is not None else None
         if not return_dict:

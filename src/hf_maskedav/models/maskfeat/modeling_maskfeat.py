@@ -26,7 +26,7 @@ from transformers.utils import ModelOutput
 
 from ...layers import SeparableSpaceTimePositionEmbedding, block_masking, cube_masking
 from ...layers.hog import HOGLayer, gaussian_kernel_2d, hog_token_targets, sobel_kernels
-from ...modeling_utils import classification_loss
+from ...modeling_utils import check_head_matches_labels, check_model_input, classification_loss
 from .configuration_maskfeat import MaskFeatConfig
 from .modeling_mvit import MViTAttention, MViTEncoder
 from .modeling_vit import ViTEncoder
@@ -80,6 +80,8 @@ def conv_input(pixel_values: torch.Tensor, config: MaskFeatConfig) -> torch.Tens
         raise TypeError(f"pixel_values must be a torch.Tensor, got {type(pixel_values).__name__}")
     if not pixel_values.is_floating_point():
         raise TypeError(f"pixel_values must be a floating-point tensor (normalised pixels), got {pixel_values.dtype}")
+    if pixel_values.dim() in (4, 5):
+        check_model_input(pixel_values, "pixel_values")
     size, channels = config.image_size, config.num_channels
     if config.is_video:
         if pixel_values.dim() != 5:
@@ -514,6 +516,7 @@ class _MaskFeatClassifier(MaskFeatPreTrainedModel):
         else:
             pooled = self.norm(hidden)[:, 0]  # normed cls token
         logits = self.classifier(self.dropout(pooled))
+        check_head_matches_labels(self.config, logits)
         loss = classification_loss(self.config, logits, labels) if labels is not None else None
         if not return_dict:
             output = tuple(v for v in (logits, encoded.hidden_states, encoded.attentions) if v is not None)

@@ -45,7 +45,12 @@ from ...layers import (
     sincos_3d_table,
     time_frequency_masking,
 )
-from ...modeling_utils import classification_loss, init_mae_weights
+from ...modeling_utils import (
+    check_head_matches_labels,
+    check_model_input,
+    classification_loss,
+    init_mae_weights,
+)
 from .configuration_mavil import MAViLConfig
 
 logger = logging.get_logger(__name__)
@@ -184,6 +189,7 @@ def _as_spectrogram(input_values: torch.Tensor, config: MAViLConfig) -> torch.Te
         )
     if not input_values.is_floating_point():
         raise TypeError(f"input_values must be a floating-point tensor, got {input_values.dtype}")
+    check_model_input(input_values, "input_values")
     return input_values
 
 
@@ -209,6 +215,7 @@ def _as_video(pixel_values: torch.Tensor, config: MAViLConfig) -> torch.Tensor:
         )
     if not pixel_values.is_floating_point():
         raise TypeError(f"pixel_values must be a floating-point tensor, got {pixel_values.dtype}")
+    check_model_input(pixel_values, "pixel_values")
     return pixel_values.transpose(1, 2)
 
 
@@ -1123,6 +1130,8 @@ class MAViLForAudioVisualClassification(MAViLPreTrainedModel):
         if run_video:
             pooled = _pool(encoded.video_last_hidden_state, has_cls)
             logits["video"] = self.video_classifier(self.dropout(self.video_norm(pooled)))
+        for name, value in logits.items():
+            check_head_matches_labels(config, value, f"{name}_classifier")
         main = next(logits[name] for name in ("audio_visual", "audio", "video") if name in logits)
         loss = None
         if labels is not None:

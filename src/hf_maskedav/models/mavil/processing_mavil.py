@@ -26,6 +26,8 @@ def media_streams(path: str | os.PathLike) -> set[str]:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"media file not found: {path}")
+    if os.path.getsize(path) == 0:
+        raise VideoDecodingError(f"{path} is empty (0 bytes); it is not a media file")
     try:
         with av.open(path) as container:
             return {stream.type for stream in container.streams}
@@ -188,7 +190,7 @@ class MAViLProcessor(ProcessorMixin):
     def _resample(self, audio, sampling_rate: int) -> list[torch.Tensor]:
         from ...audio import prepare_waveforms
 
-        clips = prepare_waveforms(audio)
+        clips = prepare_waveforms(audio, downmix_clips=True)
         target = self.feature_extractor.sampling_rate
         if sampling_rate == target:
             return clips
