@@ -202,7 +202,8 @@ def classification_loss(logits: torch.Tensor, labels: torch.Tensor, multi_label:
 
 def evaluate_model(accelerator, model, dataloader, feature_extractor, multi_label: bool, tracker) -> dict:
     """Accuracy (single-label) or mAP (multi-label) over the whole evaluation split, gathered from every process."""
-    metric = load_metric("mean_average_precision" if multi_label else "accuracy")
+    # in memory: every process computes the same result from the gathered predictions, with no shared cache files
+    metric = load_metric("mean_average_precision" if multi_label else "accuracy", keep_in_memory=True)
     model.eval()
     losses, count = 0.0, 0
     for batch in dataloader:

@@ -421,6 +421,8 @@ def main(argv=None):
             checkpoint(epoch, batches_in_epoch)
     progress.close()
     train_time = time.time() - start_time
+    # clips each process trained on (the bad-sample tracker also counts the evaluation below)
+    samples_per_process = {k: v["good"] for k, v in per_process_states(accelerator, tracker.state_dict()).items()}
 
     # ---- held-out loss and reconstruction picture ----------------------------------------------------------------
     model.eval()
@@ -457,7 +459,6 @@ def main(argv=None):
 
     # ---- save --------------------------------------------------------------------------------------------------
     bad = tracker.totals(accelerator)
-    samples_per_process = {k: v["good"] for k, v in per_process_states(accelerator, tracker.state_dict()).items()}
     accelerator.wait_for_everyone()
     unwrapped.save_pretrained(
         args.output_dir,
@@ -502,7 +503,7 @@ def main(argv=None):
             "eval_loss": eval_loss,
             "wall_time_seconds": round(train_time, 1),
             "bad_samples": bad,
-            "samples_per_process": samples_per_process,
+            "train_samples_per_process": samples_per_process,
         }
         with open(os.path.join(args.output_dir, "train_summary.json"), "w") as handle:
             json.dump(summary, handle, indent=1)

@@ -103,8 +103,6 @@ def _pretrain_args(config_dir: str, output_dir: Path) -> list[str]:
         "7",
         "--checkpointing_steps",
         "4",
-        "--eval_split",
-        "none",
         "--with_tracking",
         "--output_dir",
         str(output_dir),
@@ -126,8 +124,10 @@ def test_pretrain_two_process_ddp_checkpoint_and_reload(ddp_run):
     assert "process 0 of 2 started" in log and "process 1 of 2 started" in log
     summary = json.loads((output_dir / "train_summary.json").read_text())
     assert summary["world_size"] == 2 and summary["completed_steps"] == 7
+    # the held-out loss over the 160 validation clips, gathered from both processes (gather_for_metrics)
+    assert "held-out reconstruction loss (validation)" in log and 0.0 < summary["eval_loss"] < 10.0
     # both processes read data: 5 + 5 + 2 micro-batches of 2 clips each
-    assert summary["samples_per_process"] == {"0": 24, "1": 24}
+    assert summary["train_samples_per_process"] == {"0": 24, "1": 24}
     checkpoint = output_dir / "checkpoint-4"
     assert (checkpoint / "training_state.json").is_file() and (checkpoint / "model.safetensors").is_file()
     assert (checkpoint / "random_states_0.pkl").is_file() and (checkpoint / "random_states_1.pkl").is_file()
