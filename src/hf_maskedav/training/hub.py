@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-# Training by-products that do not belong in a model repository.
-IGNORE_PATTERNS = ["checkpoint-*", ".checkpoint-*", "checkpoint-*/**", "runs/**", "*.tmp", "train_log.jsonl.part"]
+# Training by-products that do not belong in a model repository (best_model/ is a copy of the folder itself).
+IGNORE_PATTERNS = ["checkpoint-*", ".checkpoint-*", "checkpoint-*/**", "runs/**", "*.tmp", "*.tmp/**", "best_model/**"]
 
 
 def push_to_hub(
