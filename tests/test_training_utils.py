@@ -71,6 +71,10 @@ def test_mean_average_precision_matches_scikit_learn_and_loads_offline(monkeypat
     )
     assert perfect["mean_average_precision"] == 1.0
     assert load_metric(ACCURACY).compute(predictions=[0, 1, 2, 1], references=[0, 1, 1, 1]) == {"accuracy": 0.75}
+    from hf_maskedav.training import accuracy, mean_average_precision
+
+    assert mean_average_precision(scores, targets) == pytest.approx(np.mean(expected))
+    assert accuracy([0, 1, 2, 1], [0, 1, 1, 1]) == 0.75
 
 
 def test_parameter_groups_layer_decay_and_no_decay():

@@ -14,6 +14,7 @@ from .checkpointing import (
     save_checkpoint,
 )
 from .hub import push_to_hub
+from .metrics import accuracy, load_metric, mean_average_precision
 from .model_card import write_model_card
 from .optim import NO_WEIGHT_DECAY_NAMES, cosine_schedule_with_warmup, default_layer_id, parameter_groups
 from .probe import (
@@ -44,6 +45,9 @@ __all__ = [
     "NO_WEIGHT_DECAY_NAMES",
     "StepLog",
     "TrainingState",
+    "accuracy",
+    "load_metric",
+    "mean_average_precision",
     "build_config",
     "check_world_size",
     "clear_previous_run",
