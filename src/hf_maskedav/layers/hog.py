@@ -101,8 +101,10 @@ class HOGLayer(nn.Module):
             raise ValueError(f"HOG needs images of at least 2x2 pixels (reflect padding), got {height}x{width}")
         x = images.detach().float()
         x = nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")
-        gx = nn.functional.conv2d(x, self.weight_x.float(), groups=channels)  # [N, C, H, W]
-        gy = nn.functional.conv2d(x, self.weight_y.float(), groups=channels)
+        # float32 even under autocast (which would run the Sobel convolutions in bf16/fp16 and move bin edges)
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            gx = nn.functional.conv2d(x, self.weight_x.float(), groups=channels)  # [N, C, H, W]
+            gy = nn.functional.conv2d(x, self.weight_y.float(), groups=channels)
         magnitude = torch.stack([gx, gy], dim=-1).norm(dim=-1)
         # Same expression and order as the official code: a different one can flip pixels that sit on a bin edge.
         phase = torch.atan2(gx, gy) / math.pi * self.num_bins  # [-bins, bins]

@@ -23,15 +23,22 @@ class AudioMAEFeatureExtractor(ASTFeatureExtractor):
 
     Args:
         subtract_mean (`bool`, defaults to `True`): subtract each waveform's mean first (official ``_wav2fbank``).
+        fbank_dtype (`str`, defaults to `"float64"`): precision of the framing and FFT. ``"float64"`` keeps the
+            low-energy mel bins (where a float32 FFT's rounding noise dominates) within the official fixtures'
+            tolerance; ``"float32"`` is about twice as fast on CPU, more on GPUs, with that noise (up to ~2e-4 after
+            normalisation in quiet bins).
         other arguments: as ``ASTFeatureExtractor`` (``sampling_rate``, ``num_mel_bins``, ``max_length``,
             ``do_normalize``, ``mean``, ``std``).
     """
 
     model_input_names = ["input_values"]
 
-    def __init__(self, *args, subtract_mean: bool = True, **kwargs):
+    def __init__(self, *args, subtract_mean: bool = True, fbank_dtype: str = "float64", **kwargs):
         super().__init__(*args, **kwargs)
+        if fbank_dtype not in ("float64", "float32"):
+            raise ValueError(f"fbank_dtype must be 'float64' or 'float32', got {fbank_dtype!r}")
         self.subtract_mean = subtract_mean
+        self.fbank_dtype = fbank_dtype
 
     def __call__(
         self,
@@ -74,25 +81,28 @@ class AudioMAEFeatureExtractor(ASTFeatureExtractor):
         window = int(self.sampling_rate * 0.025)
         clips = prepare_waveforms(raw_speech, min_samples=window, downmix_clips=True)
 
-        lengths = torch.tensor([len(c) for c in clips])
+        # Only the samples of the first max_length frames are used: longer clips are cut before the fbank (their mean,
+        # as the official code takes it, still comes from the whole clip).
+        shift = int(self.sampling_rate * 0.010)
+        needed = (max_length - 1) * shift + window
+        lengths = torch.tensor([min(len(c), needed) for c in clips])
         batch = torch.zeros(len(clips), int(lengths.max()))
         for i, clip in enumerate(clips):
-            batch[i, : len(clip)] = clip
+            kept = clip[: lengths[i]]
+            batch[i, : len(kept)] = kept - clip.mean() if self.subtract_mean else kept
         batch = batch.to(device) if device is not None else batch
-        lengths_dev = lengths.to(batch.device)
-        if self.subtract_mean:
-            means = batch.sum(dim=1, keepdim=True) / lengths_dev[:, None]
-            valid = torch.arange(batch.shape[1], device=batch.device)[None, :] < lengths_dev[:, None]
-            batch = (batch - means) * valid
 
-        fbank = kaldi_fbank(batch, lengths, sampling_rate=self.sampling_rate, num_mel_bins=self.num_mel_bins)
+        fbank = kaldi_fbank(
+            batch, lengths, sampling_rate=self.sampling_rate, num_mel_bins=self.num_mel_bins,
+            dtype=getattr(torch, self.fbank_dtype),
+        )
         frames = fbank.shape[1]
         if frames < max_length:
             fbank = torch.nn.functional.pad(fbank, (0, 0, 0, max_length - frames))  # zeros at the end
         else:
             fbank = fbank[:, :max_length]
         if self.do_normalize:
-            fbank = (fbank - self.mean) / (self.std * 2)
+            fbank = fbank.sub_(self.mean).div_(self.std * 2)  # (fbank - mean) / (2 * std), in place
 
         if return_tensors in ("pt", "torch"):
             values = fbank

@@ -490,8 +490,11 @@ class MaskedAVVideoMAEForPreTraining(MaskedAVVideoMAEPreTrainedModel):
         with torch.no_grad():  # official: labels are built under no_grad
             labels = self._masked_targets(video, ids_masked).to(logits.dtype)  # [N, M, C, t*p*p]
         batch, num_masked = ids_masked.shape
-        # logits hold values ordered (frame, row, column, channel); compare them channel first, as the labels are
-        loss = nn.functional.mse_loss(logits.view(batch, num_masked, -1, self.config.num_channels).transpose(2, 3), labels)
+        # logits hold values ordered (frame, row, column, channel), the labels channel first: compare the labels
+        # transposed (a view; transposing the logits instead trips AOTAutograd's backward of the view)
+        loss = nn.functional.mse_loss(
+            logits.view(batch, num_masked, -1, self.config.num_channels), labels.transpose(2, 3)
+        )
 
         if not return_dict:
             return (loss, logits, encoded.mask, encoded.last_hidden_state)
