@@ -5,26 +5,27 @@ folder (H.264 video + AAC audio in an .mp4 container), so the examples and tests
 (container, codec, seeking, audio track) without any download. Each split folder also gets a ``metadata.csv``
 (``file_name,label``), which makes it a valid ``videofolder`` as well.
 
-Eight classes. Each is a *motion pattern* of one object (random shape, colour, size and place, on a random textured
-background with static distractor blobs and sensor noise), and the clip's sound mirrors the motion, so the classes of
-the audio-visual variant agree across modalities and individual clips correspond in time and pitch (the object's
-height sets the pitch; its onset/offset and its events are the sound's):
+A clip shows three to five shapes (random kind, colour, size and place) on a random static background (a colour
+gradient, smooth texture, soft distractor blobs). Its class is a *motion pattern that all its shapes share* -- a
+clip-level property that can only be read from how the picture changes over time, and that predicts masked frames,
+which is what a masked video model has to find out. The clip's sound mirrors the motion (its pitch follows the
+height of the first shape; its events are the picture's), so in the audio-visual variant the classes agree across
+modalities and each clip's two tracks correspond in time and pitch:
 
 ===============  ===========================================================  ==============================
-class            picture                                                      sound
+class            picture (every shape of the clip)                            sound
 ===============  ===========================================================  ==============================
-``still``        the object stays in place                                    a steady tone
-``stack``        a column of 3-5 small copies                                 a harmonic stack (one partial per copy)
-``rise``         it moves upwards                                             an up-chirp following its height
-``fall``         it moves downwards                                           a down-chirp
-``flash``        it appears in 2-4 short flashes                              noise bursts at the same moments
-``bounce``       it bounces on a floor (0.6-1 s period)                       a click at each impact
-``shake``        it jitters every frame                                       fast clicks, one per jump
-``pulse``        its size oscillates (1.2-2.5 Hz)                             a tremolo tone at the same rate
+``still``        stays in place                                               a steady tone
+``stack``        shapes stacked in one or two columns, still                  a harmonic stack (a partial per shape)
+``rise``         drifts upwards (re-entering at the bottom)                   a chirp following the height
+``fall``         drifts downwards (re-entering at the top)                    a chirp following the height
+``flash``        visible only during 3-5 short common flashes                 noise bursts at the flashes
+``bounce``       bounces on its own floor, in step with the others            a click at each impact
+``shake``        jumps by a common random offset every frame                  a click per jump
+``pulse``        grows and shrinks in step (1.2-2.5 Hz)                       a tremolo tone at the same rate
 ===============  ===========================================================  ==============================
 
-Colour, shape and position say nothing about the class, so a classifier must look at motion and time structure.
-The multi-label variant shows one or two objects of different classes (and mixes their sounds).
+The multi-label variant shows two groups of shapes with different classes (and mixes their sounds).
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ DEMO_VIDEO_SOUNDS = {
 DEMO_VIDEO_SIZES = {"train": 480, "validation": 160, "test": 160}
 _SPLIT_CODES = {"train": 0, "validation": 1, "test": 2}
 # Bump when the renderer changes: the cache folder name includes it, so old files are never reused.
-DEMO_VIDEO_VERSION = 1
+DEMO_VIDEO_VERSION = 4
 
 
 def default_cache_dir() -> str:
@@ -93,21 +94,21 @@ def _hsv_to_rgb(h: float, s: float, v: float) -> np.ndarray:
 
 
 def _background(rng: np.random.Generator, height: int, width: int, dark: bool) -> np.ndarray:
-    """A static textured background: a two-colour gradient, smooth noise and a few soft distractor blobs."""
+    """A static background: a two-colour gradient, smooth texture and a few soft distractor blobs."""
     level = rng.uniform(0.05, 0.35) if dark else rng.uniform(0.6, 0.9)
     c0 = np.clip(level + rng.uniform(-0.12, 0.12, 3), 0, 1)
     c1 = np.clip(level + rng.uniform(-0.12, 0.12, 3), 0, 1)
     angle = rng.uniform(0, 2 * np.pi)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
-    ramp = (np.cos(angle) * xx / width + np.sin(angle) * yy / height)
+    ramp = np.cos(angle) * xx / width + np.sin(angle) * yy / height
     ramp = (ramp - ramp.min()) / (np.ptp(ramp) + 1e-9)
     image = c0[None, None] * (1 - ramp[..., None]) + c1[None, None] * ramp[..., None]
-    coarse = rng.standard_normal((height // 8 + 2, width // 8 + 2))
+    coarse = rng.standard_normal((height // 12 + 2, width // 12 + 2))
     texture = torch.nn.functional.interpolate(
         torch.from_numpy(coarse)[None, None], size=(height, width), mode="bicubic", align_corners=False
     )[0, 0].numpy()
-    image = image + rng.uniform(0.02, 0.08) * texture[..., None]
-    for _ in range(rng.integers(0, 3)):  # distractors: big, pale, static ellipses
+    image = image + rng.uniform(0.02, 0.06) * texture[..., None]
+    for _ in range(rng.integers(0, 3)):
         cx, cy = rng.uniform(0, width), rng.uniform(0, height)
         ax, ay = rng.uniform(6, 18), rng.uniform(6, 18)
         blob = np.exp(-(((xx - cx) / ax) ** 2 + ((yy - cy) / ay) ** 2))
@@ -115,99 +116,93 @@ def _background(rng: np.random.Generator, height: int, width: int, dark: bool) -
     return image
 
 
-class _Object:
-    """One moving object: where it is, how big, how opaque, at every frame; and the events its sound follows."""
+class _Group:
+    """Shapes sharing one motion pattern: per-frame positions, radii and opacity of each; the sound's events."""
 
-    def __init__(self, label: int, rng: np.random.Generator, num_frames: int, fps: float, height: int, width: int):
-        self.name = DEMO_VIDEO_CLASSES[label]
-        self.kind = _SHAPES[rng.integers(len(_SHAPES))]
+    def __init__(self, label: int, rng: np.random.Generator, num_frames: int, fps: float, height: int, width: int,
+                 count: int):
+        self.name = name = DEMO_VIDEO_CLASSES[label]
+        self.height = height
         t = np.arange(num_frames) / fps
         duration = num_frames / fps
         self.t = t
-        on = rng.uniform(0.0, 0.15) * duration
-        off = on + rng.uniform(0.8, 1.0) * (duration - on)
-        self.window = (on, off)
-        self.radius = np.full(num_frames, rng.uniform(4.0, 7.5))
-        self.x = np.full(num_frames, rng.uniform(0.2, 0.8) * width)
-        self.y = np.full(num_frames, rng.uniform(0.3, 0.7) * height)
-        self.copies = 1
-        self.events: list[float] = []  # times of clicks/bursts
-        self.rate = 0.0
-        name = self.name
-        if name == "still":
-            self.x += rng.normal(0, 0.2, num_frames)
-            self.y += rng.normal(0, 0.2, num_frames)
-        elif name == "stack":
-            self.copies = int(rng.integers(3, 6))
-            self.radius[:] = rng.uniform(2.5, 3.5)
-            self.y[:] = rng.uniform(0.55, 0.8) * height  # the bottom copy
+        n = count
+        self.kinds = [_SHAPES[k] for k in rng.integers(len(_SHAPES), size=n)]
+        radius = rng.uniform(3.5, 6.5, n)
+        x0, y0 = rng.uniform(0.1, 0.9, n) * width, rng.uniform(0.15, 0.85, n) * height
+        self.x = np.repeat(x0[:, None], num_frames, axis=1)
+        self.y = np.repeat(y0[:, None], num_frames, axis=1)
+        self.r = np.repeat(radius[:, None], num_frames, axis=1)
+        self.alpha = np.ones((n, num_frames))
+        self.events: list[float] = []  # times of the sound's clicks / bursts
+        self.bursts: list[tuple[float, float]] = []
+        if name == "stack":
+            columns = 1 if n < 4 else 2
+            per_column = int(np.ceil(n / columns))
+            r = rng.uniform(3.0, 4.0)
+            bottoms = rng.uniform(0.75, 0.9, columns) * height
+            xs = rng.uniform(0.15, 0.85, columns) * width
+            for i in range(n):
+                c, k = i // per_column, i % per_column
+                self.x[i], self.y[i], self.r[i] = xs[c], bottoms[c] - k * 2.4 * r, r
         elif name in ("rise", "fall"):
-            low, high = rng.uniform(0.65, 0.85) * height, rng.uniform(0.15, 0.35) * height
-            start, stop = (low, high) if name == "rise" else (high, low)
-            progress = np.clip((t - on) / max(off - on, 1e-6), 0, 1)
-            self.y = start + (stop - start) * progress
-            self.x = self.x + rng.uniform(-0.15, 0.15) * width * progress
+            speed = rng.uniform(18.0, 30.0) * (-1 if name == "rise" else 1)  # pixels per second
+            span = height + 16.0
+            self.y = (y0[:, None] + speed * t[None, :] + 8.0) % span - 8.0
+            self.x = self.x + rng.uniform(-3, 3, n)[:, None] * t[None, :]
         elif name == "flash":
-            count = int(rng.integers(2, 5))
-            centres = (np.arange(count) + rng.uniform(0.25, 0.75, count)) * duration / count
+            count_bursts = int(rng.integers(3, 6))
+            centres = (np.arange(count_bursts) + rng.uniform(0.25, 0.75, count_bursts)) * duration / count_bursts
             length = rng.uniform(1.5, 3.0) / fps
-            self.window = None
             self.bursts = [(c - length / 2, c + length / 2) for c in centres]
-            self.events = [c - length / 2 for c in centres]
+            self.events = [start for start, _ in self.bursts]
+            ramp = 1.0 / fps
+            alpha = np.zeros(num_frames)
+            for start, stop in self.bursts:
+                alpha = np.maximum(alpha, np.clip(np.minimum(t - start, stop - t) / ramp + 0.5, 0, 1))
+            self.alpha = np.repeat(alpha[None], n, axis=0)
         elif name == "bounce":
-            floor, amplitude = rng.uniform(0.65, 0.85) * height, rng.uniform(0.25, 0.45) * height
-            period, phase = rng.uniform(0.6, 1.0), rng.uniform(0, 1.0)
-            self.y = floor - amplitude * np.abs(np.sin(np.pi * (t - phase) / period))
-            self.x = self.x + rng.uniform(-4, 4) * (t - duration / 2)
+            period, phase = rng.uniform(0.5, 0.9), rng.uniform(0, 1.0)
+            floors = rng.uniform(0.65, 0.9, n) * height
+            amplitudes = rng.uniform(0.25, 0.45, n) * height
+            lift = np.abs(np.sin(np.pi * (t - phase) / period))
+            self.y = floors[:, None] - amplitudes[:, None] * lift[None, :]
             first = phase - np.floor(phase / period) * period
-            self.events = [e for e in np.arange(first, duration, period) if on <= e <= off]
+            self.events = list(np.arange(first, duration, period))
         elif name == "shake":
-            amplitude = rng.uniform(1.5, 3.5)
-            self.x = self.x + rng.uniform(-amplitude, amplitude, num_frames)
-            self.y = self.y + rng.uniform(-amplitude, amplitude, num_frames)
-            self.events = [e for e in t if on <= e <= off]
+            amplitude = rng.uniform(2.0, 4.0)
+            offsets = rng.uniform(-amplitude, amplitude, (2, num_frames))
+            self.x, self.y = self.x + offsets[0][None], self.y + offsets[1][None]
+            self.events = list(t)
         elif name == "pulse":
             self.rate = rng.uniform(1.2, 2.5)
             self.depth = rng.uniform(0.35, 0.6)
             self.phase = rng.uniform(0, 2 * np.pi)
-            self.radius = self.radius * (1 + self.depth * np.sin(2 * np.pi * self.rate * t + self.phase))
-        else:
+            self.r = self.r * (1 + self.depth * np.sin(2 * np.pi * self.rate * t + self.phase))[None, :]
+        elif name != "still":
             raise ValueError(f"unknown demo video class {name!r}")
-        self.height = height
 
-    def visible(self, times: np.ndarray, fps: float) -> np.ndarray:
-        """Opacity in [0, 1] at ``times`` (one-frame fades at the edges)."""
-        ramp = 1.0 / fps
-        if self.window is None:
-            alpha = np.zeros_like(times)
-            for start, stop in self.bursts:
-                alpha = np.maximum(alpha, np.clip(np.minimum(times - start, stop - times) / ramp + 0.5, 0, 1))
-            return alpha
-        on, off = self.window
-        return np.clip(np.minimum(times - on, off - times) / ramp + 0.5, 0, 1)
-
-    def pitch(self, y: np.ndarray | float) -> np.ndarray:
+    def pitch(self, y) -> np.ndarray:
         """Height -> frequency: the top of the frame is ~2.4 kHz, the bottom ~150 Hz."""
-        return 150.0 * 2.0 ** (4.0 * (1.0 - np.asarray(y) / self.height))
+        return 150.0 * 2.0 ** (4.0 * (1.0 - np.clip(np.asarray(y, dtype=np.float64), 0, self.height) / self.height))
 
 
-def _render_frames(objects, colours, background, noise_std, rng, num_frames, fps) -> np.ndarray:
+def _render_frames(groups, colours, background, noise_std, rng, num_frames) -> np.ndarray:
     height, width, _ = background.shape
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
     frames = np.empty((num_frames, height, width, 3), dtype=np.uint8)
-    times = np.arange(num_frames) / fps
     for i in range(num_frames):
         image = background.copy()
-        for obj, colour in zip(objects, colours):
-            alpha = obj.visible(times[i : i + 1], fps)[0]
-            if alpha <= 0:
-                continue
-            for copy in range(obj.copies):
-                cy = obj.y[i] - copy * 2.4 * obj.radius[i]
-                coverage = np.clip(0.5 - _shape_distance(obj.kind, xx - obj.x[i], yy - cy, obj.radius[i]), 0, 1)
+        for group, group_colours in zip(groups, colours):
+            for j, kind in enumerate(group.kinds):
+                alpha = group.alpha[j, i]
+                if alpha <= 0:
+                    continue
+                coverage = np.clip(0.5 - _shape_distance(kind, xx - group.x[j, i], yy - group.y[j, i], group.r[j, i]), 0, 1)
                 weight = (alpha * coverage)[..., None]
-                image = image * (1 - weight) + colour[None, None] * weight
-        image = image + rng.normal(0, noise_std, image.shape)
+                image = image * (1 - weight) + group_colours[j][None, None] * weight
+        if noise_std > 0:
+            image = image + rng.normal(0, noise_std, image.shape)
         frames[i] = np.clip(np.round(image * 255), 0, 255).astype(np.uint8)
     return frames
 
@@ -227,54 +222,53 @@ def _click(rng: np.random.Generator, sampling_rate: int, resonance: float) -> np
     return np.sin(2 * np.pi * resonance * t) * np.exp(-t / decay)
 
 
-def _sound(obj: _Object, rng: np.random.Generator, num_samples: int, sampling_rate: int, fps: float) -> np.ndarray:
-    """The object's sound: its pitch follows the object's height; its time structure follows the motion."""
+def _sound(group: _Group, rng: np.random.Generator, num_samples: int, sampling_rate: int, fps: float) -> np.ndarray:
+    """The group's sound: the pitch follows the height of its first shape, the time structure its motion."""
     t = np.arange(num_samples) / sampling_rate
-    frame_times = obj.t
-    y = np.interp(t, frame_times, obj.y)
-    freq = obj.pitch(y)
+    y = np.interp(t, group.t, group.y[0])
+    freq = group.pitch(y)
     phase = 2 * np.pi * np.cumsum(freq) / sampling_rate + rng.uniform(0, 2 * np.pi)
-    name = obj.name
+    name = group.name
     out = np.zeros(num_samples)
     if name in ("still", "rise", "fall"):
         out = np.sin(phase)
     elif name == "stack":
         tilt = rng.uniform(0.5, 1.2)
-        base = phase / 2  # an octave below the bottom copy's pitch
-        out = sum(np.sin(k * base + rng.uniform(0, 2 * np.pi)) / k**tilt for k in range(1, obj.copies + 1))
+        base = phase / 2  # an octave below the bottom shape's pitch
+        out = sum(np.sin(k * base + rng.uniform(0, 2 * np.pi)) / k**tilt for k in range(1, len(group.kinds) + 1))
     elif name == "pulse":
-        envelope = 1 - obj.depth * (0.5 + 0.5 * np.sin(2 * np.pi * obj.rate * t + obj.phase))
+        envelope = 1 - group.depth * (0.5 + 0.5 * np.sin(2 * np.pi * group.rate * t + group.phase))
         out = envelope * np.sin(phase)
     elif name == "flash":
-        for start, stop in obj.bursts:
+        centre = float(group.pitch(group.y[0, 0])) * 2
+        for start, stop in group.bursts:
             a, b = max(int(start * sampling_rate), 0), min(int(stop * sampling_rate), num_samples)
             if b - a < 8:
                 continue
             spectrum = np.fft.rfft(rng.standard_normal(b - a))
             freqs = np.fft.rfftfreq(b - a, 1.0 / sampling_rate)
-            centre = float(obj.pitch(obj.y[0])) * 2
             spectrum[(freqs < centre * 0.6) | (freqs > centre * 1.6)] = 0
             burst = np.fft.irfft(spectrum, n=b - a)
             out[a:b] += burst / (np.abs(burst).max() + 1e-9) * _fade(b - a, int(0.004 * sampling_rate))
     elif name in ("bounce", "shake"):
-        for event in obj.events:
+        for event in group.events:
             start = int(event * sampling_rate)
             if start >= num_samples:
                 continue
-            frame = min(int(round(event * fps)), len(obj.y) - 1)
-            click = _click(rng, sampling_rate, float(obj.pitch(obj.y[frame])) * 2) * rng.uniform(0.6, 1.0)
+            frame = min(int(round(event * fps)), group.y.shape[1] - 1)
+            click = _click(rng, sampling_rate, float(group.pitch(group.y[0, frame])) * 2) * rng.uniform(0.6, 1.0)
             stop = min(num_samples, start + len(click))
             out[start:stop] += click[: stop - start]
-    if obj.window is not None:  # silent while the object is not on screen
-        out = out * obj.visible(t, fps)
     return out
 
 
 def _noise(rng: np.random.Generator, length: int, sampling_rate: int) -> np.ndarray:
-    spectrum = np.fft.rfft(rng.standard_normal(length))
-    freqs = np.fft.rfftfreq(length, 1.0 / sampling_rate)
+    """Coloured background noise (white to brown-ish). Shaped at a power-of-two length (fast FFT), then cut."""
+    size = 1 << int(np.ceil(np.log2(max(length, 2))))
+    spectrum = np.fft.rfft(rng.standard_normal(size))
+    freqs = np.fft.rfftfreq(size, 1.0 / sampling_rate)
     spectrum = spectrum / np.maximum(freqs, 20.0) ** rng.uniform(0.0, 1.0)
-    noise = np.fft.irfft(spectrum, n=length)
+    noise = np.fft.irfft(spectrum, n=size)[:length]
     return noise / (noise.std() + 1e-9)
 
 
@@ -287,7 +281,7 @@ def render_clip(
     width: int = 64,
     sampling_rate: int = 16000,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One clip showing one object per entry of ``labels`` (class indices).
+    """One clip: a group of shapes per entry of ``labels`` (class indices), each moving as its class says.
 
     Returns:
         ``(frames [num_frames, height, width, 3] uint8, waveform [samples] float32 in [-1, 1])``; the audio lasts as
@@ -295,18 +289,18 @@ def render_clip(
     """
     dark = bool(rng.random() < 0.5)
     background = _background(rng, height, width, dark)
-    objects, colours = [], []
+    groups, colours = [], []
     for label in labels:
-        objects.append(_Object(int(label), rng, num_frames, fps, height, width))
-        hue, saturation = rng.uniform(0, 1), rng.uniform(0.5, 1.0)
-        value = rng.uniform(0.75, 1.0) if dark else rng.uniform(0.1, 0.4)
-        colours.append(_hsv_to_rgb(hue, saturation, value))
-    frames = _render_frames(objects, colours, background, rng.uniform(0.005, 0.025), rng, num_frames, fps)
+        count = int(rng.integers(3, 6)) if len(labels) == 1 else int(rng.integers(2, 4))
+        groups.append(_Group(int(label), rng, num_frames, fps, height, width, count))
+        colours.append([_hsv_to_rgb(rng.uniform(0, 1), rng.uniform(0.5, 1.0),
+                                    rng.uniform(0.75, 1.0) if dark else rng.uniform(0.1, 0.4)) for _ in range(count)])
+    frames = _render_frames(groups, colours, background, rng.uniform(0.0, 0.006), rng, num_frames)
 
     num_samples = int(round(num_frames / fps * sampling_rate))
     mix = np.zeros(num_samples)
-    for obj in objects:
-        sound = _sound(obj, rng, num_samples, sampling_rate, fps)
+    for group in groups:
+        sound = _sound(group, rng, num_samples, sampling_rate, fps)
         mix += sound / (np.sqrt(np.mean(sound**2)) + 1e-9) * 10 ** (rng.uniform(-6, 0) / 20)
     signal_rms = np.sqrt(np.mean(mix**2)) + 1e-9
     mix = mix + _noise(rng, num_samples, sampling_rate) * signal_rms / 10 ** (rng.uniform(6, 25) / 20)
@@ -336,6 +330,7 @@ def write_mp4(path: str | os.PathLike, frames: np.ndarray, fps: float, waveform:
         if waveform is not None:
             audio = container.add_stream("aac", rate=sampling_rate)
             audio.layout = "mono"
+            audio.options = {"aac_coder": "fast"}
         for frame in frames:
             for packet in video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 container.mux(packet)

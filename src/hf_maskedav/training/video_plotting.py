@@ -141,19 +141,44 @@ def save_frame_grid(rows: dict[str, np.ndarray], path: str, title: str = "", max
     return path
 
 
+def save_loss_terms(histories: dict[str, list], path: str, title: str = "", smooth: int = 0) -> str:
+    """One panel per loss term (``{name: [[step, value], ...]}``), raw values and a running mean."""
+    plt = _pyplot()
+    names = [n for n, h in histories.items() if h]
+    fig, axes = plt.subplots(len(names), 1, figsize=(7, 1.9 * len(names) + 0.6), dpi=110, sharex=True, squeeze=False)
+    for ax, name in zip(axes[:, 0], names):
+        steps = np.array([p[0] for p in histories[name]], dtype=float)
+        values = np.array([p[1] for p in histories[name]], dtype=float)
+        ax.plot(steps, values, lw=0.8, alpha=0.45 if len(values) > 20 else 1.0)
+        window = smooth or max(1, len(values) // 20)
+        if window > 1 and len(values) > window:
+            ax.plot(steps[window - 1 :], np.convolve(values, np.ones(window) / window, mode="valid"), lw=1.8)
+        ax.set_ylabel(name.replace("_loss", "").replace("_", " "), fontsize=8)
+        ax.grid(alpha=0.3)
+    axes[-1, 0].set_xlabel("optimizer step")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # MaskFeat: HOG pictures
 # ---------------------------------------------------------------------------------------------------------------------
 
 
 def hog_glyphs(vectors: np.ndarray, grid: tuple[int, int], cells: tuple[int, int], channels: int, bins: int,
-               glyph: int = 9) -> np.ndarray:
+               glyph: int = 9, normalize: bool = True) -> np.ndarray:
     """Classic HOG glyph image of per-token HOG vectors.
 
     Args:
         vectors: ``[h*w, C*bins*kh*kw]`` in ``hog_token_targets`` order ``(channel*bins + bin, cell_row, cell_col)``.
         grid: token grid ``(h, w)``; cells: HOG cells per token ``(kh, kw)``.
         glyph: pixels per cell in the picture.
+        normalize: scale the image to a maximum of 1.
 
     Returns:
         ``[h*kh*glyph, w*kw*glyph]`` image: in every cell a line per orientation bin (along the edge direction,
@@ -174,7 +199,7 @@ def hog_glyphs(vectors: np.ndarray, grid: tuple[int, int], cells: tuple[int, int
         stamps.append(np.clip(1.0 - distance, 0, 1) * (along <= centre + 0.5))
     stamps = np.stack(stamps)  # [bins, g, g]
     image = np.einsum("yxb,bij->yixj", hist, stamps).reshape(h * kh * glyph, w * kw * glyph)
-    return image / (image.max() + 1e-9)
+    return image / (image.max() + 1e-9) if normalize else image
 
 
 def maskfeat_hog_rows(model, clip: torch.Tensor, output, mean, std, max_steps: int = 4) -> dict[str, np.ndarray]:
@@ -198,9 +223,10 @@ def maskfeat_hog_rows(model, clip: torch.Tensor, output, mean, std, max_steps: i
                     frame[i * ph : (i + 1) * ph, j * pw : (j + 1) * pw] = 0.6
         rows["input"].append(frame)
         glyph = max(3, int(round(ph / kh)) * 2 + 1)
+        args = ((h, w), (kh, kw), config.num_channels, config.hog_num_bins, glyph)
+        scale = hog_glyphs(target[s], *args, normalize=False).max() + 1e-9  # both on the target's scale
         for name, vectors in (("HOG target", target[s]), ("HOG prediction", predicted[s])):
-            rows[name].append(hog_glyphs(vectors, (h, w), (kh, kw), config.num_channels, config.hog_num_bins,
-                                         glyph)[..., None])
+            rows[name].append(np.clip(hog_glyphs(vectors, *args, normalize=False) / scale, 0, 1)[..., None])
     return {k: np.stack(v) for k, v in rows.items()}
 
 
@@ -210,5 +236,6 @@ __all__ = [
     "maskfeat_hog_rows",
     "mavil_video_reconstruction_frames",
     "save_frame_grid",
+    "save_loss_terms",
     "videomae_reconstruction_frames",
 ]

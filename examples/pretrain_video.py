@@ -1,0 +1,426 @@
+#!/usr/bin/env python
+"""Pretrain a masked video model (VideoMAE, MAE-ST or MaskFeat) with Accelerate.
+
+With no arguments it pretrains a tiny VideoMAE on the built-in moving-shapes dataset (real .mp4 files, written once
+into a cache folder), on whatever Accelerate finds (one CPU is enough, a few minutes):
+
+    accelerate launch examples/pretrain_video.py
+    accelerate launch examples/pretrain_video.py --model mae_st        # or maskfeat
+
+On Kinetics-style CSV lists and several GPUs (see docs/training_video.md for every option):
+
+    accelerate launch --multi_gpu examples/pretrain_video.py --model mae_st --config_name mae_st-large \
+        --train_csv k400/train.csv --eval_csv k400/val.csv --data_root k400/videos --repeated_sampling 4 \
+        --per_device_train_batch_size 8 --learning_rate 1.6e-3 --max_train_steps 200000 --checkpointing_steps 2000 \
+        --dataloader_num_workers 12
+
+The family is the config's: ``--model`` picks the default tiny preset of a family, ``--config_name`` any preset,
+config folder or Hub id. Clips follow the family's official recipe (frame count and sampling rate from its video
+processor, random start, the family's crop/flip, its normalisation; docs/training_video.md). Each decoded video gives
+``--repeated_sampling`` clips (MAE-ST's ``repeat_aug``, default 4 for MAE-ST, 1 otherwise): the batch holds
+``videos x repeats`` clips.
+
+The loop is the one of pretrain_audio.py: optimizer steps counted once per update, the schedule stepped once per
+update, exact resume mid-epoch (data position, shuffling, RNG), atomic checkpoints, bad videos skipped and reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import sys
+import time
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
+from tqdm.auto import tqdm
+from transformers import AutoModelForPreTraining
+
+import hf_maskedav  # noqa: F401  (registers the models with the Auto classes)
+from hf_maskedav.data.video import VideoBadSampleTracker, VideoClipDataset, VideoCollator
+from hf_maskedav.data.video_transforms import video_recipe
+from hf_maskedav.training import (
+    StepLog,
+    TrainingState,
+    cosine_schedule_with_warmup,
+    format_duration,
+    list_checkpoints,
+    load_checkpoint,
+    maybe_inject_fault,
+    parameter_groups,
+    per_process_states,
+    push_to_hub,
+    resolve_resume_path,
+    save_checkpoint,
+    save_loss_curve,
+)
+from hf_maskedav.training.video_cli import SPLIT_MISSING_ERRORS, add_video_data_arguments, open_video_split
+from hf_maskedav.training.video_model_card import write_video_model_card
+from hf_maskedav.training.video_plotting import (
+    mae_st_reconstruction_frames,
+    maskfeat_hog_rows,
+    save_frame_grid,
+    videomae_reconstruction_frames,
+)
+from hf_maskedav.training.video_training import (
+    PRETRAINING_FAMILIES,
+    build_video_config,
+    has_saved_processor,
+    video_processor_for,
+)
+
+FAMILY_NAMES = {"maskedav_videomae": "VideoMAE", "maskedav_mae_st": "MAE-ST", "maskedav_maskfeat": "MaskFeat"}
+DEFAULT_REPEATS = {"maskedav_mae_st": 4}  # MAE-ST PRETRAIN.md: --repeat_aug 4
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    model = parser.add_argument_group("model")
+    model.add_argument("--model", default="videomae", choices=sorted(PRETRAINING_FAMILIES),
+                       help="the family, when --config_name is not given (its tiny preset)")
+    model.add_argument("--config_name", default=None,
+                       help="a preset (videomae-tiny/-small/-base, mae_st-tiny/-base/-large, maskfeat-tiny, "
+                            "maskfeat-mvitv2-small/-large), a config folder/JSON or a Hub id; default <model>-tiny")
+    model.add_argument("--model_name_or_path", default=None, help="continue pretraining from these weights")
+    model.add_argument("--processor_name", default=None,
+                       help="video processor to use (defaults to --model_name_or_path's, else one matching the config)")
+    model.add_argument("--mask_ratio", type=float, default=None, help="fraction of tokens masked (config default)")
+    model.add_argument("--config_overrides", default=None,
+                       help="other config fields for a new model, e.g. 'norm_pix_loss=False,decoder_num_hidden_layers=4'")
+    model.add_argument("--attn_implementation", default=None, choices=[None, "eager", "sdpa", "flash_attention_2"])
+    model.add_argument("--gradient_checkpointing", action="store_true")
+
+    add_video_data_arguments(parser)
+    clips = parser.add_argument_group("clips")
+    clips.add_argument("--repeated_sampling", type=int, default=None,
+                       help="clips cut from each decoded video (MAE-ST repeat_aug; default 4 for MAE-ST, else 1)")
+    clips.add_argument("--sampling_rate", type=float, default=None, help="frames between sampled frames (processor's)")
+    clips.add_argument("--train_crop", default=None, choices=[None, "random_resized", "multi_scale", "resize"],
+                       help="spatial augmentation (the family's official one by default)")
+    clips.add_argument("--min_crop_scale", type=float, default=None, help="random resized crop: smallest area fraction")
+    clips.add_argument("--no_flip", action="store_true", help="no random horizontal flip")
+
+    train = parser.add_argument_group("training")
+    train.add_argument("--output_dir", default=None, help="default outputs/pretrain_<model>")
+    train.add_argument("--overwrite_output_dir", action="store_true")
+    train.add_argument("--per_device_train_batch_size", type=int, default=8, help="videos per process per step")
+    train.add_argument("--per_device_eval_batch_size", type=int, default=32)
+    train.add_argument("--learning_rate", type=float, default=1.5e-3, help="peak learning rate (after warm-up)")
+    train.add_argument("--min_learning_rate", type=float, default=0.0)
+    train.add_argument("--weight_decay", type=float, default=0.05)
+    train.add_argument("--adam_beta1", type=float, default=0.9)
+    train.add_argument("--adam_beta2", type=float, default=0.95)
+    train.add_argument("--max_grad_norm", type=float, default=None, help="clip gradients to this norm (MAE-ST: 0.02)")
+    train.add_argument("--num_train_epochs", type=int, default=6)
+    train.add_argument("--max_train_steps", type=int, default=None, help="optimizer steps; overrides --num_train_epochs")
+    train.add_argument("--gradient_accumulation_steps", type=int, default=1)
+    train.add_argument("--num_warmup_steps", type=int, default=None, help="defaults to --warmup_ratio of the steps")
+    train.add_argument("--warmup_ratio", type=float, default=0.1)
+    train.add_argument("--seed", type=int, default=42)
+    train.add_argument("--checkpointing_steps", default=None, help="an integer (every N optimizer steps) or 'epoch'")
+    train.add_argument("--checkpoints_total_limit", type=int, default=2)
+    train.add_argument("--resume_from_checkpoint", nargs="?", const="latest", default=None,
+                       help="a checkpoint folder, or no value / 'latest' for the newest one in --output_dir")
+    train.add_argument("--logging_steps", type=int, default=10)
+    train.add_argument("--with_tracking", action="store_true", help="log to --report_to (TensorBoard)")
+    train.add_argument("--report_to", default="tensorboard")
+    train.add_argument("--push_to_hub", action="store_true")
+    train.add_argument("--hub_model_id", default=None)
+    train.add_argument("--hub_token", default=None)
+    args = parser.parse_args(argv)
+
+    args.config_name = args.config_name or f"{args.model}-tiny"
+    args.output_dir = args.output_dir or f"outputs/pretrain_{args.model}"
+    if args.checkpointing_steps is not None and args.checkpointing_steps != "epoch":
+        if not args.checkpointing_steps.isdigit() or int(args.checkpointing_steps) < 1:
+            parser.error(f"--checkpointing_steps must be a positive integer or 'epoch', got {args.checkpointing_steps!r}")
+        args.checkpointing_steps = int(args.checkpointing_steps)
+    if args.gradient_accumulation_steps < 1:
+        parser.error("--gradient_accumulation_steps must be at least 1")
+    if args.repeated_sampling is not None and args.repeated_sampling < 1:
+        parser.error("--repeated_sampling must be at least 1")
+    return args
+
+
+def parse_config_overrides(text: str | None) -> dict:
+    """``"a=1,b=False,c=[4,4,4]"`` -> ``{"a": 1, "b": False, "c": [4, 4, 4]}`` (values read as Python literals)."""
+    import ast
+
+    overrides = {}
+    for item in filter(None, re.split(r",(?![^\[]*\])", text or "")):
+        key, _, value = item.partition("=")
+        try:
+            overrides[key.strip()] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            overrides[key.strip()] = value.strip()
+    return overrides
+
+
+def check_output_dir(args) -> None:
+    if args.resume_from_checkpoint or args.overwrite_output_dir or not os.path.isdir(args.output_dir):
+        return
+    if list_checkpoints(args.output_dir) or os.path.isfile(os.path.join(args.output_dir, "config.json")):
+        raise SystemExit(
+            f"{args.output_dir} already holds a run (checkpoints or a saved model). Pass --resume_from_checkpoint to "
+            "continue it, --overwrite_output_dir to start again there, or another --output_dir."
+        )
+
+
+def reconstruction_rows(model, clip: torch.Tensor, output, mean, std) -> dict:
+    """The picture's rows for one clip: masked / reconstruction / original frames, or MaskFeat's HOG views."""
+    model_type = model.config.model_type
+    if model_type == "maskedav_videomae":
+        return videomae_reconstruction_frames(model, clip, output)
+    if model_type == "maskedav_mae_st":
+        return mae_st_reconstruction_frames(model, clip, output, mean, std)
+    return maskfeat_hog_rows(model, clip, output, mean, std)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    check_output_dir(args)
+    start_time = time.time()
+
+    accelerator = Accelerator(
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        log_with=args.report_to if args.with_tracking else None,
+        project_config=ProjectConfiguration(project_dir=args.output_dir, logging_dir=os.path.join(args.output_dir, "runs")),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
+    )
+    log = accelerator.print
+    log(f"world size: {accelerator.num_processes} process(es), device {accelerator.device}, "
+        f"mixed precision {accelerator.mixed_precision}, distributed type {accelerator.distributed_type.value}")
+    print(f"process {accelerator.process_index} of {accelerator.num_processes} started on {accelerator.device}", flush=True)
+    set_seed(args.seed, device_specific=True)  # different masks on every process, reproducible from the seed
+
+    # ---- model and video processor -------------------------------------------------------------------------------
+    overrides = {} if args.mask_ratio is None else {"mask_ratio": args.mask_ratio}
+    overrides.update(parse_config_overrides(args.config_overrides))
+    if args.model_name_or_path:
+        model = AutoModelForPreTraining.from_pretrained(args.model_name_or_path, attn_implementation=args.attn_implementation, **overrides)
+        config = model.config
+    else:
+        config = build_video_config(args.config_name, **overrides)
+        model = AutoModelForPreTraining.from_config(config, attn_implementation=args.attn_implementation)
+    if config.model_type not in FAMILY_NAMES:
+        raise SystemExit(f"{args.config_name}: model type {config.model_type!r} is not a video pretraining family "
+                         f"({', '.join(FAMILY_NAMES.values())}); use pretrain_audiovisual.py for MAViL")
+    family = FAMILY_NAMES[config.model_type]
+    if args.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    processor_source = args.processor_name or (args.model_name_or_path if has_saved_processor(args.model_name_or_path) else None)
+    processor = video_processor_for(config, args.config_name, processor_source)
+    repeats = args.repeated_sampling or DEFAULT_REPEATS.get(config.model_type, 1)
+    recipe = video_recipe(
+        processor, config.model_type, "pretrain", sampling_rate=args.sampling_rate, train_crop=args.train_crop,
+        scale=(args.min_crop_scale, 1.0) if args.min_crop_scale else None, flip=False if args.no_flip else None,
+    )
+    log(f"model: {family}, {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, mask ratio "
+        f"{config.mask_ratio}; clips of {recipe.num_frames} frames every {recipe.sampling_rate:g}, "
+        f"{recipe.crop_size[0]}x{recipe.crop_size[1]}, {recipe.train_crop} crop, flip {recipe.flip}, {repeats} clip(s) "
+        f"per decoded video")
+
+    # ---- data ----------------------------------------------------------------------------------------------------
+    source = open_video_split(args, args.train_split, accelerator)
+    log(f"training data: {source.description}")
+    train_dataset = VideoClipDataset(source, recipe, train=True, seed=args.seed, repeats=repeats,
+                                     backend=args.decoding_backend)
+    train_dataloader = torch.utils.data.DataLoader(
+        train_dataset, batch_size=args.per_device_train_batch_size, shuffle=True, drop_last=True,
+        collate_fn=VideoCollator(), num_workers=args.dataloader_num_workers,
+        generator=torch.Generator().manual_seed(args.seed),  # its own: iterators never draw from the global RNG
+    )
+
+    # ---- optimizer and schedule ----------------------------------------------------------------------------------
+    optimizer = torch.optim.AdamW(
+        parameter_groups(model, args.weight_decay), lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2)
+    )
+    model, optimizer, train_dataloader = accelerator.prepare(model, optimizer, train_dataloader)
+    if len(train_dataloader) == 0:
+        raise SystemExit(f"the training data gives no full batch of {args.per_device_train_batch_size} videos per "
+                         f"process ({len(train_dataset)} videos, {accelerator.num_processes} processes)")
+    num_update_steps_per_epoch = math.ceil(len(train_dataloader) / args.gradient_accumulation_steps)
+    max_train_steps = args.max_train_steps or args.num_train_epochs * num_update_steps_per_epoch
+    num_train_epochs = math.ceil(max_train_steps / num_update_steps_per_epoch)
+    warmup = args.num_warmup_steps if args.num_warmup_steps is not None else int(args.warmup_ratio * max_train_steps)
+    # stepped by hand once per optimizer update (a prepared scheduler steps once per process), saved in checkpoints
+    lr_scheduler = cosine_schedule_with_warmup(optimizer, warmup, max_train_steps, args.min_learning_rate / args.learning_rate)
+    accelerator.register_for_checkpointing(lr_scheduler)
+    total_videos = args.per_device_train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps
+    log(f"optimizer steps: {max_train_steps} ({num_train_epochs} epoch(s) of {num_update_steps_per_epoch} steps), "
+        f"{total_videos} videos = {total_videos * repeats} clips per step, warm-up {warmup}, peak lr {args.learning_rate}")
+    if args.with_tracking:
+        accelerator.init_trackers("pretrain_video", {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))})
+
+    # ---- resume --------------------------------------------------------------------------------------------------
+    tracker = VideoBadSampleTracker(max_bad_fraction=args.max_bad_fraction)
+    state = TrainingState()
+    resume_path = resolve_resume_path(args.resume_from_checkpoint, args.output_dir)
+    if resume_path:
+        state = load_checkpoint(accelerator, resume_path)
+        if str(accelerator.process_index) in state.bad_samples:
+            tracker.load_state_dict(state.bad_samples[str(accelerator.process_index)])
+        log(f"resumed from {resume_path}: step {state.completed_steps}, epoch {state.epoch}, "
+            f"{state.batches_in_epoch} batches into it")
+    elif args.resume_from_checkpoint:
+        log(f"no checkpoint in {args.output_dir}; starting from scratch")
+    step_log = StepLog(os.path.join(args.output_dir, "train_log.jsonl"), enabled=accelerator.is_main_process)
+
+    def checkpoint(epoch: int, batches_in_epoch: int):
+        if batches_in_epoch >= len(train_dataloader):
+            epoch, batches_in_epoch = epoch + 1, 0  # the epoch is finished: resume at the next one
+        state.epoch, state.batches_in_epoch = epoch, batches_in_epoch
+        state.bad_samples = per_process_states(accelerator, tracker.state_dict())
+        log(f"saved checkpoint {save_checkpoint(accelerator, args.output_dir, state, args.checkpoints_total_limit)}")
+
+    # ---- training loop -------------------------------------------------------------------------------------------
+    progress = tqdm(range(max_train_steps), initial=state.completed_steps, disable=not accelerator.is_local_main_process,
+                    desc=f"pretraining {family}", dynamic_ncols=True)
+    micro_losses, last_clip = [], None
+    for epoch in range(state.epoch, num_train_epochs):
+        if state.completed_steps >= max_train_steps:
+            break
+        model.train()
+        skip = state.batches_in_epoch if epoch == state.epoch else 0
+        train_dataloader.set_epoch(epoch)  # the epoch's shuffling order and random clips, also after a resume
+        batches = accelerator.skip_first_batches(train_dataloader, skip) if skip else train_dataloader
+        batches_in_epoch = skip
+        for batch in batches:
+            batches_in_epoch += 1
+            tracker.update(batch)
+            with accelerator.accumulate(model):
+                pixel_values = batch["pixel_values"]
+                last_clip = pixel_values[:1].detach()
+                loss = model(pixel_values=pixel_values).loss  # the mask is drawn inside the model
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and args.max_grad_norm:
+                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad()
+            micro_losses.append(loss.detach())
+            if not accelerator.sync_gradients:
+                continue
+
+            lr_scheduler.step()
+            state.completed_steps += 1
+            step_loss = accelerator.reduce(torch.stack(micro_losses).mean(), reduction="mean").item()
+            micro_losses = []
+            lr = lr_scheduler.get_last_lr()[0]
+            state.loss_history.append([state.completed_steps, step_loss])
+            step_log.write(step=state.completed_steps, epoch=epoch, loss=step_loss, lr=lr)
+            if args.with_tracking:
+                accelerator.log({"train/loss": step_loss, "train/lr": lr, "train/epoch": epoch}, step=state.completed_steps)
+            progress.update(1)
+            if state.completed_steps % args.logging_steps == 0 or state.completed_steps == 1:
+                progress.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.2e}")
+            if isinstance(args.checkpointing_steps, int) and state.completed_steps % args.checkpointing_steps == 0:
+                checkpoint(epoch, batches_in_epoch)
+            maybe_inject_fault(state.completed_steps)
+            if state.completed_steps >= max_train_steps:
+                break
+        if args.checkpointing_steps == "epoch":
+            checkpoint(epoch, batches_in_epoch)
+    progress.close()
+    train_time = time.time() - start_time
+
+    # ---- held-out loss (fixed masks) and the picture -------------------------------------------------------------
+    model.eval()
+    unwrapped = accelerator.unwrap_model(model)
+    devices = [accelerator.device] if accelerator.device.type == "cuda" else []
+    eval_loss, picture_clip, eval_source = None, None, None
+    if args.eval_split != "none" and not args.video_files:
+        try:
+            eval_source = open_video_split(args, args.eval_split, accelerator, train=False)
+        except SPLIT_MISSING_ERRORS as error:
+            log(f"no held-out evaluation on split {args.eval_split!r}: {error}")
+    if eval_source is not None:
+        eval_loader = accelerator.prepare(torch.utils.data.DataLoader(
+            VideoClipDataset(eval_source, recipe, train=False, backend=args.decoding_backend),
+            batch_size=args.per_device_eval_batch_size, collate_fn=VideoCollator(),
+            num_workers=args.dataloader_num_workers,
+        ))
+        losses = []
+        with torch.random.fork_rng(devices=devices):  # the same masks in every evaluation, training RNG untouched
+            torch.manual_seed(1234 + accelerator.process_index)
+            for batch in eval_loader:
+                tracker.update(batch)
+                with torch.no_grad():
+                    out = model(pixel_values=batch["pixel_values"])
+                size = batch["pixel_values"].shape[0]
+                losses.append(accelerator.gather_for_metrics(out.loss.detach().float().repeat(size)))
+                if picture_clip is None:
+                    picture_clip = batch["pixel_values"][:1].detach()
+        eval_loss = torch.cat(losses).mean().item()
+        log(f"held-out {'HOG' if family == 'MaskFeat' else 'reconstruction'} loss ({args.eval_split}): {eval_loss:.4f}")
+    if picture_clip is None:
+        picture_clip = last_clip
+
+    # ---- save ----------------------------------------------------------------------------------------------------
+    bad = tracker.totals(accelerator)
+    videos_per_process = {k: v["good"] for k, v in per_process_states(accelerator, tracker.state_dict()).items()}
+    accelerator.wait_for_everyone()
+    unwrapped.save_pretrained(args.output_dir, is_main_process=accelerator.is_main_process,
+                              save_function=accelerator.save, state_dict=accelerator.get_state_dict(model))
+    if accelerator.is_main_process:
+        processor.save_pretrained(args.output_dir)
+        target_name = "HOG prediction loss" if family == "MaskFeat" else "masked reconstruction loss"
+        if state.loss_history:
+            save_loss_curve(state.loss_history, os.path.join(args.output_dir, "loss_curve.png"),
+                            title=f"{family} pretraining ({source.description})", ylabel=target_name)
+        if picture_clip is not None:
+            with torch.no_grad(), torch.random.fork_rng(devices=devices):
+                torch.manual_seed(0)
+                out = unwrapped(pixel_values=picture_clip)
+            rows = reconstruction_rows(unwrapped, picture_clip[0].cpu(), out, recipe.mean, recipe.std)
+            save_frame_grid(rows, os.path.join(args.output_dir, "reconstruction.png"),
+                            title=f"{family}, step {state.completed_steps}, mask ratio {config.mask_ratio}")
+        first = state.loss_history[0][1] if state.loss_history else None
+        last = (sum(v for _, v in state.loss_history[-10:]) / len(state.loss_history[-10:])) if state.loss_history else None
+        summary = {
+            "model_type": config.model_type,
+            "world_size": accelerator.num_processes,
+            "completed_steps": state.completed_steps,
+            "clips_per_video": repeats,
+            "first_loss": first,
+            "final_loss_mean_last_10": last,
+            "eval_loss": eval_loss,
+            "wall_time_seconds": round(train_time, 1),
+            "bad_samples": bad,
+            "videos_per_process": videos_per_process,
+        }
+        with open(os.path.join(args.output_dir, "train_summary.json"), "w") as handle:
+            json.dump(summary, handle, indent=1)
+        write_video_model_card(
+            args.output_dir, args.hub_model_id or os.path.basename(os.path.abspath(args.output_dir)),
+            task="feature-extraction",
+            summary=(f"A {family} ({getattr(config, 'num_hidden_layers', '?')} layers, width {config.hidden_size}) "
+                     f"pretrained with masked {'HOG feature' if family == 'MaskFeat' else 'video'} modelling "
+                     f"(mask ratio {config.mask_ratio}) using hf_maskedav."),
+            datasets=[source.description if args.dataset_name == "demo" else args.dataset_name],
+            metrics={f"held-out {target_name}": eval_loss} if eval_loss is not None else None,
+            hyperparameters={"optimizer steps": state.completed_steps, "videos per step": total_videos,
+                             "clips per video (repeated sampling)": repeats, "peak learning rate": args.learning_rate,
+                             "weight decay": args.weight_decay, "warm-up steps": warmup,
+                             "frames x sampling rate": f"{recipe.num_frames} x {recipe.sampling_rate:g}",
+                             "crop": f"{recipe.train_crop} {recipe.crop_size[0]}x{recipe.crop_size[1]}",
+                             "processes": accelerator.num_processes, "mixed precision": accelerator.mixed_precision},
+            tags=[family.lower(), "self-supervised", "masked-autoencoder"],
+        )
+        log(f"saved the model, video processor, loss_curve.png and reconstruction.png to {args.output_dir}")
+        log(f"training wall time {format_duration(train_time)}; loss {first:.4f} (step 1) -> {last:.4f} (mean of the "
+            "last 10 steps)" if state.loss_history else f"training wall time {format_duration(train_time)}")
+        log(VideoBadSampleTracker.report(bad))
+        if args.push_to_hub:
+            url = push_to_hub(args.output_dir, args.hub_model_id or os.path.basename(os.path.abspath(args.output_dir)),
+                              token=args.hub_token)
+            log(f"pushed to {url}")
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Command-line data options shared by the video and audio-visual example scripts, and opening a split from them."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+
+SPLIT_MISSING_ERRORS = (ValueError, KeyError, FileNotFoundError)
+
+
+def add_video_data_arguments(parser: argparse.ArgumentParser, labels: bool = False, eval_split: str = "validation"):
+    """The ``data`` argument group: where the videos are and how they are read."""
+    data = parser.add_argument_group("data")
+    data.add_argument("--dataset_name", default="demo",
+                      help="Hub dataset id, local dataset folder (videos + metadata.csv), or 'demo' (built-in)")
+    data.add_argument("--dataset_config_name", default=None)
+    data.add_argument("--data_dir", default=None, help="local videofolder (videos + metadata.csv or class sub-folders)")
+    data.add_argument("--train_csv", default=None,
+                      help="CSV list of training videos ('path label' per line as the Kinetics lists, or a CSV with a header)")
+    data.add_argument("--eval_csv", default=None, help="CSV list of evaluation videos")
+    data.add_argument("--data_root", default=None, help="folder the CSV paths are relative to (default: the CSV's folder)")
+    if not labels:
+        data.add_argument("--video_files", nargs="+", default=None, help="plain video files, folders or glob patterns")
+    data.add_argument("--train_split", default="train")
+    data.add_argument("--eval_split", default=eval_split, help="'none' to skip evaluation")
+    data.add_argument("--video_column", default="video")
+    if labels:
+        data.add_argument("--label_column", default="label")
+        data.add_argument("--label_names", nargs="+", default=None, help="class names (when they cannot be inferred)")
+        data.add_argument("--multi_label", action="store_true",
+                          help="read labels as multi-label (automatic for list-valued columns and --demo_multi_label)")
+        data.add_argument("--demo_multi_label", action="store_true", help="the built-in dataset's multi-label variant")
+    data.add_argument("--dataloader_num_workers", type=int, default=0)
+    data.add_argument("--decoding_backend", default=None, choices=[None, "torchcodec", "pyav"],
+                      help="video decoder (default: torchcodec when usable, PyAV otherwise)")
+    data.add_argument("--max_bad_fraction", type=float, default=0.5, help="stop when more videos than this fraction fail")
+    data.add_argument("--demo_num_clips", type=int, default=None, help="size of the built-in dataset's train split")
+    data.add_argument("--demo_cache_dir", default=None, help="where the built-in dataset's .mp4 files are written")
+    return data
+
+
+def open_video_split(args, split: str, accelerator=None, label_column: str | None = None, audio_column: str | None = None,
+                     train: bool = True):
+    """Open ``split`` as the command line describes (main process first, so the demo files are written once)."""
+    from ..data.video import load_video_source
+
+    csv_file = args.train_csv if train else args.eval_csv
+    name = args.dataset_name
+    if name == "demo" and (args.data_dir or csv_file or getattr(args, "video_files", None)):
+        name = None
+    if not train and getattr(args, "video_files", None):
+        raise ValueError("plain video files have no evaluation split")
+    if not train and args.train_csv and not args.eval_csv:
+        raise ValueError("no --eval_csv given")
+    guard = accelerator.main_process_first() if accelerator is not None else contextlib.nullcontext()
+    with guard:
+        return load_video_source(
+            name, args.dataset_config_name, args.data_dir if csv_file is None else None, csv_file,
+            getattr(args, "video_files", None) if train else None, args.data_root, split, args.video_column,
+            label_column, getattr(args, "label_names", None), True if getattr(args, "multi_label", False) else None,
+            audio_column, demo_multi_label=getattr(args, "demo_multi_label", False),
+            demo_num_clips=args.demo_num_clips if train else None, demo_cache_dir=args.demo_cache_dir,
+        )
+
+
+__all__ = ["SPLIT_MISSING_ERRORS", "add_video_data_arguments", "open_video_split"]
