@@ -68,6 +68,16 @@ from hf_maskedav.training import (
     save_loss_curve,
     write_model_card,
 )
+from hf_maskedav.training.faults import (
+    PREEMPTED_EXIT_CODE,
+    NonFiniteLossError,
+    NonFiniteLossGuard,
+    StopOnSignal,
+    ignore_stop_signals_in_worker,
+    maybe_poison_loss,
+    maybe_signal_self,
+    step_if_finite,
+)
 
 
 def parse_args(argv=None):
@@ -147,6 +157,12 @@ def parse_args(argv=None):
     train.add_argument("--adam_beta1", type=float, default=0.9)
     train.add_argument("--adam_beta2", type=float, default=0.999)
     train.add_argument("--max_grad_norm", type=float, default=None)
+    train.add_argument(
+        "--max_nonfinite_in_a_row",
+        type=int,
+        default=5,
+        help="a NaN/Inf loss skips its optimizer update; stop after this many such updates in a row",
+    )
     train.add_argument("--num_train_epochs", type=int, default=30)
     train.add_argument("--max_train_steps", type=int, default=None)
     train.add_argument("--gradient_accumulation_steps", type=int, default=1)
@@ -333,6 +349,7 @@ def main(argv=None):
         drop_last=True,
         collate_fn=collator,
         num_workers=args.dataloader_num_workers,
+        worker_init_fn=ignore_stop_signals_in_worker,  # a SIGTERM to the process group is handled by the loop
         generator=torch.Generator().manual_seed(args.seed),
     )
     eval_dataloader = None
@@ -374,11 +391,13 @@ def main(argv=None):
         )
 
     tracker = BadSampleTracker(max_bad_fraction=args.max_bad_fraction)
+    nonfinite = NonFiniteLossGuard(args.max_nonfinite_in_a_row, log=log)
     state = TrainingState()
     resume_path = resolve_resume_path(args.resume_from_checkpoint, args.output_dir)
     if resume_path:
         state = load_checkpoint(accelerator, resume_path)
         tracker.load_state_dict(state.bad_samples.get(str(accelerator.process_index), tracker.state_dict()))
+        nonfinite.load_state_dict(state.extra.get("nonfinite", {}))
         log(f"resumed from {resume_path} at step {state.completed_steps}")
     step_log = StepLog(os.path.join(args.output_dir, "train_log.jsonl"), enabled=accelerator.is_main_process)
     eval_history = state.extra.setdefault("eval_history", [])
@@ -410,12 +429,16 @@ def main(argv=None):
             state.extra["best_step"] = state.completed_steps
             save_model_atomically(accelerator, model, feature_extractor, best_dir)
 
+    saved_steps = []
+
     def checkpoint(epoch: int, batches_in_epoch: int):
         if batches_in_epoch >= len(train_dataloader):
             epoch, batches_in_epoch = epoch + 1, 0
         state.epoch, state.batches_in_epoch = epoch, batches_in_epoch
         state.bad_samples = per_process_states(accelerator, tracker.state_dict())
+        state.extra["nonfinite"] = nonfinite.state_dict()
         log(f"saved checkpoint {save_checkpoint(accelerator, args.output_dir, state, args.checkpoints_total_limit)}")
+        saved_steps.append(state.completed_steps)
 
     progress = tqdm(
         range(max_train_steps),
@@ -425,8 +448,10 @@ def main(argv=None):
         dynamic_ncols=True,
     )
     micro_losses = []
+    # SIGTERM/SIGUSR1 (pre-emption) stop the loop at the next optimizer-step boundary with a checkpoint
+    stopper, stopped = StopOnSignal(log=log), False
     for epoch in range(state.epoch, num_train_epochs):
-        if state.completed_steps >= max_train_steps:
+        if state.completed_steps >= max_train_steps or stopped:
             break
         model.train()
         skip = state.batches_in_epoch if epoch == state.epoch else 0
@@ -436,24 +461,30 @@ def main(argv=None):
         for batch in batches:
             batches_in_epoch += 1
             tracker.update(batch)
+            maybe_signal_self(state.completed_steps + 1)  # test aid (a SIGTERM mid-step), inert by default
             with accelerator.accumulate(model):
                 input_values = featurize(feature_extractor, batch, accelerator.device)
                 if args.freq_mask or args.time_mask:
                     input_values = spec_augment(input_values, args.freq_mask, args.time_mask)
                 logits = model(input_values=input_values).logits
                 loss = classification_loss(logits, batch["labels"], multi_label)
+                loss = maybe_poison_loss(loss, state.completed_steps + 1)  # test aid, inert unless its variable is set
                 accelerator.backward(loss)
-                if accelerator.sync_gradients and args.max_grad_norm:
-                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-                optimizer.step()
-                optimizer.zero_grad()
-            micro_losses.append(loss.detach())
+                micro_losses.append(loss.detach())
+                if accelerator.sync_gradients:
+                    # the update's loss, averaged over processes: finite -> clip and step; NaN/Inf -> skip (counted)
+                    try:
+                        step_loss = step_if_finite(
+                            accelerator, model, optimizer, micro_losses, nonfinite, state.completed_steps + 1,
+                            args.max_grad_norm,
+                        )
+                    except NonFiniteLossError as error:
+                        raise SystemExit(f"stopped: {error}") from error
+                    micro_losses = []
             if not accelerator.sync_gradients:
                 continue
             lr_scheduler.step()
             state.completed_steps += 1
-            step_loss = accelerator.reduce(torch.stack(micro_losses).mean(), reduction="mean").item()
-            micro_losses = []
             state.loss_history.append([state.completed_steps, step_loss])
             step_log.write(step=state.completed_steps, epoch=epoch, loss=step_loss, lr=lr_scheduler.get_last_lr()[-1])
             if args.with_tracking:
@@ -467,8 +498,22 @@ def main(argv=None):
             if isinstance(args.checkpointing_steps, int) and state.completed_steps % args.checkpointing_steps == 0:
                 checkpoint(epoch, batches_in_epoch)
             maybe_inject_fault(state.completed_steps)
+            if stopper.should_stop(accelerator):
+                stopped = True
+                break
             if state.completed_steps >= max_train_steps:
                 break
+        if stopped:
+            if not saved_steps or saved_steps[-1] != state.completed_steps:
+                checkpoint(epoch, batches_in_epoch)
+            progress.close()
+            log(
+                f"stopped by {stopper.received} after step {state.completed_steps} of {max_train_steps}; the "
+                "checkpoint is saved: run the same command with --resume_from_checkpoint to continue"
+            )
+            stopper.close()
+            accelerator.end_training()
+            return PREEMPTED_EXIT_CODE
         if not args.eval_every_steps:
             run_evaluation(epoch)
         if args.checkpointing_steps == "epoch":
@@ -529,6 +574,8 @@ def main(argv=None):
             "eval_history": eval_history,
             "wall_time_seconds": round(train_time, 1),
             "bad_samples": bad,
+            "nonfinite_loss_steps_skipped": nonfinite.skipped,
+            "nonfinite_loss_steps": nonfinite.skipped_steps,
         }
         with open(os.path.join(args.output_dir, "train_summary.json"), "w") as handle:
             json.dump(summary, handle, indent=1)
@@ -578,6 +625,7 @@ def main(argv=None):
             )
             log(f"pushed to {url}")
     accelerator.wait_for_everyone()
+    stopper.close()  # everything is saved: a signal may end the process again
     accelerator.end_training()  # closes the trackers and the process group
 
 

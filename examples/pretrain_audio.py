@@ -65,6 +65,16 @@ from hf_maskedav.training import (
     spectrogram_reconstruction_images,
     write_model_card,
 )
+from hf_maskedav.training.faults import (
+    PREEMPTED_EXIT_CODE,
+    NonFiniteLossError,
+    NonFiniteLossGuard,
+    StopOnSignal,
+    ignore_stop_signals_in_worker,
+    maybe_poison_loss,
+    maybe_signal_self,
+    step_if_finite,
+)
 
 
 def parse_args(argv=None):
@@ -137,6 +147,12 @@ def parse_args(argv=None):
     train.add_argument("--adam_beta1", type=float, default=0.9)
     train.add_argument("--adam_beta2", type=float, default=0.95)
     train.add_argument("--max_grad_norm", type=float, default=None, help="clip gradients to this norm")
+    train.add_argument(
+        "--max_nonfinite_in_a_row",
+        type=int,
+        default=5,
+        help="a NaN/Inf loss skips its optimizer update (counted, logged); stop after this many such updates in a row",
+    )
     train.add_argument("--num_train_epochs", type=int, default=20)
     train.add_argument(
         "--max_train_steps", type=int, default=None, help="optimizer steps; overrides --num_train_epochs"
@@ -281,6 +297,7 @@ def main(argv=None):
             batch_size=args.per_device_train_batch_size,
             collate_fn=collator,
             num_workers=args.dataloader_num_workers,
+            worker_init_fn=ignore_stop_signals_in_worker,  # a SIGTERM to the process group is handled by the loop
         )
     else:
         train_dataset = AudioClipDataset(source, clip_samples, train=True, seed=args.seed)
@@ -291,6 +308,7 @@ def main(argv=None):
             drop_last=True,
             collate_fn=collator,
             num_workers=args.dataloader_num_workers,
+            worker_init_fn=ignore_stop_signals_in_worker,
             # its own generator, so creating a data-loader iterator never draws from the global RNG
             generator=torch.Generator().manual_seed(args.seed),
         )
@@ -335,12 +353,14 @@ def main(argv=None):
 
     # ---- resume ------------------------------------------------------------------------------------------------
     tracker = BadSampleTracker(max_bad_fraction=args.max_bad_fraction)
+    nonfinite = NonFiniteLossGuard(args.max_nonfinite_in_a_row, log=log)
     state = TrainingState()
     resume_path = resolve_resume_path(args.resume_from_checkpoint, args.output_dir)
     if resume_path:
         state = load_checkpoint(accelerator, resume_path)
         if str(accelerator.process_index) in state.bad_samples:
             tracker.load_state_dict(state.bad_samples[str(accelerator.process_index)])
+        nonfinite.load_state_dict(state.extra.get("nonfinite", {}))
         log(
             f"resumed from {resume_path}: step {state.completed_steps}, epoch {state.epoch}, "
             f"{state.batches_in_epoch} batches into it"
@@ -354,8 +374,12 @@ def main(argv=None):
             epoch, batches_in_epoch = epoch + 1, 0  # the epoch is finished: resume at the next one
         state.epoch, state.batches_in_epoch = epoch, batches_in_epoch
         state.bad_samples = per_process_states(accelerator, tracker.state_dict())
+        state.extra["nonfinite"] = nonfinite.state_dict()
         path = save_checkpoint(accelerator, args.output_dir, state, args.checkpoints_total_limit)
         log(f"saved checkpoint {path}")
+        saved_steps.append(state.completed_steps)
+
+    saved_steps = []
 
     # ---- training loop -----------------------------------------------------------------------------------------
     progress = tqdm(
@@ -366,8 +390,10 @@ def main(argv=None):
         dynamic_ncols=True,
     )
     micro_losses, last_input = [], None
+    # SIGTERM/SIGUSR1 (pre-emption) stop the loop at the next optimizer-step boundary, with a checkpoint
+    stopper, stopped = StopOnSignal(log=log), False
     for epoch in range(state.epoch, num_train_epochs):
-        if state.completed_steps >= max_train_steps:
+        if state.completed_steps >= max_train_steps or stopped:
             break
         model.train()
         skip = state.batches_in_epoch if epoch == state.epoch else 0
@@ -384,24 +410,30 @@ def main(argv=None):
             if args.streaming:
                 batch = send_to_device(batch, accelerator.device)
             tracker.update(batch)
+            maybe_signal_self(state.completed_steps + 1)  # test aid (a SIGTERM mid-step), inert by default
             with accelerator.accumulate(model):
                 input_values = featurize(feature_extractor, batch, accelerator.device)
                 last_input = input_values[:1].detach()  # for the reconstruction picture when there is no eval split
                 loss = model(input_values=input_values).loss
+                loss = maybe_poison_loss(loss, state.completed_steps + 1)  # test aid (a NaN loss), inert by default
                 accelerator.backward(loss)
-                if accelerator.sync_gradients and args.max_grad_norm:
-                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-                optimizer.step()
-                optimizer.zero_grad()
-            micro_losses.append(loss.detach())
+                micro_losses.append(loss.detach())
+                if accelerator.sync_gradients:
+                    # the update's loss, averaged over processes: finite -> clip and step; NaN/Inf -> skip (counted)
+                    try:
+                        step_loss = step_if_finite(
+                            accelerator, model, optimizer, micro_losses, nonfinite, state.completed_steps + 1,
+                            args.max_grad_norm,
+                        )
+                    except NonFiniteLossError as error:
+                        raise SystemExit(f"stopped: {error}") from error
+                    micro_losses = []
             if not accelerator.sync_gradients:
                 continue
 
             # one optimizer update is complete
             lr_scheduler.step()
             state.completed_steps += 1
-            step_loss = accelerator.reduce(torch.stack(micro_losses).mean(), reduction="mean").item()
-            micro_losses = []
             lr = lr_scheduler.get_last_lr()[0]
             state.loss_history.append([state.completed_steps, step_loss])
             step_log.write(step=state.completed_steps, epoch=epoch, loss=step_loss, lr=lr)
@@ -415,8 +447,22 @@ def main(argv=None):
             if isinstance(args.checkpointing_steps, int) and state.completed_steps % args.checkpointing_steps == 0:
                 checkpoint(epoch, batches_in_epoch)
             maybe_inject_fault(state.completed_steps)
+            if stopper.should_stop(accelerator):
+                stopped = True
+                break
             if state.completed_steps >= max_train_steps:
                 break
+        if stopped:
+            if not saved_steps or saved_steps[-1] != state.completed_steps:
+                checkpoint(epoch, batches_in_epoch)
+            progress.close()
+            log(
+                f"stopped by {stopper.received} after step {state.completed_steps} of {max_train_steps}; the "
+                "checkpoint is saved: run the same command with --resume_from_checkpoint to continue"
+            )
+            stopper.close()
+            accelerator.end_training()
+            return PREEMPTED_EXIT_CODE
         if args.checkpointing_steps == "epoch" and not args.streaming:
             checkpoint(epoch, batches_in_epoch)
     progress.close()
@@ -504,6 +550,8 @@ def main(argv=None):
             "wall_time_seconds": round(train_time, 1),
             "bad_samples": bad,
             "train_samples_per_process": samples_per_process,
+            "nonfinite_loss_steps_skipped": nonfinite.skipped,
+            "nonfinite_loss_steps": nonfinite.skipped_steps,
         }
         with open(os.path.join(args.output_dir, "train_summary.json"), "w") as handle:
             json.dump(summary, handle, indent=1)
@@ -544,6 +592,7 @@ def main(argv=None):
             )
             log(f"pushed to {url}")
     accelerator.wait_for_everyone()
+    stopper.close()  # everything is saved: a signal may end the process again
     accelerator.end_training()  # closes the trackers and the process group
 
 

@@ -1,7 +1,8 @@
 """Pieces shared by the training scripts in ``examples/`` (audio now; video and audio-visual reuse them).
 
 Checkpointing (atomic save, resume of model/optimizer/scheduler/RNG/data position), optimizer groups and the LR
-schedule, loss-curve and reconstruction pictures, model cards, Hub upload, metrics, the step log.
+schedule, loss-curve and reconstruction pictures, model cards, Hub upload, metrics, the step log, and the fault
+handling (pre-emption signals, non-finite losses: ``faults``).
 """
 
 from .checkpointing import (
@@ -12,6 +13,15 @@ from .checkpointing import (
     load_checkpoint,
     resolve_resume_path,
     save_checkpoint,
+)
+from .faults import (
+    NonFiniteLossError,
+    NonFiniteLossGuard,
+    StopOnSignal,
+    ignore_stop_signals_in_worker,
+    maybe_poison_loss,
+    maybe_signal_self,
+    step_if_finite,
 )
 from .hub import push_to_hub
 from .metrics import accuracy, load_metric, mean_average_precision
@@ -36,6 +46,13 @@ from .utils import (
 )
 
 __all__ = [
+    "NonFiniteLossError",
+    "NonFiniteLossGuard",
+    "StopOnSignal",
+    "ignore_stop_signals_in_worker",
+    "maybe_poison_loss",
+    "maybe_signal_self",
+    "step_if_finite",
     "FEATURE_FUNCTIONS",
     "apply_linear_probe",
     "fit_linear_probe",
