@@ -76,6 +76,7 @@ def parse_args(argv=None):
     parser.add_argument("--label_column", default="label")
     parser.add_argument("--label_names", nargs="+", default=None)
     parser.add_argument("--demo_multi_label", action="store_true")
+    parser.add_argument("--demo_num_clips", type=int, default=None, help="size of the built-in data's train split")
     parser.add_argument("--per_device_batch_size", type=int, default=64)
     parser.add_argument("--dataloader_num_workers", type=int, default=0)
     parser.add_argument(
@@ -156,6 +157,7 @@ def main(argv=None):
         args.label_column,
         args.label_names,
         demo_multi_label=args.demo_multi_label,
+        demo_num_clips=args.demo_num_clips if split == args.train_split else None,
     )
     train_source, eval_source = open_split(args.train_split), open_split(args.eval_split)
     eval_source.labels = train_source.labels
