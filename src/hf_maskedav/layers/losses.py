@@ -9,11 +9,14 @@ from torch import nn
 def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """MSE averaged over the value dimension, then over the masked tokens only (MAE ``forward_loss``).
 
+    Computed in float32 whatever the inputs' precision (as the official code under autocast, where ``pow`` runs in
+    float32): a bf16 mean over millions of values would lose the loss's precision.
+
     Args:
         pred, target: ``[N, L, K]``.
         mask: ``[N, L]``, 1 for tokens that count.
     """
-    per_token = (pred - target).pow(2).mean(dim=-1)  # [N, L]
+    per_token = (pred.float() - target.float()).pow(2).mean(dim=-1)  # [N, L]
     mask = mask.to(per_token.dtype)
     return (per_token * mask).sum() / mask.sum().clamp(min=1.0)
 

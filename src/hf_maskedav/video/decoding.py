@@ -221,6 +221,49 @@ def _pyav_info_unchecked(path: str) -> VideoInfo:
         return VideoInfo(num_frames, fps, int(stream.height), int(stream.width), duration, "pyav")
 
 
+def _pyav_seek_plan(container, stream, first_wanted: int):
+    """Where to start decoding for frames from ``first_wanted`` on, from a scan of the packets (no decoding).
+
+    Returns ``(keyframe_pts, {pts: frame index})`` when a keyframe after the start precedes ``first_wanted``, else
+    None (decode from the start). Frame ``i`` is the ``i``-th presentation time stamp, so the indices are exact for
+    variable frame rates and B-frames alike; files without time stamps are decoded from the start.
+    """
+    stamps, keyframes = [], []
+    for packet in container.demux(stream):
+        if packet.size == 0:
+            continue  # the flush packet
+        if packet.pts is None:
+            return None
+        stamps.append(packet.pts)
+        if packet.is_keyframe:
+            keyframes.append(packet.pts)
+    stamps.sort()
+    if first_wanted >= len(stamps) or len(set(stamps)) != len(stamps):
+        return None
+    target = stamps[first_wanted]
+    usable = [pts for pts in keyframes if pts <= target]
+    if not usable or max(usable) <= stamps[0]:
+        return None  # the nearest keyframe is the first frame: nothing to skip
+    return max(usable), {pts: i for i, pts in enumerate(stamps)}
+
+
+def _pyav_decode_from(container, stream, plan, wanted: set[int], last: int, found: dict) -> bool:
+    """Decode after seeking to ``plan``'s keyframe; False when the time stamps do not match the scan (then the
+    caller decodes from the start)."""
+    keyframe_pts, index_of = plan
+    container.seek(keyframe_pts, stream=stream, backward=True, any_frame=False)
+    for frame in container.decode(stream):
+        i = index_of.get(frame.pts)
+        if i is None:
+            found.clear()
+            return False
+        if i in wanted:
+            found[i] = torch.from_numpy(frame.to_ndarray(format="rgb24"))
+        if i >= last:
+            break
+    return True
+
+
 def _pyav_frames(path: str, indices: torch.Tensor) -> torch.Tensor:
     import av
 
@@ -229,11 +272,17 @@ def _pyav_frames(path: str, indices: torch.Tensor) -> torch.Tensor:
     found: dict[int, torch.Tensor] = {}
     try:
         with av.open(path) as container:
-            for i, frame in enumerate(container.decode(video=0)):
-                if i in wanted:
-                    found[i] = torch.from_numpy(frame.to_ndarray(format="rgb24"))
-                if i >= last:
-                    break
+            stream = container.streams.video[0]
+            # Seek to the keyframe before the first wanted frame instead of decoding everything before it (a clip in
+            # the middle of a 10-s video skips about half of the decoding).
+            plan = _pyav_seek_plan(container, stream, min(wanted)) if min(wanted) > 0 else None
+            if plan is None or not _pyav_decode_from(container, stream, plan, wanted, last, found):
+                container.seek(0)
+                for i, frame in enumerate(container.decode(stream)):
+                    if i in wanted:
+                        found[i] = torch.from_numpy(frame.to_ndarray(format="rgb24"))
+                    if i >= last:
+                        break
     except av.error.FFmpegError as error:
         if not found:
             raise VideoDecodingError(f"{path}: decoding failed ({error}); the file is corrupt") from error

@@ -364,7 +364,7 @@ class AudioMAEForPreTraining(AudioMAEPreTrainedModel):
         grid = self.audiomae.embeddings.patch_embed.grid_size(*spectrogram.shape[-2:])
         pred = self.decoder(encoded.last_hidden_state, encoded.ids_restore, grid)  # [N, L, p*p*C]
 
-        target = self.patchify(spectrogram.to(pred.dtype))  # [N, L, p*p*C]
+        target = self.patchify(spectrogram)  # [N, L, p*p*C], in the input's precision (float32 under autocast)
         if self.config.norm_pix_loss:
             target = normalize_per_patch(target)
         loss = masked_mse(pred, target, encoded.mask)

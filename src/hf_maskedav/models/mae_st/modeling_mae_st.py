@@ -407,7 +407,7 @@ class MAESTForPreTraining(MAESTPreTrainedModel):
             return_dict=True,
         )
         pred = self.decoder(encoded.last_hidden_state, encoded.ids_restore, grid)  # [N, L, u*p*p*C]
-        target = self.reconstruction_target(pixel_values).to(pred.dtype)
+        target = self.reconstruction_target(pixel_values)  # the input's precision; masked_mse runs in float32
         loss = masked_mse(pred, target, encoded.mask)
 
         if not return_dict:

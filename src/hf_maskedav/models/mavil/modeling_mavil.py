@@ -943,15 +943,16 @@ class MAViLForPreTraining(MAViLPreTrainedModel):
         if config.reconstruction_target == "teacher":
             audio_target, video_target = self._teacher_targets(input_values, pixel_values, audio_length, video_length)
         else:
-            audio_target = self.patchify_audio(spectrogram.to(audio_pred.dtype))
-            video_target = self.patchify_video(video.to(video_pred.dtype))
+            # in the inputs' precision (float32 under autocast); masked_mse runs in float32
+            audio_target = self.patchify_audio(spectrogram)
+            video_target = self.patchify_video(video)
             if config.audio_norm_pix_loss:
                 audio_target = normalize_per_patch(audio_target)
             if config.video_norm_pix_loss:
                 video_target = normalize_per_patch(video_target)
         terms = {
-            "audio_reconstruction_loss": masked_mse(audio_pred, audio_target.to(audio_pred.dtype), masks["audio"]),
-            "video_reconstruction_loss": masked_mse(video_pred, video_target.to(video_pred.dtype), masks["video"]),
+            "audio_reconstruction_loss": masked_mse(audio_pred, audio_target, masks["audio"]),
+            "video_reconstruction_loss": masked_mse(video_pred, video_target, masks["video"]),
         }
         weights = {
             "audio_reconstruction_loss": config.audio_reconstruction_weight,

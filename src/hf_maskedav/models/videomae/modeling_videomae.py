@@ -488,12 +488,12 @@ class MaskedAVVideoMAEForPreTraining(MaskedAVVideoMAEPreTrainedModel):
         logits = self.decoder(encoded.last_hidden_state, ids_visible, ids_masked, grid)  # [N, M, t*p*p*C]
 
         with torch.no_grad():  # official: labels are built under no_grad
-            labels = self._masked_targets(video, ids_masked).to(logits.dtype)  # [N, M, C, t*p*p]
+            labels = self._masked_targets(video, ids_masked)  # [N, M, C, t*p*p], the input's precision
         batch, num_masked = ids_masked.shape
         # logits hold values ordered (frame, row, column, channel), the labels channel first: compare the labels
         # transposed (a view; transposing the logits instead trips AOTAutograd's backward of the view)
-        loss = nn.functional.mse_loss(
-            logits.view(batch, num_masked, -1, self.config.num_channels), labels.transpose(2, 3)
+        loss = nn.functional.mse_loss(  # in float32, as the official loss under autocast
+            logits.view(batch, num_masked, -1, self.config.num_channels).float(), labels.float().transpose(2, 3)
         )
 
         if not return_dict:
