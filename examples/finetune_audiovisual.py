@@ -53,6 +53,16 @@ from hf_maskedav.training import (
     save_checkpoint,
     save_loss_curve,
 )
+from hf_maskedav.training.faults import (
+    PREEMPTED_EXIT_CODE,
+    NonFiniteLossError,
+    NonFiniteLossGuard,
+    StopOnSignal,
+    ignore_stop_signals_in_worker,
+    maybe_poison_loss,
+    maybe_signal_self,
+    step_if_finite,
+)
 from hf_maskedav.training.video_cli import SPLIT_MISSING_ERRORS, add_video_data_arguments, open_video_split
 from hf_maskedav.training.video_model_card import write_video_model_card
 from hf_maskedav.training.video_training import (
@@ -104,6 +114,8 @@ def parse_args(argv=None):
     train.add_argument("--adam_beta1", type=float, default=0.9)
     train.add_argument("--adam_beta2", type=float, default=0.999)
     train.add_argument("--max_grad_norm", type=float, default=None)
+    train.add_argument("--max_nonfinite_in_a_row", type=int, default=5,
+                       help="a NaN/Inf loss skips its optimizer update (counted, logged); stop after this many in a row")
     train.add_argument("--num_train_epochs", type=int, default=10)
     train.add_argument("--max_train_steps", type=int, default=None)
     train.add_argument("--gradient_accumulation_steps", type=int, default=1)
@@ -200,7 +212,8 @@ def main(argv=None):
         VideoClipDataset(train_source, recipe, train=True, seed=args.seed, repeats=args.repeated_sampling, audio=window,
                          backend=args.decoding_backend),
         batch_size=args.per_device_train_batch_size, shuffle=True, drop_last=True, collate_fn=collator,
-        num_workers=args.dataloader_num_workers, generator=torch.Generator().manual_seed(args.seed),
+        num_workers=args.dataloader_num_workers,
+        worker_init_fn=ignore_stop_signals_in_worker, generator=torch.Generator().manual_seed(args.seed),
     )
     eval_dataloader = None
     if args.eval_split != "none":
@@ -235,10 +248,12 @@ def main(argv=None):
         accelerator.init_trackers("finetune_audiovisual", {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))})
 
     tracker = VideoBadSampleTracker(max_bad_fraction=args.max_bad_fraction)
+    nonfinite = NonFiniteLossGuard(args.max_nonfinite_in_a_row, log=log)
     state = TrainingState()
     resume_path = resolve_resume_path(args.resume_from_checkpoint, args.output_dir)
     if resume_path:
         state = load_checkpoint(accelerator, resume_path)
+        nonfinite.load_state_dict(state.extra.get("nonfinite", {}))
         tracker.load_state_dict(state.bad_samples.get(str(accelerator.process_index), tracker.state_dict()))
         log(f"resumed from {resume_path} at step {state.completed_steps}")
     step_log = StepLog(os.path.join(args.output_dir, "train_log.jsonl"), enabled=accelerator.is_main_process)
@@ -264,18 +279,24 @@ def main(argv=None):
             state.extra["best_step"], state.extra["best_result"] = state.completed_steps, result
             save_model_and_processors(accelerator, model, best_dir, [processor])
 
+    saved_steps = []
+
     def checkpoint(epoch: int, batches_in_epoch: int):
         if batches_in_epoch >= len(train_dataloader):
             epoch, batches_in_epoch = epoch + 1, 0
         state.epoch, state.batches_in_epoch = epoch, batches_in_epoch
         state.bad_samples = per_process_states(accelerator, tracker.state_dict())
+        state.extra["nonfinite"] = nonfinite.state_dict()
         log(f"saved checkpoint {save_checkpoint(accelerator, args.output_dir, state, args.checkpoints_total_limit)}")
+        saved_steps.append(state.completed_steps)
 
     progress = tqdm(range(max_train_steps), initial=state.completed_steps, disable=not accelerator.is_local_main_process,
                     desc="fine-tuning", dynamic_ncols=True)
     micro_losses, micro = [], 0
+    # SIGTERM/SIGUSR1 (pre-emption) stop the loop at the next optimizer-step boundary, with a checkpoint
+    stopper, stopped = StopOnSignal(log=log), False
     for epoch in range(state.epoch, num_train_epochs):
-        if state.completed_steps >= max_train_steps:
+        if state.completed_steps >= max_train_steps or stopped:
             break
         model.train()
         skip = state.batches_in_epoch if epoch == state.epoch else 0
@@ -285,6 +306,7 @@ def main(argv=None):
         for batch in batches:
             batches_in_epoch += 1
             tracker.update(batch)
+            maybe_signal_self(state.completed_steps + 1)  # test aid (a SIGTERM mid-step), inert by default
             with accelerator.accumulate(model):
                 targets = one_hot_targets(batch["labels"], labels.num_labels, args.label_smoothing)
                 rng = np.random.default_rng([args.seed, accelerator.process_index, state.completed_steps, micro])
@@ -294,11 +316,14 @@ def main(argv=None):
                     input_values = spec_augment(input_values, args.freq_mask, args.time_mask)
                 out = model(input_values=input_values, pixel_values=pixel_values)
                 loss = sum(soft_target_loss(value, targets, multi_label) for value in head_logits(out).values())
+                loss = maybe_poison_loss(loss, state.completed_steps + 1)  # test aid (a NaN loss), inert by default
                 accelerator.backward(loss)
-                if accelerator.sync_gradients and args.max_grad_norm:
-                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-                optimizer.step()
-                optimizer.zero_grad()
+                if accelerator.sync_gradients:  # the update's loss over micro-batches and processes: finite -> step
+                    try:
+                        step_if_finite(accelerator, model, optimizer, [*micro_losses, loss.detach()], nonfinite,
+                                       state.completed_steps + 1, args.max_grad_norm)
+                    except NonFiniteLossError as error:
+                        raise SystemExit(f"stopped: {error}") from error
             micro_losses.append(loss.detach())
             micro += 1
             if not accelerator.sync_gradients:
@@ -319,8 +344,20 @@ def main(argv=None):
             if isinstance(args.checkpointing_steps, int) and state.completed_steps % args.checkpointing_steps == 0:
                 checkpoint(epoch, batches_in_epoch)
             maybe_inject_fault(state.completed_steps)
+            if stopper.should_stop(accelerator):
+                stopped = True
+                break
             if state.completed_steps >= max_train_steps:
                 break
+        if stopped:
+            if not saved_steps or saved_steps[-1] != state.completed_steps:
+                checkpoint(epoch, batches_in_epoch)
+            progress.close()
+            log(f"stopped by {stopper.received} after step {state.completed_steps} of {max_train_steps}; the "
+                "checkpoint is saved: run the same command with --resume_from_checkpoint to continue")
+            stopper.close()
+            accelerator.end_training()
+            raise SystemExit(PREEMPTED_EXIT_CODE)
         if not args.eval_every_steps:
             run_evaluation(epoch)
         if args.checkpointing_steps == "epoch":
@@ -350,6 +387,8 @@ def main(argv=None):
             "eval_history": eval_history,
             "wall_time_seconds": round(train_time, 1),
             "bad_samples": bad,
+            "nonfinite_loss_steps_skipped": nonfinite.skipped,
+            "nonfinite_loss_steps": nonfinite.skipped_steps,
         }
         with open(os.path.join(args.output_dir, "train_summary.json"), "w") as handle:
             json.dump(summary, handle, indent=1)
@@ -377,6 +416,7 @@ def main(argv=None):
                               token=args.hub_token)
             log(f"pushed to {url}")
     accelerator.wait_for_everyone()
+    stopper.close()  # everything is saved: a signal may end the process again
     accelerator.end_training()
 
 

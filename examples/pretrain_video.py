@@ -58,6 +58,16 @@ from hf_maskedav.training import (
     save_checkpoint,
     save_loss_curve,
 )
+from hf_maskedav.training.faults import (
+    PREEMPTED_EXIT_CODE,
+    NonFiniteLossError,
+    NonFiniteLossGuard,
+    StopOnSignal,
+    ignore_stop_signals_in_worker,
+    maybe_poison_loss,
+    maybe_signal_self,
+    step_if_finite,
+)
 from hf_maskedav.training.video_cli import SPLIT_MISSING_ERRORS, add_video_data_arguments, open_video_split
 from hf_maskedav.training.video_model_card import write_video_model_card
 from hf_maskedav.training.video_plotting import (
@@ -115,6 +125,8 @@ def parse_args(argv=None):
     train.add_argument("--adam_beta1", type=float, default=0.9)
     train.add_argument("--adam_beta2", type=float, default=0.95)
     train.add_argument("--max_grad_norm", type=float, default=None, help="clip gradients to this norm (MAE-ST: 0.02)")
+    train.add_argument("--max_nonfinite_in_a_row", type=int, default=5,
+                       help="a NaN/Inf loss skips its optimizer update (counted, logged); stop after this many in a row")
     train.add_argument("--num_train_epochs", type=int, default=6)
     train.add_argument("--max_train_steps", type=int, default=None, help="optimizer steps; overrides --num_train_epochs")
     train.add_argument("--gradient_accumulation_steps", type=int, default=1)
@@ -232,6 +244,7 @@ def main(argv=None):
     train_dataloader = torch.utils.data.DataLoader(
         train_dataset, batch_size=args.per_device_train_batch_size, shuffle=True, drop_last=True,
         collate_fn=VideoCollator(), num_workers=args.dataloader_num_workers,
+        worker_init_fn=ignore_stop_signals_in_worker,
         generator=torch.Generator().manual_seed(args.seed),  # its own: iterators never draw from the global RNG
     )
 
@@ -258,10 +271,12 @@ def main(argv=None):
 
     # ---- resume --------------------------------------------------------------------------------------------------
     tracker = VideoBadSampleTracker(max_bad_fraction=args.max_bad_fraction)
+    nonfinite = NonFiniteLossGuard(args.max_nonfinite_in_a_row, log=log)
     state = TrainingState()
     resume_path = resolve_resume_path(args.resume_from_checkpoint, args.output_dir)
     if resume_path:
         state = load_checkpoint(accelerator, resume_path)
+        nonfinite.load_state_dict(state.extra.get("nonfinite", {}))
         if str(accelerator.process_index) in state.bad_samples:
             tracker.load_state_dict(state.bad_samples[str(accelerator.process_index)])
         log(f"resumed from {resume_path}: step {state.completed_steps}, epoch {state.epoch}, "
@@ -270,19 +285,25 @@ def main(argv=None):
         log(f"no checkpoint in {args.output_dir}; starting from scratch")
     step_log = StepLog(os.path.join(args.output_dir, "train_log.jsonl"), enabled=accelerator.is_main_process)
 
+    saved_steps = []
+
     def checkpoint(epoch: int, batches_in_epoch: int):
         if batches_in_epoch >= len(train_dataloader):
             epoch, batches_in_epoch = epoch + 1, 0  # the epoch is finished: resume at the next one
         state.epoch, state.batches_in_epoch = epoch, batches_in_epoch
         state.bad_samples = per_process_states(accelerator, tracker.state_dict())
+        state.extra["nonfinite"] = nonfinite.state_dict()
         log(f"saved checkpoint {save_checkpoint(accelerator, args.output_dir, state, args.checkpoints_total_limit)}")
+        saved_steps.append(state.completed_steps)
 
     # ---- training loop -------------------------------------------------------------------------------------------
     progress = tqdm(range(max_train_steps), initial=state.completed_steps, disable=not accelerator.is_local_main_process,
                     desc=f"pretraining {family}", dynamic_ncols=True)
     micro_losses, last_clip = [], None
+    # SIGTERM/SIGUSR1 (pre-emption) stop the loop at the next optimizer-step boundary, with a checkpoint
+    stopper, stopped = StopOnSignal(log=log), False
     for epoch in range(state.epoch, num_train_epochs):
-        if state.completed_steps >= max_train_steps:
+        if state.completed_steps >= max_train_steps or stopped:
             break
         model.train()
         skip = state.batches_in_epoch if epoch == state.epoch else 0
@@ -292,15 +313,19 @@ def main(argv=None):
         for batch in batches:
             batches_in_epoch += 1
             tracker.update(batch)
+            maybe_signal_self(state.completed_steps + 1)  # test aid (a SIGTERM mid-step), inert by default
             with accelerator.accumulate(model):
                 pixel_values = batch["pixel_values"]
                 last_clip = pixel_values[:1].detach()
                 loss = model(pixel_values=pixel_values).loss  # the mask is drawn inside the model
+                loss = maybe_poison_loss(loss, state.completed_steps + 1)  # test aid (a NaN loss), inert by default
                 accelerator.backward(loss)
-                if accelerator.sync_gradients and args.max_grad_norm:
-                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-                optimizer.step()
-                optimizer.zero_grad()
+                if accelerator.sync_gradients:  # the update's loss over micro-batches and processes: finite -> step
+                    try:
+                        step_if_finite(accelerator, model, optimizer, [*micro_losses, loss.detach()], nonfinite,
+                                       state.completed_steps + 1, args.max_grad_norm)
+                    except NonFiniteLossError as error:
+                        raise SystemExit(f"stopped: {error}") from error
             micro_losses.append(loss.detach())
             if not accelerator.sync_gradients:
                 continue
@@ -320,8 +345,20 @@ def main(argv=None):
             if isinstance(args.checkpointing_steps, int) and state.completed_steps % args.checkpointing_steps == 0:
                 checkpoint(epoch, batches_in_epoch)
             maybe_inject_fault(state.completed_steps)
+            if stopper.should_stop(accelerator):
+                stopped = True
+                break
             if state.completed_steps >= max_train_steps:
                 break
+        if stopped:
+            if not saved_steps or saved_steps[-1] != state.completed_steps:
+                checkpoint(epoch, batches_in_epoch)
+            progress.close()
+            log(f"stopped by {stopper.received} after step {state.completed_steps} of {max_train_steps}; the "
+                "checkpoint is saved: run the same command with --resume_from_checkpoint to continue")
+            stopper.close()
+            accelerator.end_training()
+            raise SystemExit(PREEMPTED_EXIT_CODE)
         if args.checkpointing_steps == "epoch":
             checkpoint(epoch, batches_in_epoch)
     progress.close()
@@ -390,6 +427,8 @@ def main(argv=None):
             "eval_loss": eval_loss,
             "wall_time_seconds": round(train_time, 1),
             "bad_samples": bad,
+            "nonfinite_loss_steps_skipped": nonfinite.skipped,
+            "nonfinite_loss_steps": nonfinite.skipped_steps,
             "videos_per_process": videos_per_process,
         }
         with open(os.path.join(args.output_dir, "train_summary.json"), "w") as handle:
@@ -419,6 +458,7 @@ def main(argv=None):
                               token=args.hub_token)
             log(f"pushed to {url}")
     accelerator.wait_for_everyone()
+    stopper.close()  # everything is saved: a signal may end the process again
     accelerator.end_training()
 
 

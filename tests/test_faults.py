@@ -5,7 +5,9 @@ Every run trains the same tiny Audio-MAE (``examples/pretrain_audio.py``, one pr
 every 2) on a folder where 4 of 16 files are corrupt, with the loss of step 3 made NaN by the test aid
 ``HF_MASKEDAV_NAN_LOSS_AT_STEPS``. The reference run goes through uninterrupted; the others are stopped or killed and
 resumed, and must repeat the reference's loss sequence exactly (model, optimizer, scheduler, RNG, data position and
-fault counters restored). A fine-tuning run (``examples/finetune_audio.py``) is stopped and resumed too.
+fault counters restored). A fine-tuning run (``examples/finetune_audio.py``) is stopped and resumed too, and the
+four video/audio-visual scripts (pretrain_video, pretrain_audiovisual, finetune_video, finetune_audiovisual) skip a NaN
+step and stop on SIGTERM with a checkpoint.
 
 Each run is its own OS process (real signals, real ``SIGKILL``, real exit codes), forked by ``tests/fault_runner.py``
 from one interpreter that imported torch/transformers/datasets once: on a 2-core machine an interpreter start-up costs
@@ -30,7 +32,7 @@ import pytest
 import soundfile
 import torch
 
-from hf_maskedav import AudioMAEConfig
+from hf_maskedav import AudioMAEConfig, MaskedAVVideoMAEConfig, MAViLConfig
 from hf_maskedav.training.checkpointing import latest_checkpoint
 from hf_maskedav.training.faults import (
     NonFiniteLossError,
@@ -68,11 +70,33 @@ def workspace(tmp_path_factory):
     samples = (0.1 * rng.standard_normal(8000)).astype(np.float32)
     samples[100] = np.nan
     soundfile.write(data / "nan_samples.wav", samples, 16000, subtype="FLOAT")
-    return root, config, data
+    videomae = root / "config_videomae"
+    MaskedAVVideoMAEConfig(
+        image_size=32, patch_size=8, num_frames=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+        intermediate_size=64, mask_ratio=0.75, decoder_hidden_size=32, decoder_num_hidden_layers=1,
+        decoder_num_attention_heads=4, decoder_intermediate_size=64,
+    ).save_pretrained(videomae)
+    mavil = root / "config_mavil"
+    MAViLConfig(
+        num_mel_bins=32, max_length=32, audio_patch_size=8, num_frames=8, image_size=32, video_patch_size=8,
+        hidden_size=32, num_attention_heads=2, intermediate_size=64, audio_num_hidden_layers=1,
+        video_num_hidden_layers=1, fusion_num_hidden_layers=1, decoder_hidden_size=32, decoder_num_hidden_layers=1,
+        decoder_num_attention_heads=2, decoder_intermediate_size=64, inter_contrastive_weight=0.1,
+    ).save_pretrained(mavil)
+    return root, config, data, {"videomae": videomae, "mavil": mavil}
+
+
+# the video and audio-visual scripts: (script, config, extra arguments)
+VIDEO_SCRIPTS = {
+    "pretrain_video": ("videomae", ["--model", "videomae"]),
+    "pretrain_audiovisual": ("mavil", []),
+    "finetune_video": ("videomae", ["--test_split", "none"]),
+    "finetune_audiovisual": ("mavil", []),
+}
 
 
 def _pretrain(workspace, output_dir: Path, *extra: str) -> list[str]:
-    _, config, data = workspace
+    _, config, data, _ = workspace
     return [
         str(PRETRAIN), "--config_name", str(config), "--audio_files", str(data), "--per_device_train_batch_size", "4",
         "--max_train_steps", str(STEPS), "--checkpointing_steps", "2", "--eval_split", "none",
@@ -114,7 +138,15 @@ def runs(workspace, tmp_path_factory):
         return {"name": name, "output": str(output), "script": str(script), "argv": argv, "env": environment,
                 "kill_while_renaming": kill_while_renaming}
 
-    phase1 = [
+    video = []
+    for script, (config, extra) in VIDEO_SCRIPTS.items():
+        out[script] = root / script
+        argv = [str(ROOT / "examples" / f"{script}.py"), "--config_name", str(workspace[3][config]), *extra,
+                "--demo_num_clips", "8", "--per_device_train_batch_size", "2", "--max_train_steps", "4",
+                "--eval_split", "none", "--output_dir", str(out[script])]
+        video.append(run(script, out[script], argv, script=argv[0], HF_MASKEDAV_NAN_LOSS_AT_STEPS="1",
+                         HF_MASKEDAV_SIGTERM_AT_STEP="2", HF_MASKEDAV_CACHE=str(root / f"cache_{script}")))
+    phase1 = video + [
         run("reference", out["reference"], _pretrain(workspace, out["reference"])),
         run("sigterm", out["sigterm"], _pretrain(workspace, out["sigterm"]), HF_MASKEDAV_SIGTERM_AT_STEP="5"),
         run("killed", out["killed"], _pretrain(workspace, out["killed"]), kill_while_renaming=4),
@@ -134,6 +166,7 @@ def runs(workspace, tmp_path_factory):
     ]
     for item in phase1 + phase2:
         item["argv"] = item["argv"][1:]  # the runner gets the script separately
+        item["env"].setdefault("ACCELERATE_USE_CPU", "true")
     plan, results = root / "plan.json", root / "results.json"
     plan.write_text(json.dumps([phase1, phase2]))
     env = {k: v for k, v in os.environ.items() if not k.startswith("HF_MASKEDAV_")}
@@ -289,6 +322,19 @@ def test_finetune_sigterm_and_nan_then_resume(runs):
     summary = _summary(folder)
     assert summary["completed_steps"] == 6 and summary["nonfinite_loss_steps"] == [2]
     assert (folder / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize("script", list(VIDEO_SCRIPTS))
+def test_video_and_audiovisual_scripts_skip_nan_and_stop_on_sigterm(runs, script):
+    """The same fault handling in the video/audio-visual scripts: NaN at step 1 skipped and counted (in the
+    checkpoint), SIGTERM during step 2 -> checkpoint-2 and exit status 0."""
+    run = runs[script]
+    assert run.returncode == 0, run.output[-3000:]
+    assert "step 1: non-finite loss (nan); update skipped" in run.output
+    assert "stopped by SIGTERM after step 2 of 4" in run.output
+    state = run.after["states"]["checkpoint-2"]
+    assert state["completed_steps"] == 2 and state["extra"]["nonfinite"]["skipped_steps"] == [1]
+    assert "config.json" not in run.after["entries"]
 
 
 # ------------------------------------------------------------------------------------------------- the pieces
