@@ -40,7 +40,12 @@ from ...layers import (
     select_patches,
     sinusoid_1d_table,
 )
-from ...modeling_utils import classification_loss, init_mae_weights
+from ...modeling_utils import (
+    check_head_matches_labels,
+    check_model_input,
+    classification_loss,
+    init_mae_weights,
+)
 from .configuration_videomae import MaskedAVVideoMAEConfig
 
 
@@ -133,6 +138,7 @@ def _as_video(pixel_values: torch.Tensor, config: MaskedAVVideoMAEConfig) -> tor
     p = config.patch_size
     if height % p or width % p:
         raise ValueError(f"frame size {height}x{width} is not divisible by the patch size {p}; resize or crop first")
+    check_model_input(pixel_values, "pixel_values")
     return pixel_values.permute(0, 2, 1, 3, 4)
 
 
@@ -546,6 +552,7 @@ class MaskedAVVideoMAEForVideoClassification(MaskedAVVideoMAEPreTrainedModel):
         hidden = encoded.last_hidden_state  # [N, L, D]
         pooled = self.fc_norm(hidden.mean(dim=1)) if self.fc_norm is not None else hidden[:, 0]
         logits = self.classifier(self.dropout(pooled))
+        check_head_matches_labels(self.config, logits)
 
         loss = classification_loss(self.config, logits, labels) if labels is not None else None
         if not return_dict:
