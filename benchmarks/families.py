@@ -108,10 +108,11 @@ def _mae_st_config(size: str, inputs: InputSize):
     # Released: decoder 512 wide, 4 blocks, 16 heads (L/H); scaled for the smaller encoders.
     decoder = {"test": (16, 2, 1), "tiny": (128, 4, 4), "small": (256, 4, 4), "base": (512, 16, 4), "large": (512, 16, 4)}
     dim, heads, depth = decoder[size]
+    tubelet = 1 if frames == 1 else 2  # single frames: an image MAE (the ViTMAE comparison)
     return MAESTConfig(
-        image_size=image, patch_size=16, num_frames=frames, tubelet_size=2, **_vit(size),
+        image_size=image, patch_size=16, num_frames=frames, tubelet_size=tubelet, **_vit(size),
         decoder_hidden_size=dim, decoder_num_attention_heads=heads, decoder_num_hidden_layers=depth,
-        decoder_intermediate_size=4 * dim, pred_t_dim=frames // 2,
+        decoder_intermediate_size=4 * dim, pred_t_dim=frames // tubelet,
         mask_ratio=0.9 if inputs.mask_ratio is None else inputs.mask_ratio,
     )
 

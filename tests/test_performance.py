@@ -2,7 +2,6 @@
 autocast and compiles into one graph (dynamo, no graph break). A few seconds; the timed benchmarks are in
 benchmarks/ (``pytest -m benchmark``)."""
 
-import math
 import sys
 from pathlib import Path
 
@@ -219,4 +218,3 @@ def test_pyav_seeks_to_the_keyframe_before_the_clip_and_returns_the_right_frames
     # time stamps that do not match the scan: decoded from the start instead
     monkeypatch.setattr(decoding, "_pyav_seek_plan", lambda c, s, first: (plan[0], {}))
     assert frame_ids(decode_video(path, frame_indices=[13, 20], backend="pyav")) == [13, 20]
-    assert math.isclose(1.0, 1.0)
