@@ -109,9 +109,9 @@ def test_videomae_masked_targets_are_the_reconstruction_target_of_the_masked_tok
     model = MaskedAVVideoMAEForPreTraining(_tiny_videomae(norm_pix_loss=norm_pix_loss))
     pixel_values = torch.randn(2, 4, 3, 32, 32)
     ids_masked = torch.tensor([[0, 3, 5, 6], [1, 2, 4, 7]])
-    fast = model._masked_targets(pixel_values.permute(0, 2, 1, 3, 4), ids_masked)  # [N, M, C, K]
+    fast = model._masked_targets(pixel_values.permute(0, 2, 1, 3, 4), ids_masked)  # [N, M, K, C]
     reference = gather_tokens(model.reconstruction_target(pixel_values), ids_masked)  # [N, M, K*C]
-    torch.testing.assert_close(fast.transpose(2, 3).flatten(2), reference, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(fast.flatten(2), reference, rtol=1e-5, atol=1e-5)
 
 
 def test_videomae_drawn_mask_has_the_announced_count_and_equals_the_given_mask():

@@ -416,29 +416,29 @@ class MaskedAVVideoMAEForPreTraining(MaskedAVVideoMAEPreTrainedModel):
             patches = normalize_per_patch_channel(patches, self.config.num_channels)
         return patches
 
+    @torch.no_grad()  # official: labels are built under no_grad
     def _masked_targets(self, video: torch.Tensor, ids_masked: torch.Tensor) -> torch.Tensor:
-        """:meth:`reconstruction_target` of the masked tokens only, channel first: ``[N, M, C, t*p*p]``.
+        """:meth:`reconstruction_target` of the masked tokens only, ``[N, M, t*p*p, C]`` (the logits' layout).
 
-        Only the masked tubelets are cut (read in place from the input), and each channel's statistics are taken
-        over a contiguous row; the values are those of ``reconstruction_target`` gathered at ``ids_masked``.
+        Only the masked tubelets are cut (:func:`select_patches`), the statistics of each channel are taken over a
+        contiguous row (channel-first layout, one pass each, in place) and the result is written straight into the
+        logits' (value, channel) layout: the values of ``reconstruction_target`` gathered at ``ids_masked``.
         """
         config = self.config
         patches = select_patches(video, ids_masked, (config.tubelet_size, config.patch_size, config.patch_size))
-        patches = patches.flatten(3)  # [N, M, C, t*p*p]
-        shape = (1, 1, -1, 1)
+        patches = patches.flatten(3)  # [N, M, C, K] with K = t*p*p; a new tensor, so it is updated in place
+        batch, num_masked, channels, values = patches.shape
+        shape = (1, 1, channels, 1)
         mean = torch.tensor(config.pixel_mean, device=video.device, dtype=patches.dtype).view(shape)
         std = torch.tensor(config.pixel_std, device=video.device, dtype=patches.dtype).view(shape)
-        if torch.is_grad_enabled():
-            patches = patches * std + mean  # un-normalised pixels
-        else:  # in place: select_patches returned a new tensor, and no graph needs the intermediate values
-            patches = patches.mul_(std).add_(mean)
+        patches.mul_(std).add_(mean)  # un-normalised pixels
         if config.norm_pix_loss:
-            var, mu = torch.var_mean(patches, dim=-1, keepdim=True)  # unbiased, as the official .var()
-            if torch.is_grad_enabled():
-                patches = (patches - mu) / (var.sqrt() + 1e-6)
-            else:
-                patches = patches.sub_(mu).div_(var.sqrt_().add_(1e-6))
-        return patches
+            patches.sub_(patches.mean(dim=-1, keepdim=True))
+            # unbiased std (the official .var()) from the centred values, plus the official eps on the std
+            patches.div_(torch.linalg.vector_norm(patches, dim=-1, keepdim=True).div_((values - 1) ** 0.5).add_(1e-6))
+        out = torch.empty(batch, num_masked, values, channels, device=video.device, dtype=patches.dtype)
+        out.transpose(2, 3).copy_(patches)  # into the logits' layout, so that the loss reads both contiguously
+        return out
 
     def forward(
         self,
@@ -493,14 +493,9 @@ class MaskedAVVideoMAEForPreTraining(MaskedAVVideoMAEPreTrainedModel):
         ids_visible, ids_masked = ids_shuffle[:, :num_visible], ids_shuffle[:, num_visible:]
         logits = self.decoder(encoded.last_hidden_state, ids_visible, ids_masked, grid)  # [N, M, t*p*p*C]
 
-        with torch.no_grad():  # official: labels are built under no_grad
-            labels = self._masked_targets(video, ids_masked)  # [N, M, C, t*p*p], the input's precision
-        batch, num_masked = ids_masked.shape
-        # logits hold values ordered (frame, row, column, channel), the labels channel first: compare the labels
-        # transposed (a view; transposing the logits instead trips AOTAutograd's backward of the view)
-        loss = nn.functional.mse_loss(  # in float32, as the official loss under autocast
-            logits.view(batch, num_masked, -1, self.config.num_channels).float(), labels.float().transpose(2, 3)
-        )
+        labels = self._masked_targets(video, ids_masked)  # [N, M, t*p*p, C], no grad, the input's precision
+        # in float32, as the official loss under autocast
+        loss = nn.functional.mse_loss(logits.float(), labels.flatten(2).float())
 
         if not return_dict:
             return (loss, logits, encoded.mask, encoded.last_hidden_state)
