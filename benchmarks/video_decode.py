@@ -6,13 +6,18 @@ Examples (from the repository root)::
     python -m benchmarks.video_decode                                  # synthetic 10-s 320x256 H.264 clips
     python -m benchmarks.video_decode --video-dir /data/k400/val --num-videos 32 --workers 0 2 4
 
-Each dataset item opens one video with :func:`hf_maskedav.video.read_video` (only the frames needed are decoded:
-the union of the clips' indices), takes ``--clips-per-video`` random 16-frame clips every 4 frames (repeated
-sampling, as MAE-ST's ``repeat_aug`` and VideoMAE V2's ``num_sample``: one decode feeds several clips), and runs the
-VideoMAE video processor (short side 224, centre crop 224, rescale and normalise) on them. Rows with repeated
-sampling "off" take one clip per decode. Throughput is clips per second of wall-clock time through a
-``torch.utils.data.DataLoader`` (worker start-up included), median over ``--repeats`` rounds in which the
-configurations take turns.
+Each dataset item opens one video with :func:`hf_maskedav.video.read_video` (only the frames needed are decoded),
+takes random 16-frame clips every 4 frames and runs the VideoMAE video processor (short side 224, centre crop 224,
+rescale and normalise) on them. Repeated sampling gives ``--clips-per-video`` training samples per decode:
+
+* ``off``: one clip per video opened;
+* ``views``: one clip decoded, processed ``R`` times (VideoMAE V2's ``num_sample``: the augmentations differ, the
+  frames are the same);
+* ``clips``: ``R`` clips at different random positions from one opened file (MAE-ST's ``repeat_aug``).
+
+Throughput is clips per second of wall-clock time through a ``torch.utils.data.DataLoader`` (worker start-up
+included), median over ``--repeats`` rounds in which the configurations take turns. FFmpeg's own decoding threads are
+the libraries' defaults (PyAV: automatic, torchcodec: one).
 """
 
 from __future__ import annotations
@@ -69,14 +74,18 @@ def write_synthetic_videos(folder: Path, count: int, seconds: float, fps: int, w
 
 
 class ClipDataset(torch.utils.data.Dataset):
-    """One item per video: ``clips`` random clips decoded together and processed, ``[clips, T, 3, 224, 224]``."""
+    """One item per video: ``clips`` processed clips ``[clips, T, 3, 224, 224]``, from one decoded clip (``mode``
+    "views") or from as many random clips decoded together (``mode`` "clips")."""
 
-    def __init__(self, paths, backend: str, clips: int, num_frames: int = 16, sample_rate: int = 4, seed: int = 0):
+    def __init__(
+        self, paths, backend: str, clips: int, mode: str = "clips", num_frames: int = 16, sample_rate: int = 4, seed: int = 0
+    ):
         from hf_maskedav import MaskedAVVideoMAEVideoProcessor
 
         self.paths = list(paths)
         self.backend = backend
         self.clips = clips
+        self.mode = mode
         self.num_frames = num_frames
         self.sample_rate = sample_rate
         self.seed = seed
@@ -90,15 +99,19 @@ class ClipDataset(torch.utils.data.Dataset):
 
         generator = torch.Generator().manual_seed(self.seed * 100_003 + index)
 
+        decoded_clips = 1 if self.mode == "views" else self.clips
+
         def choose(info):
             return torch.cat([
                 clip_frame_indices(info.num_frames, self.num_frames, self.sample_rate, "random", generator)
-                for _ in range(self.clips)
+                for _ in range(decoded_clips)
             ])
 
         decoded = read_video(self.paths[index], frame_indices=choose, backend=self.backend)
         frames = decoded.frames.permute(0, 3, 1, 2)  # [clips*T, 3, H, W] uint8
-        videos = list(frames.view(self.clips, self.num_frames, *frames.shape[1:]))
+        videos = list(frames.view(decoded_clips, self.num_frames, *frames.shape[1:]))
+        if self.mode == "views":
+            videos = videos * self.clips  # the same frames, processed once per view
         return self.processor(videos, do_sample_frames=False, return_tensors="pt").pixel_values
 
 
@@ -110,9 +123,9 @@ def _worker_init(_):
     torch.set_num_threads(1)
 
 
-def run_config(paths, backend: str, workers: int, clips: int, batch_size: int, seed: int) -> tuple[float, int]:
+def run_config(paths, backend: str, workers: int, mode: str, clips: int, batch_size: int, seed: int) -> tuple[float, int]:
     """Seconds to go through every video once, and the number of clips produced."""
-    dataset = ClipDataset(paths, backend, clips, seed=seed)
+    dataset = ClipDataset(paths, backend, 1 if mode == "off" else clips, mode=mode, seed=seed)
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, num_workers=workers, collate_fn=_collate,
         worker_init_fn=_worker_init if workers else None, persistent_workers=False,
@@ -141,24 +154,25 @@ def run(args) -> str:
         raise SystemExit("no videos to read")
     backends = [b for b in args.backends if b in available_backends()]
     missing = sorted(set(args.backends) - set(backends))
-    configs = [(b, w, c) for b in backends for w in args.workers for c in sorted({1, args.clips_per_video})]
+    configs = [(b, w, m) for b in backends for w in args.workers for m in args.repeated]
     times: dict[tuple, list[float]] = {config: [] for config in configs}
     produced: dict[tuple, int] = {}
     for round_index in range(args.repeats):
         order = configs if round_index % 2 == 0 else configs[::-1]
         for config in order:
-            seconds, count = run_config(paths, *config, batch_size=args.batch_size, seed=args.seed)
+            seconds, count = run_config(paths, *config, args.clips_per_video, args.batch_size, args.seed)
             times[config].append(seconds)
             produced[config] = count
 
-    table = Table(["backend", "workers", "repeated sampling", "clips / decode", "clips", "median s", "clips/s",
+    table = Table(["backend", "workers", "repeated sampling", "clips / video", "clips", "median s", "clips/s",
                    "ms / clip", "vs PyAV, same row"])
-    for backend, workers, clips in configs:
-        t = median(times[(backend, workers, clips)])
-        count = produced[(backend, workers, clips)]
-        reference = times.get(("pyav", workers, clips))
+    for backend, workers, mode in configs:
+        t = median(times[(backend, workers, mode)])
+        count = produced[(backend, workers, mode)]
+        reference = times.get(("pyav", workers, mode))
         ratio = f"{median(reference) / t:.2f}x" if reference else None
-        table.add(backend, workers, "on" if clips > 1 else "off", clips, count, t, count / t, 1e3 * t / count, ratio)
+        per_video = 1 if mode == "off" else args.clips_per_video
+        table.add(backend, workers, mode, per_video, count, t, count / t, 1e3 * t / count, ratio)
     notes = [
         source,
         f"16 frames every 4, {args.batch_size} videos per batch, VideoMAE processor (224 crop), "
@@ -180,7 +194,8 @@ def parse_args(argv=None):
     parser.add_argument("--height", type=int, default=256)
     parser.add_argument("--backends", nargs="+", default=["pyav", "torchcodec"])
     parser.add_argument("--workers", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--clips-per-video", type=int, default=2, help="clips per decode with repeated sampling on")
+    parser.add_argument("--clips-per-video", type=int, default=2, help="R: clips per video with repeated sampling")
+    parser.add_argument("--repeated", nargs="+", default=["off", "views", "clips"], choices=["off", "views", "clips"])
     parser.add_argument("--batch-size", type=int, default=2, help="videos per DataLoader batch")
     add_common_args(parser, repeats=3, warmup=0)
     return parser.parse_args(argv)
