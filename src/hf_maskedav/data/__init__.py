@@ -1,4 +1,4 @@
-"""Data for training: audio decoding, sources (Hub, audiofolder, files, built-in demo), clip datasets, collation."""
+"""Data for training: audio and video decoding, sources (Hub, folders, CSV lists, files, built-in demos), clip datasets."""
 
 from .audio import (
     AUDIO_EXTENSIONS,
@@ -17,8 +17,31 @@ from .audio import (
 from .augment import spec_augment
 from .audio_decoding import BadSampleError, crop_or_pad, decode_audio
 from .demo_audio import DEMO_AUDIO_CLASSES, DEMO_AUDIO_SIZES, DemoAudioDataset, synthesize_clip
+from .demo_video import DEMO_VIDEO_CLASSES, DEMO_VIDEO_SIZES, DemoVideoDataset
+from .video import (
+    AudioWindow,
+    VideoBadSampleTracker,
+    VideoClipDataset,
+    VideoCollator,
+    VideoSource,
+    load_video_source,
+    read_video_csv,
+)
+from .video_transforms import VideoClipRecipe, video_recipe
 
 __all__ = [
+    "DEMO_VIDEO_CLASSES",
+    "DEMO_VIDEO_SIZES",
+    "AudioWindow",
+    "DemoVideoDataset",
+    "VideoBadSampleTracker",
+    "VideoClipDataset",
+    "VideoClipRecipe",
+    "VideoCollator",
+    "VideoSource",
+    "load_video_source",
+    "read_video_csv",
+    "video_recipe",
     "AUDIO_EXTENSIONS",
     "DEMO_AUDIO_CLASSES",
     "DEMO_AUDIO_SIZES",

@@ -35,6 +35,8 @@ def add_video_data_arguments(parser: argparse.ArgumentParser, labels: bool = Fal
                       help="video decoder (default: torchcodec when usable, PyAV otherwise)")
     data.add_argument("--max_bad_fraction", type=float, default=0.5, help="stop when more videos than this fraction fail")
     data.add_argument("--demo_num_clips", type=int, default=None, help="size of the built-in dataset's train split")
+    data.add_argument("--demo_eval_num_clips", type=int, default=None,
+                      help="size of the built-in dataset's evaluation split (default: all of it)")
     data.add_argument("--demo_cache_dir", default=None, help="where the built-in dataset's .mp4 files are written")
     return data
 
@@ -59,7 +61,7 @@ def open_video_split(args, split: str, accelerator=None, label_column: str | Non
             getattr(args, "video_files", None) if train else None, args.data_root, split, args.video_column,
             label_column, getattr(args, "label_names", None), True if getattr(args, "multi_label", False) else None,
             audio_column, demo_multi_label=getattr(args, "demo_multi_label", False),
-            demo_num_clips=args.demo_num_clips if train else None, demo_cache_dir=args.demo_cache_dir,
+            demo_num_clips=args.demo_num_clips if train else args.demo_eval_num_clips, demo_cache_dir=args.demo_cache_dir,
         )
 
 
