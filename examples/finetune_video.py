@@ -42,6 +42,7 @@ from hf_maskedav.data.video import VideoBadSampleTracker, VideoClipDataset, Vide
 from hf_maskedav.data.video_transforms import video_recipe
 from hf_maskedav.metrics import load_metric
 from hf_maskedav.training import (
+    check_world_size,
     StepLog,
     TrainingState,
     cosine_schedule_with_warmup,
@@ -192,6 +193,7 @@ def main(argv=None):
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
     )
     log = accelerator.print
+    check_world_size(accelerator)  # several launched processes but one in each: stop, say why
     log(f"world size: {accelerator.num_processes} process(es), device {accelerator.device}, "
         f"mixed precision {accelerator.mixed_precision}")
     set_seed(args.seed, device_specific=True)

@@ -37,7 +37,7 @@ import hf_maskedav.training.video_probe  # noqa: F401  (registers the video feat
 from hf_maskedav.data import clip_samples_for
 from hf_maskedav.data.video import AudioWindow, VideoBadSampleTracker, VideoClipDataset, VideoCollator
 from hf_maskedav.data.video_transforms import video_recipe
-from hf_maskedav.training import apply_linear_probe, fit_linear_probe, format_duration, resolve_feature_function
+from hf_maskedav.training import check_world_size, apply_linear_probe, fit_linear_probe, format_duration, resolve_feature_function
 from hf_maskedav.training.video_cli import add_video_data_arguments, open_video_split
 from hf_maskedav.training.video_training import (
     audiovisual_processor_for,
@@ -116,6 +116,7 @@ def main(argv=None):
     start = time.time()
     accelerator = Accelerator()
     log = accelerator.print
+    check_world_size(accelerator)  # several launched processes but one in each: stop, say why
     model, processor = load_encoder(args)
     model_type = model.config.model_type
     feature_fn = resolve_feature_function(model_type, args.feature_fn)
@@ -135,7 +136,7 @@ def main(argv=None):
     if labels is None:
         raise SystemExit("the linear probe needs labels: pass --label_column")
     collator = VideoCollator(labels, feature_extractor)
-    tracker = VideoBadSampleTracker()
+    tracker = VideoBadSampleTracker(max_bad_fraction=args.max_bad_fraction)
     what = "random-init " if args.random_init else ""
     log(f"linear probe of a frozen {what}{model_type} encoder ({args.model_name_or_path or args.config_name}, "
         f"{modality} features) on {train_source.description} -> {eval_source.description}")

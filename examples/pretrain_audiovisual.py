@@ -44,6 +44,7 @@ from hf_maskedav.data import clip_samples_for
 from hf_maskedav.data.video import AudioWindow, VideoBadSampleTracker, VideoClipDataset, VideoCollator
 from hf_maskedav.data.video_transforms import video_recipe
 from hf_maskedav.training import (
+    check_world_size,
     StepLog,
     TrainingState,
     cosine_schedule_with_warmup,
@@ -447,6 +448,7 @@ def main(argv=None):
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)] if unused else None,
     )
     log = accelerator.print
+    check_world_size(accelerator)  # several launched processes but one in each: stop, say why
     log(f"world size: {accelerator.num_processes} process(es), device {accelerator.device}, "
         f"mixed precision {accelerator.mixed_precision}, distributed type {accelerator.distributed_type.value}")
     print(f"process {accelerator.process_index} of {accelerator.num_processes} started on {accelerator.device}", flush=True)

@@ -44,6 +44,7 @@ import hf_maskedav  # noqa: F401  (registers the models with the Auto classes)
 from hf_maskedav.data.video import VideoBadSampleTracker, VideoClipDataset, VideoCollator
 from hf_maskedav.data.video_transforms import video_recipe
 from hf_maskedav.training import (
+    check_world_size,
     StepLog,
     TrainingState,
     cosine_schedule_with_warmup,
@@ -204,6 +205,7 @@ def main(argv=None):
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
     )
     log = accelerator.print
+    check_world_size(accelerator)  # several launched processes but one in each: stop, say why
     log(f"world size: {accelerator.num_processes} process(es), device {accelerator.device}, "
         f"mixed precision {accelerator.mixed_precision}, distributed type {accelerator.distributed_type.value}")
     print(f"process {accelerator.process_index} of {accelerator.num_processes} started on {accelerator.device}", flush=True)

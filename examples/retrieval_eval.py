@@ -31,7 +31,7 @@ from hf_maskedav import MAViLForPreTraining, MAViLModel
 from hf_maskedav.data import clip_samples_for
 from hf_maskedav.data.video import AudioWindow, VideoBadSampleTracker, VideoClipDataset, VideoCollator
 from hf_maskedav.data.video_transforms import video_recipe
-from hf_maskedav.training import format_duration
+from hf_maskedav.training import check_world_size, format_duration
 from hf_maskedav.training.video_cli import add_video_data_arguments, open_video_split
 from hf_maskedav.training.video_probe import recall_at_k
 from hf_maskedav.training.video_training import audiovisual_processor_for, build_audiovisual_config, has_saved_processor
@@ -77,6 +77,7 @@ def main(argv=None):
     start = time.time()
     accelerator = Accelerator()
     log = accelerator.print
+    check_world_size(accelerator)  # several launched processes but one in each: stop, say why
     model, processor = load_model(args)
     model = accelerator.prepare_model(model, evaluation_mode=True)
     unwrapped = accelerator.unwrap_model(model)
@@ -90,7 +91,7 @@ def main(argv=None):
         batch_size=args.per_device_batch_size, collate_fn=VideoCollator(None, feature_extractor),
         num_workers=args.dataloader_num_workers,
     ))
-    tracker = VideoBadSampleTracker()
+    tracker = VideoBadSampleTracker(max_bad_fraction=args.max_bad_fraction)
     audio_embeds, video_embeds = [], []
     for batch in tqdm(loader, desc="embeddings", disable=not accelerator.is_local_main_process):
         tracker.update(batch)

@@ -231,7 +231,7 @@ def videofolder(tmp_path_factory):
 def test_videofolder_source_skips_and_reports_bad_files(videofolder, how):
     kwargs = dict(data_dir=str(videofolder)) if how == "videofolder" else dict(dataset_name=str(videofolder))
     source = load_video_source(**kwargs, label_column="label")
-    assert len(source.data) == 8 and source.labels.names == sorted({"still", "stack", "rise", "fall", "flash", "bounce"})
+    assert len(source.data) == 8 and source.labels.names == sorted({"still", "slide", "rise", "fall", "flash", "bounce"})
     dataset = VideoClipDataset(source, _recipe(), train=True, repeats=2)
     loader = torch.utils.data.DataLoader(dataset, batch_size=4, collate_fn=VideoCollator(source.labels))
     tracker = VideoBadSampleTracker()

@@ -1,31 +1,32 @@
-"""Built-in demo video and audio-visual datasets: moving shapes with a matching sound, written as real .mp4 files.
+"""Built-in demo video and audio-visual datasets: a moving texture of shapes with a matching sound, as real .mp4 files.
 
 Every clip is rendered deterministically from ``(seed, split, index)`` and written once, with PyAV, into a cache
 folder (H.264 video + AAC audio in an .mp4 container), so the examples and tests exercise the whole decoding path
 (container, codec, seeking, audio track) without any download. Each split folder also gets a ``metadata.csv``
 (``file_name,label``), which makes it a valid ``videofolder`` as well.
 
-A clip shows three to five shapes (random kind, colour, size and place) on a random static background (a colour
-gradient, smooth texture, soft distractor blobs). Its class is a *motion pattern that all its shapes share* -- a
-clip-level property that can only be read from how the picture changes over time, and that predicts masked frames,
-which is what a masked video model has to find out. The clip's sound mirrors the motion (its pitch follows the
-height of the first shape; its events are the picture's), so in the audio-visual variant the classes agree across
-modalities and each clip's two tracks correspond in time and pitch:
+A clip is a texture: 20-40 small shapes (random kind, colour and size) on a jittered grid that covers the frame (it
+wraps around the edges), over a plain background. Its class is the *motion that the whole texture shares*, a
+clip-level property that can only be read from how the picture changes over time. Because the texture covers the
+frame, the content of a masked region is in view somewhere else at another time: predicting it means working out the
+motion, which is what a masked video model has to learn (and what a linear probe on its features then finds). The
+sound follows the picture: its pitch is set by the texture's grid spacing (dense = high), its time structure by the
+motion, so in the audio-visual variant the classes agree across modalities and each clip's two tracks correspond:
 
-===============  ===========================================================  ==============================
-class            picture (every shape of the clip)                            sound
-===============  ===========================================================  ==============================
-``still``        stays in place                                               a steady tone
-``stack``        shapes stacked in one or two columns, still                  a harmonic stack (a partial per shape)
-``rise``         drifts upwards (re-entering at the bottom)                   a chirp following the height
-``fall``         drifts downwards (re-entering at the top)                    a chirp following the height
-``flash``        visible only during 3-5 short common flashes                 noise bursts at the flashes
-``bounce``       bounces on its own floor, in step with the others            a click at each impact
-``shake``        jumps by a common random offset every frame                  a click per jump
-``pulse``        grows and shrinks in step (1.2-2.5 Hz)                       a tremolo tone at the same rate
-===============  ===========================================================  ==============================
+===============  =========================================================  ========================================
+class            picture (the whole texture)                                sound
+===============  =========================================================  ========================================
+``still``        stays in place                                             a steady tone
+``slide``        slides sideways (left or right)                            a harmonic stack
+``rise``         drifts upwards                                             a rising glide, once per grid cell passed
+``fall``         drifts downwards                                           a falling glide, once per grid cell passed
+``flash``        visible only during 3-5 short common flashes               noise bursts at the flashes
+``bounce``       bounces up and down, in step                               a click at each impact
+``shake``        jumps by a common random offset every frame                a click per jump
+``pulse``        every shape grows and shrinks in step (1.2-2.5 Hz)         a tremolo tone at the same rate
+===============  =========================================================  ========================================
 
-The multi-label variant shows two groups of shapes with different classes (and mixes their sounds).
+The multi-label variant splits the grid between two textures of different classes (and mixes their sounds).
 """
 
 from __future__ import annotations
@@ -39,11 +40,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-DEMO_VIDEO_CLASSES = ("still", "stack", "rise", "fall", "flash", "bounce", "shake", "pulse")
+DEMO_VIDEO_CLASSES = ("still", "slide", "rise", "fall", "flash", "bounce", "shake", "pulse")
 # The sound each picture class makes (names of the matching classes of the built-in audio demo, for reference).
 DEMO_VIDEO_SOUNDS = {
     "still": "tone",
-    "stack": "harmonic",
+    "slide": "harmonic",
     "rise": "chirp_up",
     "fall": "chirp_down",
     "flash": "noise_burst",
@@ -54,7 +55,7 @@ DEMO_VIDEO_SOUNDS = {
 DEMO_VIDEO_SIZES = {"train": 480, "validation": 160, "test": 160}
 _SPLIT_CODES = {"train": 0, "validation": 1, "test": 2}
 # Bump when the renderer changes: the cache folder name includes it, so old files are never reused.
-DEMO_VIDEO_VERSION = 4
+DEMO_VIDEO_VERSION = 7
 
 
 def default_cache_dir() -> str:
@@ -79,7 +80,7 @@ def _shape_distance(kind: str, dx: np.ndarray, dy: np.ndarray, radius: float) ->
     if kind == "diamond":
         return (np.abs(dx) + np.abs(dy)) / np.sqrt(2) - radius * 0.8
     if kind == "ring":
-        return np.abs(np.sqrt(dx**2 + dy**2) - radius * 0.75) - max(radius * 0.3, 1.0)
+        return np.abs(np.sqrt(dx**2 + dy**2) - radius * 0.75) - np.maximum(radius * 0.3, 1.0)
     raise ValueError(f"unknown shape {kind!r}")
 
 
@@ -94,117 +95,105 @@ def _hsv_to_rgb(h: float, s: float, v: float) -> np.ndarray:
 
 
 def _background(rng: np.random.Generator, height: int, width: int, dark: bool) -> np.ndarray:
-    """A static background: a two-colour gradient, smooth texture and a few soft distractor blobs."""
+    """A static background: one colour with a faint gradient."""
     level = rng.uniform(0.05, 0.35) if dark else rng.uniform(0.6, 0.9)
     c0 = np.clip(level + rng.uniform(-0.12, 0.12, 3), 0, 1)
-    c1 = np.clip(level + rng.uniform(-0.12, 0.12, 3), 0, 1)
+    c1 = np.clip(c0 + rng.uniform(-0.05, 0.05, 3), 0, 1)
     angle = rng.uniform(0, 2 * np.pi)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
     ramp = np.cos(angle) * xx / width + np.sin(angle) * yy / height
     ramp = (ramp - ramp.min()) / (np.ptp(ramp) + 1e-9)
-    image = c0[None, None] * (1 - ramp[..., None]) + c1[None, None] * ramp[..., None]
-    coarse = rng.standard_normal((height // 12 + 2, width // 12 + 2))
-    texture = torch.nn.functional.interpolate(
-        torch.from_numpy(coarse)[None, None], size=(height, width), mode="bicubic", align_corners=False
-    )[0, 0].numpy()
-    image = image + rng.uniform(0.02, 0.06) * texture[..., None]
-    for _ in range(rng.integers(0, 3)):
-        cx, cy = rng.uniform(0, width), rng.uniform(0, height)
-        ax, ay = rng.uniform(6, 18), rng.uniform(6, 18)
-        blob = np.exp(-(((xx - cx) / ax) ** 2 + ((yy - cy) / ay) ** 2))
-        image = image + rng.uniform(-0.15, 0.15, 3)[None, None] * blob[..., None]
-    return image
+    return c0[None, None] * (1 - ramp[..., None]) + c1[None, None] * ramp[..., None]
 
 
-class _Group:
-    """Shapes sharing one motion pattern: per-frame positions, radii and opacity of each; the sound's events."""
+class _Texture:
+    """Shapes on (part of) a jittered grid sharing one motion: per-frame offset, scale and opacity; the sound's events.
+
+    Positions wrap around the frame, so the texture always covers it.
+    """
 
     def __init__(self, label: int, rng: np.random.Generator, num_frames: int, fps: float, height: int, width: int,
-                 count: int):
+                 spacing: float, points: np.ndarray):
         self.name = name = DEMO_VIDEO_CLASSES[label]
-        self.height = height
+        self.spacing = spacing
         t = np.arange(num_frames) / fps
         duration = num_frames / fps
         self.t = t
-        n = count
+        n = len(points)
         self.kinds = [_SHAPES[k] for k in rng.integers(len(_SHAPES), size=n)]
-        radius = rng.uniform(3.5, 6.5, n)
-        x0, y0 = rng.uniform(0.1, 0.9, n) * width, rng.uniform(0.15, 0.85, n) * height
-        self.x = np.repeat(x0[:, None], num_frames, axis=1)
-        self.y = np.repeat(y0[:, None], num_frames, axis=1)
-        self.r = np.repeat(radius[:, None], num_frames, axis=1)
-        self.alpha = np.ones((n, num_frames))
+        self.x0, self.y0 = points[:, 0], points[:, 1]
+        self.radius = rng.uniform(0.22, 0.38, n) * spacing
+        self.dx, self.dy = np.zeros(num_frames), np.zeros(num_frames)
+        self.scale, self.alpha = np.ones(num_frames), np.ones(num_frames)
         self.events: list[float] = []  # times of the sound's clicks / bursts
         self.bursts: list[tuple[float, float]] = []
-        if name == "stack":
-            columns = 1 if n < 4 else 2
-            per_column = int(np.ceil(n / columns))
-            r = rng.uniform(3.0, 4.0)
-            bottoms = rng.uniform(0.75, 0.9, columns) * height
-            xs = rng.uniform(0.15, 0.85, columns) * width
-            for i in range(n):
-                c, k = i // per_column, i % per_column
-                self.x[i], self.y[i], self.r[i] = xs[c], bottoms[c] - k * 2.4 * r, r
+        self.speed = 0.0
+        if name == "slide":
+            self.speed = rng.uniform(40.0, 60.0)  # pixels per second
+            self.dx = rng.choice([-1.0, 1.0]) * self.speed * t
         elif name in ("rise", "fall"):
-            speed = rng.uniform(18.0, 30.0) * (-1 if name == "rise" else 1)  # pixels per second
-            span = height + 16.0
-            self.y = (y0[:, None] + speed * t[None, :] + 8.0) % span - 8.0
-            self.x = self.x + rng.uniform(-3, 3, n)[:, None] * t[None, :]
+            self.speed = rng.uniform(40.0, 60.0)
+            self.dy = (-1.0 if name == "rise" else 1.0) * self.speed * t
         elif name == "flash":
             count_bursts = int(rng.integers(3, 6))
             centres = (np.arange(count_bursts) + rng.uniform(0.25, 0.75, count_bursts)) * duration / count_bursts
             length = rng.uniform(1.5, 3.0) / fps
             self.bursts = [(c - length / 2, c + length / 2) for c in centres]
             self.events = [start for start, _ in self.bursts]
-            ramp = 1.0 / fps
             alpha = np.zeros(num_frames)
             for start, stop in self.bursts:
-                alpha = np.maximum(alpha, np.clip(np.minimum(t - start, stop - t) / ramp + 0.5, 0, 1))
-            self.alpha = np.repeat(alpha[None], n, axis=0)
+                alpha = np.maximum(alpha, np.clip(np.minimum(t - start, stop - t) * fps + 0.5, 0, 1))
+            self.alpha = alpha
         elif name == "bounce":
             period, phase = rng.uniform(0.5, 0.9), rng.uniform(0, 1.0)
-            floors = rng.uniform(0.65, 0.9, n) * height
-            amplitudes = rng.uniform(0.25, 0.45, n) * height
-            lift = np.abs(np.sin(np.pi * (t - phase) / period))
-            self.y = floors[:, None] - amplitudes[:, None] * lift[None, :]
+            self.dy = -rng.uniform(0.7, 1.2) * spacing * np.abs(np.sin(np.pi * (t - phase) / period))
             first = phase - np.floor(phase / period) * period
             self.events = list(np.arange(first, duration, period))
         elif name == "shake":
-            amplitude = rng.uniform(2.0, 4.0)
-            offsets = rng.uniform(-amplitude, amplitude, (2, num_frames))
-            self.x, self.y = self.x + offsets[0][None], self.y + offsets[1][None]
+            amplitude = rng.uniform(3.0, 6.0)
+            self.dx, self.dy = rng.uniform(-amplitude, amplitude, (2, num_frames))
             self.events = list(t)
         elif name == "pulse":
             self.rate = rng.uniform(1.2, 2.5)
             self.depth = rng.uniform(0.35, 0.6)
             self.phase = rng.uniform(0, 2 * np.pi)
-            self.r = self.r * (1 + self.depth * np.sin(2 * np.pi * self.rate * t + self.phase))[None, :]
+            self.scale = 1 + self.depth * np.sin(2 * np.pi * self.rate * t + self.phase)
         elif name != "still":
             raise ValueError(f"unknown demo video class {name!r}")
 
-    def pitch(self, y) -> np.ndarray:
-        """Height -> frequency: the top of the frame is ~2.4 kHz, the bottom ~150 Hz."""
-        return 150.0 * 2.0 ** (4.0 * (1.0 - np.clip(np.asarray(y, dtype=np.float64), 0, self.height) / self.height))
+    def pitch(self) -> float:
+        """Grid spacing -> base frequency: the densest texture (9 px) ~1.2 kHz, the sparsest (14 px) ~300 Hz."""
+        return 300.0 * 2.0 ** (2.0 * (14.0 - np.clip(self.spacing, 9.0, 14.0)) / 5.0)
 
 
-def _render_frames(groups, colours, background, noise_std, rng, num_frames) -> np.ndarray:
+def _grid_points(rng: np.random.Generator, height: int, width: int, spacing: float) -> np.ndarray:
+    gx, gy = np.meshgrid(np.arange(0, width, spacing), np.arange(0, height, spacing))
+    jitter = rng.uniform(-0.3, 0.3, (2, gx.size)) * spacing
+    return np.stack([(gx.ravel() + jitter[0]) % width, (gy.ravel() + jitter[1]) % height], axis=1)
+
+
+def _render_frames(textures, colours, background, num_frames) -> np.ndarray:
+    """Draw the shapes one after the other, each in a small window around it in every frame at once (the window's
+    pixel indices wrap around the frame)."""
     height, width, _ = background.shape
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
-    frames = np.empty((num_frames, height, width, 3), dtype=np.uint8)
-    for i in range(num_frames):
-        image = background.copy()
-        for group, group_colours in zip(groups, colours):
-            for j, kind in enumerate(group.kinds):
-                alpha = group.alpha[j, i]
-                if alpha <= 0:
-                    continue
-                coverage = np.clip(0.5 - _shape_distance(kind, xx - group.x[j, i], yy - group.y[j, i], group.r[j, i]), 0, 1)
-                weight = (alpha * coverage)[..., None]
-                image = image * (1 - weight) + group_colours[j][None, None] * weight
-        if noise_std > 0:
-            image = image + rng.normal(0, noise_std, image.shape)
-        frames[i] = np.clip(np.round(image * 255), 0, 255).astype(np.uint8)
-    return frames
+    frames = np.repeat(background[None], num_frames, axis=0)
+    time_index = np.arange(num_frames)[:, None, None]
+    for texture, texture_colours in zip(textures, colours):
+        for j, kind in enumerate(texture.kinds):
+            radius = texture.radius[j] * texture.scale  # [T]
+            cx = (texture.x0[j] + texture.dx) % width
+            cy = (texture.y0[j] + texture.dy) % height
+            reach = np.arange(-int(np.ceil(radius.max() + 1.5)), int(np.ceil(radius.max() + 1.5)) + 1)
+            px = np.floor(cx)[:, None] + reach[None]  # [T, K]
+            py = np.floor(cy)[:, None] + reach[None]
+            distance = _shape_distance(kind, (px - cx[:, None])[:, None, :], (py - cy[:, None])[:, :, None],
+                                       radius[:, None, None])
+            weight = (texture.alpha[:, None, None] * np.clip(0.5 - distance, 0, 1))[..., None]  # [T, K, K, 1]
+            rows = (py.astype(int) % height)[:, :, None]
+            cols = (px.astype(int) % width)[:, None, :]
+            window = frames[time_index, rows, cols]
+            frames[time_index, rows, cols] = window * (1 - weight) + texture_colours[j] * weight
+    return np.clip(np.round(frames * 255), 0, 255).astype(np.uint8)
 
 
 def _fade(length: int, ramp: int) -> np.ndarray:
@@ -222,26 +211,31 @@ def _click(rng: np.random.Generator, sampling_rate: int, resonance: float) -> np
     return np.sin(2 * np.pi * resonance * t) * np.exp(-t / decay)
 
 
-def _sound(group: _Group, rng: np.random.Generator, num_samples: int, sampling_rate: int, fps: float) -> np.ndarray:
-    """The group's sound: the pitch follows the height of its first shape, the time structure its motion."""
+def _sound(texture: _Texture, rng: np.random.Generator, num_samples: int, sampling_rate: int) -> np.ndarray:
+    """The texture's sound: base pitch from its grid spacing, time structure from its motion."""
     t = np.arange(num_samples) / sampling_rate
-    y = np.interp(t, group.t, group.y[0])
-    freq = group.pitch(y)
+    f0 = texture.pitch()
+    name = texture.name
+    if name in ("rise", "fall"):
+        # a one-octave glide that restarts each time the texture has moved by one grid cell
+        cycle = (texture.speed * t / texture.spacing) % 1.0
+        freq = f0 * 2.0 ** (cycle if name == "rise" else 1.0 - cycle)
+    else:
+        freq = np.full(num_samples, f0)
     phase = 2 * np.pi * np.cumsum(freq) / sampling_rate + rng.uniform(0, 2 * np.pi)
-    name = group.name
     out = np.zeros(num_samples)
     if name in ("still", "rise", "fall"):
         out = np.sin(phase)
-    elif name == "stack":
+    elif name == "slide":
         tilt = rng.uniform(0.5, 1.2)
-        base = phase / 2  # an octave below the bottom shape's pitch
-        out = sum(np.sin(k * base + rng.uniform(0, 2 * np.pi)) / k**tilt for k in range(1, len(group.kinds) + 1))
+        base = phase / 2  # an octave below the base pitch
+        out = sum(np.sin(k * base + rng.uniform(0, 2 * np.pi)) / k**tilt for k in range(1, 7))
     elif name == "pulse":
-        envelope = 1 - group.depth * (0.5 + 0.5 * np.sin(2 * np.pi * group.rate * t + group.phase))
+        envelope = 1 - texture.depth * (0.5 + 0.5 * np.sin(2 * np.pi * texture.rate * t + texture.phase))
         out = envelope * np.sin(phase)
     elif name == "flash":
-        centre = float(group.pitch(group.y[0, 0])) * 2
-        for start, stop in group.bursts:
+        centre = f0 * 2
+        for start, stop in texture.bursts:
             a, b = max(int(start * sampling_rate), 0), min(int(stop * sampling_rate), num_samples)
             if b - a < 8:
                 continue
@@ -251,12 +245,11 @@ def _sound(group: _Group, rng: np.random.Generator, num_samples: int, sampling_r
             burst = np.fft.irfft(spectrum, n=b - a)
             out[a:b] += burst / (np.abs(burst).max() + 1e-9) * _fade(b - a, int(0.004 * sampling_rate))
     elif name in ("bounce", "shake"):
-        for event in group.events:
+        for event in texture.events:
             start = int(event * sampling_rate)
             if start >= num_samples:
                 continue
-            frame = min(int(round(event * fps)), group.y.shape[1] - 1)
-            click = _click(rng, sampling_rate, float(group.pitch(group.y[0, frame])) * 2) * rng.uniform(0.6, 1.0)
+            click = _click(rng, sampling_rate, f0 * 2) * rng.uniform(0.6, 1.0)
             stop = min(num_samples, start + len(click))
             out[start:stop] += click[: stop - start]
     return out
@@ -281,7 +274,7 @@ def render_clip(
     width: int = 64,
     sampling_rate: int = 16000,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One clip: a group of shapes per entry of ``labels`` (class indices), each moving as its class says.
+    """One clip: a texture per entry of ``labels`` (class indices), each moving as its class says.
 
     Returns:
         ``(frames [num_frames, height, width, 3] uint8, waveform [samples] float32 in [-1, 1])``; the audio lasts as
@@ -289,18 +282,21 @@ def render_clip(
     """
     dark = bool(rng.random() < 0.5)
     background = _background(rng, height, width, dark)
-    groups, colours = [], []
-    for label in labels:
-        count = int(rng.integers(3, 6)) if len(labels) == 1 else int(rng.integers(2, 4))
-        groups.append(_Group(int(label), rng, num_frames, fps, height, width, count))
+    spacing = rng.uniform(9.0, 14.0)
+    points = _grid_points(rng, height, width, spacing)
+    owner = rng.integers(len(labels), size=len(points)) if len(labels) > 1 else np.zeros(len(points), dtype=int)
+    textures, colours = [], []
+    for k, label in enumerate(labels):
+        mine = points[owner == k]
+        textures.append(_Texture(int(label), rng, num_frames, fps, height, width, spacing, mine))
         colours.append([_hsv_to_rgb(rng.uniform(0, 1), rng.uniform(0.5, 1.0),
-                                    rng.uniform(0.75, 1.0) if dark else rng.uniform(0.1, 0.4)) for _ in range(count)])
-    frames = _render_frames(groups, colours, background, rng.uniform(0.0, 0.006), rng, num_frames)
+                                    rng.uniform(0.75, 1.0) if dark else rng.uniform(0.1, 0.4)) for _ in range(len(mine))])
+    frames = _render_frames(textures, colours, background, num_frames)
 
     num_samples = int(round(num_frames / fps * sampling_rate))
     mix = np.zeros(num_samples)
-    for group in groups:
-        sound = _sound(group, rng, num_samples, sampling_rate, fps)
+    for texture in textures:
+        sound = _sound(texture, rng, num_samples, sampling_rate)
         mix += sound / (np.sqrt(np.mean(sound**2)) + 1e-9) * 10 ** (rng.uniform(-6, 0) / 20)
     signal_rms = np.sqrt(np.mean(mix**2)) + 1e-9
     mix = mix + _noise(rng, num_samples, sampling_rate) * signal_rms / 10 ** (rng.uniform(6, 25) / 20)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 
 # Training by-products that do not belong in a model repository (best_model/ is a copy of the folder itself).
-IGNORE_PATTERNS = ["checkpoint-*", ".checkpoint-*", "checkpoint-*/**", "runs/**", "*.tmp", "*.tmp/**", "best_model/**"]
+IGNORE_PATTERNS = ["checkpoint-*", ".checkpoint-*", "checkpoint-*/**", "runs/**", "*.tmp", "*.tmp/**", "best_model/**",
+                   "iteration-*/**"]  # stage-2 iterations before the last (the final model is the folder itself)
 
 
 def push_to_hub(
