@@ -121,7 +121,7 @@ def parse_args(argv=None):
     train.add_argument("--max_grad_norm", type=float, default=None)
     train.add_argument("--max_nonfinite_in_a_row", type=int, default=5,
                        help="a NaN/Inf loss skips its optimizer update (counted, logged); stop after this many in a row")
-    train.add_argument("--num_train_epochs", type=int, default=8, help="per stage-2 iteration too")
+    train.add_argument("--num_train_epochs", type=int, default=16, help="per stage-2 iteration too")
     train.add_argument("--max_train_steps", type=int, default=None, help="optimizer steps (per iteration)")
     train.add_argument("--gradient_accumulation_steps", type=int, default=1)
     train.add_argument("--num_warmup_steps", type=int, default=None)

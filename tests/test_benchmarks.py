@@ -9,7 +9,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import features, inference, pretrain_step, video_decode  # noqa: E402
+from benchmarks import features, inference, pretrain_step, video_data, video_decode  # noqa: E402
 from benchmarks.families import FAMILIES, InputSize, build  # noqa: E402
 
 pytestmark = pytest.mark.benchmark
@@ -94,3 +94,14 @@ def test_video_decode_tiny_videos(tmp_path):
     assert {row[0] for row in table} <= {"pyav", "torchcodec"} and "pyav" in {row[0] for row in table}
     assert {(row[1], row[2]) for row in table} == {(w, m) for w in ("0", "1") for m in ("off", "views", "clips")}
     assert all(int(row[4]) == (2 if row[2] == "off" else 4) for row in table)  # clips produced
+
+
+def test_video_data_loading_on_the_demo_clips(tmp_path):
+    report = video_data.main([
+        "--num_videos", "4", "--batch_size", "2", "--workers", "0", "1", "--repeats", "1", "2", "--batches", "2",
+        "--warmup_batches", "1", "--demo_cache_dir", str(tmp_path), "--backend", "pyav", "torchcodec",
+    ])
+    table = rows(report)
+    assert [(row[0], row[1], row[2]) for row in table] == [
+        (b, w, r) for b in ("pyav", "torchcodec") for r in ("1", "2") for w in ("0", "1")]
+    assert all(float(row[3]) > 0 for row in table) and table[0][5] == "1.00x"

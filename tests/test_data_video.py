@@ -71,9 +71,13 @@ def test_demo_files_are_real_mp4s_with_audio_and_deterministic(demo, tmp_path):
     # the same clips (bytes) from a second, independent generation into another folder
     again = DemoVideoDataset("train", num_clips=8, cache_dir=str(tmp_path), **SMALL)
     assert again.fingerprint() == demo.fingerprint()
-    # the file holds the rendered picture (up to compression)
+    # the file holds the rendered picture, up to compression (H.264 in yuv420p halves the colour resolution, which
+    # blurs the saturated small shapes: a few grey levels on average; another clip would not correlate)
     frames, _ = demo.render(3)
-    assert np.abs(frames.astype(float) - decoded.frames.numpy()).mean() < 6
+    rendered, stored = frames.astype(float).ravel(), decoded.frames.numpy().astype(float).ravel()
+    assert np.abs(rendered - stored).mean() < 12 and np.corrcoef(rendered, stored)[0, 1] > 0.95
+    other, _ = demo.render(4)
+    assert np.corrcoef(other.astype(float).ravel(), stored)[0, 1] < 0.5
     rows = list(csv.reader(open(os.path.join(demo.folder, "metadata.csv"))))
     assert rows[0] == ["file_name", "label"] and rows[4] == ["00003.mp4", DEMO_VIDEO_CLASSES[3]]
     other = DemoVideoDataset("test", num_clips=2, cache_dir=str(tmp_path), **SMALL)

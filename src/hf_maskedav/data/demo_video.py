@@ -5,13 +5,14 @@ folder (H.264 video + AAC audio in an .mp4 container), so the examples and tests
 (container, codec, seeking, audio track) without any download. Each split folder also gets a ``metadata.csv``
 (``file_name,label``), which makes it a valid ``videofolder`` as well.
 
-A clip is a texture: 20-40 small shapes (random kind, colour and size) on a jittered grid that covers the frame (it
-wraps around the edges), over a plain background. Its class is the *motion that the whole texture shares*, a
-clip-level property that can only be read from how the picture changes over time. Because the texture covers the
-frame, the content of a masked region is in view somewhere else at another time: predicting it means working out the
-motion, which is what a masked video model has to learn (and what a linear probe on its features then finds). The
-sound follows the picture: its pitch is set by the texture's grid spacing (dense = high), its time structure by the
-motion, so in the audio-visual variant the classes agree across modalities and each clip's two tracks correspond:
+A clip is a texture: a few dozen small shapes (random kind and size, one colour family) on a jittered grid that covers
+the frame (it wraps around the edges), over a plain background. Its class is the *motion that the whole texture
+shares*, a clip-level property that can only be read from how the picture changes over time. Because the texture
+covers the frame, the content of a masked region is in view somewhere else at another time: predicting it means
+working out the motion. Drifts are slow (12-20 px/s, under a third of the grid spacing between two sampled frames)
+so that the motion is not aliased. The sound follows the picture: its pitch is set by the texture's colour (hue),
+its time structure by the motion, so in the audio-visual variant the classes agree across modalities and each
+clip's two tracks correspond:
 
 ===============  =========================================================  ========================================
 class            picture (the whole texture)                                sound
@@ -55,7 +56,7 @@ DEMO_VIDEO_SOUNDS = {
 DEMO_VIDEO_SIZES = {"train": 480, "validation": 160, "test": 160}
 _SPLIT_CODES = {"train": 0, "validation": 1, "test": 2}
 # Bump when the renderer changes: the cache folder name includes it, so old files are never reused.
-DEMO_VIDEO_VERSION = 7
+DEMO_VIDEO_VERSION = 8
 
 
 def default_cache_dir() -> str:
@@ -113,9 +114,9 @@ class _Texture:
     """
 
     def __init__(self, label: int, rng: np.random.Generator, num_frames: int, fps: float, height: int, width: int,
-                 spacing: float, points: np.ndarray):
+                 spacing: float, points: np.ndarray, hue: float):
         self.name = name = DEMO_VIDEO_CLASSES[label]
-        self.spacing = spacing
+        self.spacing, self.hue = spacing, hue
         t = np.arange(num_frames) / fps
         duration = num_frames / fps
         self.t = t
@@ -129,10 +130,10 @@ class _Texture:
         self.bursts: list[tuple[float, float]] = []
         self.speed = 0.0
         if name == "slide":
-            self.speed = rng.uniform(40.0, 60.0)  # pixels per second
+            self.speed = rng.uniform(12.0, 20.0)  # pixels per second: under a third of the grid spacing per sampled frame
             self.dx = rng.choice([-1.0, 1.0]) * self.speed * t
         elif name in ("rise", "fall"):
-            self.speed = rng.uniform(40.0, 60.0)
+            self.speed = rng.uniform(12.0, 20.0)
             self.dy = (-1.0 if name == "rise" else 1.0) * self.speed * t
         elif name == "flash":
             count_bursts = int(rng.integers(3, 6))
@@ -145,8 +146,8 @@ class _Texture:
                 alpha = np.maximum(alpha, np.clip(np.minimum(t - start, stop - t) * fps + 0.5, 0, 1))
             self.alpha = alpha
         elif name == "bounce":
-            period, phase = rng.uniform(0.5, 0.9), rng.uniform(0, 1.0)
-            self.dy = -rng.uniform(0.7, 1.2) * spacing * np.abs(np.sin(np.pi * (t - phase) / period))
+            period, phase = rng.uniform(0.8, 1.4), rng.uniform(0, 1.0)
+            self.dy = -rng.uniform(0.3, 0.5) * spacing * np.abs(np.sin(np.pi * (t - phase) / period))
             first = phase - np.floor(phase / period) * period
             self.events = list(np.arange(first, duration, period))
         elif name == "shake":
@@ -162,8 +163,8 @@ class _Texture:
             raise ValueError(f"unknown demo video class {name!r}")
 
     def pitch(self) -> float:
-        """Grid spacing -> base frequency: the densest texture (9 px) ~1.2 kHz, the sparsest (14 px) ~300 Hz."""
-        return 300.0 * 2.0 ** (2.0 * (14.0 - np.clip(self.spacing, 9.0, 14.0)) / 5.0)
+        """Hue -> base frequency over three octaves: red (hue 0) 250 Hz, green ~700 Hz, blue-violet (0.75) 2 kHz."""
+        return 250.0 * 2.0 ** (3.0 * np.clip(self.hue, 0.0, 0.75) / 0.75)
 
 
 def _grid_points(rng: np.random.Generator, height: int, width: int, spacing: float) -> np.ndarray:
@@ -212,7 +213,7 @@ def _click(rng: np.random.Generator, sampling_rate: int, resonance: float) -> np
 
 
 def _sound(texture: _Texture, rng: np.random.Generator, num_samples: int, sampling_rate: int) -> np.ndarray:
-    """The texture's sound: base pitch from its grid spacing, time structure from its motion."""
+    """The texture's sound: base pitch from its colour (hue), time structure from its motion."""
     t = np.arange(num_samples) / sampling_rate
     f0 = texture.pitch()
     name = texture.name
@@ -288,9 +289,10 @@ def render_clip(
     textures, colours = [], []
     for k, label in enumerate(labels):
         mine = points[owner == k]
-        textures.append(_Texture(int(label), rng, num_frames, fps, height, width, spacing, mine))
-        colours.append([_hsv_to_rgb(rng.uniform(0, 1), rng.uniform(0.5, 1.0),
-                                    rng.uniform(0.75, 1.0) if dark else rng.uniform(0.1, 0.4)) for _ in range(len(mine))])
+        hue = rng.uniform(0.0, 0.75)  # the texture's colour family, which sets the pitch of its sound
+        textures.append(_Texture(int(label), rng, num_frames, fps, height, width, spacing, mine, hue))
+        colours.append([_hsv_to_rgb(hue + rng.uniform(-0.03, 0.03), rng.uniform(0.6, 1.0),
+                                    rng.uniform(0.75, 1.0) if dark else rng.uniform(0.2, 0.45)) for _ in range(len(mine))])
     frames = _render_frames(textures, colours, background, num_frames)
 
     num_samples = int(round(num_frames / fps * sampling_rate))
