@@ -55,7 +55,6 @@ from hf_maskedav.training import (
     save_loss_curve,
 )
 from hf_maskedav.training.faults import (
-    PREEMPTED_EXIT_CODE,
     NonFiniteLossError,
     NonFiniteLossGuard,
     StopOnSignal,
@@ -355,11 +354,7 @@ def main(argv=None):
             if not saved_steps or saved_steps[-1] != state.completed_steps:
                 checkpoint(epoch, batches_in_epoch)
             progress.close()
-            log(f"stopped by {stopper.received} after step {state.completed_steps} of {max_train_steps}; the "
-                "checkpoint is saved: run the same command with --resume_from_checkpoint to continue")
-            stopper.close()
-            accelerator.end_training()
-            raise SystemExit(PREEMPTED_EXIT_CODE)
+            raise SystemExit(stopper.wind_down(accelerator, state.completed_steps, max_train_steps, log))
         if not args.eval_every_steps:
             run_evaluation(epoch)
         if args.checkpointing_steps == "epoch":

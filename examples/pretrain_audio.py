@@ -66,7 +66,6 @@ from hf_maskedav.training import (
     write_model_card,
 )
 from hf_maskedav.training.faults import (
-    PREEMPTED_EXIT_CODE,
     NonFiniteLossError,
     NonFiniteLossGuard,
     StopOnSignal,
@@ -456,13 +455,7 @@ def main(argv=None):
             if not saved_steps or saved_steps[-1] != state.completed_steps:
                 checkpoint(epoch, batches_in_epoch)
             progress.close()
-            log(
-                f"stopped by {stopper.received} after step {state.completed_steps} of {max_train_steps}; the "
-                "checkpoint is saved: run the same command with --resume_from_checkpoint to continue"
-            )
-            stopper.close()
-            accelerator.end_training()
-            return PREEMPTED_EXIT_CODE
+            return stopper.wind_down(accelerator, state.completed_steps, max_train_steps, log)
         if args.checkpointing_steps == "epoch" and not args.streaming:
             checkpoint(epoch, batches_in_epoch)
     progress.close()

@@ -61,7 +61,6 @@ from hf_maskedav.training import (
     spectrogram_reconstruction_images,
 )
 from hf_maskedav.training.faults import (
-    PREEMPTED_EXIT_CODE,
     NonFiniteLossError,
     NonFiniteLossGuard,
     StopOnSignal,
@@ -300,11 +299,7 @@ def train_stage(args, accelerator, model, processor, source, eval_source, output
             if not saved_steps or saved_steps[-1] != state.completed_steps:
                 checkpoint(epoch, batches_in_epoch)
             progress.close()
-            log(f"stopped by {stopper.received} after step {state.completed_steps} of {max_train_steps}; the "
-                "checkpoint is saved: run the same command with --resume_from_checkpoint to continue")
-            stopper.close()
-            accelerator.end_training()
-            raise SystemExit(PREEMPTED_EXIT_CODE)
+            raise SystemExit(stopper.wind_down(accelerator, state.completed_steps, max_train_steps, log))
         if args.checkpointing_steps == "epoch":
             checkpoint(epoch, batches_in_epoch)
     progress.close()

@@ -116,6 +116,16 @@ class StopOnSignal:
                 self.received = "a signal on another process"
         return flag
 
+    def wind_down(self, accelerator, completed_steps: int, max_train_steps: int,
+                  log: Callable[[str], None] = print) -> int:
+        """End a run stopped by :meth:`should_stop` once the checkpoint of ``completed_steps`` is written: say how to
+        continue, restore the handlers, end Accelerate's trackers. Returns :data:`PREEMPTED_EXIT_CODE` (exit with it)."""
+        log(f"stopped by {self.received} after step {completed_steps} of {max_train_steps}; the checkpoint is saved: "
+            "run the same command with --resume_from_checkpoint to continue")
+        self.close()
+        accelerator.end_training()
+        return PREEMPTED_EXIT_CODE
+
     def close(self) -> None:
         """Restore the previous handlers."""
         for number, previous in self._previous.items():
