@@ -51,7 +51,9 @@ from hf_maskedav.data import (
 from hf_maskedav.metrics import load_metric
 from hf_maskedav.training import (
     StepLog,
+    TimeBudget,
     TrainingState,
+    add_time_budget_argument,
     build_config,
     check_world_size,
     clear_previous_run,
@@ -164,6 +166,7 @@ def parse_args(argv=None):
     )
     train.add_argument("--num_train_epochs", type=int, default=30)
     train.add_argument("--max_train_steps", type=int, default=None)
+    add_time_budget_argument(train)
     train.add_argument("--gradient_accumulation_steps", type=int, default=1)
     train.add_argument("--num_warmup_steps", type=int, default=None)
     train.add_argument("--warmup_ratio", type=float, default=0.1)
@@ -378,7 +381,8 @@ def main(argv=None):
     max_train_steps = args.max_train_steps or args.num_train_epochs * steps_per_epoch
     num_train_epochs = math.ceil(max_train_steps / steps_per_epoch)
     warmup = args.num_warmup_steps if args.num_warmup_steps is not None else int(args.warmup_ratio * max_train_steps)
-    lr_scheduler = cosine_schedule_with_warmup(optimizer, warmup, max_train_steps)
+    budget = TimeBudget(args.max_train_minutes)  # the schedule follows max(step / max_steps, elapsed / budget)
+    lr_scheduler = cosine_schedule_with_warmup(optimizer, warmup, max_train_steps, progress=budget.progress)
     accelerator.register_for_checkpointing(lr_scheduler)
     log(
         f"optimizer steps: {max_train_steps} ({num_train_epochs} epochs of {steps_per_epoch}), warm-up {warmup}, "
@@ -397,6 +401,7 @@ def main(argv=None):
         state = load_checkpoint(accelerator, resume_path)
         tracker.load_state_dict(state.bad_samples.get(str(accelerator.process_index), tracker.state_dict()))
         nonfinite.load_state_dict(state.extra.get("nonfinite", {}))
+        budget.load_state_dict(state.extra.get("time_budget"))
         log(f"resumed from {resume_path} at step {state.completed_steps}")
     step_log = StepLog(os.path.join(args.output_dir, "train_log.jsonl"), enabled=accelerator.is_main_process)
     eval_history = state.extra.setdefault("eval_history", [])
@@ -436,6 +441,7 @@ def main(argv=None):
         state.epoch, state.batches_in_epoch = epoch, batches_in_epoch
         state.bad_samples = per_process_states(accelerator, tracker.state_dict())
         state.extra["nonfinite"] = nonfinite.state_dict()
+        state.extra["time_budget"] = budget.state_dict()
         log(f"saved checkpoint {save_checkpoint(accelerator, args.output_dir, state, args.checkpoints_total_limit)}")
         saved_steps.append(state.completed_steps)
 
@@ -449,8 +455,9 @@ def main(argv=None):
     micro_losses = []
     # SIGTERM/SIGUSR1 (pre-emption) stop the loop at the next optimizer-step boundary with a checkpoint
     stopper, stopped = StopOnSignal(log=log), False
+    budget.start()  # --max_train_minutes counts from here (plus the time of a resumed run)
     for epoch in range(state.epoch, num_train_epochs):
-        if state.completed_steps >= max_train_steps or stopped:
+        if state.completed_steps >= max_train_steps or stopped or budget.exhausted():
             break
         model.train()
         skip = state.batches_in_epoch if epoch == state.epoch else 0
@@ -482,6 +489,7 @@ def main(argv=None):
                     micro_losses = []
             if not accelerator.sync_gradients:
                 continue
+            budget.tick(accelerator)  # the loop time the schedule and the budget check see
             lr_scheduler.step()
             state.completed_steps += 1
             state.loss_history.append([state.completed_steps, step_loss])
@@ -500,7 +508,7 @@ def main(argv=None):
             if stopper.should_stop(accelerator):
                 stopped = True
                 break
-            if state.completed_steps >= max_train_steps:
+            if state.completed_steps >= max_train_steps or budget.exhausted():
                 break
         if stopped:
             if not saved_steps or saved_steps[-1] != state.completed_steps:
@@ -511,6 +519,8 @@ def main(argv=None):
             run_evaluation(epoch)
         if args.checkpointing_steps == "epoch":
             checkpoint(epoch, batches_in_epoch)
+    if budget.stopped:
+        log(budget.describe(state.completed_steps, max_train_steps))
     if eval_dataloader is not None and (not eval_history or eval_history[-1][0] != state.completed_steps):
         run_evaluation(num_train_epochs - 1)  # the final model is always evaluated
     progress.close()
@@ -561,6 +571,8 @@ def main(argv=None):
         summary = {
             "world_size": accelerator.num_processes,
             "completed_steps": state.completed_steps,
+            "max_train_steps": max_train_steps,
+            **budget.summary(),
             f"best_eval_{metric_name}": state.best_metric,
             "best_step": state.extra.get("best_step"),
             f"test_{metric_name}": test_result["metric"] if test_result else None,

@@ -44,7 +44,9 @@ from hf_maskedav.metrics import load_metric
 from hf_maskedav.training import (
     check_world_size,
     StepLog,
+    TimeBudget,
     TrainingState,
+    add_time_budget_argument,
     cosine_schedule_with_warmup,
     format_duration,
     list_checkpoints,
@@ -125,6 +127,7 @@ def parse_args(argv=None):
                        help="a NaN/Inf loss skips its optimizer update (counted, logged); stop after this many in a row")
     train.add_argument("--num_train_epochs", type=int, default=10)
     train.add_argument("--max_train_steps", type=int, default=None)
+    add_time_budget_argument(train)
     train.add_argument("--gradient_accumulation_steps", type=int, default=1)
     train.add_argument("--num_warmup_steps", type=int, default=None)
     train.add_argument("--warmup_ratio", type=float, default=0.1)
@@ -271,7 +274,8 @@ def main(argv=None):
     max_train_steps = args.max_train_steps or args.num_train_epochs * steps_per_epoch
     num_train_epochs = math.ceil(max_train_steps / steps_per_epoch)
     warmup = args.num_warmup_steps if args.num_warmup_steps is not None else int(args.warmup_ratio * max_train_steps)
-    lr_scheduler = cosine_schedule_with_warmup(optimizer, warmup, max_train_steps)
+    budget = TimeBudget(args.max_train_minutes)  # the schedule follows max(step / max_steps, elapsed / budget)
+    lr_scheduler = cosine_schedule_with_warmup(optimizer, warmup, max_train_steps, progress=budget.progress)
     accelerator.register_for_checkpointing(lr_scheduler)
     log(f"optimizer steps: {max_train_steps} ({num_train_epochs} epochs of {steps_per_epoch}), warm-up {warmup}, peak lr "
         f"{args.learning_rate}, layer decay {args.layer_decay}, mixup {args.mixup}, cutmix {args.cutmix}, label "
@@ -286,6 +290,7 @@ def main(argv=None):
     if resume_path:
         state = load_checkpoint(accelerator, resume_path)
         nonfinite.load_state_dict(state.extra.get("nonfinite", {}))
+        budget.load_state_dict(state.extra.get("time_budget"))
         tracker.load_state_dict(state.bad_samples.get(str(accelerator.process_index), tracker.state_dict()))
         log(f"resumed from {resume_path} at step {state.completed_steps}")
     step_log = StepLog(os.path.join(args.output_dir, "train_log.jsonl"), enabled=accelerator.is_main_process)
@@ -319,6 +324,7 @@ def main(argv=None):
         state.epoch, state.batches_in_epoch = epoch, batches_in_epoch
         state.bad_samples = per_process_states(accelerator, tracker.state_dict())
         state.extra["nonfinite"] = nonfinite.state_dict()
+        state.extra["time_budget"] = budget.state_dict()
         log(f"saved checkpoint {save_checkpoint(accelerator, args.output_dir, state, args.checkpoints_total_limit)}")
         saved_steps.append(state.completed_steps)
 
@@ -327,8 +333,9 @@ def main(argv=None):
     micro_losses, micro = [], 0
     # SIGTERM/SIGUSR1 (pre-emption) stop the loop at the next optimizer-step boundary, with a checkpoint
     stopper, stopped = StopOnSignal(log=log), False
+    budget.start()  # --max_train_minutes counts from here (plus the time of a resumed run)
     for epoch in range(state.epoch, num_train_epochs):
-        if state.completed_steps >= max_train_steps or stopped:
+        if state.completed_steps >= max_train_steps or stopped or budget.exhausted():
             break
         model.train()
         skip = state.batches_in_epoch if epoch == state.epoch else 0
@@ -360,6 +367,7 @@ def main(argv=None):
             if not accelerator.sync_gradients:
                 continue
             micro = 0
+            budget.tick(accelerator)  # the loop time the schedule and the budget check see
             lr_scheduler.step()
             state.completed_steps += 1
             step_loss = accelerator.reduce(torch.stack(micro_losses).mean(), reduction="mean").item()
@@ -378,7 +386,7 @@ def main(argv=None):
             if stopper.should_stop(accelerator):
                 stopped = True
                 break
-            if state.completed_steps >= max_train_steps:
+            if state.completed_steps >= max_train_steps or budget.exhausted():
                 break
         if stopped:
             if not saved_steps or saved_steps[-1] != state.completed_steps:
@@ -389,6 +397,8 @@ def main(argv=None):
             run_evaluation(epoch)
         if args.checkpointing_steps == "epoch":
             checkpoint(epoch, batches_in_epoch)
+    if budget.stopped:
+        log(budget.describe(state.completed_steps, max_train_steps))
     if eval_dataloader is not None and (not eval_history or eval_history[-1][0] != state.completed_steps):
         run_evaluation(num_train_epochs - 1)
     progress.close()
@@ -417,6 +427,8 @@ def main(argv=None):
         summary = {
             "world_size": accelerator.num_processes,
             "completed_steps": state.completed_steps,
+            "max_train_steps": max_train_steps,
+            **budget.summary(),
             f"best_eval_{metric_name}": state.best_metric,
             "best_step": state.extra.get("best_step"),
             "eval_history": eval_history,

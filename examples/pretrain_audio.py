@@ -46,7 +46,9 @@ from hf_maskedav.data import (
 )
 from hf_maskedav.training import (
     StepLog,
+    TimeBudget,
     TrainingState,
+    add_time_budget_argument,
     build_config,
     check_world_size,
     clear_previous_run,
@@ -156,6 +158,7 @@ def parse_args(argv=None):
     train.add_argument(
         "--max_train_steps", type=int, default=None, help="optimizer steps; overrides --num_train_epochs"
     )
+    add_time_budget_argument(train)
     train.add_argument("--gradient_accumulation_steps", type=int, default=1)
     train.add_argument("--num_warmup_steps", type=int, default=None, help="defaults to --warmup_ratio of the steps")
     train.add_argument("--warmup_ratio", type=float, default=0.1)
@@ -332,9 +335,11 @@ def main(argv=None):
         num_train_epochs = math.ceil(max_train_steps / num_update_steps_per_epoch)
     warmup = args.num_warmup_steps if args.num_warmup_steps is not None else int(args.warmup_ratio * max_train_steps)
     # Not passed to accelerator.prepare: a prepared scheduler steps once per process per update. Stepped by hand
-    # once per optimizer update instead, and registered so checkpoints save and restore it.
+    # once per optimizer update instead, and registered so checkpoints save and restore it. With a time budget it
+    # follows max(step / max_train_steps, elapsed / budget).
+    budget = TimeBudget(args.max_train_minutes)
     lr_scheduler = cosine_schedule_with_warmup(
-        optimizer, warmup, max_train_steps, args.min_learning_rate / args.learning_rate
+        optimizer, warmup, max_train_steps, args.min_learning_rate / args.learning_rate, progress=budget.progress
     )
     accelerator.register_for_checkpointing(lr_scheduler)
 
@@ -360,6 +365,7 @@ def main(argv=None):
         if str(accelerator.process_index) in state.bad_samples:
             tracker.load_state_dict(state.bad_samples[str(accelerator.process_index)])
         nonfinite.load_state_dict(state.extra.get("nonfinite", {}))
+        budget.load_state_dict(state.extra.get("time_budget"))
         log(
             f"resumed from {resume_path}: step {state.completed_steps}, epoch {state.epoch}, "
             f"{state.batches_in_epoch} batches into it"
@@ -374,6 +380,7 @@ def main(argv=None):
         state.epoch, state.batches_in_epoch = epoch, batches_in_epoch
         state.bad_samples = per_process_states(accelerator, tracker.state_dict())
         state.extra["nonfinite"] = nonfinite.state_dict()
+        state.extra["time_budget"] = budget.state_dict()
         path = save_checkpoint(accelerator, args.output_dir, state, args.checkpoints_total_limit)
         log(f"saved checkpoint {path}")
         saved_steps.append(state.completed_steps)
@@ -391,8 +398,9 @@ def main(argv=None):
     micro_losses, last_input = [], None
     # SIGTERM/SIGUSR1 (pre-emption) stop the loop at the next optimizer-step boundary, with a checkpoint
     stopper, stopped = StopOnSignal(log=log), False
+    budget.start()  # --max_train_minutes counts from here (plus the time of a resumed run)
     for epoch in range(state.epoch, num_train_epochs):
-        if state.completed_steps >= max_train_steps or stopped:
+        if state.completed_steps >= max_train_steps or stopped or budget.exhausted():
             break
         model.train()
         skip = state.batches_in_epoch if epoch == state.epoch else 0
@@ -431,6 +439,7 @@ def main(argv=None):
                 continue
 
             # one optimizer update is complete
+            budget.tick(accelerator)  # the loop time the schedule and the budget check see
             lr_scheduler.step()
             state.completed_steps += 1
             lr = lr_scheduler.get_last_lr()[0]
@@ -449,7 +458,7 @@ def main(argv=None):
             if stopper.should_stop(accelerator):
                 stopped = True
                 break
-            if state.completed_steps >= max_train_steps:
+            if state.completed_steps >= max_train_steps or budget.exhausted():
                 break
         if stopped:
             if not saved_steps or saved_steps[-1] != state.completed_steps:
@@ -459,6 +468,8 @@ def main(argv=None):
         if args.checkpointing_steps == "epoch" and not args.streaming:
             checkpoint(epoch, batches_in_epoch)
     progress.close()
+    if budget.stopped:
+        log(budget.describe(state.completed_steps, max_train_steps))
     train_time = time.time() - start_time
     # clips each process trained on (the bad-sample tracker also counts the evaluation below)
     samples_per_process = {k: v["good"] for k, v in per_process_states(accelerator, tracker.state_dict()).items()}
@@ -537,6 +548,8 @@ def main(argv=None):
         summary = {
             "world_size": accelerator.num_processes,
             "completed_steps": state.completed_steps,
+            "max_train_steps": max_train_steps,
+            **budget.summary(),
             "first_loss": first,
             "final_loss_mean_last_10": last,
             "eval_loss": eval_loss,

@@ -46,7 +46,9 @@ from hf_maskedav.data.video_transforms import video_recipe
 from hf_maskedav.training import (
     check_world_size,
     StepLog,
+    TimeBudget,
     TrainingState,
+    add_time_budget_argument,
     cosine_schedule_with_warmup,
     format_duration,
     list_checkpoints,
@@ -122,6 +124,7 @@ def parse_args(argv=None):
                        help="a NaN/Inf loss skips its optimizer update (counted, logged); stop after this many in a row")
     train.add_argument("--num_train_epochs", type=int, default=16, help="per stage-2 iteration too")
     train.add_argument("--max_train_steps", type=int, default=None, help="optimizer steps (per iteration)")
+    add_time_budget_argument(train)
     train.add_argument("--gradient_accumulation_steps", type=int, default=1)
     train.add_argument("--num_warmup_steps", type=int, default=None)
     train.add_argument("--warmup_ratio", type=float, default=0.1)
@@ -204,7 +207,9 @@ def train_stage(args, accelerator, model, processor, source, eval_source, output
     max_train_steps = args.max_train_steps or args.num_train_epochs * steps_per_epoch
     num_train_epochs = math.ceil(max_train_steps / steps_per_epoch)
     warmup = args.num_warmup_steps if args.num_warmup_steps is not None else int(args.warmup_ratio * max_train_steps)
-    lr_scheduler = cosine_schedule_with_warmup(optimizer, warmup, max_train_steps, args.min_learning_rate / args.learning_rate)
+    budget = TimeBudget(args.max_train_minutes)  # the schedule follows max(step / max_steps, elapsed / budget)
+    lr_scheduler = cosine_schedule_with_warmup(optimizer, warmup, max_train_steps, args.min_learning_rate / args.learning_rate,
+                                               progress=budget.progress)
     accelerator.register_for_checkpointing(lr_scheduler)
     terms = [t for t in LOSS_TERMS if _term_active(config, t)]
     log(f"{title}: {max_train_steps} optimizer steps ({num_train_epochs} epoch(s) of {steps_per_epoch}), "
@@ -218,6 +223,7 @@ def train_stage(args, accelerator, model, processor, source, eval_source, output
     if resume_path:
         state = load_checkpoint(accelerator, resume_path)
         nonfinite.load_state_dict(state.extra.get("nonfinite", {}))
+        budget.load_state_dict(state.extra.get("time_budget"))
         tracker.load_state_dict(state.bad_samples.get(str(accelerator.process_index), tracker.state_dict()))
         log(f"resumed from {resume_path}: step {state.completed_steps}, epoch {state.epoch}, "
             f"{state.batches_in_epoch} batches into it")
@@ -232,6 +238,7 @@ def train_stage(args, accelerator, model, processor, source, eval_source, output
         state.epoch, state.batches_in_epoch = epoch, batches_in_epoch
         state.bad_samples = per_process_states(accelerator, tracker.state_dict())
         state.extra["nonfinite"] = nonfinite.state_dict()
+        state.extra["time_budget"] = budget.state_dict()
         log(f"saved checkpoint {save_checkpoint(accelerator, output_dir, state, args.checkpoints_total_limit)}")
         saved_steps.append(state.completed_steps)
 
@@ -241,8 +248,9 @@ def train_stage(args, accelerator, model, processor, source, eval_source, output
     last_batch = None
     # SIGTERM/SIGUSR1 (pre-emption) stop the loop at the next optimizer-step boundary, with a checkpoint
     stopper, stopped = StopOnSignal(log=log), False
+    budget.start()  # --max_train_minutes counts from here (plus the time of a resumed run)
     for epoch in range(state.epoch, num_train_epochs):
-        if state.completed_steps >= max_train_steps or stopped:
+        if state.completed_steps >= max_train_steps or stopped or budget.exhausted():
             break
         model.train()
         skip = state.batches_in_epoch if epoch == state.epoch else 0
@@ -271,6 +279,8 @@ def train_stage(args, accelerator, model, processor, source, eval_source, output
             if not accelerator.sync_gradients:
                 continue
 
+            budget.tick(accelerator)  # the loop time the schedule and the budget check see
+
             lr_scheduler.step()
             state.completed_steps += 1
             values = accelerator.reduce(torch.stack([torch.stack(micro[k]).mean() for k in micro]), reduction="mean").tolist()
@@ -293,7 +303,7 @@ def train_stage(args, accelerator, model, processor, source, eval_source, output
             if stopper.should_stop(accelerator):
                 stopped = True
                 break
-            if state.completed_steps >= max_train_steps:
+            if state.completed_steps >= max_train_steps or budget.exhausted():
                 break
         if stopped:
             if not saved_steps or saved_steps[-1] != state.completed_steps:
@@ -303,6 +313,8 @@ def train_stage(args, accelerator, model, processor, source, eval_source, output
         if args.checkpointing_steps == "epoch":
             checkpoint(epoch, batches_in_epoch)
     progress.close()
+    if budget.stopped:
+        log(budget.describe(state.completed_steps, max_train_steps))
     stopper.close()
     train_time = time.time() - start_time
 
@@ -373,6 +385,8 @@ def train_stage(args, accelerator, model, processor, source, eval_source, output
             "stage": args.stage,
             "world_size": accelerator.num_processes,
             "completed_steps": state.completed_steps,
+            "max_train_steps": max_train_steps,
+            **budget.summary(),
             "first_loss": first,
             "final_loss_mean_last_10": last,
             "final_terms_mean_last_10": {t: sum(v for _, v in h[-10:]) / max(1, len(h[-10:])) for t, h in term_history.items()},

@@ -46,7 +46,9 @@ from hf_maskedav.data.video_transforms import video_recipe
 from hf_maskedav.training import (
     check_world_size,
     StepLog,
+    TimeBudget,
     TrainingState,
+    add_time_budget_argument,
     cosine_schedule_with_warmup,
     format_duration,
     list_checkpoints,
@@ -137,6 +139,7 @@ def parse_args(argv=None):
     train.add_argument("--num_train_epochs", type=int, default=None,
                        help="default per family: VideoMAE 12, MAE-ST and MaskFeat 6")
     train.add_argument("--max_train_steps", type=int, default=None, help="optimizer steps; overrides --num_train_epochs")
+    add_time_budget_argument(train)
     train.add_argument("--gradient_accumulation_steps", type=int, default=1)
     train.add_argument("--num_warmup_steps", type=int, default=None, help="defaults to --warmup_ratio of the steps")
     train.add_argument("--warmup_ratio", type=float, default=0.1)
@@ -274,7 +277,8 @@ def main(argv=None):
     num_train_epochs = math.ceil(max_train_steps / num_update_steps_per_epoch)
     warmup = args.num_warmup_steps if args.num_warmup_steps is not None else int(args.warmup_ratio * max_train_steps)
     # stepped by hand once per optimizer update (a prepared scheduler steps once per process), saved in checkpoints
-    lr_scheduler = cosine_schedule_with_warmup(optimizer, warmup, max_train_steps, args.min_learning_rate / args.learning_rate)
+    budget = TimeBudget(args.max_train_minutes)  # the schedule follows max(step / max_steps, elapsed / budget)
+    lr_scheduler = cosine_schedule_with_warmup(optimizer, warmup, max_train_steps, args.min_learning_rate / args.learning_rate, progress=budget.progress)
     accelerator.register_for_checkpointing(lr_scheduler)
     total_videos = args.per_device_train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps
     log(f"optimizer steps: {max_train_steps} ({num_train_epochs} epoch(s) of {num_update_steps_per_epoch} steps), "
@@ -290,6 +294,7 @@ def main(argv=None):
     if resume_path:
         state = load_checkpoint(accelerator, resume_path)
         nonfinite.load_state_dict(state.extra.get("nonfinite", {}))
+        budget.load_state_dict(state.extra.get("time_budget"))
         if str(accelerator.process_index) in state.bad_samples:
             tracker.load_state_dict(state.bad_samples[str(accelerator.process_index)])
         log(f"resumed from {resume_path}: step {state.completed_steps}, epoch {state.epoch}, "
@@ -306,6 +311,7 @@ def main(argv=None):
         state.epoch, state.batches_in_epoch = epoch, batches_in_epoch
         state.bad_samples = per_process_states(accelerator, tracker.state_dict())
         state.extra["nonfinite"] = nonfinite.state_dict()
+        state.extra["time_budget"] = budget.state_dict()
         log(f"saved checkpoint {save_checkpoint(accelerator, args.output_dir, state, args.checkpoints_total_limit)}")
         saved_steps.append(state.completed_steps)
 
@@ -315,8 +321,9 @@ def main(argv=None):
     micro_losses, last_clip = [], None
     # SIGTERM/SIGUSR1 (pre-emption) stop the loop at the next optimizer-step boundary, with a checkpoint
     stopper, stopped = StopOnSignal(log=log), False
+    budget.start()  # --max_train_minutes counts from here (plus the time of a resumed run)
     for epoch in range(state.epoch, num_train_epochs):
-        if state.completed_steps >= max_train_steps or stopped:
+        if state.completed_steps >= max_train_steps or stopped or budget.exhausted():
             break
         model.train()
         skip = state.batches_in_epoch if epoch == state.epoch else 0
@@ -343,6 +350,8 @@ def main(argv=None):
             if not accelerator.sync_gradients:
                 continue
 
+            budget.tick(accelerator)  # the loop time the schedule and the budget check see
+
             lr_scheduler.step()
             state.completed_steps += 1
             step_loss = accelerator.reduce(torch.stack(micro_losses).mean(), reduction="mean").item()
@@ -361,7 +370,7 @@ def main(argv=None):
             if stopper.should_stop(accelerator):
                 stopped = True
                 break
-            if state.completed_steps >= max_train_steps:
+            if state.completed_steps >= max_train_steps or budget.exhausted():
                 break
         if stopped:
             if not saved_steps or saved_steps[-1] != state.completed_steps:
@@ -371,6 +380,8 @@ def main(argv=None):
         if args.checkpointing_steps == "epoch":
             checkpoint(epoch, batches_in_epoch)
     progress.close()
+    if budget.stopped:
+        log(budget.describe(state.completed_steps, max_train_steps))
     train_time = time.time() - start_time
 
     # ---- held-out loss (fixed masks) and the picture -------------------------------------------------------------
@@ -430,6 +441,8 @@ def main(argv=None):
             "model_type": config.model_type,
             "world_size": accelerator.num_processes,
             "completed_steps": state.completed_steps,
+            "max_train_steps": max_train_steps,
+            **budget.summary(),
             "clips_per_video": repeats,
             "first_loss": first,
             "final_loss_mean_last_10": last,

@@ -5,6 +5,7 @@ schedule, loss-curve and reconstruction pictures, model cards, Hub upload, metri
 handling (pre-emption signals, non-finite losses: ``faults``).
 """
 
+from .budget import TimeBudget, add_time_budget_argument
 from .checkpointing import (
     TrainingState,
     clear_previous_run,
@@ -46,6 +47,8 @@ from .utils import (
 )
 
 __all__ = [
+    "TimeBudget",
+    "add_time_budget_argument",
     "NonFiniteLossError",
     "NonFiniteLossGuard",
     "StopOnSignal",

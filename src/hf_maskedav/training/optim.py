@@ -70,22 +70,34 @@ def parameter_groups(
 
 
 def cosine_schedule_with_warmup(
-    optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int, min_lr_ratio: float = 0.0
+    optimizer: torch.optim.Optimizer,
+    warmup_steps: int,
+    total_steps: int,
+    min_lr_ratio: float = 0.0,
+    progress: Callable[[], float] | None = None,
 ) -> torch.optim.lr_scheduler.LambdaLR:
     """Linear warm-up from 0 then half-cosine to ``min_lr_ratio`` of the peak, per optimizer step (official MAE
     ``adjust_learning_rate``, per iteration). Each group's ``lr_scale`` multiplies its learning rate.
 
     The scheduler is meant to be stepped once per optimizer update (not per micro-batch, not once per process).
+
+    Args:
+        progress: optional callable giving another measure of the run's progress in [0, 1] (e.g.
+            :meth:`~hf_maskedav.training.budget.TimeBudget.progress`, the fraction of a wall-clock budget spent).
+            The schedule then follows whichever runs out first: it is evaluated at the (fractional) step
+            ``max(step, progress() * total_steps)``, warm-up included.
     """
     if total_steps < 1:
         raise ValueError(f"total_steps must be at least 1, got {total_steps}")
     warmup_steps = min(warmup_steps, total_steps)
 
     def factor(step: int) -> float:
+        if progress is not None:
+            step = max(step, progress() * total_steps)
         if step < warmup_steps:
             return (step + 1) / (warmup_steps + 1)
-        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-        return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+        fraction = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(fraction, 1.0)))
 
     scales = [group.get("lr_scale", 1.0) for group in optimizer.param_groups]
     return torch.optim.lr_scheduler.LambdaLR(optimizer, [lambda s, k=k: factor(s) * k for k in scales])
