@@ -18,6 +18,7 @@ from .augment import spec_augment
 from .audio_decoding import BadSampleError, crop_or_pad, decode_audio
 from .demo_audio import DEMO_AUDIO_CLASSES, DEMO_AUDIO_SIZES, DemoAudioDataset, synthesize_clip
 from .demo_video import DEMO_VIDEO_CLASSES, DEMO_VIDEO_SIZES, DemoVideoDataset
+from .splits import RowFilter, SplitFilterError, apply_row_filter, load_split, parse_row_filter
 from .video import (
     AudioWindow,
     VideoBadSampleTracker,
@@ -30,6 +31,11 @@ from .video import (
 from .video_transforms import VideoClipRecipe, video_recipe
 
 __all__ = [
+    "RowFilter",
+    "SplitFilterError",
+    "apply_row_filter",
+    "load_split",
+    "parse_row_filter",
     "DEMO_VIDEO_CLASSES",
     "DEMO_VIDEO_SIZES",
     "AudioWindow",

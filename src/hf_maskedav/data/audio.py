@@ -27,6 +27,7 @@ import torch
 
 from .audio_decoding import BadSampleError, crop_or_pad, decode_audio
 from .demo_audio import DemoAudioDataset
+from .splits import SplitFilterError, is_row_filter, load_split
 
 DEMO_DATASET_NAME = "demo"
 
@@ -218,7 +219,9 @@ def load_audio_source(
         data_dir: a local audiofolder when no ``dataset_name`` is given (``load_dataset("audiofolder", ...)``), or
             the ``data_dir`` argument of a Hub dataset.
         audio_files: plain audio files (paths, directories searched recursively, or glob patterns), no labels.
-        split: the split to open (datasets split syntax such as ``"train[:90%]"`` works for map-style data).
+        split: the split to open (datasets split syntax such as ``"train[:90%]"`` works for map-style data), or a row
+            filter of the dataset's only/``train`` split: ``COLUMN=VALUE[,VALUE...]`` or ``COLUMN!=VALUE[,...]``
+            (:mod:`hf_maskedav.data.splits`).
         audio_column, label_column: column names; ``label_column=None`` for unlabelled pretraining.
         label_names: class names, needed for streamed data whose labels are not a ``ClassLabel``.
         multi_label: force multi-label (True) or single-label (False) reading of the label column; by default
@@ -240,6 +243,8 @@ def load_audio_source(
         return AudioSource(data, audio_column, None, streaming, f"{len(paths)} audio files")
 
     if dataset_name in (None, DEMO_DATASET_NAME) and data_dir is None:
+        if is_row_filter(split):
+            raise SplitFilterError(f"the built-in demo dataset takes split names, not the row filter {split!r}")
         if streaming:
             raise ValueError("the built-in demo dataset is generated on the fly; it cannot be streamed")
         data = DemoAudioDataset(split, demo_num_clips, demo_seed, duration=demo_duration, multi_label=demo_multi_label)
@@ -249,15 +254,21 @@ def load_audio_source(
         return AudioSource(data, "audio", labels, False, f"built-in demo audio ({split}, {len(data)} clips)")
 
     if dataset_name is None:
-        data = datasets.load_dataset(
-            "audiofolder", data_dir=data_dir, split=split, streaming=streaming, cache_dir=cache_dir
+        data, description = load_split(
+            lambda s: datasets.load_dataset(
+                "audiofolder", data_dir=data_dir, split=s, streaming=streaming, cache_dir=cache_dir
+            ),
+            split,
+            f"audiofolder {data_dir}",
         )
-        description = f"audiofolder {data_dir} ({split})"
     else:
-        data = datasets.load_dataset(
-            dataset_name, dataset_config_name, data_dir=data_dir, split=split, streaming=streaming, cache_dir=cache_dir
+        data, description = load_split(
+            lambda s: datasets.load_dataset(
+                dataset_name, dataset_config_name, data_dir=data_dir, split=s, streaming=streaming, cache_dir=cache_dir
+            ),
+            split,
+            f"{dataset_name}{'/' + dataset_config_name if dataset_config_name else ''}",
         )
-        description = f"{dataset_name}{'/' + dataset_config_name if dataset_config_name else ''} ({split})"
     features = data.features
     if features is not None and audio_column not in features:
         raise ValueError(

@@ -34,6 +34,7 @@ from ..video.decoding import VideoDecodingError, read_video
 from .audio import BadSampleTracker, LabelSpec, infer_label_spec
 from .audio_decoding import BadSampleError, decode_audio
 from .demo_video import DemoVideoDataset
+from .splits import SplitFilterError, apply_row_filter, is_row_filter, load_split, parse_row_filter
 from .video_transforms import VideoClipRecipe
 
 DEMO_VIDEO_DATASET_NAME = "demo"
@@ -176,7 +177,9 @@ def load_video_source(
         csv_file: a CSV list of videos (see :func:`read_video_csv`), one file per split; ``data_root`` resolves its
             relative paths.
         video_files: plain video files, folders or glob patterns (no labels).
-        split: the split (datasets split syntax such as ``"train[:90%]"`` works for Hub/folder data).
+        split: the split (datasets split syntax such as ``"train[:90%]"`` works for Hub/folder data), or a row filter
+            ``COLUMN=VALUE[,VALUE...]`` / ``COLUMN!=VALUE[,...]`` of the only/``train`` split (or of a CSV list)
+            (:mod:`hf_maskedav.data.splits`).
         video_column, label_column: column names (``label_column=None`` for unlabelled pretraining).
         label_names, multi_label: class names / multi-label reading, as for audio (:func:`infer_label_spec`).
         audio_column: a separate audio column for audio-visual data (default: the video files' audio tracks).
@@ -196,10 +199,15 @@ def load_video_source(
         return VideoSource(data, video_column, None, f"{len(paths)} video files", audio_column)
     if csv_file is not None:
         data = read_video_csv(csv_file, data_root, video_column, label_column or "label")
+        row_filter = parse_row_filter(split)  # a CSV list is one split: a row filter applies to it, a name is ignored
+        if row_filter is not None:
+            data = apply_row_filter(data, row_filter, os.path.basename(csv_file))
         labels = infer_label_spec(data, label_column, label_names, multi_label)
         return VideoSource(data, video_column, labels, f"{os.path.basename(csv_file)} ({len(data)} videos)",
                            audio_column)
     if dataset_name in (None, DEMO_VIDEO_DATASET_NAME) and data_dir is None:
+        if is_row_filter(split):
+            raise SplitFilterError(f"the built-in demo dataset takes split names, not the row filter {split!r}")
         data = DemoVideoDataset(split, demo_num_clips, demo_seed, multi_label=demo_multi_label, cache_dir=demo_cache_dir,
                                 **(demo_options or {}))
         labels = None
@@ -209,12 +217,14 @@ def load_video_source(
         return VideoSource(data, "video", labels, f"built-in demo video ({split}, {len(data)} clips)", audio_column)
 
     if dataset_name in (None, DEMO_VIDEO_DATASET_NAME):
-        data = datasets.load_dataset("videofolder", data_dir=data_dir, split=split, cache_dir=cache_dir)
-        description = f"videofolder {data_dir} ({split})"
+        data, description = load_split(
+            lambda s: datasets.load_dataset("videofolder", data_dir=data_dir, split=s, cache_dir=cache_dir), split,
+            f"videofolder {data_dir}")
     else:
-        data = datasets.load_dataset(dataset_name, dataset_config_name, data_dir=data_dir, split=split,
-                                     cache_dir=cache_dir)
-        description = f"{dataset_name}{'/' + dataset_config_name if dataset_config_name else ''} ({split})"
+        data, description = load_split(
+            lambda s: datasets.load_dataset(dataset_name, dataset_config_name, data_dir=data_dir, split=s,
+                                            cache_dir=cache_dir),
+            split, f"{dataset_name}{'/' + dataset_config_name if dataset_config_name else ''}")
     if video_column not in data.features:
         raise ValueError(f"video column {video_column!r} not found in {description}; its columns are "
                          f"{sorted(data.features)}. Pass --video_column")

@@ -1,0 +1,236 @@
+"""Training-script options of issue #15: time budget, row-filter splits, config overrides, clip length, validation
+carving, docs/--help agreement, compressed-audio trimming, compact load reports, CPU threads.
+
+Tiny models and data; each test runs a script for a few optimizer steps in this process (or one launched process).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+from hf_maskedav import AudioMAEConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+
+
+def load_example(name: str):
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def in_process(monkeypatch):
+    """Run an example's main() in this process, with a fresh Accelerate state before and after."""
+    from accelerate.state import AcceleratorState, GradientState, PartialState
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("ACCELERATE_USE_CPU", "true")
+
+    def reset():
+        AcceleratorState._reset_state(True)
+        GradientState._reset_state()
+        PartialState._reset_state()
+
+    def run(name: str, argv: list[str]):
+        reset()
+        try:
+            return load_example(name).main(argv)
+        finally:
+            reset()
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def tiny_config_dir(tmp_path_factory) -> str:
+    folder = tmp_path_factory.mktemp("tiny_config")
+    AudioMAEConfig(
+        max_length=32, num_mel_bins=32, patch_size=8, patch_stride=8, hidden_size=32, num_hidden_layers=2,
+        num_attention_heads=4, intermediate_size=64, decoder_hidden_size=32, decoder_num_hidden_layers=2,
+        decoder_num_attention_heads=4, decoder_intermediate_size=64, decoder_meta_hidden_size=32, mask_ratio=0.75,
+    ).save_pretrained(folder)
+    return str(folder)
+
+
+def read_log(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# A. --max_train_minutes
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def test_cosine_schedule_follows_the_time_budget_when_it_runs_out_first():
+    from hf_maskedav.training import cosine_schedule_with_warmup
+
+    def lrs(progress):
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+        schedule = cosine_schedule_with_warmup(optimizer, 10, 100, progress=progress)
+        values = []
+        for step in range(100):
+            values.append(schedule.get_last_lr()[0])
+            optimizer.step()
+            schedule.step()
+        return values
+
+    by_steps = lrs(None)
+    assert by_steps == lrs(lambda: 0.0)  # no time spent: the step schedule
+    half = lrs(lambda: 0.5)  # half the budget spent from the start: the schedule is at step 50 at least
+    assert half[0] == pytest.approx(0.5 * (1 + math.cos(math.pi * 40 / 90)))
+    assert half[80] == pytest.approx(by_steps[80])  # later, the steps lead
+    assert lrs(lambda: 0.05)[0] == pytest.approx(6 / 11)  # warm-up is part of the progress: step 5 of 10
+    assert lrs(lambda: 1.0)[3] == 0.0  # budget spent: annealed
+
+
+def test_time_budget_state_and_summary(monkeypatch):
+    from hf_maskedav.training import TimeBudget
+
+    clock = [100.0]
+    monkeypatch.setattr("hf_maskedav.training.budget.time.monotonic", lambda: clock[0])
+    budget = TimeBudget(1.0, spent_seconds=0.0)
+    budget.start()
+    clock[0] += 30
+    assert budget.tick() == 30 and budget.progress() == 0.5 and not budget.exhausted()
+    resumed = TimeBudget(1.0)
+    resumed.load_state_dict(budget.state_dict())  # a resumed run counts the 30 s already spent
+    resumed.start()
+    clock[0] += 31
+    resumed.tick()
+    assert resumed.exhausted() and resumed.summary() == {
+        "max_train_minutes": 1.0, "stopped_by_time_budget": True, "train_loop_seconds": 61.0}
+    with pytest.raises(ValueError, match="positive"):
+        TimeBudget(0)
+
+
+def test_pretrain_stops_on_the_time_budget_and_ends_normally(tiny_config_dir, in_process, tmp_path):
+    output_dir = tmp_path / "budget"
+    in_process("pretrain_audio", [
+        "--config_name", tiny_config_dir, "--demo_num_clips", "16", "--per_device_train_batch_size", "4",
+        "--max_train_steps", "100000", "--max_train_minutes", "0.01", "--output_dir", str(output_dir)])
+    summary = json.loads((output_dir / "train_summary.json").read_text())
+    assert summary["stopped_by_time_budget"] is True and summary["max_train_minutes"] == 0.01
+    assert 0 < summary["completed_steps"] < 100000 and summary["max_train_steps"] == 100000
+    assert summary["train_loop_seconds"] >= 0.6
+    # the schedule followed the budget: the last update used the annealed learning rate, not the peak
+    assert read_log(output_dir / "train_log.jsonl")[-1]["lr"] == 0.0
+    for name in ("model.safetensors", "preprocessor_config.json", "loss_curve.png", "reconstruction.png", "README.md"):
+        assert (output_dir / name).is_file(), name
+
+
+def test_resumed_run_counts_the_time_already_spent(tiny_config_dir, in_process, tmp_path):
+    output_dir = tmp_path / "resume"
+    common = ["--config_name", tiny_config_dir, "--demo_num_clips", "16", "--per_device_train_batch_size", "4",
+              "--output_dir", str(output_dir)]
+    in_process("pretrain_audio", [*common, "--max_train_steps", "3", "--checkpointing_steps", "3",
+                                  "--max_train_minutes", "60"])
+    state = json.loads((output_dir / "checkpoint-3" / "training_state.json").read_text())
+    spent = state["extra"]["time_budget"]["train_loop_seconds"]
+    assert spent > 0
+    # resumed with a budget smaller than the time already spent: no further step, a normal end
+    in_process("pretrain_audio", [*common, "--max_train_steps", "50", "--max_train_minutes", str(spent / 120),
+                                  "--resume_from_checkpoint"])
+    summary = json.loads((output_dir / "train_summary.json").read_text())
+    assert summary["completed_steps"] == 3 and summary["stopped_by_time_budget"] is True
+
+
+def test_finetune_with_a_time_budget_evaluates_at_the_end_and_keeps_the_best(tiny_config_dir, in_process, tmp_path):
+    output_dir = tmp_path / "finetune"
+    in_process("finetune_audio", [
+        "--config_name", tiny_config_dir, "--demo_num_clips", "16", "--per_device_train_batch_size", "4",
+        "--max_train_steps", "100000", "--eval_every_steps", "100000", "--max_train_minutes", "0.01",
+        "--output_dir", str(output_dir)])
+    summary = json.loads((output_dir / "train_summary.json").read_text())
+    assert summary["stopped_by_time_budget"] is True and 0 < summary["completed_steps"] < 100000
+    assert summary["eval_history"][-1][0] == summary["completed_steps"]  # evaluated at the end
+    assert summary["best_eval_accuracy"] is not None and (output_dir / "best_model" / "model.safetensors").is_file()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# B. COLUMN=VALUE split filters
+# ---------------------------------------------------------------------------------------------------------------------
+
+FSDD = ROOT.parent / "shared" / "datasets" / "fsdd"
+
+
+def make_audiofolder(folder: Path, speakers=("ann", "bob", "cid"), per_speaker: int = 4, sampling_rate: int = 8000):
+    """A tiny labelled audiofolder: ``metadata.csv`` with file_name,label,speaker,take."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    rows = []
+    for speaker in speakers:
+        for take in range(per_speaker):
+            name = f"{speaker}_{take}.wav"
+            soundfile.write(folder / name, (rng.normal(size=sampling_rate // 2) * 0.1).astype(np.float32), sampling_rate)
+            rows.append(f"{name},{take % 2},{speaker},{take}")
+    (folder / "metadata.csv").write_text("file_name,label,speaker,take\n" + "\n".join(rows) + "\n")
+    return folder
+
+
+def test_row_filter_parsing():
+    from hf_maskedav.data import RowFilter, SplitFilterError, parse_row_filter
+
+    assert parse_row_filter("train") is None and parse_row_filter("train[:80%]") is None
+    assert parse_row_filter("speaker=george, jackson") == RowFilter("speaker", ("george", "jackson"), False)
+    assert parse_row_filter("official_split!=test") == RowFilter("official_split", ("test",), True)
+    assert not RowFilter("take", ("1",)).keep(0) and RowFilter("take", ("1",)).keep(1)
+    assert RowFilter("label", ("dog",)).keep(1, ["cat", "dog"])  # a ClassLabel matches by name too
+    with pytest.raises(SplitFilterError):
+        parse_row_filter("speaker=")
+
+
+def test_audio_source_row_filters_on_a_tiny_audiofolder(tmp_path):
+    from hf_maskedav.data import SplitFilterError, load_audio_source
+
+    folder = make_audiofolder(tmp_path / "data")
+    source = load_audio_source(data_dir=str(folder), split="speaker=ann,bob", label_column="label")
+    assert len(source.data) == 8 and set(source.data["speaker"]) == {"ann", "bob"}
+    assert "speaker=ann,bob" in source.description
+    rest = load_audio_source(data_dir=str(folder), split="speaker!=ann,bob", label_column="label")
+    assert set(rest.data["speaker"]) == {"cid"} and len(rest.data) == 4
+    numbers = load_audio_source(data_dir=str(folder), split="take=0,3")  # compared as strings
+    assert sorted(numbers.data["take"]) == [0, 0, 0, 3, 3, 3]
+    with pytest.raises(SplitFilterError, match=r"no column 'spekaer'.*\['audio', 'label', 'speaker', 'take'\]"):
+        load_audio_source(data_dir=str(folder), split="spekaer=ann")
+    with pytest.raises(SplitFilterError, match="selects no row.*ann, bob, cid"):
+        load_audio_source(data_dir=str(folder), split="speaker=zed")
+    with pytest.raises(SplitFilterError, match="demo"):
+        load_audio_source(split="label=1")
+
+
+def test_finetune_audio_on_row_filter_splits(tiny_config_dir, in_process, tmp_path):
+    folder = make_audiofolder(tmp_path / "data", speakers=("ann", "bob", "cid", "dan"))
+    output_dir = tmp_path / "run"
+    in_process("finetune_audio", [
+        "--config_name", tiny_config_dir, "--data_dir", str(folder), "--train_split", "speaker=ann,bob,cid",
+        "--eval_split", "none", "--test_split", "speaker=dan", "--per_device_train_batch_size", "4",
+        "--max_train_steps", "2", "--output_dir", str(output_dir)])
+    summary = json.loads((output_dir / "train_summary.json").read_text())
+    assert summary["completed_steps"] == 2 and summary["test_accuracy"] is not None
+
+
+@pytest.mark.skipif(not FSDD.is_dir(), reason=f"the FSDD audiofolder is not at {FSDD} (shared data not mounted)")
+def test_fsdd_speaker_and_official_splits():
+    from hf_maskedav.data import load_audio_source
+
+    train = load_audio_source(data_dir=str(FSDD), split="speaker=george,jackson,lucas,yweweler", label_column="label")
+    test = load_audio_source(data_dir=str(FSDD), split="speaker=nicolas,theo", label_column="label")
+    assert len(train.data) == 2000 and len(test.data) == 1000
+    assert not set(train.data["speaker"]) & set(test.data["speaker"])
+    assert train.labels.num_labels == 10
+    official_train = load_audio_source(data_dir=str(FSDD), split="official_split=train")
+    official_test = load_audio_source(data_dir=str(FSDD), split="official_split=test")
+    assert len(official_train.data) + len(official_test.data) == 3000
