@@ -57,6 +57,11 @@ DEMO_VIDEO_SIZES = {"train": 480, "validation": 160, "test": 160}
 _SPLIT_CODES = {"train": 0, "validation": 1, "test": 2}
 # Bump when the renderer changes: the cache folder name includes it, so old files are never reused.
 DEMO_VIDEO_VERSION = 8
+# Clip geometry per variant (the "objects" variant has the shape of a small real audio-visual set: 2 s at 8 fps).
+DEMO_VIDEO_VARIANTS = {
+    "motion": dict(num_frames=32, fps=12.0, height=48, width=64),
+    "objects": dict(num_frames=16, fps=8.0, height=64, width=64),
+}
 
 
 def default_cache_dir() -> str:
@@ -173,11 +178,12 @@ def _grid_points(rng: np.random.Generator, height: int, width: int, spacing: flo
     return np.stack([(gx.ravel() + jitter[0]) % width, (gy.ravel() + jitter[1]) % height], axis=1)
 
 
-def _render_frames(textures, colours, background, num_frames) -> np.ndarray:
+def _render_frames(textures, colours, background, num_frames, as_uint8: bool = True) -> np.ndarray:
     """Draw the shapes one after the other, each in a small window around it in every frame at once (the window's
-    pixel indices wrap around the frame)."""
-    height, width, _ = background.shape
-    frames = np.repeat(background[None], num_frames, axis=0)
+    pixel indices wrap around the frame). ``background`` is one frame ``[H, W, 3]`` or all of them ``[T, H, W, 3]``
+    (floats in [0, 1]); ``as_uint8=False`` returns floats."""
+    height, width = background.shape[-3:-1]
+    frames = np.repeat(background[None], num_frames, axis=0) if background.ndim == 3 else background.copy()
     time_index = np.arange(num_frames)[:, None, None]
     for texture, texture_colours in zip(textures, colours):
         for j, kind in enumerate(texture.kinds):
@@ -194,6 +200,8 @@ def _render_frames(textures, colours, background, num_frames) -> np.ndarray:
             cols = (px.astype(int) % width)[:, None, :]
             window = frames[time_index, rows, cols]
             frames[time_index, rows, cols] = window * (1 - weight) + texture_colours[j] * weight
+    if not as_uint8:
+        return frames
     return np.clip(np.round(frames * 255), 0, 255).astype(np.uint8)
 
 
@@ -307,6 +315,217 @@ def render_clip(
 
 
 # ---------------------------------------------------------------------------------------------------------------------
+# The "objects" variant: a small object on a cluttered, moving background; the class is what the object is
+# ---------------------------------------------------------------------------------------------------------------------
+
+# Each class is a glyph (a 7x7 bitmap, drawn on a plain plate of random grey level) in one of five colours: the colour
+# narrows a class down to two, the glyph's shape decides. Rows are written top to bottom, "#" is ink.
+_GLYPHS = {
+    "plus": ("...#...", "...#...", "...#...", "#######", "...#...", "...#...", "...#..."),
+    "cross": ("#.....#", ".#...#.", "..#.#..", "...#...", "..#.#..", ".#...#.", "#.....#"),
+    "tee": ("#######", "#######", "...#...", "...#...", "...#...", "...#...", "...#..."),
+    "ell": ("##.....", "##.....", "##.....", "##.....", "##.....", "#######", "#######"),
+    "ring": ("..###..", ".#...#.", "#.....#", "#.....#", "#.....#", ".#...#.", "..###.."),
+    "triangle": ("...#...", "..###..", "..###..", ".#####.", ".#####.", "#######", "#######"),
+    "arrow": ("...#...", "..###..", ".#.#.#.", "#..#..#", "...#...", "...#...", "...#..."),
+    "bars": ("#.#.#.#", "#.#.#.#", "#.#.#.#", "#.#.#.#", "#.#.#.#", "#.#.#.#", "#.#.#.#"),
+    "hourglass": ("#######", ".#####.", "..###..", "...#...", "..###..", ".#####.", "#######"),
+    "dots": ("##...##", "##...##", ".......", "...#...", ".......", "##...##", "##...##"),
+}
+DEMO_OBJECT_CLASSES = tuple(_GLYPHS)
+# glyph colour of each class (hue); classes k and k + 5 share a colour
+_OBJECT_HUES = np.array([0.0, 0.14, 0.33, 0.55, 0.78] * 2)
+# The sound of each class: a two- or three-syllable "word", each syllable a vowel (formants F1, F2 in Hz, scaled by the
+# speaker) with a pitch contour ("=" level, "/" rising, "\\" falling).
+_VOWELS = {"a": (800.0, 1250.0), "e": (480.0, 1900.0), "i": (300.0, 2350.0), "o": (500.0, 880.0), "u": (330.0, 760.0)}
+DEMO_OBJECT_WORDS = {
+    "plus": "a= i/",
+    "cross": "o\\ e=",
+    "tee": "u/ a\\",
+    "ell": "i= o= u\\",
+    "ring": "e/ e\\",
+    "triangle": "a\\ u= i=",
+    "arrow": "o= i/ a=",
+    "bars": "u= e\\",
+    "hourglass": "i\\ a/",
+    "dots": "e= o/ o\\",
+}
+DEMO_OBJECT_SIZES = {"train": 600, "validation": 300, "test": 300}
+# Bump when the "objects" renderer changes (its cache folder name includes it).
+DEMO_OBJECTS_VERSION = 1
+_GLYPH_MASKS = {name: np.array([[c == "#" for c in row] for row in rows], dtype=np.float64)
+                for name, rows in _GLYPHS.items()}
+
+
+def _hsv_rows(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Vectorised HSV -> RGB for arrays of colours ([N] each) -> [N, 3]."""
+    h = np.asarray(h, dtype=np.float64) % 1.0
+    i = np.floor(h * 6).astype(int) % 6
+    f = h * 6 - np.floor(h * 6)
+    p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
+    table = np.stack([np.stack(c, -1) for c in ((v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q))])
+    return table[i, np.arange(len(h))]
+
+
+def object_path(rng: np.random.Generator, num_frames: int, fps: float, height: int, width: int, margin: float):
+    """A random path for the object's centre (``[T]`` x and y, pixels): a straight drift at 8-24 px/s in a random
+    direction, reflected at the frame's edges (``margin`` from them), plus a small wobble. Drawn from its own random
+    stream, which never sees the label."""
+    t = np.arange(num_frames) / fps
+    speed, angle = rng.uniform(8.0, 24.0), rng.uniform(0, 2 * np.pi)
+    wobble, wobble_rate, wobble_phase = rng.uniform(0.0, 3.0), rng.uniform(0.5, 1.5), rng.uniform(0, 2 * np.pi, 2)
+    out = []
+    for k, (size, step) in enumerate(((width, np.cos(angle)), (height, np.sin(angle)))):
+        span = max(size - 2 * margin, 1.0)
+        raw = rng.uniform(0, span) + speed * step * t + wobble * np.sin(2 * np.pi * wobble_rate * t + wobble_phase[k])
+        folded = np.mod(raw, 2 * span)
+        out.append(margin + np.where(folded > span, 2 * span - folded, folded))  # reflect at the edges
+    return out[0], out[1]
+
+
+def _moving_background(rng: np.random.Generator, num_frames: int, height: int, width: int, pan_x, pan_y):
+    """A smooth random colour field (a few sinusoidal gratings per channel) seen through a panning camera."""
+    count = 6
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
+    freq = rng.uniform(0.5, 3.0, (count, 1)) / max(height, width) * np.stack(
+        [np.cos(a := rng.uniform(0, 2 * np.pi, count)), np.sin(a)], -1)  # cycles per pixel, [K, 2]
+    phase = rng.uniform(0, 2 * np.pi, count)
+    amplitude = rng.uniform(0.3, 1.0, (count, 3)) * rng.choice([-1.0, 1.0], (count, 3))
+    x = xx[None] + pan_x[:, None, None]  # scene coordinates of every pixel, [T, H, W]
+    y = yy[None] + pan_y[:, None, None]
+    waves = np.cos(2 * np.pi * (x[..., None] * freq[:, 0] + y[..., None] * freq[:, 1]) + phase)  # [T, H, W, K]
+    field = waves @ amplitude / np.sqrt(count)  # [T, H, W, 3]
+    base = rng.uniform(0.25, 0.75, 3)
+    return np.clip(base + 0.18 * field, 0, 1)
+
+
+def _draw_object(frames: np.ndarray, label: int, rng: np.random.Generator, cx: np.ndarray, cy: np.ndarray, size: float):
+    """Draw the class's glyph on its plate, centred at ``(cx[t], cy[t])``, ``size`` pixels wide, in place."""
+    num_frames, height, width, _ = frames.shape
+    mask = np.pad(_GLYPH_MASKS[DEMO_OBJECT_CLASSES[label]], 1)  # 9x9 with a blank border (the plate's margin)
+    glyph_colour = _hsv_rows(np.array([_OBJECT_HUES[label] + rng.uniform(-0.03, 0.03)]),
+                             np.array([rng.uniform(0.75, 1.0)]), np.array([rng.uniform(0.8, 1.0)]))[0]
+    plate_level = rng.choice([rng.uniform(0.05, 0.25), rng.uniform(0.85, 1.0)])
+    plate_colour = np.clip(plate_level + rng.uniform(-0.04, 0.04, 3), 0, 1)
+    reach = np.arange(-int(np.ceil(size / 2 + 1.5)), int(np.ceil(size / 2 + 1.5)) + 1)
+    px = np.floor(cx)[:, None] + reach[None]  # [T, K]
+    py = np.floor(cy)[:, None] + reach[None]
+    dx = (px + 0.5 - cx[:, None])[:, None, :]  # pixel centres relative to the object's centre, [T, 1, K]
+    dy = (py + 0.5 - cy[:, None])[:, :, None]  # [T, K, 1]
+    plate = np.clip(size / 2 + 0.5 - np.maximum(np.abs(dx), np.abs(dy)), 0, 1)  # [T, K, K] coverage
+    cells = mask.shape[0]
+    u = np.clip((dx / size + 0.5) * cells - 0.5, 0, cells - 1.001)  # bilinear lookup of the glyph
+    v = np.clip((dy / size + 0.5) * cells - 0.5, 0, cells - 1.001)
+    u0, v0 = np.floor(u).astype(int), np.floor(v).astype(int)
+    fu, fv = u - u0, v - v0
+    ink = (mask[v0, u0] * (1 - fu) * (1 - fv) + mask[v0, u0 + 1] * fu * (1 - fv) + mask[v0 + 1, u0] * (1 - fu) * fv
+           + mask[v0 + 1, u0 + 1] * fu * fv)
+    ink = np.clip((ink - 0.5) * 2.5 + 0.5, 0, 1)  # sharpen the upscaled bitmap
+    colour = plate_colour * (1 - ink[..., None]) + glyph_colour * ink[..., None]  # [T, K, K, 3]
+    inside = ((py >= 0) & (py < height))[:, :, None] & ((px >= 0) & (px < width))[:, None, :]
+    weight = (plate * inside)[..., None]
+    rows = np.clip(py, 0, height - 1).astype(int)[:, :, None]
+    cols = np.clip(px, 0, width - 1).astype(int)[:, None, :]
+    time_index = np.arange(num_frames)[:, None, None]
+    window = frames[time_index, rows, cols]
+    frames[time_index, rows, cols] = window * (1 - weight) + colour * weight
+
+
+def _word(label: int, rng: np.random.Generator, num_samples: int, sampling_rate: int, speaker: dict) -> np.ndarray:
+    """The class's spoken-like word, once, starting at a random time: voiced syllables (harmonics of a pitch contour
+    shaped by two formants), each opened by a short noise burst (a consonant)."""
+    syllables = DEMO_OBJECT_WORDS[DEMO_OBJECT_CLASSES[label]].split()
+    rate = speaker["tempo"] * rng.uniform(0.92, 1.08)
+    lengths = [int(rng.uniform(0.16, 0.22) / rate * sampling_rate) for _ in syllables]
+    gap = int(0.04 / rate * sampling_rate)
+    total = sum(lengths) + gap * (len(syllables) - 1)
+    start = int(rng.uniform(0, max(num_samples - total, 1)))
+    out = np.zeros(num_samples)
+    cursor = start
+    for syllable, length in zip(syllables, lengths):
+        vowel, contour = syllable[0], syllable[1]
+        f1, f2 = (f * speaker["tract"] for f in _VOWELS[vowel])
+        s = np.linspace(0, 1, length)
+        glide = {"=": 0.0, "/": 1.0, "\\": -1.0}[contour] * 0.5 * (s - 0.5)  # +-3 semitones... up to half an octave
+        f0 = speaker["f0"] * 2.0 ** (glide + 0.02 * rng.standard_normal())
+        phase = 2 * np.pi * np.cumsum(f0) / sampling_rate
+        harmonics = np.arange(1, int(3800 / speaker["f0"]) + 1)
+        freqs = harmonics[:, None] * f0[None]  # [K, length]
+        gain = (np.exp(-0.5 * ((freqs - f1) / (0.18 * f1)) ** 2) + 0.7 * np.exp(-0.5 * ((freqs - f2) / (0.12 * f2)) ** 2)
+                + 0.05 / harmonics[:, None])
+        voiced = (gain * np.sin(harmonics[:, None] * phase[None])).sum(0)
+        voiced = voiced / (np.abs(voiced).max() + 1e-9) * _fade(length, int(0.02 * sampling_rate))
+        burst_length = min(int(0.015 * sampling_rate), length)
+        burst = rng.standard_normal(burst_length) * np.exp(-np.arange(burst_length) / (0.004 * sampling_rate)) * 0.6
+        stop = min(cursor + length, num_samples)
+        out[cursor:stop] += voiced[: stop - cursor]
+        burst_stop = min(cursor + burst_length, num_samples)
+        out[cursor:burst_stop] += burst[: burst_stop - cursor]
+        cursor += length + gap
+        if cursor >= num_samples:
+            break
+    return out
+
+
+def render_objects_clip(
+    labels: list[int] | tuple[int, ...],
+    rng: np.random.Generator,
+    num_frames: int = 16,
+    fps: float = 8.0,
+    height: int = 64,
+    width: int = 64,
+    sampling_rate: int = 16000,
+    motion_rng: np.random.Generator | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One clip of the "objects" variant: per entry of ``labels``, an object of that class (a coloured glyph on a
+    plate, about a fifth of the frame side) moving along a random path over a cluttered background that itself moves
+    (a panning colour field, shapes that pan with it and a few that drift on their own); the sound is each class's
+    word, said twice by a random speaker over noise, with no timing link to the picture.
+
+    ``motion_rng`` draws every motion of the clip (camera pan, drifting shapes, object paths); it never sees the
+    labels, so the motion carries no information about the class. Returns ``(frames [T, H, W, 3] uint8, waveform)``.
+    """
+    motion_rng = rng if motion_rng is None else motion_rng
+    t = np.arange(num_frames) / fps
+    pan_speed, pan_angle = motion_rng.uniform(4.0, 14.0), motion_rng.uniform(0, 2 * np.pi)
+    pan_x, pan_y = pan_speed * np.cos(pan_angle) * t, pan_speed * np.sin(pan_angle) * t
+    side = min(height, width)
+    sizes = [rng.uniform(0.18, 0.24) * side for _ in labels]
+    paths = [object_path(motion_rng, num_frames, fps, height, width, size / 2 + 1) for size in sizes]
+    drift_speed, drift_angle = motion_rng.uniform(6.0, 18.0), motion_rng.uniform(0, 2 * np.pi)
+
+    frames = _moving_background(rng, num_frames, height, width, pan_x, pan_y)
+    # clutter: shapes of every colour that pan with the camera, and a few that drift on their own
+    for count, dx, dy in ((int(rng.integers(14, 22)), -pan_x, -pan_y),
+                          (int(rng.integers(3, 6)), drift_speed * np.cos(drift_angle) * t,
+                           drift_speed * np.sin(drift_angle) * t)):
+        layer = type("Layer", (), {})()
+        layer.kinds = [_SHAPES[k] for k in rng.integers(len(_SHAPES), size=count)]
+        layer.x0, layer.y0 = rng.uniform(0, width, count), rng.uniform(0, height, count)
+        layer.radius = rng.uniform(0.04, 0.1, count) * side
+        layer.dx, layer.dy = dx, dy
+        layer.scale, layer.alpha = np.ones(num_frames), np.ones(num_frames)
+        colours = _hsv_rows(rng.uniform(0, 1, count), rng.uniform(0.3, 1.0, count), rng.uniform(0.2, 1.0, count))
+        frames = _render_frames([layer], [colours], frames, num_frames, as_uint8=False)
+    for label, size, (cx, cy) in zip(labels, sizes, paths):
+        _draw_object(frames, int(label), rng, cx, cy, size)
+    frames = np.clip(np.round(frames * 255), 0, 255).astype(np.uint8)
+
+    num_samples = int(round(num_frames / fps * sampling_rate))
+    mix = np.zeros(num_samples)
+    half = num_samples // 2
+    for label in labels:
+        speaker = dict(f0=rng.uniform(95.0, 250.0), tract=rng.uniform(0.85, 1.2), tempo=rng.uniform(0.85, 1.2))
+        sound = np.concatenate([_word(int(label), rng, half, sampling_rate, speaker),
+                                _word(int(label), rng, num_samples - half, sampling_rate, speaker)])
+        mix += sound / (np.sqrt(np.mean(sound**2)) + 1e-9) * 10 ** (rng.uniform(-4, 0) / 20)
+    signal_rms = np.sqrt(np.mean(mix**2)) + 1e-9
+    mix = mix + _noise(rng, num_samples, sampling_rate) * signal_rms / 10 ** (rng.uniform(3, 20) / 20)
+    mix = mix / (np.abs(mix).max() + 1e-9) * rng.uniform(0.2, 0.9)
+    return frames, mix.astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
 # Writing .mp4 files
 # ---------------------------------------------------------------------------------------------------------------------
 
@@ -368,8 +587,12 @@ class DemoVideoDataset(torch.utils.data.Dataset):
         num_clips: override the split size (the first ``num_clips`` clips of the split).
         seed: generator seed; the same seed gives the same clips everywhere.
         multi_label: one or two objects of different classes per clip.
-        num_frames, fps, height, width, sampling_rate: clip geometry (32 frames of 64x48 at 12 fps, 16 kHz audio by
-            default: 2.67 s).
+        variant: ``"motion"`` (the default: the texture whose shared motion is the class, 8 classes, module
+            docstring) or ``"objects"`` (a small object on a cluttered, moving background, whose identity is the class;
+            10 classes; 600 / 300 / 300 clips of 16 frames of 64x64 at 8 fps, 2 s, like a small real audio-visual
+            set; :func:`render_objects_clip`).
+        num_frames, fps, height, width, sampling_rate: clip geometry (default: the variant's; ``"motion"``: 32 frames
+            of 64x48 at 12 fps, 16 kHz audio: 2.67 s).
         cache_dir: where the files go (``$HF_MASKEDAV_CACHE`` or ``~/.cache/hf_maskedav`` by default).
         prepare: write missing files now (otherwise call :meth:`prepare` before reading).
     """
@@ -382,26 +605,37 @@ class DemoVideoDataset(torch.utils.data.Dataset):
         num_clips: int | None = None,
         seed: int = 0,
         multi_label: bool = False,
-        num_frames: int = 32,
-        fps: float = 12.0,
-        height: int = 48,
-        width: int = 64,
+        num_frames: int | None = None,
+        fps: float | None = None,
+        height: int | None = None,
+        width: int | None = None,
         sampling_rate: int = 16000,
         cache_dir: str | None = None,
         prepare: bool = True,
+        variant: str = "motion",
     ):
         if split not in _SPLIT_CODES:
             raise ValueError(f"unknown demo split {split!r}; choose one of {sorted(_SPLIT_CODES)}")
+        if variant not in DEMO_VIDEO_VARIANTS:
+            raise ValueError(f"unknown demo variant {variant!r}; choose one of {sorted(DEMO_VIDEO_VARIANTS)}")
+        geometry = DEMO_VIDEO_VARIANTS[variant]
+        num_frames = geometry["num_frames"] if num_frames is None else num_frames
+        fps = geometry["fps"] if fps is None else fps
+        height = geometry["height"] if height is None else height
+        width = geometry["width"] if width is None else width
         if height % 2 or width % 2:
             raise ValueError(f"H.264 in yuv420p needs an even frame size, got {height}x{width}")
-        self.split = split
-        self.num_clips = DEMO_VIDEO_SIZES[split] if num_clips is None else int(num_clips)
+        self.split, self.variant = split, variant
+        self.label_names = DEMO_OBJECT_CLASSES if variant == "objects" else DEMO_VIDEO_CLASSES
+        sizes = DEMO_OBJECT_SIZES if variant == "objects" else DEMO_VIDEO_SIZES
+        self.num_clips = sizes[split] if num_clips is None else int(num_clips)
         if self.num_clips < 1:
             raise ValueError(f"num_clips must be at least 1, got {self.num_clips}")
         self.seed, self.multi_label = seed, multi_label
         self.num_frames, self.fps, self.height, self.width = num_frames, fps, height, width
         self.sampling_rate = sampling_rate
-        tag = f"v{DEMO_VIDEO_VERSION}-seed{seed}-{num_frames}f-{width}x{height}-{fps:g}fps-{sampling_rate}hz"
+        version = f"v{DEMO_VIDEO_VERSION}" if variant == "motion" else f"{variant}-v{DEMO_OBJECTS_VERSION}"
+        tag = f"{version}-seed{seed}-{num_frames}f-{width}x{height}-{fps:g}fps-{sampling_rate}hz"
         tag += "-multi" if multi_label else ""
         self.folder = Path(cache_dir or default_cache_dir()) / "demo_video" / tag / split
         if prepare:
@@ -413,10 +647,10 @@ class DemoVideoDataset(torch.utils.data.Dataset):
     def labels_of(self, index: int) -> list[int]:
         """Class indices of clip ``index`` (cheap: renders nothing)."""
         if not self.multi_label:
-            return [index % len(DEMO_VIDEO_CLASSES)]
+            return [index % len(self.label_names)]
         rng = np.random.default_rng([self.seed, _SPLIT_CODES[self.split], index, 1])
         count = int(rng.integers(1, 3))
-        return sorted(rng.choice(len(DEMO_VIDEO_CLASSES), size=count, replace=False).tolist())
+        return sorted(rng.choice(len(self.label_names), size=count, replace=False).tolist())
 
     def path_of(self, index: int) -> str:
         return str(self.folder / f"{index:05d}.mp4")
@@ -424,6 +658,11 @@ class DemoVideoDataset(torch.utils.data.Dataset):
     def render(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """The frames and waveform of clip ``index`` (what its file holds before compression)."""
         rng = np.random.default_rng([self.seed, _SPLIT_CODES[self.split], index, 0])
+        if self.variant == "objects":
+            # the motions come from their own stream (never the label's): the class cannot be read from them
+            motion_rng = np.random.default_rng([self.seed, _SPLIT_CODES[self.split], index, 2])
+            return render_objects_clip(self.labels_of(index), rng, self.num_frames, self.fps, self.height, self.width,
+                                       self.sampling_rate, motion_rng=motion_rng)
         return render_clip(self.labels_of(index), rng, self.num_frames, self.fps, self.height, self.width,
                            self.sampling_rate)
 
@@ -439,7 +678,7 @@ class DemoVideoDataset(torch.utils.data.Dataset):
             write_mp4(temporary, frames, self.fps, waveform, self.sampling_rate)
             os.replace(temporary, path)
         metadata = self.folder / "metadata.csv"
-        rows = [(os.path.basename(self.path_of(i)), ";".join(DEMO_VIDEO_CLASSES[k] for k in self.labels_of(i)))
+        rows = [(os.path.basename(self.path_of(i)), ";".join(self.label_names[k] for k in self.labels_of(i)))
                 for i in range(self.num_clips)]
         if not metadata.is_file() or _csv_rows(metadata) != rows:
             temporary = metadata.with_name(f"metadata.{uuid.uuid4().hex}.tmp")
@@ -477,11 +716,17 @@ def _csv_rows(path: Path) -> list[tuple[str, str]]:
 
 
 __all__ = [
+    "DEMO_OBJECT_CLASSES",
+    "DEMO_OBJECT_SIZES",
+    "DEMO_OBJECT_WORDS",
     "DEMO_VIDEO_CLASSES",
     "DEMO_VIDEO_SIZES",
     "DEMO_VIDEO_SOUNDS",
+    "DEMO_VIDEO_VARIANTS",
     "DemoVideoDataset",
     "default_cache_dir",
+    "object_path",
     "render_clip",
+    "render_objects_clip",
     "write_mp4",
 ]

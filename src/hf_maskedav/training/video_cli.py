@@ -38,6 +38,9 @@ def add_video_data_arguments(parser: argparse.ArgumentParser, labels: bool = Fal
     data.add_argument("--demo_eval_num_clips", type=int, default=None,
                       help="size of the built-in dataset's evaluation split (default: all of it)")
     data.add_argument("--demo_cache_dir", default=None, help="where the built-in dataset's .mp4 files are written")
+    data.add_argument("--demo_variant", default="motion", choices=["motion", "objects"],
+                      help="built-in dataset: 'motion' (a texture whose shared motion is the class) or 'objects' (a "
+                           "small object on a cluttered, moving background, whose identity is the class)")
     return data
 
 
@@ -62,6 +65,7 @@ def open_video_split(args, split: str, accelerator=None, label_column: str | Non
             label_column, getattr(args, "label_names", None), True if getattr(args, "multi_label", False) else None,
             audio_column, demo_multi_label=getattr(args, "demo_multi_label", False),
             demo_num_clips=args.demo_num_clips if train else args.demo_eval_num_clips, demo_cache_dir=args.demo_cache_dir,
+            demo_options={"variant": getattr(args, "demo_variant", "motion")},
         )
 
 
