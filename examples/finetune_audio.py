@@ -36,6 +36,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
 from tqdm.auto import tqdm
+from transformers import AutoConfig
 
 import hf_maskedav  # noqa: F401  (registers the models with the Auto classes)
 from hf_maskedav import AudioMAEFeatureExtractor, AudioMAEForAudioClassification
@@ -53,10 +54,13 @@ from hf_maskedav.training import (
     StepLog,
     TimeBudget,
     TrainingState,
+    add_clip_seconds_argument,
+    add_config_overrides_argument,
     add_time_budget_argument,
     build_config,
     check_world_size,
     clear_previous_run,
+    config_for_script,
     cosine_schedule_with_warmup,
     format_duration,
     list_checkpoints,
@@ -105,6 +109,8 @@ def parse_args(argv=None):
     model.add_argument(
         "--use_cls_token", action="store_true", help="classify from the cls token instead of mean pooling"
     )
+    add_config_overrides_argument(model)
+    add_clip_seconds_argument(model)
     model.add_argument("--attn_implementation", default=None, choices=[None, "eager", "sdpa", "flash_attention_2"])
     model.add_argument("--gradient_checkpointing", action="store_true")
 
@@ -315,15 +321,19 @@ def main(argv=None):
         mask_freq_prob=args.mask_freq_prob,
         use_mean_pooling=not args.use_cls_token,
     )
+    base = (
+        AutoConfig.from_pretrained(args.model_name_or_path, **head)
+        if args.model_name_or_path
+        else build_config(args.config_name, **head)
+    )
+    config = config_for_script(base, args.config_overrides, args.clip_seconds, log)  # --config_overrides, --clip_seconds
     if args.model_name_or_path:
         model = AudioMAEForAudioClassification.from_pretrained(
-            args.model_name_or_path, attn_implementation=args.attn_implementation, ignore_mismatched_sizes=True, **head
+            args.model_name_or_path, config=config, attn_implementation=args.attn_implementation,
+            ignore_mismatched_sizes=True,
         )
     else:
-        model = AudioMAEForAudioClassification._from_config(
-            build_config(args.config_name, **head), attn_implementation=args.attn_implementation
-        )
-    config = model.config
+        model = AudioMAEForAudioClassification._from_config(config, attn_implementation=args.attn_implementation)
     if args.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     fe_source = args.feature_extractor_name or args.model_name_or_path
@@ -332,6 +342,8 @@ def main(argv=None):
     )
     if saved_fe:
         feature_extractor = AudioMAEFeatureExtractor.from_pretrained(fe_source)
+        if args.clip_seconds is not None:
+            feature_extractor.max_length = config.max_length  # the clip length asked for
     else:
         feature_extractor = AudioMAEFeatureExtractor(num_mel_bins=config.num_mel_bins, max_length=config.max_length)
     clip_samples = clip_samples_for(feature_extractor)

@@ -67,7 +67,9 @@ from hf_maskedav.training.faults import (
 )
 from hf_maskedav.training.video_cli import SPLIT_MISSING_ERRORS, add_video_data_arguments, open_video_split
 from hf_maskedav.training.video_model_card import write_video_model_card
+from hf_maskedav.training.config_overrides import add_config_overrides_argument, config_for_script
 from hf_maskedav.training.video_training import (
+    add_audiovisual_clip_arguments,
     audiovisual_processor_for,
     build_audiovisual_config,
     has_saved_processor,
@@ -93,6 +95,8 @@ def parse_args(argv=None):
     model.add_argument("--mask_time_prob", type=float, default=0.0, help="audio token dropping along time")
     model.add_argument("--mask_freq_prob", type=float, default=0.0, help="audio token dropping along frequency")
     model.add_argument("--mask_video_prob", type=float, default=0.0, help="random video token dropping")
+    add_config_overrides_argument(model)
+    add_audiovisual_clip_arguments(model)
     model.add_argument("--attn_implementation", default=None, choices=[None, "eager", "sdpa", "flash_attention_2"])
 
     add_video_data_arguments(parser, labels=True)
@@ -198,16 +202,18 @@ def main(argv=None):
                 problem_type="multi_label_classification" if multi_label else "single_label_classification",
                 classifier_heads=list(args.classifier_heads), drop_path_rate=args.drop_path_rate,
                 mask_time_prob=args.mask_time_prob, mask_freq_prob=args.mask_freq_prob, mask_video_prob=args.mask_video_prob)
+    base = MAViLConfig.from_pretrained(args.model_name_or_path, **head) if args.model_name_or_path else \
+        build_audiovisual_config(args.config_name, **head)
+    # --config_overrides, --num_frames, --clip_seconds (max_length); the processor below follows the config
+    config = config_for_script(base, args.config_overrides, args.clip_seconds, log, num_frames=args.num_frames)
     if args.model_name_or_path:
-        config = MAViLConfig.from_pretrained(args.model_name_or_path, **head)
         model = MAViLForAudioVisualClassification.from_pretrained(
             args.model_name_or_path, config=config, attn_implementation=args.attn_implementation, ignore_mismatched_sizes=True)
     else:
-        config = build_audiovisual_config(args.config_name, **head)
         model = MAViLForAudioVisualClassification._from_config(config, attn_implementation=args.attn_implementation)
     config = model.config
     processor_source = args.processor_name or (args.model_name_or_path if has_saved_processor(args.model_name_or_path) else None)
-    processor = audiovisual_processor_for(config, args.config_name, processor_source)
+    processor = audiovisual_processor_for(config, args.config_name, processor_source, video_fps=args.video_fps)
     feature_extractor = processor.feature_extractor
     recipe = video_recipe(processor.video_processor, config.model_type, "finetune")
     window = AudioWindow(feature_extractor.sampling_rate, clip_samples_for(feature_extractor))

@@ -70,6 +70,7 @@ from hf_maskedav.training.faults import (
 )
 from hf_maskedav.training.video_cli import SPLIT_MISSING_ERRORS, add_video_data_arguments, open_video_split
 from hf_maskedav.training.video_model_card import write_video_model_card
+from hf_maskedav.training.config_overrides import add_config_overrides_argument, config_for_script
 from hf_maskedav.training.video_training import (
     build_video_config,
     has_saved_processor,
@@ -94,6 +95,7 @@ def parse_args(argv=None):
     model.add_argument("--processor_name", default=None)
     model.add_argument("--drop_path_rate", type=float, default=0.1)
     model.add_argument("--classifier_dropout", type=float, default=None, help="dropout before the head (config default)")
+    add_config_overrides_argument(model)
     model.add_argument("--attn_implementation", default=None, choices=[None, "eager", "sdpa", "flash_attention_2"])
     model.add_argument("--gradient_checkpointing", action="store_true")
 
@@ -216,13 +218,13 @@ def main(argv=None):
     if args.classifier_dropout is not None:
         head["classifier_dropout"] = args.classifier_dropout
     if args.model_name_or_path:
-        config = AutoConfig.from_pretrained(args.model_name_or_path, **head)
+        config = config_for_script(AutoConfig.from_pretrained(args.model_name_or_path, **head), args.config_overrides)
         model = AutoModelForVideoClassification.from_pretrained(
             args.model_name_or_path, config=config, attn_implementation=args.attn_implementation,
             ignore_mismatched_sizes=True,
         )
     else:
-        config = build_video_config(args.config_name, **head)
+        config = config_for_script(build_video_config(args.config_name, **head), args.config_overrides)
         model = AutoModelForVideoClassification.from_config(config, attn_implementation=args.attn_implementation)
     config = model.config
     if args.gradient_checkpointing:

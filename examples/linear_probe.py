@@ -41,6 +41,7 @@ from hf_maskedav.data import (
     featurize,
     load_audio_source,
 )
+from hf_maskedav.training.config_overrides import add_config_overrides_argument, config_for_script
 from hf_maskedav.training import (
     apply_linear_probe,
     build_config,
@@ -59,6 +60,7 @@ def parse_args(argv=None):
         "--model_name_or_path", default=None, help="the encoder (a pretraining or fine-tuning output, or a Hub id)"
     )
     parser.add_argument("--config_name", default="audiomae-tiny", help="architecture for --random_init without a model")
+    add_config_overrides_argument(parser)
     parser.add_argument(
         "--random_init",
         action="store_true",
@@ -102,11 +104,12 @@ def load_encoder(args):
         config = AutoConfig.from_pretrained(args.model_name_or_path)
     else:
         config = build_config(args.config_name)
+    config = config_for_script(config, args.config_overrides)
     if args.random_init:
         set_seed(args.seed)
         model = AutoModel.from_config(config)
     else:
-        model = AutoModel.from_pretrained(args.model_name_or_path)
+        model = AutoModel.from_pretrained(args.model_name_or_path, config=config)
     fe_file = args.model_name_or_path and os.path.join(args.model_name_or_path, "preprocessor_config.json")
     if args.model_name_or_path and (not os.path.isdir(args.model_name_or_path) or os.path.isfile(fe_file)):
         feature_extractor = AudioMAEFeatureExtractor.from_pretrained(args.model_name_or_path)

@@ -39,6 +39,7 @@ from hf_maskedav.data.video import AudioWindow, VideoBadSampleTracker, VideoClip
 from hf_maskedav.data.video_transforms import video_recipe
 from hf_maskedav.training import check_world_size, apply_linear_probe, fit_linear_probe, format_duration, resolve_feature_function
 from hf_maskedav.training.video_cli import add_video_data_arguments, open_video_split
+from hf_maskedav.training.config_overrides import add_config_overrides_argument, config_for_script
 from hf_maskedav.training.video_training import (
     audiovisual_processor_for,
     build_audiovisual_config,
@@ -58,6 +59,7 @@ def parse_args(argv=None):
     parser.add_argument("--modality", default="audio_visual", choices=["audio_visual", "audio", "video"],
                         help="MAViL only: which inputs the features come from")
     parser.add_argument("--feature_fn", default=None, help="'package.module:function' overriding the registered one")
+    add_config_overrides_argument(parser)
     add_video_data_arguments(parser, labels=True, eval_split="test")
     parser.add_argument("--per_device_batch_size", type=int, default=32)
     parser.add_argument("--weight_decays", type=float, nargs="+", default=[1e-4, 1e-3, 1e-2, 1e-1, 1.0])
@@ -77,11 +79,12 @@ def load_encoder(args):
         config = build_audiovisual_config(args.config_name)
     else:
         config = build_video_config(args.config_name)
+    config = config_for_script(config, args.config_overrides)
     if args.random_init:
         set_seed(args.seed)
         model = AutoModel.from_config(config)
     else:
-        model = AutoModel.from_pretrained(args.model_name_or_path)
+        model = AutoModel.from_pretrained(args.model_name_or_path, config=config)
     saved = args.model_name_or_path if has_saved_processor(args.model_name_or_path) else None
     if config.model_type == "maskedav_mavil":
         processor = audiovisual_processor_for(config, args.config_name, saved)

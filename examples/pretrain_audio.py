@@ -32,6 +32,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, send_to_device, set_seed
 from tqdm.auto import tqdm
+from transformers import AutoConfig
 
 import hf_maskedav  # noqa: F401  (registers the models with the Auto classes)
 from hf_maskedav import AudioMAEFeatureExtractor, AudioMAEForPreTraining
@@ -48,10 +49,13 @@ from hf_maskedav.training import (
     StepLog,
     TimeBudget,
     TrainingState,
+    add_clip_seconds_argument,
+    add_config_overrides_argument,
     add_time_budget_argument,
     build_config,
     check_world_size,
     clear_previous_run,
+    config_for_script,
     cosine_schedule_with_warmup,
     format_duration,
     list_checkpoints,
@@ -102,6 +106,8 @@ def parse_args(argv=None):
         default=None,
         help="fraction of patches masked (default: the config's, 0.6 for audiomae-tiny, 0.8 otherwise)",
     )
+    add_config_overrides_argument(model)
+    add_clip_seconds_argument(model)
     model.add_argument("--attn_implementation", default=None, choices=[None, "eager", "sdpa", "flash_attention_2"])
     model.add_argument("--gradient_checkpointing", action="store_true")
 
@@ -252,20 +258,22 @@ def main(argv=None):
     set_seed(args.seed, device_specific=True)
 
     # ---- model and feature extractor ---------------------------------------------------------------------------
-    overrides = {} if args.mask_ratio is None else {"mask_ratio": args.mask_ratio}
+    # --mask_ratio, then --config_overrides, then --clip_seconds (max_length), on the preset or the loaded config
+    base = AutoConfig.from_pretrained(args.model_name_or_path) if args.model_name_or_path else build_config(args.config_name)
+    config = config_for_script(base, args.config_overrides, args.clip_seconds, log, mask_ratio=args.mask_ratio)
     if args.model_name_or_path:
         model = AudioMAEForPreTraining.from_pretrained(
-            args.model_name_or_path, attn_implementation=args.attn_implementation, **overrides
+            args.model_name_or_path, config=config, attn_implementation=args.attn_implementation
         )
-        config = model.config
     else:
-        config = build_config(args.config_name, **overrides)
         model = AudioMAEForPreTraining._from_config(config, attn_implementation=args.attn_implementation)
     if args.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     fe_source = args.feature_extractor_name or args.model_name_or_path
     if fe_source:
         feature_extractor = AudioMAEFeatureExtractor.from_pretrained(fe_source)
+        if args.clip_seconds is not None:
+            feature_extractor.max_length = config.max_length  # the clip length asked for
     else:
         feature_extractor = AudioMAEFeatureExtractor(num_mel_bins=config.num_mel_bins, max_length=config.max_length)
     if (feature_extractor.num_mel_bins, feature_extractor.max_length) != (config.num_mel_bins, config.max_length):

@@ -39,7 +39,7 @@ from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwa
 from tqdm.auto import tqdm
 
 import hf_maskedav  # noqa: F401
-from hf_maskedav import MAViLForPreTraining
+from hf_maskedav import MAViLConfig, MAViLForPreTraining
 from hf_maskedav.data import clip_samples_for
 from hf_maskedav.data.video import AudioWindow, VideoBadSampleTracker, VideoClipDataset, VideoCollator
 from hf_maskedav.data.video_transforms import video_recipe
@@ -75,7 +75,14 @@ from hf_maskedav.training.video_cli import SPLIT_MISSING_ERRORS, add_video_data_
 from hf_maskedav.training.video_model_card import write_video_model_card
 from hf_maskedav.training.video_plotting import mavil_video_reconstruction_frames, save_frame_grid, save_loss_terms
 from hf_maskedav.training.video_probe import recall_at_k
-from hf_maskedav.training.video_training import audiovisual_processor_for, build_audiovisual_config, has_saved_processor
+from hf_maskedav.training.config_overrides import add_config_overrides_argument, config_for_script
+from hf_maskedav.training.config_overrides import parse_config_overrides
+from hf_maskedav.training.video_training import (
+    add_audiovisual_clip_arguments,
+    audiovisual_processor_for,
+    build_audiovisual_config,
+    has_saved_processor,
+)
 
 LOSS_TERMS = ("audio_reconstruction_loss", "video_reconstruction_loss", "inter_contrastive_loss",
               "audio_intra_contrastive_loss", "video_intra_contrastive_loss")
@@ -102,6 +109,8 @@ def parse_args(argv=None):
                        help="AV-MAE cross-modal reconstruction (needs --decoder_type joint and no contrastive terms)")
     model.add_argument("--share_modality_encoders", action="store_true", help="AV-MAE shared encoder")
     model.add_argument("--fusion_layers", type=int, default=None, help="fusion (joint) encoder layers")
+    add_config_overrides_argument(model)
+    add_audiovisual_clip_arguments(model)
     model.add_argument("--attn_implementation", default=None, choices=[None, "eager", "sdpa", "flash_attention_2"])
     model.add_argument("--gradient_checkpointing", action="store_true")
 
@@ -146,6 +155,8 @@ def parse_args(argv=None):
         parser.error("--teacher and --iterations are stage-2 options (use --stage 2)")
     if args.iterations < 1:
         parser.error("--iterations must be at least 1")
+    if args.stage == 2 and (args.clip_seconds is not None or args.num_frames is not None):
+        parser.error("--clip_seconds and --num_frames are stage-1 options (stage 2 keeps the teacher's input geometry)")
     if args.checkpointing_steps is not None and args.checkpointing_steps != "epoch":
         if not args.checkpointing_steps.isdigit() or int(args.checkpointing_steps) < 1:
             parser.error(f"--checkpointing_steps must be a positive integer or 'epoch', got {args.checkpointing_steps!r}")
@@ -161,16 +172,20 @@ def config_overrides(args) -> dict:
     }
     if args.share_modality_encoders:
         overrides["share_modality_encoders"] = True
-    return {k: v for k, v in overrides.items() if v is not None}
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    return {**overrides, **parse_config_overrides(args.config_overrides)}
 
 
-def build_student(args, iteration: int, teacher_path: str | None):
+def build_student(args, iteration: int, teacher_path: str | None, log=print):
     """Stage 1: a fresh (or loaded) MAViL; stage 2: a student initialised from the teacher, predicting its features."""
     if args.stage == 1:
+        base = MAViLConfig.from_pretrained(args.model_name_or_path) if args.model_name_or_path else \
+            build_audiovisual_config(args.config_name)
+        # the script's options and --config_overrides, --num_frames, --clip_seconds; the processor follows the config
+        config = config_for_script(base, None, args.clip_seconds, log, num_frames=args.num_frames, **config_overrides(args))
         if args.model_name_or_path:
-            return MAViLForPreTraining.from_pretrained(args.model_name_or_path, attn_implementation=args.attn_implementation,
-                                                       **config_overrides(args))
-        config = build_audiovisual_config(args.config_name, **config_overrides(args))
+            return MAViLForPreTraining.from_pretrained(args.model_name_or_path, config=config,
+                                                       attn_implementation=args.attn_implementation)
         return MAViLForPreTraining._from_config(config, attn_implementation=args.attn_implementation)
     previous = MAViLForPreTraining.from_pretrained(teacher_path)
     return MAViLForPreTraining.from_previous_stage(previous, **config_overrides(args))  # frozen copy = the teacher
@@ -482,10 +497,10 @@ def main(argv=None):
             log(f"{title}: already done in {folder}")
         else:
             set_seed(args.seed + iteration - 1, device_specific=True)  # masks differ per process, reproducible
-            model = build_student(args, iteration, teacher)
+            model = build_student(args, iteration, teacher, log)
             processor_source = args.processor_name or next(
                 (p for p in (teacher, args.model_name_or_path) if has_saved_processor(p)), None)
-            processor = audiovisual_processor_for(model.config, args.config_name, processor_source)
+            processor = audiovisual_processor_for(model.config, args.config_name, processor_source, video_fps=args.video_fps)
             if iteration == 1:
                 config = model.config
                 log(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M trainable parameters, decoder "

@@ -38,7 +38,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
 from tqdm.auto import tqdm
-from transformers import AutoModelForPreTraining
+from transformers import AutoConfig, AutoModelForPreTraining
 
 import hf_maskedav  # noqa: F401  (registers the models with the Auto classes)
 from hf_maskedav.data.video import VideoBadSampleTracker, VideoClipDataset, VideoCollator
@@ -78,6 +78,7 @@ from hf_maskedav.training.video_plotting import (
     save_frame_grid,
     videomae_reconstruction_frames,
 )
+from hf_maskedav.training.config_overrides import add_config_overrides_argument, config_for_script
 from hf_maskedav.training.video_training import (
     PRETRAINING_FAMILIES,
     build_video_config,
@@ -107,8 +108,7 @@ def parse_args(argv=None):
     model.add_argument("--processor_name", default=None,
                        help="video processor to use (defaults to --model_name_or_path's, else one matching the config)")
     model.add_argument("--mask_ratio", type=float, default=None, help="fraction of tokens masked (config default)")
-    model.add_argument("--config_overrides", default=None,
-                       help="other config fields for a new model, e.g. 'norm_pix_loss=False,decoder_num_hidden_layers=4'")
+    add_config_overrides_argument(model)
     model.add_argument("--attn_implementation", default=None, choices=[None, "eager", "sdpa", "flash_attention_2"])
     model.add_argument("--gradient_checkpointing", action="store_true")
 
@@ -169,20 +169,6 @@ def parse_args(argv=None):
     return args
 
 
-def parse_config_overrides(text: str | None) -> dict:
-    """``"a=1,b=False,c=[4,4,4]"`` -> ``{"a": 1, "b": False, "c": [4, 4, 4]}`` (values read as Python literals)."""
-    import ast
-
-    overrides = {}
-    for item in filter(None, re.split(r",(?![^\[]*\])", text or "")):
-        key, _, value = item.partition("=")
-        try:
-            overrides[key.strip()] = ast.literal_eval(value.strip())
-        except (ValueError, SyntaxError):
-            overrides[key.strip()] = value.strip()
-    return overrides
-
-
 def check_output_dir(args) -> None:
     if args.resume_from_checkpoint or args.overwrite_output_dir or not os.path.isdir(args.output_dir):
         return
@@ -222,13 +208,13 @@ def main(argv=None):
     set_seed(args.seed, device_specific=True)  # different masks on every process, reproducible from the seed
 
     # ---- model and video processor -------------------------------------------------------------------------------
-    overrides = {} if args.mask_ratio is None else {"mask_ratio": args.mask_ratio}
-    overrides.update(parse_config_overrides(args.config_overrides))
+    # --mask_ratio, then --config_overrides, on the preset or the loaded config
+    base = AutoConfig.from_pretrained(args.model_name_or_path) if args.model_name_or_path else build_video_config(args.config_name)
+    config = config_for_script(base, args.config_overrides, log=log, mask_ratio=args.mask_ratio)
     if args.model_name_or_path:
-        model = AutoModelForPreTraining.from_pretrained(args.model_name_or_path, attn_implementation=args.attn_implementation, **overrides)
-        config = model.config
+        model = AutoModelForPreTraining.from_pretrained(args.model_name_or_path, config=config,
+                                                        attn_implementation=args.attn_implementation)
     else:
-        config = build_video_config(args.config_name, **overrides)
         model = AutoModelForPreTraining.from_config(config, attn_implementation=args.attn_implementation)
     if config.model_type not in FAMILY_NAMES:
         raise SystemExit(f"{args.config_name}: model type {config.model_type!r} is not a video pretraining family "

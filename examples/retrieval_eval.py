@@ -34,6 +34,7 @@ from hf_maskedav.data.video_transforms import video_recipe
 from hf_maskedav.training import check_world_size, format_duration
 from hf_maskedav.training.video_cli import add_video_data_arguments, open_video_split
 from hf_maskedav.training.video_probe import recall_at_k
+from hf_maskedav.training.config_overrides import add_config_overrides_argument, config_for_script
 from hf_maskedav.training.video_training import audiovisual_processor_for, build_audiovisual_config, has_saved_processor
 
 
@@ -42,6 +43,7 @@ def parse_args(argv=None):
     parser.add_argument("--model_name_or_path", default=None, help="a MAViL model (pretraining, fine-tuning or encoder)")
     parser.add_argument("--config_name", default="mavil-tiny", help="architecture for --random_init without a model")
     parser.add_argument("--random_init", action="store_true", help="same architecture with random weights: the baseline")
+    add_config_overrides_argument(parser)
     add_video_data_arguments(parser, eval_split="test")
     parser.add_argument("--audio_column", default=None)
     parser.add_argument("--ks", type=int, nargs="+", default=[1, 5, 10])
@@ -59,6 +61,7 @@ def load_model(args):
     folder holds one, else the bare encoders."""
     config = AutoConfig.from_pretrained(args.model_name_or_path) if args.model_name_or_path else \
         build_audiovisual_config(args.config_name)
+    config = config_for_script(config, args.config_overrides)
     if config.model_type != "maskedav_mavil":
         raise SystemExit(f"retrieval needs an audio-visual (MAViL) model, got model type {config.model_type!r}")
     pretraining = "MAViLForPreTraining" in (config.architectures or [])
@@ -67,7 +70,7 @@ def load_model(args):
         set_seed(args.seed)
         model = model_class(config)
     else:
-        model = model_class.from_pretrained(args.model_name_or_path)
+        model = model_class.from_pretrained(args.model_name_or_path, config=config)
     saved = args.model_name_or_path if has_saved_processor(args.model_name_or_path) else None
     return model.eval().requires_grad_(False), audiovisual_processor_for(config, args.config_name, saved)
 

@@ -234,3 +234,84 @@ def test_fsdd_speaker_and_official_splits():
     official_train = load_audio_source(data_dir=str(FSDD), split="official_split=train")
     official_test = load_audio_source(data_dir=str(FSDD), split="official_split=test")
     assert len(official_train.data) + len(official_test.data) == 3000
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# C. --config_overrides, D. --clip_seconds (and MAViL's --num_frames / --video_fps)
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def test_parse_config_overrides():
+    from hf_maskedav.training import parse_config_overrides
+
+    assert parse_config_overrides('decoder_window_size=[5,4], mask_ratio=0.7,norm_pix_loss=false,name="a,b",t=(2,8)') == {
+        "decoder_window_size": [5, 4], "mask_ratio": 0.7, "norm_pix_loss": False, "name": "a,b", "t": [2, 8]}
+    assert parse_config_overrides("use_cls_token=True,x=None,attn=sdpa") == {"use_cls_token": True, "x": None,
+                                                                              "attn": "sdpa"}
+    assert parse_config_overrides(None) == {}
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_config_overrides("mask_ratio")
+    with pytest.raises(ValueError, match="unbalanced"):
+        parse_config_overrides("decoder_window_size=[5,4")
+
+
+def test_config_overrides_validated_unknown_keys_and_max_length():
+    from hf_maskedav.training import apply_config_overrides, build_config
+
+    config = build_config("audiomae-tiny")
+    changed = apply_config_overrides(config, "max_length=160,decoder_window_size=[5,4]")
+    assert changed.max_length == 160 and list(changed.decoder_window_size) == [5, 4] and changed.grid_size == (20, 8)
+    with pytest.raises(ValueError, match=r"unknown config field\(s\) \['max_lenght'\]"):
+        apply_config_overrides(config, "max_lenght=200")
+    with pytest.raises(ValueError, match="max_length 200 .*not divisible.*nearest valid lengths: 192 and 224"):
+        apply_config_overrides(config, "max_length=200")
+
+
+def test_clip_seconds_rounds_up_to_an_accepted_length():
+    from hf_maskedav.training import build_config, max_length_for_seconds
+    from hf_maskedav.training.video_training import build_audiovisual_config
+
+    tiny = build_config("audiomae-tiny")  # 8x8 patches, local decoder window (4, 4) -> multiples of 32 frames
+    assert max_length_for_seconds(tiny, 2.0) == (200, 224)
+    assert max_length_for_seconds(tiny, 0.96) == (96, 96)
+    assert max_length_for_seconds(build_config("audiomae-base"), 10.0) == (1000, 1024)
+    assert max_length_for_seconds(build_audiovisual_config("mavil-tiny"), 2.0) == (200, 200)  # multiples of 8
+
+
+def test_pretrain_audio_clip_seconds_and_config_overrides(in_process, tmp_path, capsys):
+    output_dir = tmp_path / "clip"
+    in_process("pretrain_audio", [
+        "--demo_num_clips", "8", "--per_device_train_batch_size", "4", "--max_train_steps", "1", "--clip_seconds", "2",
+        "--config_overrides", "mask_ratio=0.5,decoder_num_hidden_layers=1", "--output_dir", str(output_dir)])
+    assert "200 fbank frames rounded up to max_length 224" in capsys.readouterr().out
+    config = json.loads((output_dir / "config.json").read_text())
+    extractor = json.loads((output_dir / "preprocessor_config.json").read_text())
+    assert config["max_length"] == extractor["max_length"] == 224
+    assert config["mask_ratio"] == 0.5 and config["decoder_num_hidden_layers"] == 1
+    with pytest.raises(ValueError, match="nearest valid lengths: 192 and 224"):
+        in_process("pretrain_audio", ["--config_overrides", "max_length=200", "--output_dir", str(tmp_path / "bad")])
+
+
+def test_mavil_processor_follows_the_config():
+    from hf_maskedav.training import config_for_script
+    from hf_maskedav.training.video_training import audiovisual_processor_for, build_audiovisual_config
+
+    config = config_for_script(build_audiovisual_config("mavil-tiny"), "image_size=48", 3.0, num_frames=4)
+    processor = audiovisual_processor_for(config, "mavil-tiny", video_fps=2.0)
+    assert (config.max_length, config.num_frames) == (304, 4)
+    assert processor.feature_extractor.max_length == 304 and processor.video_processor.num_frames == 4
+    assert processor.video_processor.fps == 2.0 and processor.video_processor.size.height == 48
+
+
+def test_pretrain_audiovisual_clip_options_keep_config_and_processor_consistent(in_process, tmp_path):
+    output_dir = tmp_path / "av"
+    in_process("pretrain_audiovisual", [
+        "--demo_num_clips", "4", "--demo_eval_num_clips", "4", "--per_device_train_batch_size", "4",
+        "--max_train_steps", "1", "--clip_seconds", "2", "--num_frames", "4", "--video_fps", "3",
+        "--demo_cache_dir", str(tmp_path / "demo"), "--output_dir", str(output_dir)])
+    from hf_maskedav.models.mavil import MAViLProcessor
+
+    config = json.loads((output_dir / "config.json").read_text())
+    processor = MAViLProcessor.from_pretrained(output_dir)
+    assert config["max_length"] == processor.feature_extractor.max_length == 200
+    assert config["num_frames"] == processor.video_processor.num_frames == 4 and processor.video_processor.fps == 3.0

@@ -6,6 +6,13 @@ handling (pre-emption signals, non-finite losses: ``faults``).
 """
 
 from .budget import TimeBudget, add_time_budget_argument
+from .clip_length import add_clip_seconds_argument, max_length_for_seconds, nearest_max_lengths
+from .config_overrides import (
+    add_config_overrides_argument,
+    apply_config_overrides,
+    config_for_script,
+    parse_config_overrides,
+)
 from .checkpointing import (
     TrainingState,
     clear_previous_run,
@@ -49,6 +56,13 @@ from .utils import (
 __all__ = [
     "TimeBudget",
     "add_time_budget_argument",
+    "add_clip_seconds_argument",
+    "add_config_overrides_argument",
+    "apply_config_overrides",
+    "config_for_script",
+    "max_length_for_seconds",
+    "nearest_max_lengths",
+    "parse_config_overrides",
     "NonFiniteLossError",
     "NonFiniteLossGuard",
     "StopOnSignal",

@@ -26,6 +26,8 @@ _TINY_DECODER = dict(decoder_hidden_size=64, decoder_num_hidden_layers=2, decode
                      decoder_intermediate_size=256)
 _TINY_PROCESSOR = dict(num_frames=8, frame_sampling_rate=2, size={"shortest_edge": 32},
                        crop_size={"height": 32, "width": 32})
+_TINY_PROCESSOR_64 = dict(num_frames=8, frame_sampling_rate=2, size={"shortest_edge": 64},
+                          crop_size={"height": 64, "width": 64})
 
 VIDEO_PRESETS: dict[str, tuple[str, dict, dict]] = {
     "videomae-tiny": ("maskedav_videomae", dict(image_size=32, patch_size=8, **_TINY_VIDEO, **_TINY_DECODER,
@@ -45,6 +47,13 @@ VIDEO_PRESETS: dict[str, tuple[str, dict, dict]] = {
         separate_position_embeddings=True, hog_cell_size=4, mask_window_size=[4, 4, 4], mask_ratio=0.4,
         image_mean=[0.45, 0.45, 0.45], image_std=[0.225, 0.225, 0.225],
     ), dict(_TINY_PROCESSOR, size={"shortest_edge": 36})),  # SlowFast: short side 256 for 224 crops
+    # For small frames with a small object (the demo's "objects" variant, 64x64 at 8 fps): keep the full 64x64
+    # resolution (a 32x32 resize leaves the object ~6 px, too few for its shape), 8x8 patches, 8 frames every 2
+    # (1.9 s at 8 fps) -> 8x8x4 = 256 tokens; mask ratio 0.9 as the papers (64 cells per time step leave ~6 visible).
+    "videomae-tiny-64": ("maskedav_videomae", dict(image_size=64, patch_size=8, **_TINY_VIDEO, **_TINY_DECODER,
+                                                   mask_ratio=0.9), _TINY_PROCESSOR_64),
+    "mae_st-tiny-64": ("maskedav_mae_st", dict(image_size=64, patch_size=8, **_TINY_VIDEO, **_TINY_DECODER,
+                                               pred_t_dim=8, mask_ratio=0.9), _TINY_PROCESSOR_64),
     "maskfeat-mvitv2-small": ("maskedav_maskfeat", {"preset": "mvitv2-small-16x4-pretrain"}, {}),
     "maskfeat-mvitv2-large": ("maskedav_maskfeat", {"preset": "mvitv2-large-16x4-pretrain"}, {}),
 }
@@ -71,6 +80,10 @@ AUDIOVISUAL_PRESETS: dict[str, tuple[dict, dict, dict]] = {
                         audio_norm_pix_loss=False, video_norm_pix_loss=False, audio_reconstruction_weight=0.5,
                         video_reconstruction_weight=0.5, decoder_type="joint", use_modality_embeddings=True),
                    _TINY_AV_PROCESSOR, dict(num_mel_bins=64, max_length=128)),
+    # the demo's "objects" variant (64x64 at 8 fps): full resolution, 8 frames at 4 fps (every second frame)
+    "mavil-tiny-64": (dict(_TINY_AV, image_size=64, inter_contrastive_weight=0.5, inter_contrastive_temperature=0.1),
+                      dict(_TINY_AV_PROCESSOR, fps=4.0, size={"height": 64, "width": 64}),
+                      dict(num_mel_bins=64, max_length=128)),
     "mavil-base": ({}, {}, {}),
 }
 
@@ -164,20 +177,48 @@ def build_audiovisual_config(config_name: str, **overrides):
     return config
 
 
-def audiovisual_processor_for(config, config_name: str | None = None, processor_name: str | None = None):
-    """``MAViLProcessor`` (fbank feature extractor + video processor) matching a MAViL config."""
+def audiovisual_processor_for(config, config_name: str | None = None, processor_name: str | None = None,
+                              video_fps: float | None = None):
+    """``MAViLProcessor`` (fbank feature extractor + video processor) matching a MAViL config.
+
+    Loaded from ``processor_name``, else built from the preset's fields; either way the config decides the input
+    geometry (``max_length`` and ``num_mel_bins`` of the feature extractor, ``num_frames`` and frame size of the video
+    processor), so ``--clip_seconds``/``--num_frames``/``--config_overrides`` keep config and processor consistent.
+    ``video_fps`` sets the rate at which the video processor takes its frames (``--video_fps``).
+    """
     from ..models.audiomae import AudioMAEFeatureExtractor
     from ..models.mavil import MAViLProcessor, MAViLVideoProcessor
 
+    side = int(config.image_size)
     if processor_name:
-        return MAViLProcessor.from_pretrained(processor_name)
-    video_fields, audio_fields = {}, {}
-    if config_name in AUDIOVISUAL_PRESETS:
-        _, video_fields, audio_fields = AUDIOVISUAL_PRESETS[config_name]
-    video_fields = {"num_frames": int(config.num_frames),
-                    "size": {"height": int(config.image_size), "width": int(config.image_size)}, **video_fields}
-    audio_fields = {"num_mel_bins": int(config.num_mel_bins), "max_length": int(config.max_length), **audio_fields}
-    return MAViLProcessor(AudioMAEFeatureExtractor(**audio_fields), MAViLVideoProcessor(**video_fields))
+        processor = MAViLProcessor.from_pretrained(processor_name)
+    else:
+        video_fields, audio_fields = {}, {}
+        if config_name in AUDIOVISUAL_PRESETS:
+            _, video_fields, audio_fields = AUDIOVISUAL_PRESETS[config_name]
+        processor = MAViLProcessor(AudioMAEFeatureExtractor(**audio_fields), MAViLVideoProcessor(**video_fields))
+    extractor, video = processor.feature_extractor, processor.video_processor
+    extractor.num_mel_bins, extractor.max_length = int(config.num_mel_bins), int(config.max_length)
+    video.num_frames = int(config.num_frames)
+    if (getattr(video.size, "height", None), getattr(video.size, "width", None)) != (side, side):
+        from transformers.image_utils import SizeDict
+
+        video.size = SizeDict(height=side, width=side)
+    if video_fps is not None:
+        video.fps = float(video_fps)
+    return processor
+
+
+def add_audiovisual_clip_arguments(group) -> None:
+    """``--clip_seconds``, ``--num_frames``, ``--video_fps`` of the MAViL scripts: the input geometry, set on the config
+    and (through :func:`audiovisual_processor_for`) on the feature extractor and the video processor alike."""
+    from .clip_length import add_clip_seconds_argument
+
+    add_clip_seconds_argument(group)
+    group.add_argument("--num_frames", type=int, default=None,
+                       help="frames per video clip (config num_frames and video processor; a multiple of tubelet_size)")
+    group.add_argument("--video_fps", type=float, default=None,
+                       help="rate at which the video processor takes the frames (clip span = num_frames / video_fps s)")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -325,6 +366,7 @@ def frozen_copy(module: torch.nn.Module) -> torch.nn.Module:
 
 __all__ = [
     "AUDIOVISUAL_PRESETS",
+    "add_audiovisual_clip_arguments",
     "PRETRAINING_FAMILIES",
     "VIDEO_PRESETS",
     "audiovisual_processor_for",
