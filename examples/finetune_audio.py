@@ -50,6 +50,7 @@ from hf_maskedav.data import (
     spec_augment,
 )
 from hf_maskedav.metrics import load_metric
+from hf_maskedav.training.threads import add_num_threads_argument, configure_cpu_threads
 from hf_maskedav.training import (
     StepLog,
     TimeBudget,
@@ -173,6 +174,7 @@ def parse_args(argv=None):
     train.add_argument("--num_train_epochs", type=int, default=30)
     train.add_argument("--max_train_steps", type=int, default=None)
     add_time_budget_argument(train)
+    add_num_threads_argument(train)
     train.add_argument("--gradient_accumulation_steps", type=int, default=1)
     train.add_argument("--num_warmup_steps", type=int, default=None)
     train.add_argument("--warmup_ratio", type=float, default=0.1)
@@ -289,6 +291,7 @@ def main(argv=None):
     )
     log = accelerator.print
     check_world_size(accelerator)
+    configure_cpu_threads(accelerator, args.num_threads, log)  # on CPU: use the machine
     if accelerator.is_main_process and not args.resume_from_checkpoint:
         clear_previous_run(args.output_dir)  # only reached with --overwrite_output_dir or a new folder
     accelerator.wait_for_everyone()

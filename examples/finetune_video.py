@@ -41,6 +41,7 @@ import hf_maskedav  # noqa: F401
 from hf_maskedav.data.video import VideoBadSampleTracker, VideoClipDataset, VideoCollator
 from hf_maskedav.data.video_transforms import video_recipe
 from hf_maskedav.metrics import load_metric
+from hf_maskedav.training.threads import add_num_threads_argument, configure_cpu_threads
 from hf_maskedav.training import (
     check_world_size,
     StepLog,
@@ -130,6 +131,7 @@ def parse_args(argv=None):
     train.add_argument("--num_train_epochs", type=int, default=10)
     train.add_argument("--max_train_steps", type=int, default=None)
     add_time_budget_argument(train)
+    add_num_threads_argument(train)
     train.add_argument("--gradient_accumulation_steps", type=int, default=1)
     train.add_argument("--num_warmup_steps", type=int, default=None)
     train.add_argument("--warmup_ratio", type=float, default=0.1)
@@ -198,6 +200,7 @@ def main(argv=None):
     )
     log = accelerator.print
     check_world_size(accelerator)  # several launched processes but one in each: stop, say why
+    configure_cpu_threads(accelerator, args.num_threads, log)  # on CPU: use the machine
     log(f"world size: {accelerator.num_processes} process(es), device {accelerator.device}, "
         f"mixed precision {accelerator.mixed_precision}")
     set_seed(args.seed, device_specific=True)

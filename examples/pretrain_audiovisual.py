@@ -43,6 +43,7 @@ from hf_maskedav import MAViLConfig, MAViLForPreTraining
 from hf_maskedav.data import clip_samples_for
 from hf_maskedav.data.video import AudioWindow, VideoBadSampleTracker, VideoClipDataset, VideoCollator
 from hf_maskedav.data.video_transforms import video_recipe
+from hf_maskedav.training.threads import add_num_threads_argument, configure_cpu_threads
 from hf_maskedav.training import (
     check_world_size,
     StepLog,
@@ -134,6 +135,7 @@ def parse_args(argv=None):
     train.add_argument("--num_train_epochs", type=int, default=16, help="per stage-2 iteration too")
     train.add_argument("--max_train_steps", type=int, default=None, help="optimizer steps (per iteration)")
     add_time_budget_argument(train)
+    add_num_threads_argument(train)
     train.add_argument("--gradient_accumulation_steps", type=int, default=1)
     train.add_argument("--num_warmup_steps", type=int, default=None)
     train.add_argument("--warmup_ratio", type=float, default=0.1)
@@ -473,6 +475,7 @@ def main(argv=None):
     )
     log = accelerator.print
     check_world_size(accelerator)  # several launched processes but one in each: stop, say why
+    configure_cpu_threads(accelerator, args.num_threads, log)  # on CPU: use the machine
     log(f"world size: {accelerator.num_processes} process(es), device {accelerator.device}, "
         f"mixed precision {accelerator.mixed_precision}, distributed type {accelerator.distributed_type.value}")
     print(f"process {accelerator.process_index} of {accelerator.num_processes} started on {accelerator.device}", flush=True)

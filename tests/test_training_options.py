@@ -315,3 +315,80 @@ def test_pretrain_audiovisual_clip_options_keep_config_and_processor_consistent(
     processor = MAViLProcessor.from_pretrained(output_dir)
     assert config["max_length"] == processor.feature_extractor.max_length == 200
     assert config["num_frames"] == processor.video_processor.num_frames == 4 and processor.video_processor.fps == 3.0
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# G. compressed audio trimmed to the stream's duration
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _ffmpeg(*args: str) -> None:
+    import shutil
+    import subprocess
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg is not installed")
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", *args], check=True)
+
+
+def test_aac_and_mp4_audio_decode_to_the_stream_duration(tmp_path):
+    from hf_maskedav.data import decode_audio
+    from hf_maskedav.models.mavil.processing_mavil import read_audio_track
+
+    sine = ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=16000:duration=2"]
+    _ffmpeg(*sine, "-c:a", "aac", str(tmp_path / "a.m4a"))
+    _ffmpeg("-f", "lavfi", "-i", "testsrc=size=32x32:rate=8:duration=2", *sine, "-c:v", "libx264", "-c:a", "aac",
+            "-shortest", str(tmp_path / "v.mp4"))
+    frame = 160  # one 10 ms fbank frame at 16 kHz; undecoded padding was 768 samples (32,768 for 2.000 s)
+    for path in (tmp_path / "a.m4a", tmp_path / "v.mp4"):
+        assert abs(decode_audio(str(path)).numel() - 32000) < frame, path
+        assert abs(decode_audio(path.read_bytes()).numel() - 32000) < frame, path
+        assert abs(read_audio_track(path, 16000)[0].numel() - 32000) < frame, path  # MAViLProcessor's decoding
+    wav = tmp_path / "a.wav"
+    soundfile.write(wav, np.zeros(12345, dtype=np.float32), 16000)
+    assert decode_audio(str(wav)).numel() == 12345  # uncompressed audio is untouched
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# J. CPU threads under accelerate launch
+# ---------------------------------------------------------------------------------------------------------------------
+
+THREADS_SCRIPT = """
+import sys
+import torch
+from accelerate import Accelerator
+from hf_maskedav.training.threads import configure_cpu_threads
+accelerator = Accelerator(cpu=True)
+configure_cpu_threads(accelerator, int(sys.argv[1]) if len(sys.argv) > 1 else None, log=lambda m: None)
+print(f"THREADS {accelerator.process_index} {torch.get_num_threads()}", flush=True)
+"""
+
+
+def _launch_threads(tmp_path, launcher_args, script_args=(), omp=None) -> list[int]:
+    import subprocess
+    import sys
+
+    script = tmp_path / "threads.py"
+    script.write_text(THREADS_SCRIPT)
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    env.update(ACCELERATE_USE_CPU="true", HF_HUB_OFFLINE="1")
+    if omp is not None:
+        env["OMP_NUM_THREADS"] = str(omp)
+    result = subprocess.run(
+        [sys.executable, "-m", "accelerate.commands.launch", "--num_machines", "1", "--mixed_precision", "no",
+         "--dynamo_backend", "no", *launcher_args, str(script), *script_args],
+        env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return [int(line.split()[2]) for line in result.stdout.splitlines() if line.startswith("THREADS")]
+
+
+def test_launched_script_uses_the_cores_unless_told_otherwise(tmp_path):
+    from hf_maskedav.training.threads import available_cores
+
+    cores = available_cores()
+    assert _launch_threads(tmp_path, ["--num_processes", "1"]) == [cores]  # accelerate alone would leave 1
+    assert _launch_threads(tmp_path, ["--num_processes", "1"], ["1"]) == [1]  # --num_threads wins
+    assert _launch_threads(tmp_path, ["--num_processes", "1", "--num_cpu_threads_per_process", "1"]) == [1]
+    assert _launch_threads(tmp_path, ["--num_processes", "1"], omp=1) == [1]  # the user's OMP_NUM_THREADS is kept
+    two = _launch_threads(tmp_path, ["--multi_gpu", "--num_processes", "2"])
+    assert sorted(two) == [max(1, cores // 2)] * 2

@@ -58,15 +58,35 @@ def _resample(waveform: torch.Tensor, orig: int, target: int) -> torch.Tensor:
     return torchaudio.functional.resample(waveform, orig, target)
 
 
+# Frame-based codecs (AAC, MP3, Opus...) decode whole frames: the last one is padded (a 2.000 s 16 kHz AAC stream
+# decodes to 32,768 samples, 2.048 s), which would show as a silent band at the end of the spectrogram. Samples past the
+# stream's duration are dropped, when the excess is at most this long (a few codec frames; more would mean the header's
+# duration is an estimate, e.g. a VBR MP3 without a header, and the audio is kept whole).
+MAX_TRIMMED_SECONDS = 0.3
+
+
+def trim_to_stream_duration(waveform: torch.Tensor, metadata, sampling_rate: int) -> torch.Tensor:
+    """``waveform`` (``[..., samples]`` at ``sampling_rate``) cut to the duration the stream's metadata gives."""
+    duration = getattr(metadata, "duration_seconds", None) or getattr(metadata, "duration_seconds_from_header", None)
+    if not duration or duration <= 0:
+        return waveform
+    expected = int(round(float(duration) * sampling_rate))
+    excess = waveform.shape[-1] - expected
+    if 0 < excess <= MAX_TRIMMED_SECONDS * sampling_rate:
+        waveform = waveform[..., :expected]
+    return waveform
+
+
 def _decode_encoded(source, sampling_rate: int, where: str) -> torch.Tensor:
     """Decode a path or encoded bytes with torchcodec, falling back to soundfile."""
     decoder_class = _torchcodec_decoder_class()
     if decoder_class is not None:
         try:
-            samples = decoder_class(source, sample_rate=sampling_rate, num_channels=1).get_all_samples()
+            decoder = decoder_class(source, sample_rate=sampling_rate, num_channels=1)
+            samples = decoder.get_all_samples()
         except (RuntimeError, ValueError, OSError) as error:
             raise BadSampleError(f"{where}: could not decode the audio ({error})") from error
-        return samples.data[0]
+        return trim_to_stream_duration(samples.data[0], decoder.metadata, sampling_rate)
     import soundfile
 
     try:
@@ -118,7 +138,8 @@ def decode_audio(value, sampling_rate: int = 16000) -> torch.Tensor:
             samples = value.get_all_samples()
         except (RuntimeError, ValueError, OSError) as error:
             raise BadSampleError(f"{where}: could not decode the audio ({error})") from error
-        waveform = _resample(_to_mono(samples.data, where), int(samples.sample_rate), sampling_rate)
+        data = trim_to_stream_duration(samples.data, getattr(value, "metadata", None), int(samples.sample_rate))
+        waveform = _resample(_to_mono(data, where), int(samples.sample_rate), sampling_rate)
     elif value is None:
         raise BadSampleError("missing audio (None)")
     else:

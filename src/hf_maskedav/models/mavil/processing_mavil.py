@@ -59,11 +59,18 @@ def read_audio_track(path: str | os.PathLike, sampling_rate: int | None = None) 
             for out in resampler.resample(None):
                 chunks.append(torch.from_numpy(out.to_ndarray().copy()))
             rate = int(stream.rate)
+            duration = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else None
     except av.error.FFmpegError as error:
         raise VideoDecodingError(f"{path}: decoding its audio track failed ({error})") from error
     if not chunks:
         raise MissingStreamError(f"{path} has an audio track without decodable samples")
     waveform = torch.cat(chunks, dim=1).float().mean(dim=0)  # [S]
+    from types import SimpleNamespace
+
+    from ...data.audio_decoding import trim_to_stream_duration
+
+    # the codec's last frame is padded (2.000 s of AAC decodes to 2.048 s): keep the stream's duration
+    waveform = trim_to_stream_duration(waveform, SimpleNamespace(duration_seconds=duration), rate)
     if sampling_rate is not None and sampling_rate != rate:
         import torchaudio
 
