@@ -50,6 +50,7 @@ from hf_maskedav.data import (
     spec_augment,
 )
 from hf_maskedav.metrics import load_metric
+from hf_maskedav.training.utils import best_eval_text
 from hf_maskedav.training.threads import add_num_threads_argument, configure_cpu_threads
 from hf_maskedav.training import (
     StepLog,
@@ -633,7 +634,7 @@ def main(argv=None):
             tags=["audio", "audio-classification", "audio-mae"],
         )
         log(
-            f"best eval {metric_name}: {state.best_metric} (step {state.extra.get('best_step')}); "
+            f"{best_eval_text(metric_name, state.best_metric, state.extra.get('best_step'))}; "
             f"wall time {format_duration(train_time)}; saved to {args.output_dir}"
         )
         log(BadSampleTracker.report(bad))

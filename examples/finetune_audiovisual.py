@@ -38,6 +38,7 @@ from hf_maskedav.data import clip_samples_for, spec_augment
 from hf_maskedav.data.video import AudioWindow, VideoBadSampleTracker, VideoClipDataset, VideoCollator
 from hf_maskedav.data.video_transforms import video_recipe
 from hf_maskedav.metrics import load_metric
+from hf_maskedav.training.utils import best_eval_text
 from hf_maskedav.training.threads import add_num_threads_argument, configure_cpu_threads
 from hf_maskedav.training import (
     check_world_size,
@@ -426,7 +427,7 @@ def main(argv=None):
                              "processes": accelerator.num_processes},
             tags=["mavil", "audio-visual-classification"],
         )
-        log(f"best eval {metric_name} ({main_head}): {state.best_metric} (step {state.extra.get('best_step')}); "
+        log(f"{best_eval_text(f'{metric_name} ({main_head})', state.best_metric, state.extra.get('best_step'))}; "
             f"wall time {format_duration(train_time)}; saved to {args.output_dir}")
         log(VideoBadSampleTracker.report(bad))
         if args.push_to_hub:

@@ -41,6 +41,7 @@ import hf_maskedav  # noqa: F401
 from hf_maskedav.data.video import VideoBadSampleTracker, VideoClipDataset, VideoCollator
 from hf_maskedav.data.video_transforms import video_recipe
 from hf_maskedav.metrics import load_metric
+from hf_maskedav.training.utils import best_eval_text
 from hf_maskedav.training.threads import add_num_threads_argument, configure_cpu_threads
 from hf_maskedav.training import (
     check_world_size,
@@ -466,7 +467,7 @@ def main(argv=None):
                              "crop": f"{recipe.train_crop} {recipe.scale}", "processes": accelerator.num_processes},
             tags=["video-classification", config.model_type.replace("maskedav_", "")],
         )
-        log(f"best eval {metric_name}: {state.best_metric} (step {state.extra.get('best_step')}); wall time "
+        log(f"{best_eval_text(metric_name, state.best_metric, state.extra.get('best_step'))}; wall time "
             f"{format_duration(train_time)}; saved to {args.output_dir}")
         log(VideoBadSampleTracker.report(bad))
         if args.push_to_hub:

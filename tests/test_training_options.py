@@ -211,7 +211,7 @@ def test_audio_source_row_filters_on_a_tiny_audiofolder(tmp_path):
         load_audio_source(split="label=1")
 
 
-def test_finetune_audio_on_row_filter_splits(tiny_config_dir, in_process, tmp_path):
+def test_finetune_audio_on_row_filter_splits(tiny_config_dir, in_process, tmp_path, capsys):
     folder = make_audiofolder(tmp_path / "data", speakers=("ann", "bob", "cid", "dan"))
     output_dir = tmp_path / "run"
     in_process("finetune_audio", [
@@ -220,6 +220,8 @@ def test_finetune_audio_on_row_filter_splits(tiny_config_dir, in_process, tmp_pa
         "--max_train_steps", "2", "--output_dir", str(output_dir)])
     summary = json.loads((output_dir / "train_summary.json").read_text())
     assert summary["completed_steps"] == 2 and summary["test_accuracy"] is not None
+    out = capsys.readouterr().out  # without evaluation, say so (never "best eval accuracy: None (step None)")
+    assert "no evaluation during training" in out and "None (step None)" not in out
 
 
 @pytest.mark.skipif(not FSDD.is_dir(), reason=f"the FSDD audiofolder is not at {FSDD} (shared data not mounted)")

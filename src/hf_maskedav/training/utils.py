@@ -122,6 +122,14 @@ def maybe_inject_fault(completed_steps: int) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def best_eval_text(metric_name: str, best_metric: float | None, best_step: int | None) -> str:
+    """The fine-tuning scripts' closing line about the kept model: the best evaluation score and its step, or, when
+    nothing was evaluated, that the last model is kept (never "best eval accuracy: None (step None)")."""
+    if best_metric is None:
+        return "no evaluation during training (no evaluation split): the model of the last step is kept"
+    return f"best eval {metric_name}: {best_metric:.4f} (step {best_step})"
+
+
 def format_duration(seconds: float) -> str:
     minutes, seconds = divmod(int(round(seconds)), 60)
     hours, minutes = divmod(minutes, 60)
@@ -133,6 +141,7 @@ __all__ = [
     "FAULT_ENV",
     "StepLog",
     "build_config",
+    "best_eval_text",
     "check_world_size",
     "format_duration",
     "maybe_inject_fault",
