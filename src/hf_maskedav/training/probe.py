@@ -151,3 +151,38 @@ __all__ = [
     "register_feature_function",
     "resolve_feature_function",
 ]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Hand-made baselines: features that learn nothing, to put a learned encoder's score in context. They ignore the model
+# (pass ``--random_init --feature_fn hf_maskedav.training.probe:pooled_logmel_features``) and read the processed input.
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def pooled_logmel_features(model, inputs: dict) -> torch.Tensor:
+    """Mean and standard deviation over time of each mel bin of the (normalised) fbank: ``[N, 2 * mel_bins]``.
+
+    Frames the feature extractor added as padding (every bin equal to the padding value of the first padded frame,
+    which is constant across bins) are left out, so short clips are pooled over their own frames only — the FSDD
+    README's logistic-regression baseline.
+    """
+    values = inputs["input_values"].float()
+    if values.dim() == 4:
+        values = values[:, 0]  # [N, 1, T, F] -> [N, T, F]
+    constant_frame = (values.amax(dim=-1) - values.amin(dim=-1)) == 0  # [N, T] padding frames are flat
+    keep = (~constant_frame).float()[..., None]  # [N, T, 1]
+    count = keep.sum(dim=1).clamp_min(1.0)
+    mean = (values * keep).sum(dim=1) / count
+    var = (((values - mean[:, None]) ** 2) * keep).sum(dim=1) / count
+    return torch.cat([mean, var.sqrt()], dim=-1)
+
+
+def pooled_pixel_features(model, inputs: dict, grid: int = 4) -> torch.Tensor:
+    """Colour layout and motion energy of a clip: each frame average-pooled to ``grid x grid`` cells per channel, then
+    the mean and standard deviation of every cell over time and the mean absolute change between frames —
+    ``[N, 3 * C * grid * grid]``. ``pixel_values`` is ``[N, T, C, H, W]`` (the video processors' layout)."""
+    pixels = inputs["pixel_values"].float()
+    batch, frames, channels = pixels.shape[:3]
+    cells = torch.nn.functional.adaptive_avg_pool2d(pixels.flatten(0, 1), grid).view(batch, frames, -1)  # [N, T, C*g*g]
+    motion = (cells[:, 1:] - cells[:, :-1]).abs().mean(dim=1) if frames > 1 else torch.zeros_like(cells[:, 0])
+    return torch.cat([cells.mean(dim=1), cells.std(dim=1, unbiased=False), motion], dim=-1)

@@ -1,0 +1,257 @@
+"""Does pretraining pay off? One command for the whole measurement, on any labelled audio / video / audio-video data.
+
+It runs the example scripts as a user would (each as its own process, so every figure is what that script gives):
+
+1. pretraining on the training split **without its labels**, under a wall-clock budget (``--pretrain_minutes``);
+2. linear probes of the frozen encoder: pretrained, and the same architecture at random init (``--seeds``);
+3. fine-tuning from the pretrained weights and from scratch (same architecture, same budget ``--finetune_minutes``,
+   same options), scored on the test split;
+4. a hand-made baseline through the same linear probe: pooled log-mel statistics for audio
+   (``hf_maskedav.training.probe.pooled_logmel_features``), pooled colour-layout and motion statistics for video
+   (``pooled_pixel_features``);
+5. for audio-visual models: audio<->video retrieval R@1/5/10 (pretrained and random init) and probes of the fused,
+   video-only and audio-only features.
+
+It prints one Markdown table (and writes ``results.md`` / ``results.json`` into ``--output_dir``) with the command of
+every row. Examples:
+
+    # FSDD, speakers never heard in training (the audio yardstick; ~25 min on 2 CPU cores)
+    python -m benchmarks.efficacy --modality audio --data_dir ../shared/datasets/fsdd \\
+        --train_split speaker=george,jackson,lucas,yweweler --test_split speaker=nicolas,theo
+
+    # the built-in cluttered-object video demo, VideoMAE
+    python -m benchmarks.efficacy --modality video --model videomae --demo_variant objects
+
+    # MAViL on the same demo (audio + video)
+    python -m benchmarks.efficacy --modality audio_visual --demo_variant objects
+
+Splits take the scripts' syntax: a split name, a ``datasets`` slice, or a row filter ``COLUMN=VALUE[,VALUE...]``.
+Options a user would give the scripts go through ``--pretrain_args`` / ``--finetune_args`` / ``--probe_args``
+(quoted strings, e.g. ``--pretrain_args "--config_overrides mask_ratio=0.8"``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+SCRIPTS = {
+    "audio": dict(pretrain="pretrain_audio.py", probe="linear_probe.py", finetune="finetune_audio.py"),
+    "video": dict(pretrain="pretrain_video.py", probe="linear_probe_video.py", finetune="finetune_video.py"),
+    "audio_visual": dict(
+        pretrain="pretrain_audiovisual.py", probe="linear_probe_video.py", finetune="finetune_audiovisual.py"
+    ),
+}
+HANDMADE = {
+    "audio": ("hf_maskedav.training.probe:pooled_logmel_features", "pooled log-mel statistics (mean, std per bin)"),
+    "video": ("hf_maskedav.training.probe:pooled_pixel_features", "pooled colour layout + motion energy (4x4 cells)"),
+}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--modality", required=True, choices=sorted(SCRIPTS))
+    parser.add_argument("--model", default="videomae", help="video only: pretrain_video.py --model (videomae, mae_st...)")
+    parser.add_argument("--dataset_name", default=None, help="Hub id or dataset folder (default: the built-in demo)")
+    parser.add_argument("--data_dir", default=None, help="a local audiofolder / videofolder with metadata.csv")
+    parser.add_argument("--demo_variant", default=None, help="video/AV built-in demo variant (motion, objects)")
+    parser.add_argument("--train_split", default="train")
+    parser.add_argument("--test_split", default="test")
+    parser.add_argument("--label_column", default="label")
+    parser.add_argument("--pretrain_minutes", type=float, default=15.0)
+    parser.add_argument("--finetune_minutes", type=float, default=5.0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="random-init seeds of the probes")
+    parser.add_argument("--pretrain_args", default="", help="extra options for the pretraining script")
+    parser.add_argument("--finetune_args", default="", help="extra options for both fine-tuning runs")
+    parser.add_argument("--probe_args", default="", help="extra options for every probe / retrieval run")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["finetune", "scratch", "random", "handmade"],
+                        help="leave these rows out (for quick looks; the full protocol runs them all)")
+    parser.add_argument("--output_dir", default="outputs/efficacy")
+    parser.add_argument("--overwrite_output_dir", action="store_true")
+    args = parser.parse_args(argv)
+    if args.data_dir and args.dataset_name:
+        parser.error("give --data_dir or --dataset_name, not both")
+    if args.demo_variant and args.modality == "audio":
+        parser.error("--demo_variant is for the video and audio-visual demo")
+    return args
+
+
+class Runner:
+    """Runs example scripts one after the other, keeping each command, its wall time and its log."""
+
+    def __init__(self, output_dir: str):
+        self.output_dir = output_dir
+        self.commands: list[tuple[str, str, float]] = []
+
+    def __call__(self, name: str, script: str, options: list[str]) -> float:
+        command = [sys.executable, os.path.join(ROOT, "examples", script), *options]
+        shown = "python " + " ".join(shlex.quote(c) for c in [f"examples/{script}", *options])
+        log_file = os.path.join(self.output_dir, f"{name}.log")
+        print(f"[efficacy] {name}: {shown}", flush=True)
+        start = time.time()
+        with open(log_file, "w") as handle:
+            result = subprocess.run(command, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT)
+        seconds = time.time() - start
+        self.commands.append((name, shown, seconds))
+        if result.returncode != 0:
+            with open(log_file) as handle:
+                tail = handle.read()[-3000:]
+            raise SystemExit(f"[efficacy] {name} failed (exit {result.returncode}); the end of {log_file}:\n{tail}")
+        print(f"[efficacy]   done in {seconds / 60:.1f} min", flush=True)
+        return seconds
+
+
+def read_json(path: str) -> dict:
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    out = os.path.abspath(args.output_dir)
+    if os.path.isdir(out) and os.listdir(out) and not args.overwrite_output_dir:
+        raise SystemExit(f"{out} is not empty: pass --overwrite_output_dir or another --output_dir")
+    os.makedirs(out, exist_ok=True)
+    run = Runner(out)
+    scripts = SCRIPTS[args.modality]
+    audio_only = args.modality == "audio"
+
+    data = []
+    if args.dataset_name:
+        data += ["--dataset_name", args.dataset_name]
+    if args.data_dir:
+        data += ["--data_dir", args.data_dir]
+    if args.demo_variant:
+        data += ["--demo_variant", args.demo_variant]
+    labelled = data + ["--label_column", args.label_column]
+    splits = ["--train_split", args.train_split]
+    extra = {key: shlex.split(getattr(args, f"{key}_args")) for key in ("pretrain", "finetune", "probe")}
+    rows: list[dict] = []  # {what, result, run}
+
+    # 1. pretraining, labels unused
+    pretrained = os.path.join(out, "pretrain")
+    options = data + splits + ["--eval_split", "none", "--output_dir", pretrained, "--overwrite_output_dir",
+                               "--max_train_minutes", str(args.pretrain_minutes), "--num_train_epochs", "100000"]
+    if args.modality == "video":
+        options = ["--model", args.model] + options
+    run("pretrain", scripts["pretrain"], options + extra["pretrain"])
+    summary = read_json(os.path.join(pretrained, "train_summary.json"))
+    rows.append(dict(what=f"pretraining ({summary['completed_steps']} steps, labels unused)",
+                     result=f"loss {summary.get('first_loss', float('nan')):.3f} -> "
+                            f"{summary.get('final_loss_mean_last_10', float('nan')):.3f}",
+                     run="pretrain"))
+
+    # 2. linear probes, pretrained vs random init; hand-made baseline through the same probe
+    probe_common = labelled + splits + ["--eval_split", args.test_split] + extra["probe"]
+    modalities = ["audio_visual", "video", "audio"] if args.modality == "audio_visual" else [None]
+
+    def probe(name: str, options: list[str], modality: str | None) -> float:
+        folder = os.path.join(out, name)
+        mod = ["--modality", modality] if modality else []
+        run(name, scripts["probe"], probe_common + mod + options + ["--output_dir", folder])
+        return read_json(os.path.join(folder, "probe_results.json"))["eval_accuracy"]
+
+    probe_scores: dict[str, dict] = {}
+    for modality in modalities:
+        tag = f" ({modality.replace('_', '+')})" if modality else ""
+        key = modality or "encoder"
+        score = probe(f"probe_pretrained{'_' + modality if modality else ''}",
+                      ["--model_name_or_path", pretrained], modality)
+        rows.append(dict(what=f"linear probe, pretrained{tag}", result=f"**{score:.1%}**",
+                         run=run.commands[-1][0]))
+        random_scores = []
+        if "random" not in args.skip:
+            for seed in args.seeds:
+                name = f"probe_random_seed{seed}{'_' + modality if modality else ''}"
+                random_scores.append(probe(name, ["--model_name_or_path", pretrained, "--random_init",
+                                                  "--seed", str(seed)], modality))
+                rows.append(dict(what=f"linear probe, random init seed {seed}{tag}", result=f"{random_scores[-1]:.1%}",
+                                 run=name))
+        probe_scores[key] = {"pretrained": score, "random": random_scores}
+    if "handmade" not in args.skip:
+        kinds = ["audio"] if audio_only else (["video", "audio"] if args.modality == "audio_visual" else ["video"])
+        for kind in kinds:
+            fn, description = HANDMADE[kind]
+            modality = kind if args.modality == "audio_visual" else None
+            name = f"handmade_{kind}"
+            score = probe(name, ["--model_name_or_path", pretrained, "--random_init", "--feature_fn", fn], modality)
+            rows.append(dict(what=f"hand-made baseline: {description}", result=f"{score:.1%}", run=name))
+            probe_scores[f"handmade_{kind}"] = {"score": score}
+
+    # 3. retrieval (audio-visual)
+    retrieval = {}
+    if args.modality == "audio_visual":
+        for name, options in [("retrieval_pretrained", ["--model_name_or_path", pretrained]),
+                              ("retrieval_random_seed0", ["--model_name_or_path", pretrained, "--random_init"])]:
+            folder = os.path.join(out, name)
+            run(name, "retrieval_eval.py",
+                data + ["--eval_split", args.test_split] + options + extra["probe"] + ["--output_dir", folder])
+            result = read_json(os.path.join(folder, "retrieval_results.json"))
+            retrieval[name] = result
+            rows.append(dict(
+                what=f"audio->video retrieval R@1/5/10, {'pretrained' if 'pretrained' in name else 'random init'}",
+                result=" / ".join(f"{result[f'audio_to_video_R@{k}']:.1%}" for k in (1, 5, 10))
+                + f" (chance {result['chance_R@1']:.1%} / {result['chance_R@5']:.1%} / {result['chance_R@10']:.1%})",
+                run=name))
+
+    # 4. fine-tuning, pretrained vs scratch, same budget and options
+    finetune_scores = {}
+    for name, start in [("finetune_pretrained", ["--model_name_or_path", pretrained]),
+                        ("finetune_scratch", ["--config_name", pretrained])]:
+        if "finetune" in args.skip or (name == "finetune_scratch" and "scratch" in args.skip):
+            continue
+        folder = os.path.join(out, name)
+        options = labelled + splits + start + ["--output_dir", folder, "--overwrite_output_dir",
+                                               "--max_train_minutes", str(args.finetune_minutes),
+                                               "--num_train_epochs", "100000"]
+        if args.modality == "audio_visual":
+            # no separate test pass in this script: evaluate on the test split, report the final model's score
+            options += ["--eval_split", args.test_split]
+        else:
+            options += ["--eval_split", "none", "--test_split", args.test_split]
+        run(name, scripts["finetune"], options + extra["finetune"])
+        summary = read_json(os.path.join(folder, "train_summary.json"))
+        if args.modality == "audio_visual":
+            history = summary.get("eval_history") or []
+            score = history[-1][1] if history else None
+        else:
+            score = summary.get("test_accuracy")
+        finetune_scores[name] = score
+        rows.append(dict(what=f"fine-tuning from {'pretraining' if 'pretrained' in name else 'scratch'} "
+                              f"({summary['completed_steps']} steps)",
+                         result=f"**{score:.1%}**" if score is not None and "pretrained" in name
+                         else (f"{score:.1%}" if score is not None else "n/a"),
+                         run=name))
+
+    # ---- the table ------------------------------------------------------------------------------------------------
+    minutes = {name: seconds / 60 for name, _, seconds in run.commands}
+    shown = {name: command for name, command, _ in run.commands}
+    header = (f"Efficacy protocol: {args.modality}"
+              f"{' / ' + args.model if args.modality == 'video' else ''}, data "
+              f"{args.data_dir or args.dataset_name or 'built-in demo' + (' (' + args.demo_variant + ')' if args.demo_variant else '')}, "
+              f"train `{args.train_split}`, test `{args.test_split}`; budgets: pretraining {args.pretrain_minutes:g} min, "
+              f"fine-tuning {args.finetune_minutes:g} min")
+    lines = [header, "", "| measurement | test result | wall time | command |", "|---|---|---|---|"]
+    for row in rows:
+        lines.append(f"| {row['what']} | {row['result']} | {minutes[row['run']]:.1f} min | `{shown[row['run']]}` |")
+    table = "\n".join(lines)
+    print("\n" + table)
+    with open(os.path.join(out, "results.md"), "w") as handle:
+        handle.write(table + "\n")
+    with open(os.path.join(out, "results.json"), "w") as handle:
+        json.dump({"args": vars(args), "probes": probe_scores, "finetune": finetune_scores, "retrieval": retrieval,
+                   "rows": rows, "commands": [{"name": n, "command": c, "seconds": round(s, 1)}
+                                              for n, c, s in run.commands]}, handle, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
