@@ -51,6 +51,7 @@ from hf_maskedav.data import (
 )
 from hf_maskedav.metrics import load_metric
 from hf_maskedav.training.utils import best_eval_text
+from hf_maskedav.training.loading import load_pretrained_quietly
 from hf_maskedav.training.threads import add_num_threads_argument, configure_cpu_threads
 from hf_maskedav.training import (
     StepLog,
@@ -332,9 +333,9 @@ def main(argv=None):
     )
     config = config_for_script(base, args.config_overrides, args.clip_seconds, log)  # --config_overrides, --clip_seconds
     if args.model_name_or_path:
-        model = AudioMAEForAudioClassification.from_pretrained(
-            args.model_name_or_path, config=config, attn_implementation=args.attn_implementation,
-            ignore_mismatched_sizes=True,
+        model = load_pretrained_quietly(  # one line instead of transformers' expected LOAD REPORT
+            AudioMAEForAudioClassification, args.model_name_or_path, config=config,
+            attn_implementation=args.attn_implementation, ignore_mismatched_sizes=True, log=log,
         )
     else:
         model = AudioMAEForAudioClassification._from_config(config, attn_implementation=args.attn_implementation)

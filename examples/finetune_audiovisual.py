@@ -39,6 +39,7 @@ from hf_maskedav.data.video import AudioWindow, VideoBadSampleTracker, VideoClip
 from hf_maskedav.data.video_transforms import video_recipe
 from hf_maskedav.metrics import load_metric
 from hf_maskedav.training.utils import best_eval_text
+from hf_maskedav.training.loading import load_pretrained_quietly
 from hf_maskedav.training.threads import add_num_threads_argument, configure_cpu_threads
 from hf_maskedav.training import (
     check_world_size,
@@ -211,8 +212,9 @@ def main(argv=None):
     # --config_overrides, --num_frames, --clip_seconds (max_length); the processor below follows the config
     config = config_for_script(base, args.config_overrides, args.clip_seconds, log, num_frames=args.num_frames)
     if args.model_name_or_path:
-        model = MAViLForAudioVisualClassification.from_pretrained(
-            args.model_name_or_path, config=config, attn_implementation=args.attn_implementation, ignore_mismatched_sizes=True)
+        model = load_pretrained_quietly(  # one line instead of transformers' expected LOAD REPORT
+            MAViLForAudioVisualClassification, args.model_name_or_path, config=config,
+            attn_implementation=args.attn_implementation, ignore_mismatched_sizes=True, log=log)
     else:
         model = MAViLForAudioVisualClassification._from_config(config, attn_implementation=args.attn_implementation)
     config = model.config

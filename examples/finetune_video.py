@@ -42,6 +42,7 @@ from hf_maskedav.data.video import VideoBadSampleTracker, VideoClipDataset, Vide
 from hf_maskedav.data.video_transforms import video_recipe
 from hf_maskedav.metrics import load_metric
 from hf_maskedav.training.utils import best_eval_text
+from hf_maskedav.training.loading import load_pretrained_quietly
 from hf_maskedav.training.threads import add_num_threads_argument, configure_cpu_threads
 from hf_maskedav.training import (
     check_world_size,
@@ -223,9 +224,9 @@ def main(argv=None):
         head["classifier_dropout"] = args.classifier_dropout
     if args.model_name_or_path:
         config = config_for_script(AutoConfig.from_pretrained(args.model_name_or_path, **head), args.config_overrides)
-        model = AutoModelForVideoClassification.from_pretrained(
-            args.model_name_or_path, config=config, attn_implementation=args.attn_implementation,
-            ignore_mismatched_sizes=True,
+        model = load_pretrained_quietly(  # one line instead of transformers' expected LOAD REPORT
+            AutoModelForVideoClassification, args.model_name_or_path, config=config,
+            attn_implementation=args.attn_implementation, ignore_mismatched_sizes=True, log=log,
         )
     else:
         config = config_for_script(build_video_config(args.config_name, **head), args.config_overrides)

@@ -41,6 +41,7 @@ from hf_maskedav.data import (
     featurize,
     load_audio_source,
 )
+from hf_maskedav.training.loading import load_pretrained_quietly
 from hf_maskedav.training.config_overrides import add_config_overrides_argument, config_for_script
 from hf_maskedav.training import (
     apply_linear_probe,
@@ -98,7 +99,7 @@ def parse_args(argv=None):
     return args
 
 
-def load_encoder(args):
+def load_encoder(args, log=print):
     """The frozen encoder and its feature extractor."""
     if args.model_name_or_path:
         config = AutoConfig.from_pretrained(args.model_name_or_path)
@@ -109,7 +110,7 @@ def load_encoder(args):
         set_seed(args.seed)
         model = AutoModel.from_config(config)
     else:
-        model = AutoModel.from_pretrained(args.model_name_or_path, config=config)
+        model = load_pretrained_quietly(AutoModel, args.model_name_or_path, config=config, log=log)
     fe_file = args.model_name_or_path and os.path.join(args.model_name_or_path, "preprocessor_config.json")
     if args.model_name_or_path and (not os.path.isdir(args.model_name_or_path) or os.path.isfile(fe_file)):
         feature_extractor = AudioMAEFeatureExtractor.from_pretrained(args.model_name_or_path)
@@ -146,7 +147,7 @@ def main(argv=None):
     accelerator = Accelerator()
     log = accelerator.print
     check_world_size(accelerator)
-    model, feature_extractor = load_encoder(args)
+    model, feature_extractor = load_encoder(args, log)
     feature_fn = resolve_feature_function(model.config.model_type, args.feature_fn)
     model = accelerator.prepare_model(model, evaluation_mode=True)
     name = None if args.dataset_name == "demo" and args.data_dir else args.dataset_name

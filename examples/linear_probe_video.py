@@ -39,6 +39,7 @@ from hf_maskedav.data.video import AudioWindow, VideoBadSampleTracker, VideoClip
 from hf_maskedav.data.video_transforms import video_recipe
 from hf_maskedav.training import check_world_size, apply_linear_probe, fit_linear_probe, format_duration, resolve_feature_function
 from hf_maskedav.training.video_cli import add_video_data_arguments, open_video_split
+from hf_maskedav.training.loading import load_pretrained_quietly
 from hf_maskedav.training.config_overrides import add_config_overrides_argument, config_for_script
 from hf_maskedav.training.video_training import (
     audiovisual_processor_for,
@@ -71,7 +72,7 @@ def parse_args(argv=None):
     return args
 
 
-def load_encoder(args):
+def load_encoder(args, log=print):
     """The frozen encoder and its processor (a video processor, or a MAViLProcessor)."""
     if args.model_name_or_path:
         config = AutoConfig.from_pretrained(args.model_name_or_path)
@@ -84,7 +85,7 @@ def load_encoder(args):
         set_seed(args.seed)
         model = AutoModel.from_config(config)
     else:
-        model = AutoModel.from_pretrained(args.model_name_or_path, config=config)
+        model = load_pretrained_quietly(AutoModel, args.model_name_or_path, config=config, log=log)
     saved = args.model_name_or_path if has_saved_processor(args.model_name_or_path) else None
     if config.model_type == "maskedav_mavil":
         processor = audiovisual_processor_for(config, args.config_name, saved)
@@ -120,7 +121,7 @@ def main(argv=None):
     accelerator = Accelerator()
     log = accelerator.print
     check_world_size(accelerator)  # several launched processes but one in each: stop, say why
-    model, processor = load_encoder(args)
+    model, processor = load_encoder(args, log)
     model_type = model.config.model_type
     feature_fn = resolve_feature_function(model_type, args.feature_fn)
     model = accelerator.prepare_model(model, evaluation_mode=True)
