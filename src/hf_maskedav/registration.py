@@ -1,174 +1,193 @@
-"""Registration of every model family with the transformers Auto classes (idempotent)."""
+"""Registration of every model family with the transformers Auto classes and pipelines, without importing them.
+
+``import hf_maskedav`` only calls :func:`register_when_transformers_loads` (a few milliseconds): each part of the
+registration runs when transformers imports the module it registers with (:mod:`hf_maskedav._import_hooks`), or at
+once if transformers already did:
+
+* ``transformers.models.auto.configuration_auto``: the config classes, with ``AutoConfig.register`` (the configuration
+  modules are small: they import ``PreTrainedConfig`` only);
+* ``modeling_auto``, ``feature_extraction_auto``, ``image_processing_auto``, ``video_processing_auto``,
+  ``processing_auto``: a :class:`~hf_maskedav._lazy.Deferred` reference per class, put in the Auto mapping's
+  registered content (made a :class:`~hf_maskedav._lazy.DeferredContent`). ``AutoModel.from_pretrained`` on an
+  Audio-MAE folder then imports ``hf_maskedav.models.audiomae.modeling_audiomae`` and no other model module;
+* ``transformers.pipelines``: the ``audio-video-classification`` task.
+
+:data:`FAMILIES` is the single table of what is registered where. :func:`register_auto_classes` does everything now
+(it imports the transformers modules, not ours).
+"""
 
 from __future__ import annotations
 
-from transformers import (
-    AutoConfig,
-    AutoFeatureExtractor,
-    AutoModel,
-    AutoModelForAudioClassification,
-    AutoModelForPreTraining,
+import importlib
+
+from ._import_hooks import when_imported
+from ._lazy import Deferred, deferred_content
+
+_MODELS = "hf_maskedav.models."
+
+# family -> {"config": module:Class, Auto class name: module:Class}; modules relative to hf_maskedav.models
+FAMILIES: dict[str, dict[str, str]] = {
+    "audiomae": {
+        "config": "audiomae.configuration_audiomae:AudioMAEConfig",
+        "AutoModel": "audiomae.modeling_audiomae:AudioMAEModel",
+        "AutoModelForPreTraining": "audiomae.modeling_audiomae:AudioMAEForPreTraining",
+        "AutoModelForAudioClassification": "audiomae.modeling_audiomae:AudioMAEForAudioClassification",
+        "AutoFeatureExtractor": "audiomae.feature_extraction_audiomae:AudioMAEFeatureExtractor",
+    },
+    "maskfeat": {
+        "config": "maskfeat.configuration_maskfeat:MaskFeatConfig",
+        "AutoModel": "maskfeat.modeling_maskfeat:MaskFeatModel",
+        "AutoModelForPreTraining": "maskfeat.modeling_maskfeat:MaskFeatForPreTraining",
+        "AutoModelForImageClassification": "maskfeat.modeling_maskfeat:MaskFeatForImageClassification",
+        "AutoModelForVideoClassification": "maskfeat.modeling_maskfeat:MaskFeatForVideoClassification",
+        "AutoImageProcessor": "maskfeat.image_processing_maskfeat:MaskFeatImageProcessor",
+        "AutoVideoProcessor": "maskfeat.video_processing_maskfeat:MaskFeatVideoProcessor",
+    },
+    # MAViL, CAV-MAE, AV-MAE: one classification model for the audio, video and audio-visual classification tasks
+    # (its audio / video / audio+visual heads)
+    "mavil": {
+        "config": "mavil.configuration_mavil:MAViLConfig",
+        "AutoModel": "mavil.modeling_mavil:MAViLModel",
+        "AutoModelForPreTraining": "mavil.modeling_mavil:MAViLForPreTraining",
+        "AutoModelForAudioClassification": "mavil.modeling_mavil:MAViLForAudioVisualClassification",
+        "AutoModelForVideoClassification": "mavil.modeling_mavil:MAViLForAudioVisualClassification",
+        "AutoModelForAudioVisualClassification": "mavil.modeling_mavil:MAViLForAudioVisualClassification",
+        "AutoFeatureExtractor": "audiomae.feature_extraction_audiomae:AudioMAEFeatureExtractor",
+        "AutoVideoProcessor": "mavil.video_processing_mavil:MAViLVideoProcessor",
+        "AutoProcessor": "mavil.processing_mavil:MAViLProcessor",
+    },
+    "videomae": {
+        "config": "videomae.configuration_videomae:MaskedAVVideoMAEConfig",
+        "AutoModel": "videomae.modeling_videomae:MaskedAVVideoMAEModel",
+        "AutoModelForPreTraining": "videomae.modeling_videomae:MaskedAVVideoMAEForPreTraining",
+        "AutoModelForVideoClassification": "videomae.modeling_videomae:MaskedAVVideoMAEForVideoClassification",
+        "AutoVideoProcessor": "videomae.video_processing_videomae:MaskedAVVideoMAEVideoProcessor",
+    },
+    "mae_st": {
+        "config": "mae_st.configuration_mae_st:MAESTConfig",
+        "AutoModel": "mae_st.modeling_mae_st:MAESTModel",
+        "AutoModelForPreTraining": "mae_st.modeling_mae_st:MAESTForPreTraining",
+        "AutoModelForVideoClassification": "mae_st.modeling_mae_st:MAESTForVideoClassification",
+        "AutoVideoProcessor": "mae_st.video_processing_mae_st:MAESTVideoProcessor",
+    },
+    "cavmae": {
+        "config": "cavmae.configuration_cavmae:CAVMAEConfig",
+        "AutoModel": "cavmae.modeling_cavmae:CAVMAEModel",
+        "AutoModelForPreTraining": "cavmae.modeling_cavmae:CAVMAEForPreTraining",
+        "AutoModelForAudioClassification": "cavmae.modeling_cavmae:CAVMAEForAudioVisualClassification",
+        "AutoModelForVideoClassification": "cavmae.modeling_cavmae:CAVMAEForAudioVisualClassification",
+        "AutoModelForAudioVisualClassification": "cavmae.modeling_cavmae:CAVMAEForAudioVisualClassification",
+        "AutoFeatureExtractor": "cavmae.feature_extraction_cavmae:CAVMAEFeatureExtractor",
+        "AutoVideoProcessor": "cavmae.video_processing_cavmae:CAVMAEVideoProcessor",
+        "AutoProcessor": "cavmae.processing_cavmae:CAVMAEProcessor",
+    },
+    # AV-MAE (Scenic checkpoints, unverified conversion): pretraining encoder/decoder and the MBT classifier
+    "avmae": {
+        "config": "avmae.configuration_avmae:AVMAEConfig",
+        "AutoModel": "avmae.modeling_avmae:AVMAEModel",
+        "AutoModelForPreTraining": "avmae.modeling_avmae:AVMAEForPreTraining",
+        "AutoModelForAudioClassification": "avmae.modeling_avmae:AVMAEForAudioVisualClassification",
+        "AutoModelForVideoClassification": "avmae.modeling_avmae:AVMAEForAudioVisualClassification",
+        "AutoModelForAudioVisualClassification": "avmae.modeling_avmae:AVMAEForAudioVisualClassification",
+        "AutoFeatureExtractor": "avmae.feature_extraction_avmae:AVMAEFeatureExtractor",
+        "AutoVideoProcessor": "avmae.video_processing_avmae:AVMAEVideoProcessor",
+        "AutoProcessor": "avmae.processing_avmae:AVMAEProcessor",
+    },
+}
+
+MODEL_AUTO_CLASSES = (
+    "AutoModel",
+    "AutoModelForPreTraining",
+    "AutoModelForAudioClassification",
+    "AutoModelForVideoClassification",
+    "AutoModelForImageClassification",
 )
 
-_REGISTERED = False
+# transformers module -> (its Auto mapping attribute, the FAMILIES key, how the value is stored)
+_PROCESSOR_MAPPINGS = {
+    "transformers.models.auto.feature_extraction_auto": ("FEATURE_EXTRACTOR_MAPPING", "AutoFeatureExtractor", None),
+    "transformers.models.auto.image_processing_auto": ("IMAGE_PROCESSOR_MAPPING", "AutoImageProcessor", "torchvision"),
+    "transformers.models.auto.video_processing_auto": ("VIDEO_PROCESSOR_MAPPING", "AutoVideoProcessor", "torchvision"),
+    "transformers.models.auto.processing_auto": ("PROCESSOR_MAPPING", "AutoProcessor", None),
+}
 
 
-def register_auto_classes() -> None:
-    """Register configs, models and processors. Called once by ``import hf_maskedav``."""
-    global _REGISTERED
-    if _REGISTERED:
-        return
-    from .models.audiomae import (
-        AudioMAEConfig,
-        AudioMAEFeatureExtractor,
-        AudioMAEForAudioClassification,
-        AudioMAEForPreTraining,
-        AudioMAEModel,
-    )
-
-    AutoConfig.register(AudioMAEConfig.model_type, AudioMAEConfig)
-    AutoModel.register(AudioMAEConfig, AudioMAEModel)
-    AutoModelForPreTraining.register(AudioMAEConfig, AudioMAEForPreTraining)
-    AutoModelForAudioClassification.register(AudioMAEConfig, AudioMAEForAudioClassification)
-    AutoFeatureExtractor.register(AudioMAEConfig, AudioMAEFeatureExtractor)
-    _register_maskfeat()
-    _register_mavil()
-    _register_video_mae_families()
-    _register_cavmae()
-    _register_avmae()
-    _REGISTERED = True
+def _absolute(reference: str) -> str:
+    return _MODELS + reference
 
 
-def _register_maskfeat() -> None:
-    from transformers import (
-        AutoImageProcessor,
-        AutoModelForImageClassification,
-        AutoModelForVideoClassification,
-        AutoVideoProcessor,
-    )
-
-    from .models.maskfeat import (
-        MaskFeatConfig,
-        MaskFeatForImageClassification,
-        MaskFeatForPreTraining,
-        MaskFeatForVideoClassification,
-        MaskFeatImageProcessor,
-        MaskFeatModel,
-        MaskFeatVideoProcessor,
-    )
-
-    AutoConfig.register(MaskFeatConfig.model_type, MaskFeatConfig)
-    AutoModel.register(MaskFeatConfig, MaskFeatModel)
-    AutoModelForPreTraining.register(MaskFeatConfig, MaskFeatForPreTraining)
-    AutoModelForImageClassification.register(MaskFeatConfig, MaskFeatForImageClassification)
-    AutoModelForVideoClassification.register(MaskFeatConfig, MaskFeatForVideoClassification)
-    AutoImageProcessor.register(MaskFeatConfig, image_processor_classes={"torchvision": MaskFeatImageProcessor})
-    AutoVideoProcessor.register(MaskFeatConfig, MaskFeatVideoProcessor)
+def config_class(family: str):
+    """The config class of ``family`` (imports its configuration module only)."""
+    module, _, name = _absolute(FAMILIES[family]["config"]).partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
-def _register_mavil() -> None:
-    from transformers import (
-        AutoModelForVideoClassification,
-        AutoProcessor,
-        AutoVideoProcessor,
-    )
+def _register_configs(configuration_auto) -> None:
+    for family in FAMILIES:
+        config = config_class(family)
+        configuration_auto.AutoConfig.register(config.model_type, config, exist_ok=True)
 
-    from .models.audiomae import AudioMAEFeatureExtractor
-    from .models.mavil import (
-        MAViLConfig,
-        MAViLForAudioVisualClassification,
-        MAViLForPreTraining,
-        MAViLModel,
-        MAViLProcessor,
-        MAViLVideoProcessor,
-    )
-    from .pipelines import AutoModelForAudioVisualClassification, register_pipeline
 
-    AutoConfig.register(MAViLConfig.model_type, MAViLConfig)
-    AutoModel.register(MAViLConfig, MAViLModel)
-    AutoModelForPreTraining.register(MAViLConfig, MAViLForPreTraining)
-    # one classification model for the three tasks: its audio / video / audio+visual heads
-    AutoModelForAudioClassification.register(MAViLConfig, MAViLForAudioVisualClassification)
-    AutoModelForVideoClassification.register(MAViLConfig, MAViLForAudioVisualClassification)
-    AutoModelForAudioVisualClassification.register(MAViLConfig, MAViLForAudioVisualClassification)
-    AutoFeatureExtractor.register(MAViLConfig, AudioMAEFeatureExtractor)
-    AutoVideoProcessor.register(MAViLConfig, MAViLVideoProcessor)
-    AutoProcessor.register(MAViLConfig, MAViLProcessor)
+def register_models(mapping, auto_class_name: str) -> None:
+    """Put a deferred reference to each family's ``auto_class_name`` model in ``mapping`` (a ``_LazyAutoMapping``).
+
+    An entry registered before (by the user, with ``AutoX.register``) is kept.
+    """
+    content = deferred_content(mapping)
+    for family, entries in FAMILIES.items():
+        if auto_class_name in entries:
+            content.add(config_class(family), Deferred(_absolute(entries[auto_class_name])))
+
+
+def _register_model_mappings(modeling_auto) -> None:
+    for auto_class_name in MODEL_AUTO_CLASSES:
+        register_models(getattr(modeling_auto, auto_class_name)._model_mapping, auto_class_name)
+
+
+def _processor_registrar(mapping_name: str, auto_class_name: str, backend: str | None):
+    def register(module) -> None:
+        content = deferred_content(getattr(module, mapping_name))
+        for family, entries in FAMILIES.items():
+            if auto_class_name in entries:
+                reference = Deferred(_absolute(entries[auto_class_name]))
+                content.add(config_class(family), reference if backend is None else {backend: reference})
+
+    return register
+
+
+def _register_pipelines(_pipelines) -> None:
+    from .pipelines.audio_video_classification import register_pipeline
+
     register_pipeline()
 
 
-def _register_video_mae_families() -> None:
-    """VideoMAE and MAE-ST: configs, models, video processors (``pipeline("video-classification")`` works)."""
-    from transformers import AutoModelForVideoClassification, AutoVideoProcessor
-
-    from .models.mae_st import MAESTConfig, MAESTForPreTraining, MAESTForVideoClassification, MAESTModel, MAESTVideoProcessor
-    from .models.videomae import (
-        MaskedAVVideoMAEConfig,
-        MaskedAVVideoMAEForPreTraining,
-        MaskedAVVideoMAEForVideoClassification,
-        MaskedAVVideoMAEModel,
-        MaskedAVVideoMAEVideoProcessor,
-    )
-
-    for config, base, pretraining, classification, processor in (
-        (MaskedAVVideoMAEConfig, MaskedAVVideoMAEModel, MaskedAVVideoMAEForPreTraining,
-         MaskedAVVideoMAEForVideoClassification, MaskedAVVideoMAEVideoProcessor),
-        (MAESTConfig, MAESTModel, MAESTForPreTraining, MAESTForVideoClassification, MAESTVideoProcessor),
-    ):
-        AutoConfig.register(config.model_type, config)
-        AutoModel.register(config, base)
-        AutoModelForPreTraining.register(config, pretraining)
-        AutoModelForVideoClassification.register(config, classification)
-        AutoVideoProcessor.register(config, processor)
+def _registrations():
+    yield "transformers.models.auto.configuration_auto", _register_configs
+    yield "transformers.models.auto.modeling_auto", _register_model_mappings
+    for module_name, (mapping_name, auto_class_name, backend) in _PROCESSOR_MAPPINGS.items():
+        yield module_name, _processor_registrar(mapping_name, auto_class_name, backend)
+    yield "transformers.pipelines", _register_pipelines
 
 
-def _register_cavmae() -> None:
-    """CAV-MAE: one classification model for the audio, video and audio-video classification pipelines."""
-    from transformers import AutoModelForVideoClassification, AutoProcessor, AutoVideoProcessor
-
-    from .models.cavmae import (
-        CAVMAEConfig,
-        CAVMAEFeatureExtractor,
-        CAVMAEForAudioVisualClassification,
-        CAVMAEForPreTraining,
-        CAVMAEModel,
-        CAVMAEProcessor,
-        CAVMAEVideoProcessor,
-    )
-    from .pipelines import AutoModelForAudioVisualClassification
-
-    AutoConfig.register(CAVMAEConfig.model_type, CAVMAEConfig)
-    AutoModel.register(CAVMAEConfig, CAVMAEModel)
-    AutoModelForPreTraining.register(CAVMAEConfig, CAVMAEForPreTraining)
-    AutoModelForAudioClassification.register(CAVMAEConfig, CAVMAEForAudioVisualClassification)
-    AutoModelForVideoClassification.register(CAVMAEConfig, CAVMAEForAudioVisualClassification)
-    AutoModelForAudioVisualClassification.register(CAVMAEConfig, CAVMAEForAudioVisualClassification)
-    AutoFeatureExtractor.register(CAVMAEConfig, CAVMAEFeatureExtractor)
-    AutoVideoProcessor.register(CAVMAEConfig, CAVMAEVideoProcessor)
-    AutoProcessor.register(CAVMAEConfig, CAVMAEProcessor)
+_HOOKED = False
 
 
-def _register_avmae() -> None:
-    """AV-MAE (Scenic checkpoints, unverified conversion): pretraining encoder/decoder and the MBT classifier."""
-    from transformers import AutoModelForVideoClassification, AutoProcessor, AutoVideoProcessor
+def register_when_transformers_loads() -> None:
+    """Register each part as soon as transformers has imported the module it goes into (idempotent, cheap)."""
+    global _HOOKED
+    if _HOOKED:
+        return
+    _HOOKED = True
+    for module_name, register in _registrations():
+        when_imported(module_name, register)
 
-    from .models.avmae import (
-        AVMAEConfig,
-        AVMAEFeatureExtractor,
-        AVMAEForAudioVisualClassification,
-        AVMAEForPreTraining,
-        AVMAEModel,
-        AVMAEProcessor,
-        AVMAEVideoProcessor,
-    )
-    from .pipelines import AutoModelForAudioVisualClassification
 
-    AutoConfig.register(AVMAEConfig.model_type, AVMAEConfig)
-    AutoModel.register(AVMAEConfig, AVMAEModel)
-    AutoModelForPreTraining.register(AVMAEConfig, AVMAEForPreTraining)
-    AutoModelForAudioClassification.register(AVMAEConfig, AVMAEForAudioVisualClassification)
-    AutoModelForVideoClassification.register(AVMAEConfig, AVMAEForAudioVisualClassification)
-    AutoModelForAudioVisualClassification.register(AVMAEConfig, AVMAEForAudioVisualClassification)
-    AutoFeatureExtractor.register(AVMAEConfig, AVMAEFeatureExtractor)
-    AutoVideoProcessor.register(AVMAEConfig, AVMAEVideoProcessor)
-    AutoProcessor.register(AVMAEConfig, AVMAEProcessor)
+def register_auto_classes() -> None:
+    """Register configs, models, processors and the pipeline task now (idempotent).
+
+    Imports the transformers Auto modules and ``transformers.pipelines`` (seconds), not the hf_maskedav model modules:
+    those stay deferred references until an Auto class needs one. ``import hf_maskedav`` does not need this.
+    """
+    register_when_transformers_loads()
+    for module_name, _ in _registrations():
+        importlib.import_module(module_name)

@@ -1,6 +1,7 @@
 """``pipeline("audio-video-classification")``: classify a media file (audio + video tracks) or a pair of arrays.
 
-Registered with transformers' pipeline registry by ``import hf_maskedav``, together with an Auto class,
+Registered with transformers' pipeline registry once ``import hf_maskedav`` and ``transformers.pipelines`` are both
+imported (in either order), together with an Auto class,
 :class:`AutoModelForAudioVisualClassification`, that maps each audio-visual config to its classification model::
 
     from transformers import pipeline
@@ -20,7 +21,11 @@ from transformers.models.auto.auto_factory import _BaseAutoModelClass, _LazyAuto
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
 from transformers.pipelines.base import Pipeline
 
+from ..registration import register_models
+
 MODEL_FOR_AUDIO_VISUAL_CLASSIFICATION_MAPPING = _LazyAutoMapping(CONFIG_MAPPING_NAMES, OrderedDict())
+# MAViL, CAV-MAE, AV-MAE: deferred references, so the model module is imported when a folder of that family is loaded
+register_models(MODEL_FOR_AUDIO_VISUAL_CLASSIFICATION_MAPPING, "AutoModelForAudioVisualClassification")
 
 
 class AutoModelForAudioVisualClassification(_BaseAutoModelClass):
