@@ -52,6 +52,7 @@ from hf_maskedav.data import (
 from hf_maskedav.metrics import load_metric
 from hf_maskedav.training.utils import best_eval_text
 from hf_maskedav.training.loading import load_pretrained_quietly
+from hf_maskedav.training.validation_split import add_validation_split_argument, resolve_evaluation
 from hf_maskedav.training.threads import add_num_threads_argument, configure_cpu_threads
 from hf_maskedav.training import (
     StepLog,
@@ -123,6 +124,7 @@ def parse_args(argv=None):
     data.add_argument("--data_dir", default=None, help="local audiofolder (audio files + metadata.csv with labels)")
     data.add_argument("--train_split", default="train")
     data.add_argument("--eval_split", default="validation", help="'none' to train without evaluation")
+    add_validation_split_argument(data)
     data.add_argument(
         "--test_split",
         default="test",
@@ -310,6 +312,15 @@ def main(argv=None):
         raise SystemExit("fine-tuning needs labels: pass --label_column")
     multi_label = labels.multi_label or args.multi_label
     labels.multi_label = multi_label
+
+    def open_eval(split: str):
+        source = open_source(args, split)
+        source.labels = labels  # same class order as training
+        return source
+
+    # --eval_split, or a held-out part of the training rows (--validation_split_percentage; by default when the data
+    # has no such split)
+    train_source, eval_source = resolve_evaluation(args, train_source, open_eval, log)
     log(
         f"training data: {train_source.description}; {labels.num_labels} classes, "
         f"{'multi' if multi_label else 'single'}-label"
@@ -372,9 +383,7 @@ def main(argv=None):
         generator=torch.Generator().manual_seed(args.seed),
     )
     eval_dataloader = None
-    if args.eval_split != "none":
-        eval_source = open_source(args, args.eval_split)
-        eval_source.labels = labels  # same class order as training
+    if eval_source is not None:
         eval_dataloader = torch.utils.data.DataLoader(
             AudioClipDataset(eval_source, clip_samples, train=False),
             batch_size=args.per_device_eval_batch_size,
@@ -615,7 +624,7 @@ def main(argv=None):
             metrics={
                 k: v
                 for k, v in {
-                    f"eval {metric_name} (best, split {args.eval_split})": state.best_metric,
+                    f"eval {metric_name} (best, {getattr(eval_source, 'description', '')})": state.best_metric,
                     f"test {metric_name} (split {args.test_split})": test_result["metric"] if test_result else None,
                 }.items()
                 if v is not None

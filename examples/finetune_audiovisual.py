@@ -40,6 +40,7 @@ from hf_maskedav.data.video_transforms import video_recipe
 from hf_maskedav.metrics import load_metric
 from hf_maskedav.training.utils import best_eval_text
 from hf_maskedav.training.loading import load_pretrained_quietly
+from hf_maskedav.training.validation_split import add_validation_split_argument, resolve_evaluation
 from hf_maskedav.training.threads import add_num_threads_argument, configure_cpu_threads
 from hf_maskedav.training import (
     check_world_size,
@@ -68,7 +69,7 @@ from hf_maskedav.training.faults import (
     maybe_signal_self,
     step_if_finite,
 )
-from hf_maskedav.training.video_cli import SPLIT_MISSING_ERRORS, add_video_data_arguments, open_video_split
+from hf_maskedav.training.video_cli import add_video_data_arguments, open_video_split
 from hf_maskedav.training.video_model_card import write_video_model_card
 from hf_maskedav.training.config_overrides import add_config_overrides_argument, config_for_script
 from hf_maskedav.training.video_training import (
@@ -102,7 +103,7 @@ def parse_args(argv=None):
     add_audiovisual_clip_arguments(model)
     model.add_argument("--attn_implementation", default=None, choices=[None, "eager", "sdpa", "flash_attention_2"])
 
-    add_video_data_arguments(parser, labels=True)
+    add_validation_split_argument(add_video_data_arguments(parser, labels=True))
     parser.add_argument("--audio_column", default=None, help="a separate audio column (default: the videos' audio tracks)")
     aug = parser.add_argument_group("augmentation")
     aug.add_argument("--repeated_sampling", type=int, default=1, help="clips (with their audio) per decoded video")
@@ -201,6 +202,15 @@ def main(argv=None):
     if labels is None:
         raise SystemExit("fine-tuning needs labels: pass --label_column")
     multi_label = labels.multi_label = labels.multi_label or args.multi_label
+
+    def open_eval(split: str):
+        source = open_video_split(args, split, accelerator, args.label_column, args.audio_column, train=False)
+        source.labels = labels  # the training class order
+        return source
+
+    # --eval_split, or a held-out part of the training rows (--validation_split_percentage; by default when the data
+    # has no such split)
+    train_source, eval_source = resolve_evaluation(args, train_source, open_eval, log)
     log(f"training data: {train_source.description}; {labels.num_labels} classes, {'multi' if multi_label else 'single'}-label")
 
     head = dict(num_labels=labels.num_labels, id2label=labels.id2label, label2id={n: i for i, n in labels.id2label.items()},
@@ -232,17 +242,12 @@ def main(argv=None):
         worker_init_fn=ignore_stop_signals_in_worker, generator=torch.Generator().manual_seed(args.seed),
     )
     eval_dataloader = None
-    if args.eval_split != "none":
-        try:
-            eval_source = open_video_split(args, args.eval_split, accelerator, args.label_column, args.audio_column, train=False)
-            eval_source.labels = labels
-            eval_dataloader = accelerator.prepare(torch.utils.data.DataLoader(
-                VideoClipDataset(eval_source, recipe, train=False, audio=window, backend=args.decoding_backend),
-                batch_size=args.per_device_eval_batch_size, collate_fn=collator, num_workers=args.dataloader_num_workers,
-            ))
-            log(f"evaluation data: {eval_source.description}")
-        except SPLIT_MISSING_ERRORS as error:
-            log(f"no evaluation on split {args.eval_split!r}: {error}")
+    if eval_source is not None:
+        eval_dataloader = accelerator.prepare(torch.utils.data.DataLoader(
+            VideoClipDataset(eval_source, recipe, train=False, audio=window, backend=args.decoding_backend),
+            batch_size=args.per_device_eval_batch_size, collate_fn=collator, num_workers=args.dataloader_num_workers,
+        ))
+        log(f"evaluation data: {eval_source.description}")
 
     optimizer = torch.optim.AdamW(
         parameter_groups(model, args.weight_decay, layer_decay=args.layer_decay, num_layers=mavil_num_layers(config),

@@ -43,6 +43,7 @@ from hf_maskedav.data.video_transforms import video_recipe
 from hf_maskedav.metrics import load_metric
 from hf_maskedav.training.utils import best_eval_text
 from hf_maskedav.training.loading import load_pretrained_quietly
+from hf_maskedav.training.validation_split import add_validation_split_argument, resolve_evaluation
 from hf_maskedav.training.threads import add_num_threads_argument, configure_cpu_threads
 from hf_maskedav.training import (
     check_world_size,
@@ -102,7 +103,7 @@ def parse_args(argv=None):
     model.add_argument("--attn_implementation", default=None, choices=[None, "eager", "sdpa", "flash_attention_2"])
     model.add_argument("--gradient_checkpointing", action="store_true")
 
-    add_video_data_arguments(parser, labels=True)
+    add_validation_split_argument(add_video_data_arguments(parser, labels=True))
     clips = parser.add_argument_group("clips and augmentation")
     clips.add_argument("--repeated_sampling", type=int, default=1, help="clips per decoded video (official: 2)")
     clips.add_argument("--sampling_rate", type=float, default=None)
@@ -213,6 +214,15 @@ def main(argv=None):
     if labels is None:
         raise SystemExit("fine-tuning needs labels: pass --label_column")
     multi_label = labels.multi_label = labels.multi_label or args.multi_label
+
+    def open_eval(split: str):
+        source = open_video_split(args, split, accelerator, args.label_column, train=False)
+        source.labels = labels  # the training class order
+        return source
+
+    # --eval_split, or a held-out part of the training rows (--validation_split_percentage; by default when the data
+    # has no such split)
+    train_source, eval_source = resolve_evaluation(args, train_source, open_eval, log)
     log(f"training data: {train_source.description}; {labels.num_labels} classes, {'multi' if multi_label else 'single'}-label")
 
     # ---- model ---------------------------------------------------------------------------------------------------
@@ -252,15 +262,15 @@ def main(argv=None):
         worker_init_fn=ignore_stop_signals_in_worker, generator=torch.Generator().manual_seed(args.seed),
     )
 
-    def eval_loader(split: str, num_clips: int, num_crops: int):
-        if split == "none":
-            return None
-        try:
-            source = open_video_split(args, split, accelerator, args.label_column, train=False)
-        except SPLIT_MISSING_ERRORS as error:
-            log(f"no evaluation on split {split!r}: {error}")
-            return None
-        source.labels = labels  # the training class order
+    def eval_loader(split: str, num_clips: int, num_crops: int, source=None):
+        if source is None:
+            if split == "none":
+                return None
+            try:
+                source = open_eval(split)
+            except SPLIT_MISSING_ERRORS as error:
+                log(f"no evaluation on split {split!r}: {error}")
+                return None
         log(f"evaluation data ({num_clips}x{num_crops} views): {source.description}")
         return accelerator.prepare(torch.utils.data.DataLoader(
             VideoClipDataset(source, recipe, train=False, num_clips=num_clips, num_crops=num_crops,
@@ -269,7 +279,7 @@ def main(argv=None):
             num_workers=args.dataloader_num_workers,
         ))
 
-    eval_dataloader = eval_loader(args.eval_split, 1, 1)
+    eval_dataloader = eval_loader(args.eval_split, 1, 1, eval_source) if eval_source is not None else None
 
     # ---- optimizer: AdamW with layer-wise lr decay, cosine schedule ----------------------------------------------
     optimizer = torch.optim.AdamW(parameter_groups(model, args.weight_decay, layer_decay=args.layer_decay),
