@@ -205,7 +205,7 @@ def main(argv=None):
     # 4. fine-tuning, pretrained vs scratch, same budget and options
     finetune_scores = {}
     for name, start in [("finetune_pretrained", ["--model_name_or_path", pretrained]),
-                        ("finetune_scratch", ["--config_name", pretrained])]:
+                        ("finetune_scratch", ["--config_name", pretrained, "--feature_extractor_name", pretrained])]:
         if "finetune" in args.skip or (name == "finetune_scratch" and "scratch" in args.skip):
             continue
         folder = os.path.join(out, name)

@@ -48,6 +48,7 @@ from hf_maskedav.data import (
     featurize,
     load_audio_source,
     spec_augment,
+    spectrogram_jitter,
 )
 from hf_maskedav.metrics import load_metric
 from hf_maskedav.training.utils import best_eval_text
@@ -156,6 +157,23 @@ def parse_args(argv=None):
     )
     aug.add_argument(
         "--time_mask", type=int, default=0, help="SpecAugment max band in frames (official AudioSet: 192 of 1024)"
+    )
+
+    aug.add_argument(
+        "--time_shift", action="store_true", help="place each clip at a random offset of the window (off: at its start)"
+    )
+    aug.add_argument(
+        "--mel_shift", type=float, default=0.0, help="random shift along the mel axis, up to this many bins (pitch)"
+    )
+    aug.add_argument(
+        "--time_stretch", type=float, default=0.0, help="random tempo change by a factor in [1/(1+x), 1+x]"
+    )
+    aug.add_argument(
+        "--feature_normalization",
+        default=None,
+        choices=[None, "dataset", "per_clip"],
+        help="fbank normalisation of a newly built feature extractor: the official fixed statistics ('dataset') or "
+        "each clip's own ('per_clip'); default: the loaded feature extractor's, else 'dataset'",
     )
 
     train = parser.add_argument_group("training")
@@ -358,10 +376,16 @@ def main(argv=None):
     )
     if saved_fe:
         feature_extractor = AudioMAEFeatureExtractor.from_pretrained(fe_source)
+        if args.feature_normalization:
+            feature_extractor.normalization = args.feature_normalization
         if args.clip_seconds is not None:
             feature_extractor.max_length = config.max_length  # the clip length asked for
     else:
-        feature_extractor = AudioMAEFeatureExtractor(num_mel_bins=config.num_mel_bins, max_length=config.max_length)
+        feature_extractor = AudioMAEFeatureExtractor(
+            num_mel_bins=config.num_mel_bins,
+            max_length=config.max_length,
+            normalization=args.feature_normalization or "dataset",
+        )
     clip_samples = clip_samples_for(feature_extractor)
 
     train_dataset = AudioClipDataset(train_source, clip_samples, train=True, seed=args.seed)
@@ -496,6 +520,7 @@ def main(argv=None):
             maybe_signal_self(state.completed_steps + 1)  # test aid (a SIGTERM mid-step), inert by default
             with accelerator.accumulate(model):
                 input_values = featurize(feature_extractor, batch, accelerator.device)
+                input_values = spectrogram_jitter(input_values, args.time_shift, args.mel_shift, args.time_stretch)
                 if args.freq_mask or args.time_mask:
                     input_values = spec_augment(input_values, args.freq_mask, args.time_mask)
                 logits = model(input_values=input_values).logits

@@ -44,6 +44,7 @@ from hf_maskedav.data import (
     clip_samples_for,
     featurize,
     load_audio_source,
+    spectrogram_jitter,
 )
 from hf_maskedav.training.threads import add_num_threads_argument, configure_cpu_threads
 from hf_maskedav.training import (
@@ -138,6 +139,23 @@ def parse_args(argv=None):
         "--max_bad_fraction", type=float, default=0.5, help="stop when more samples than this fraction fail"
     )
     data.add_argument("--demo_num_clips", type=int, default=None, help="size of the built-in dataset's train split")
+
+    data.add_argument(
+        "--time_shift", action="store_true", help="place each clip at a random offset of the window (off: at its start)"
+    )
+    data.add_argument(
+        "--mel_shift", type=float, default=0.0, help="random shift along the mel axis, up to this many bins (pitch)"
+    )
+    data.add_argument(
+        "--time_stretch", type=float, default=0.0, help="random tempo change by a factor in [1/(1+x), 1+x]"
+    )
+    data.add_argument(
+        "--feature_normalization",
+        default=None,
+        choices=[None, "dataset", "per_clip"],
+        help="fbank normalisation of a newly built feature extractor: the official fixed statistics ('dataset') or "
+        "each clip's own ('per_clip'); default: the loaded feature extractor's, else 'dataset'",
+    )
 
     train = parser.add_argument_group("training")
     train.add_argument("--output_dir", default="outputs/pretrain_audio")
@@ -275,10 +293,16 @@ def main(argv=None):
     fe_source = args.feature_extractor_name or args.model_name_or_path
     if fe_source:
         feature_extractor = AudioMAEFeatureExtractor.from_pretrained(fe_source)
+        if args.feature_normalization:
+            feature_extractor.normalization = args.feature_normalization
         if args.clip_seconds is not None:
             feature_extractor.max_length = config.max_length  # the clip length asked for
     else:
-        feature_extractor = AudioMAEFeatureExtractor(num_mel_bins=config.num_mel_bins, max_length=config.max_length)
+        feature_extractor = AudioMAEFeatureExtractor(
+            num_mel_bins=config.num_mel_bins,
+            max_length=config.max_length,
+            normalization=args.feature_normalization or "dataset",
+        )
     if (feature_extractor.num_mel_bins, feature_extractor.max_length) != (config.num_mel_bins, config.max_length):
         raise SystemExit(
             f"the feature extractor makes {feature_extractor.max_length}x{feature_extractor.num_mel_bins} spectrograms "
@@ -431,6 +455,7 @@ def main(argv=None):
             maybe_signal_self(state.completed_steps + 1)  # test aid (a SIGTERM mid-step), inert by default
             with accelerator.accumulate(model):
                 input_values = featurize(feature_extractor, batch, accelerator.device)
+                input_values = spectrogram_jitter(input_values, args.time_shift, args.mel_shift, args.time_stretch)
                 last_input = input_values[:1].detach()  # for the reconstruction picture when there is no eval split
                 loss = model(input_values=input_values).loss
                 loss = maybe_poison_loss(loss, state.completed_steps + 1)  # test aid (a NaN loss), inert by default

@@ -14,7 +14,7 @@ from .audio import (
     infer_label_spec,
     load_audio_source,
 )
-from .augment import spec_augment
+from .augment import spec_augment, spectrogram_jitter
 from .audio_decoding import BadSampleError, crop_or_pad, decode_audio
 from .demo_audio import DEMO_AUDIO_CLASSES, DEMO_AUDIO_SIZES, DemoAudioDataset, synthesize_clip
 from .demo_video import DEMO_VIDEO_CLASSES, DEMO_VIDEO_SIZES, DemoVideoDataset
@@ -67,5 +67,6 @@ __all__ = [
     "infer_label_spec",
     "load_audio_source",
     "spec_augment",
+    "spectrogram_jitter",
     "synthesize_clip",
 ]

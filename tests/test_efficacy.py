@@ -1,0 +1,111 @@
+"""The efficacy protocol (benchmarks/efficacy.py) end to end on a tiny budget, and the small-data recipe's pieces:
+per-clip fbank normalisation, the spectrogram jitter augmentation, the hand-made baseline features."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hf_maskedav import AudioMAEFeatureExtractor
+from hf_maskedav.data import spectrogram_jitter
+from hf_maskedav.training.probe import pooled_logmel_features, pooled_pixel_features
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import efficacy  # noqa: E402
+
+
+def _clips():
+    rng = np.random.default_rng(0)
+    t = np.arange(16000) / 16000
+    loud = (0.5 * np.sin(2 * np.pi * 440 * t[:8000]) + 0.01 * rng.standard_normal(8000)).astype(np.float32)
+    quiet = (0.01 * np.sin(2 * np.pi * 880 * t) + 0.001 * rng.standard_normal(16000)).astype(np.float32)
+    return [loud, quiet]
+
+
+def test_per_clip_normalization_standardises_each_clip_and_pads_with_zeros():
+    extractor = AudioMAEFeatureExtractor(num_mel_bins=32, max_length=120, normalization="per_clip")
+    values = extractor(_clips(), sampling_rate=16000, return_tensors="pt")["input_values"]
+    frames_short = (8000 - 400) // 160 + 1  # 48 frames of the half-second clip
+    short = values[0, :frames_short]
+    assert abs(short.mean().item()) < 1e-4 and abs(short.std(unbiased=False).item() - 1) < 1e-3
+    assert torch.all(values[0, frames_short:] == 0)
+    # a 40 dB quieter clip lands on the same scale: its level no longer shifts the features
+    long = values[1, :98]
+    assert abs(long.mean().item()) < 1e-4 and abs(long.std(unbiased=False).item() - 1) < 1e-3
+    dataset = AudioMAEFeatureExtractor(num_mel_bins=32, max_length=120)(
+        _clips(), sampling_rate=16000, return_tensors="pt")["input_values"]
+    assert abs(dataset[0, :48].mean() - dataset[1, :98].mean()) > 0.3  # with fixed statistics it does
+    with pytest.raises(ValueError, match="normalization"):
+        AudioMAEFeatureExtractor(normalization="per_batch")
+
+
+def test_per_clip_normalization_is_saved(tmp_path):
+    AudioMAEFeatureExtractor(normalization="per_clip").save_pretrained(tmp_path)
+    assert AudioMAEFeatureExtractor.from_pretrained(tmp_path).normalization == "per_clip"
+    assert json.loads((tmp_path / "preprocessor_config.json").read_text())["normalization"] == "per_clip"
+
+
+def test_spectrogram_jitter_moves_the_clip_and_keeps_the_padding():
+    extractor = AudioMAEFeatureExtractor(num_mel_bins=32, max_length=120, normalization="per_clip")
+    values = extractor(_clips(), sampling_rate=16000, return_tensors="pt")["input_values"]
+    assert spectrogram_jitter(values) is values  # everything off: unchanged
+    torch.manual_seed(0)
+    shifted = [spectrogram_jitter(values, time_shift=True) for _ in range(8)]
+    starts = {int((s[0].abs().sum(-1) > 0).nonzero()[0]) for s in shifted}
+    assert len(starts) > 1 and all(0 <= s <= 120 - 48 for s in starts)
+    for s in shifted:  # the clip itself is moved, not changed
+        start = int((s[0].abs().sum(-1) > 0).nonzero()[0])
+        torch.testing.assert_close(s[0, start:start + 48], values[0, :48])
+    stretched = spectrogram_jitter(values, time_stretch=0.5, generator=torch.Generator().manual_seed(3))
+    length = int((stretched[0].abs().sum(-1) > 0).sum())
+    assert length != 48 and 48 / 1.5 - 1 <= length <= 48 * 1.5 + 1
+    pitched = spectrogram_jitter(values, mel_shift=3.0, generator=torch.Generator().manual_seed(1))
+    assert not torch.allclose(pitched[0, :48], values[0, :48])
+    assert torch.all(pitched[0, 48:] == 0)
+    with pytest.raises(ValueError, match="batch, frames, mel_bins"):
+        spectrogram_jitter(values[0], time_shift=True)
+
+
+def test_handmade_features_pool_the_clip_only():
+    extractor = AudioMAEFeatureExtractor(num_mel_bins=32, max_length=120)
+    values = extractor(_clips(), sampling_rate=16000, return_tensors="pt")["input_values"]
+    features = pooled_logmel_features(None, {"input_values": values})
+    assert features.shape == (2, 64)
+    torch.testing.assert_close(features[0, :32], values[0, :48].mean(0))  # padding frames left out
+    pixels = torch.rand(3, 4, 3, 16, 16)
+    assert pooled_pixel_features(None, {"pixel_values": pixels}).shape == (3, 3 * 3 * 16)
+
+
+def test_protocol_end_to_end_on_a_tiny_budget(tmp_path):
+    """Every step of the audio protocol runs the real scripts and lands in one table with its command."""
+    out = tmp_path / "efficacy"
+    tiny = "--demo_num_clips 32"
+    code = efficacy.main([
+        "--modality", "audio", "--pretrain_minutes", "0.02", "--finetune_minutes", "0.02", "--seeds", "0",
+        "--skip", "scratch", "--output_dir", str(out),
+        "--pretrain_args", f"{tiny} --per_device_train_batch_size 8 --num_threads 1",
+        "--finetune_args", f"{tiny} --per_device_train_batch_size 8 --num_threads 1 --time_shift --mel_shift 2",
+        "--probe_args", tiny,
+    ])
+    assert code == 0
+    results = json.loads((out / "results.json").read_text())
+    names = [c["name"] for c in results["commands"]]
+    assert names == ["pretrain", "probe_pretrained", "probe_random_seed0", "handmade_audio", "finetune_pretrained"]
+    assert 0 <= results["probes"]["encoder"]["pretrained"] <= 1 and len(results["probes"]["encoder"]["random"]) == 1
+    assert 0 <= results["finetune"]["finetune_pretrained"] <= 1
+    summary = json.loads((out / "pretrain" / "train_summary.json").read_text())
+    assert summary["max_train_minutes"] == 0.02 and summary["completed_steps"] >= 1
+    table = (out / "results.md").read_text()
+    assert table.count("\n| ") == 1 + len(names)  # header + one row per command
+    assert "python examples/finetune_audio.py" in table and "--max_train_minutes 0.02" in table
+
+
+def test_protocol_refuses_a_used_output_dir(tmp_path):
+    (tmp_path / "x").write_text("")
+    with pytest.raises(SystemExit, match="not empty"):
+        efficacy.main(["--modality", "audio", "--output_dir", str(tmp_path)])
