@@ -79,6 +79,7 @@ from hf_maskedav.training import (
     save_loss_curve,
     write_model_card,
 )
+from hf_maskedav.training.recipes import add_recipe_argument
 from hf_maskedav.training.faults import (
     NonFiniteLossError,
     NonFiniteLossGuard,
@@ -212,6 +213,7 @@ def parse_args(argv=None):
     train.add_argument("--push_to_hub", action="store_true")
     train.add_argument("--hub_model_id", default=None)
     train.add_argument("--hub_token", default=None)
+    add_recipe_argument(parser, "finetune_audio", argv)  # --recipe small-data: a measured set of defaults
     args = parser.parse_args(argv)
     if args.checkpointing_steps is not None and args.checkpointing_steps != "epoch":
         if not args.checkpointing_steps.isdigit() or int(args.checkpointing_steps) < 1:

@@ -73,6 +73,7 @@ from hf_maskedav.training import (
     spectrogram_reconstruction_images,
     write_model_card,
 )
+from hf_maskedav.training.recipes import add_recipe_argument
 from hf_maskedav.training.faults import (
     NonFiniteLossError,
     NonFiniteLossGuard,
@@ -204,6 +205,7 @@ def parse_args(argv=None):
     train.add_argument("--push_to_hub", action="store_true")
     train.add_argument("--hub_model_id", default=None, help="repo id to push to (defaults to the output folder's name)")
     train.add_argument("--hub_token", default=None)
+    add_recipe_argument(parser, "pretrain_audio", argv)  # --recipe small-data: a measured set of defaults
     args = parser.parse_args(argv)
 
     if args.streaming and args.max_train_steps is None:

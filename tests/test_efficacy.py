@@ -109,3 +109,26 @@ def test_protocol_refuses_a_used_output_dir(tmp_path):
     (tmp_path / "x").write_text("")
     with pytest.raises(SystemExit, match="not empty"):
         efficacy.main(["--modality", "audio", "--output_dir", str(tmp_path)])
+
+
+def _script(name):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", ["pretrain_audio", "finetune_audio"])
+def test_recipe_flag_sets_defaults_and_explicit_options_win(name):
+    from hf_maskedav.training.recipes import RECIPES
+
+    module = _script(name)
+    plain, recipe = module.parse_args([]), module.parse_args(["--recipe", "small-data"])
+    for key, value in RECIPES["small-data"][name].items():
+        assert getattr(recipe, key) == value
+        assert getattr(plain, key) != value or key == "mask_ratio"  # the recipe really changes the defaults
+    assert module.parse_args(["--recipe", "small-data", "--learning_rate", "5e-4"]).learning_rate == 5e-4
+    with pytest.raises(SystemExit):
+        module.parse_args(["--recipe", "no-such-recipe"])
