@@ -79,7 +79,7 @@ from hf_maskedav.training import (
     save_loss_curve,
     write_model_card,
 )
-from hf_maskedav.training.recipes import add_recipe_argument
+from hf_maskedav.training.recipes import add_recipe_argument, add_spectrogram_arguments
 from hf_maskedav.training.faults import (
     NonFiniteLossError,
     NonFiniteLossGuard,
@@ -160,22 +160,7 @@ def parse_args(argv=None):
         "--time_mask", type=int, default=0, help="SpecAugment max band in frames (official AudioSet: 192 of 1024)"
     )
 
-    aug.add_argument(
-        "--time_shift", action="store_true", help="place each clip at a random offset of the window (off: at its start)"
-    )
-    aug.add_argument(
-        "--mel_shift", type=float, default=0.0, help="random shift along the mel axis, up to this many bins (pitch)"
-    )
-    aug.add_argument(
-        "--time_stretch", type=float, default=0.0, help="random tempo change by a factor in [1/(1+x), 1+x]"
-    )
-    aug.add_argument(
-        "--feature_normalization",
-        default=None,
-        choices=[None, "dataset", "per_clip"],
-        help="fbank normalisation of a newly built feature extractor: the official fixed statistics ('dataset') or "
-        "each clip's own ('per_clip'); default: the loaded feature extractor's, else 'dataset'",
-    )
+    add_spectrogram_arguments(aug)  # --time_shift, --mel_shift, --time_stretch, --feature_normalization
 
     train = parser.add_argument_group("training")
     train.add_argument("--output_dir", default="outputs/finetune_audio")

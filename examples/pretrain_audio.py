@@ -73,7 +73,7 @@ from hf_maskedav.training import (
     spectrogram_reconstruction_images,
     write_model_card,
 )
-from hf_maskedav.training.recipes import add_recipe_argument
+from hf_maskedav.training.recipes import add_recipe_argument, add_spectrogram_arguments
 from hf_maskedav.training.faults import (
     NonFiniteLossError,
     NonFiniteLossGuard,
@@ -141,22 +141,7 @@ def parse_args(argv=None):
     )
     data.add_argument("--demo_num_clips", type=int, default=None, help="size of the built-in dataset's train split")
 
-    data.add_argument(
-        "--time_shift", action="store_true", help="place each clip at a random offset of the window (off: at its start)"
-    )
-    data.add_argument(
-        "--mel_shift", type=float, default=0.0, help="random shift along the mel axis, up to this many bins (pitch)"
-    )
-    data.add_argument(
-        "--time_stretch", type=float, default=0.0, help="random tempo change by a factor in [1/(1+x), 1+x]"
-    )
-    data.add_argument(
-        "--feature_normalization",
-        default=None,
-        choices=[None, "dataset", "per_clip"],
-        help="fbank normalisation of a newly built feature extractor: the official fixed statistics ('dataset') or "
-        "each clip's own ('per_clip'); default: the loaded feature extractor's, else 'dataset'",
-    )
+    add_spectrogram_arguments(data)  # --time_shift, --mel_shift, --time_stretch, --feature_normalization
 
     train = parser.add_argument_group("training")
     train.add_argument("--output_dir", default="outputs/pretrain_audio")

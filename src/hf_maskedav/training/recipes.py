@@ -46,4 +46,24 @@ def add_recipe_argument(parser: argparse.ArgumentParser, script: str, argv=None)
     parser.set_defaults(**values)
 
 
-__all__ = ["RECIPES", "add_recipe_argument"]
+def add_spectrogram_arguments(group) -> None:
+    """The audio scripts' feature options the recipes set: spectrogram jitter and the fbank normalisation."""
+    group.add_argument(
+        "--time_shift", action="store_true", help="place each clip at a random offset of the window (off: at its start)"
+    )
+    group.add_argument(
+        "--mel_shift", type=float, default=0.0, help="random shift along the mel axis, up to this many bins (pitch)"
+    )
+    group.add_argument(
+        "--time_stretch", type=float, default=0.0, help="random tempo change by a factor in [1/(1+x), 1+x]"
+    )
+    group.add_argument(
+        "--feature_normalization",
+        default=None,
+        choices=[None, "dataset", "per_clip"],
+        help="fbank normalisation: the official fixed statistics ('dataset') or each clip's own ('per_clip'); "
+        "default: the loaded feature extractor's, else 'dataset'",
+    )
+
+
+__all__ = ["RECIPES", "add_recipe_argument", "add_spectrogram_arguments"]
