@@ -251,7 +251,7 @@ def test_finetune_multi_label_from_the_pretrained_model(ddp_run, in_process, tmp
     card = (output_dir / "README.md").read_text()
     assert (
         "pipeline_tag: audio-classification" in card
-        and "eval mAP (best, split validation)" in card
+        and "eval mAP (best, built-in demo audio (validation" in card  # the evaluation data, described
         and "test mAP (split test)" in card
     )
 
