@@ -59,6 +59,11 @@ def _check_supported(kwargs: Mapping) -> None:
         raise NotImplementedError(
             "layer scale (init_values > 0) is not supported: every released VideoMAE uses init_values=0"
         )
+    if kwargs.get("cos_attn", False):
+        raise NotImplementedError(
+            "cos_attn=True (VideoMAE V2's cosine attention option) is not supported: no released V2 checkpoint or "
+            "official script uses it"
+        )
 
 
 def config_from_official_kwargs(kwargs: Mapping, **overrides) -> MaskedAVVideoMAEConfig:
@@ -66,11 +71,14 @@ def config_from_official_kwargs(kwargs: Mapping, **overrides) -> MaskedAVVideoMA
 
     Args:
         kwargs: arguments of ``modeling_pretrain.PretrainVisionTransformer`` (``encoder_embed_dim``, ``decoder_depth``
-            ...) or of ``modeling_finetune.VisionTransformer`` (``embed_dim``, ``all_frames``, ``num_classes`` ...).
-        overrides: further config fields.
+            ...) or of ``modeling_finetune.VisionTransformer`` (``embed_dim``, ``all_frames``, ``num_classes`` ...),
+            of VideoMAE (MCG-NJU) or VideoMAE V2 (OpenGVLab; the remote-code Hub repos' ``model_config`` too, whose
+            ``num_frames`` is ``all_frames``).
+        overrides: further config fields (e.g. ``decoder_mask_ratio=0.5`` for V2 pretraining).
 
-    The official pretraining model builds its patch embedding without ``num_frames``, so it is always 16 frames.
-    LayerNorms use eps 1e-6 as every registered official model function.
+    V1's pretraining model builds its patch embedding without ``num_frames``, so it is always 16 frames; V2's takes
+    ``all_frames``. V2's ``head_drop_rate`` is V1's ``fc_drop_rate``; ``with_cp`` (gradient checkpointing) changes no
+    number. LayerNorms use eps 1e-6 as every registered official model function.
     """
     _check_supported(kwargs)
     pretraining = "encoder_embed_dim" in kwargs
@@ -81,7 +89,7 @@ def config_from_official_kwargs(kwargs: Mapping, **overrides) -> MaskedAVVideoMA
         image_size=kwargs.get("img_size", 224),
         patch_size=kwargs.get("patch_size", 16),
         num_channels=kwargs.get("encoder_in_chans" if pretraining else "in_chans", 3),
-        num_frames=16 if pretraining else kwargs.get("all_frames", 16),
+        num_frames=kwargs.get("all_frames", kwargs.get("num_frames", 16)),
         tubelet_size=kwargs.get("tubelet_size", 2),
         hidden_size=dim,
         num_hidden_layers=kwargs.get(f"{prefix}depth", 12),
@@ -112,7 +120,7 @@ def config_from_official_kwargs(kwargs: Mapping, **overrides) -> MaskedAVVideoMA
         fields.update(
             num_labels=kwargs.get("num_classes", 1000),
             use_mean_pooling=kwargs.get("use_mean_pooling", True),
-            classifier_dropout=kwargs.get("fc_drop_rate", 0.0),
+            classifier_dropout=kwargs.get("head_drop_rate", kwargs.get("fc_drop_rate", 0.0)),
             head_init_scale=kwargs.get("init_scale", 0.001),
         )
     fields.update(overrides)

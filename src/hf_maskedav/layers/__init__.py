@@ -14,8 +14,11 @@ from .masking import (
     num_kept,
     random_masking,
     restore_with_mask_tokens,
+    running_cell_counts,
+    running_cell_mask,
     time_frequency_masking,
     tube_masking,
+    videomae_v2_masks,
 )
 from .position import (
     SeparableSpaceTimePositionEmbedding,

@@ -6,6 +6,8 @@ from the encoder input or replaced by a mask token), 0 means kept.
 * :func:`random_masking` -- the MAE recipe driven by a ``noise`` tensor (Audio-MAE, MAE-ST, MAViL, CAV-MAE).
 * :func:`time_frequency_masking` -- Audio-MAE's structured fine-tuning masking (drop time rows and mel columns).
 * :func:`tube_masking` -- VideoMAE: one spatial mask repeated over every time slice, fixed count per sample.
+* :func:`running_cell_mask` -- VideoMAE V2's decoder mask: a 2x2 cell pattern that shifts by one cell every time
+  slice (True = not reconstructed); :func:`videomae_v2_masks` draws both V2 masks exactly as the official data loader.
 * :func:`block_masking` / :func:`cube_masking` -- BEiT-style blocks (MaskFeat images) and space-time cubes (MaskFeat
   video); the number of masked tokens is not fixed per sample.
 * :func:`ids_from_bool_mask` -- turn an external ``bool_masked_pos`` with a fixed count per sample into the
@@ -130,6 +132,78 @@ def tube_masking(
     ranks = torch.argsort(torch.argsort(noise, dim=1), dim=1)
     frame_mask = ranks < num_mask  # [N, S]
     return frame_mask.repeat(1, num_frames)
+
+
+def running_cell_mask(start: torch.Tensor, grid: tuple[int, int, int], mask_ratio: float) -> torch.Tensor:
+    """VideoMAE V2's running-cell decoder mask (official ``RunningCellMaskingGenerator``), ``[N, T'*H'*W']`` bool.
+
+    True = the token is **not** reconstructed by the decoder. Each 2x2 spatial cell drops ``m = int(4 * mask_ratio)``
+    of its 4 positions: the cell queue ``[1]*m + [0]*(4-m)`` read from pointer ``p`` (positions in row-major order
+    ``(h % 2, w % 2)``), tiled over the grid. The pointer advances by one every time slice and starts at
+    ``start + 1`` (the official ``run_cell()`` runs before ``get_cell()``), so there are only 4 different masks,
+    chosen by ``start`` in ``[0, 4)`` (the official generator draws it with ``np.random.randint(4)``).
+
+    The official generator tiles ``H'//2 x W'//2`` cells and so needs even ``H'`` and ``W'``; for an odd side the
+    pattern here simply continues (``h % 2``) and is cut at the border -- then the count per sample can depend on
+    ``start`` (:func:`running_cell_counts`).
+
+    Args:
+        start: ``[N]`` integer start pointers in ``[0, 4)``.
+        grid: token grid ``(T', H', W')``.
+        mask_ratio: fraction of each cell not reconstructed; ``int(4 * ratio)`` must be 1, 2 or 3.
+    """
+    num_masked = int(4 * mask_ratio)
+    if not 0 < num_masked < 4:
+        raise ValueError(
+            f"decoder_mask_ratio {mask_ratio} drops int(4 * ratio) = {num_masked} of the 4 positions of a running cell; "
+            "it must drop 1, 2 or 3 (ratio 0.25, 0.5 or 0.75)"
+        )
+    grid_t, grid_h, grid_w = grid
+    device = start.device
+    t = torch.arange(grid_t, device=device).view(1, grid_t, 1, 1)
+    h = torch.arange(grid_h, device=device).view(1, 1, grid_h, 1)
+    w = torch.arange(grid_w, device=device).view(1, 1, 1, grid_w)
+    position = (h % 2) * 2 + w % 2  # index inside the 2x2 cell, row-major
+    pointer = start.long().view(-1, 1, 1, 1) + t + 1  # the official run_cell() before each frame's get_cell()
+    return (((position + pointer) % 4) < num_masked).flatten(1)  # queue[(i + ptr) % 4] == 1 for the first m entries
+
+
+def running_cell_counts(grid: tuple[int, int, int], mask_ratio: float) -> list[int]:
+    """Tokens *not* reconstructed per sample for each of the 4 start pointers of :func:`running_cell_mask`.
+
+    All four are equal (``int(4 * ratio) / 4`` of every time slice) when ``H'`` and ``W'`` are even; for an odd side
+    they are equal when ``T'`` is a multiple of 4 (each pointer then occurs equally often).
+    """
+    return running_cell_mask(torch.arange(4), grid, mask_ratio).sum(dim=1).tolist()
+
+
+def videomae_v2_masks(
+    rng, batch_size: int, grid: tuple[int, int, int], mask_ratio: float, decoder_mask_ratio: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both VideoMAE V2 masks drawn as the official data pipeline draws them, from a numpy ``RandomState``.
+
+    Per sample, in batch order (``DataAugmentationForVideoMAEv2.__call__``): the encoder tube mask (one
+    ``rng.shuffle`` of ``[0]*(S - m) + [1]*m`` with ``m = int(mask_ratio * S)``, ``S = H'*W'``, repeated over time,
+    official ``TubeMaskingGenerator``), then the running-cell decoder mask (``rng.randint(4)`` picks the start
+    pointer, official ``RunningCellMaskingGenerator``). ``np.random.RandomState(seed)`` reproduces the official
+    ``np.random.seed(seed)`` stream.
+
+    Returns ``(bool_masked_pos, decode_masked_pos)``, each ``[N, L]`` bool (True = hidden from the encoder / not
+    reconstructed by the decoder).
+    """
+    import numpy as np
+
+    grid_t, grid_h, grid_w = grid
+    cells = grid_h * grid_w
+    num_mask = int(mask_ratio * cells)
+    encoder, starts = [], []
+    for _ in range(batch_size):
+        frame = np.hstack([np.zeros(cells - num_mask), np.ones(num_mask)])
+        rng.shuffle(frame)
+        encoder.append(np.tile(frame, grid_t))
+        starts.append(int(rng.randint(4)))
+    bool_masked_pos = torch.from_numpy(np.stack(encoder)).bool()
+    return bool_masked_pos, running_cell_mask(torch.tensor(starts), grid, decoder_mask_ratio)
 
 
 def _random_block(rng: random.Random, min_patches: float, max_patches: float, log_aspect: tuple[float, float]):

@@ -19,7 +19,12 @@ def _pair(value) -> tuple[int, int]:
 @strict
 class MaskedAVVideoMAEConfig(PreTrainedConfig):
     r"""Configuration of a VideoMAE ("VideoMAE: Masked Autoencoders are Data-Efficient Learners for Self-Supervised
-    Video Pre-Training", Tong et al., NeurIPS 2022; official code MCG-NJU/VideoMAE).
+    Video Pre-Training", Tong et al., NeurIPS 2022; official code MCG-NJU/VideoMAE) or a VideoMAE V2 ("VideoMAE V2:
+    Scaling Video Masked Autoencoders with Dual Masking", Wang et al., CVPR 2023; official code OpenGVLab/VideoMAEv2).
+
+    V2 is the same model with **dual masking**: besides the encoder's tube mask, a running-cell mask chooses which
+    tokens the decoder reconstructs (``decoder_mask_ratio > 0``; the released V2 scripts use 0.5). With
+    ``decoder_mask_ratio=0`` (the official argparse default) it is VideoMAE V1.
 
     The defaults describe the released ViT-B (16 frames of 224x224, tubelets 2x16x16, decoder 384 wide and 4 deep).
     Other released shapes (encoder / decoder): ViT-S 384-12-6 / 192-4-3, ViT-L 1024-24-16 / 512-12-8,
@@ -50,6 +55,11 @@ class MaskedAVVideoMAEConfig(PreTrainedConfig):
             (VideoMAE): one spatial mask repeated over time, `int(mask_ratio * H'W')` cells per time slice; `"random"`
             (VideoMAE V2 option): `int(mask_ratio * L)` tokens anywhere.
         mask_ratio (`float`, defaults to 0.9).
+        decoder_mask_type (`"run_cell"`): VideoMAE V2's decoder mask (official ``--decoder_mask_type run_cell``; the
+            official ``random`` choice raises NotImplementedError there and is not offered here).
+        decoder_mask_ratio (`float`, defaults to 0.0): fraction of tokens the decoder does *not* reconstruct (drawn
+            when no ``decode_masked_pos`` is given). 0 turns dual masking off (V1); otherwise ``int(4 * ratio)`` must
+            be 1, 2 or 3. The loss then counts the tokens that are masked for the encoder and reconstructed.
         norm_pix_loss (`bool`, defaults to `True`): normalise each tubelet per channel, `(x - mean) / (std + 1e-6)`
             (official `normlize_target`).
         pixel_mean, pixel_std (`list[float]`): statistics the input was normalised with; the target is computed
@@ -90,6 +100,8 @@ class MaskedAVVideoMAEConfig(PreTrainedConfig):
     decoder_intermediate_size: int = 1536
     mask_type: Literal["tube", "random"] = "tube"
     mask_ratio: float = 0.9
+    decoder_mask_type: Literal["run_cell"] = "run_cell"
+    decoder_mask_ratio: float = 0.0
     norm_pix_loss: bool = True
     pixel_mean: list[float] | tuple[float, ...] = IMAGENET_DEFAULT_MEAN
     pixel_std: list[float] | tuple[float, ...] = IMAGENET_DEFAULT_STD
@@ -135,6 +147,11 @@ class MaskedAVVideoMAEConfig(PreTrainedConfig):
             raise ValueError(f"num_frames {self.num_frames} is not a positive multiple of tubelet_size {self.tubelet_size}")
         if not 0.0 <= self.mask_ratio < 1.0:
             raise ValueError(f"mask_ratio must be in [0, 1), got {self.mask_ratio}")
+        if self.decoder_mask_ratio and not 0 < int(4 * self.decoder_mask_ratio) < 4:
+            raise ValueError(
+                f"decoder_mask_ratio must be 0 (no decoder masking) or drop 1-3 of the 4 positions of a running cell "
+                f"(0.25, 0.5, 0.75), got {self.decoder_mask_ratio}"
+            )
         if len(self.pixel_mean) != self.num_channels or len(self.pixel_std) != self.num_channels:
             raise ValueError(
                 f"pixel_mean and pixel_std need one value per channel ({self.num_channels}), got "

@@ -1,7 +1,9 @@
 """VideoMAE: masked autoencoder on video tubelets (Tong et al., "VideoMAE: Masked Autoencoders are Data-Efficient
-Learners for Self-Supervised Video Pre-Training").
+Learners for Self-Supervised Video Pre-Training"), and VideoMAE V2's dual masking (Wang et al., "VideoMAE V2: Scaling
+Video Masked Autoencoders with Dual Masking").
 
-Official code: MCG-NJU/VideoMAE (``modeling_pretrain.py``, ``modeling_finetune.py``, ``engine_for_pretraining.py``).
+Official code: MCG-NJU/VideoMAE (``modeling_pretrain.py``, ``modeling_finetune.py``, ``engine_for_pretraining.py``);
+OpenGVLab/VideoMAEv2 (the same files, plus ``dataset/masking_generator.py``).
 Shapes in comments: N = batch, T/H/W = frames/height/width, T'/H'/W' = token grid, L = T'*H'*W' tokens ordered
 (t, h, w), K = visible tokens, M = masked tokens, D/Dd = encoder/decoder width, t x p x p = tubelet.
 
@@ -13,6 +15,11 @@ Quirks kept for parity (each checked by the official fixtures):
 * no cls token; the decoder sees ``[visible..., masked...]`` (not unshuffled) and predicts the masked tokens only;
 * the target un-normalises the input and normalises each tubelet **per channel** with the eps on the std;
 * ``encoder_to_decoder`` has no bias.
+
+VideoMAE V2 (``config.decoder_mask_ratio > 0`` or a ``decode_masked_pos`` argument): the decoder gets the visible
+tokens and then one mask token for every token the running-cell mask keeps -- **including tokens the encoder saw**,
+which then appear twice -- and predicts the kept ones; the loss counts only those that were also hidden from the
+encoder, summed over the batch and divided by their number (OpenGVLab/VideoMAEv2 ``engine_for_pretraining.py``).
 """
 
 from __future__ import annotations
@@ -34,9 +41,12 @@ from ...layers import (
     gather_tokens,
     ids_from_bool_mask,
     ids_from_fixed_count_mask,
+    masked_mse,
     normalize_per_patch_channel,
     patchify_3d,
     run_layers,
+    running_cell_counts,
+    running_cell_mask,
     select_patches,
     sinusoid_1d_table,
 )
@@ -72,10 +82,13 @@ class MaskedAVVideoMAEModelOutput(ModelOutput):
 class MaskedAVVideoMAEForPreTrainingOutput(ModelOutput):
     """
     Args:
-        loss: MSE between the predictions and the (normalised) pixels of the masked tubelets.
+        loss: MSE between the predictions and the (normalised) pixels of the masked tubelets (with dual masking: of
+            the tubelets both masked and reconstructed).
         logits: ``[N, M, t*p*p*C]`` predictions for the masked tokens in ascending token order, values ordered
-            (frame, row, column, channel).
+            (frame, row, column, channel). With dual masking: ``[N, R, t*p*p*C]`` for the ``R`` tokens the decoder
+            reconstructs (``decoder_mask`` 0), visible ones included.
         mask: ``[N, L]`` 1 for masked tokens.
+        decoder_mask: ``[N, L]`` 1 for tokens the decoder does not reconstruct (``None`` without dual masking).
         last_hidden_state: ``[N, K, D]`` encoder output of the visible tokens.
         hidden_states, attentions: encoder per-layer outputs when requested.
     """
@@ -83,6 +96,7 @@ class MaskedAVVideoMAEForPreTrainingOutput(ModelOutput):
     loss: torch.FloatTensor | None = None
     logits: torch.FloatTensor | None = None
     mask: torch.FloatTensor | None = None
+    decoder_mask: torch.FloatTensor | None = None
     last_hidden_state: torch.FloatTensor | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
     attentions: tuple[torch.FloatTensor, ...] | None = None
@@ -257,15 +271,16 @@ class MaskedAVVideoMAEDecoder(nn.Module):
         self.norm = nn.LayerNorm(dim, eps=config.head_norm_eps)
         self.head = nn.Linear(dim, config.tubelet_size * config.patch_size**2 * config.num_channels)
 
-    def forward(self, latent, ids_visible, ids_masked, grid) -> torch.Tensor:
-        """``[N, K, D]`` visible latent -> ``[N, M, t*p*p*C]`` predictions for the masked tokens."""
+    def forward(self, latent, ids_visible, ids_decoded, grid) -> torch.Tensor:
+        """``[N, K, D]`` visible latent -> ``[N, R, t*p*p*C]`` predictions for the tokens ``ids_decoded`` (V1: the
+        masked tokens; V2: the tokens the running-cell mask keeps, visible ones included)."""
         hidden = self.encoder_to_decoder(latent)  # [N, K, Dd]
         positions = self.position_embeddings.for_grid(*grid).to(hidden.dtype).expand(hidden.shape[0], -1, -1)
         visible = hidden + gather_tokens(positions, ids_visible)
-        masked = self.mask_token.to(hidden.dtype) + gather_tokens(positions, ids_masked)  # [N, M, Dd]
-        # Official order (modeling_pretrain.py): visible tokens first, then the masked ones; no unshuffling.
-        hidden, _, _ = run_layers(self.layers, torch.cat([visible, masked], dim=1))
-        return self.head(self.norm(hidden[:, -ids_masked.shape[1] :]))
+        queries = self.mask_token.to(hidden.dtype) + gather_tokens(positions, ids_decoded)  # [N, R, Dd]
+        # Official order (modeling_pretrain.py): visible tokens first, then the mask tokens; no unshuffling.
+        hidden, _, _ = run_layers(self.layers, torch.cat([visible, queries], dim=1))
+        return self.head(self.norm(hidden[:, -ids_decoded.shape[1] :]))
 
 
 class MaskedAVVideoMAEPreTrainedModel(PreTrainedModel):
@@ -392,6 +407,9 @@ class MaskedAVVideoMAEForPreTraining(MaskedAVVideoMAEPreTrainedModel):
 
     A training loop only passes ``pixel_values``: the mask is drawn inside (``config.mask_type``, ``config.mask_ratio``).
     Pass ``noise`` to pin it, or ``bool_masked_pos`` to give it (as the official data loader does).
+
+    VideoMAE V2 (dual masking): with ``config.decoder_mask_ratio > 0`` a running-cell decoder mask is drawn too; pass
+    ``decode_masked_pos`` to give it (the official ``model(x, bool_masked_pos, decode_masked_pos)`` call).
     """
 
     def __init__(self, config: MaskedAVVideoMAEConfig):
@@ -416,9 +434,36 @@ class MaskedAVVideoMAEForPreTraining(MaskedAVVideoMAEPreTrainedModel):
             patches = normalize_per_patch_channel(patches, self.config.num_channels)
         return patches
 
+    def _decoder_mask(self, decode_masked_pos, ratio, batch: int, grid, device):
+        """VideoMAE V2's decoder mask as :class:`~hf_maskedav.layers.MaskingIndices` (``ids_keep`` = reconstructed
+        tokens, ascending), given or drawn (running cell, ``config.decoder_mask_ratio``); ``None`` without one."""
+        length = grid[0] * grid[1] * grid[2]
+        if decode_masked_pos is not None:
+            if tuple(decode_masked_pos.shape) != (batch, length):
+                raise ValueError(
+                    f"decode_masked_pos must have shape {(batch, length)} (batch, tokens of a {grid[0]}x{grid[1]}x"
+                    f"{grid[2]} grid), got {tuple(decode_masked_pos.shape)}"
+                )
+            decode_masked_pos = decode_masked_pos.to(device).bool()
+            if decode_masked_pos.all(dim=1).any():
+                raise ValueError("decode_masked_pos hides every token of a sample: the decoder must reconstruct some")
+            return ids_from_bool_mask(decode_masked_pos)  # checks the equal count per sample
+        ratio = self.config.decoder_mask_ratio if ratio is None else ratio
+        if not ratio:
+            return None
+        counts = running_cell_counts(grid, ratio)  # tokens dropped for each of the 4 start pointers
+        if len(set(counts)) != 1:
+            raise ValueError(
+                f"a running-cell decoder mask on a {grid[0]}x{grid[1]}x{grid[2]} grid drops {counts} tokens depending "
+                "on its start, so a batch would not have a fixed count: use an even number of patches per side (as "
+                "the official generator requires) or a multiple of 4 time slices"
+            )
+        start = torch.randint(4, (batch,), device=device)  # the official np.random.randint(cell_size)
+        return ids_from_fixed_count_mask(running_cell_mask(start, grid, ratio), length - counts[0])
+
     @torch.no_grad()  # official: labels are built under no_grad
     def _masked_targets(self, video: torch.Tensor, ids_masked: torch.Tensor) -> torch.Tensor:
-        """:meth:`reconstruction_target` of the masked tokens only, ``[N, M, t*p*p, C]`` (the logits' layout).
+        """:meth:`reconstruction_target` of the tokens ``ids_masked`` only, ``[N, M, t*p*p, C]`` (the logits' layout).
 
         Only the masked tubelets are cut (:func:`select_patches`), the statistics of each channel are taken over a
         contiguous row (channel-first layout, one pass each, in place) and the result is written straight into the
@@ -446,6 +491,8 @@ class MaskedAVVideoMAEForPreTraining(MaskedAVVideoMAEPreTrainedModel):
         bool_masked_pos: torch.Tensor | None = None,
         noise: torch.Tensor | None = None,
         mask_ratio: float | None = None,
+        decode_masked_pos: torch.Tensor | None = None,
+        decoder_mask_ratio: float | None = None,
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
         return_dict: bool | None = None,
@@ -457,6 +504,10 @@ class MaskedAVVideoMAEForPreTraining(MaskedAVVideoMAEPreTrainedModel):
             noise: pins the drawn mask instead: ``[N, H'*W']`` for tube masking, ``[N, L]`` for random masking; the
                 cells/tokens with the largest noise are masked.
             mask_ratio: overrides ``config.mask_ratio`` for a drawn mask.
+            decode_masked_pos: VideoMAE V2's decoder mask, ``[N, L]`` bool, True = **not** reconstructed (official
+                running-cell mask; :func:`~hf_maskedav.layers.videomae_v2_masks` draws it as the official loader).
+                Every sample must reconstruct the same number of tokens.
+            decoder_mask_ratio: overrides ``config.decoder_mask_ratio`` for a drawn decoder mask (0 = V1 decoding).
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         video = _as_video(pixel_values, self.config)
@@ -491,18 +542,28 @@ class MaskedAVVideoMAEForPreTraining(MaskedAVVideoMAEPreTrainedModel):
         num_visible = encoded.last_hidden_state.shape[1]
         ids_shuffle = torch.argsort(encoded.ids_restore, dim=1)  # [visible ascending, masked ascending]
         ids_visible, ids_masked = ids_shuffle[:, :num_visible], ids_shuffle[:, num_visible:]
-        logits = self.decoder(encoded.last_hidden_state, ids_visible, ids_masked, grid)  # [N, M, t*p*p*C]
+        decoder_mask = self._decoder_mask(decode_masked_pos, decoder_mask_ratio, video.shape[0], grid, video.device)
+        if decoder_mask is None:  # V1: the decoder reconstructs exactly the masked tokens
+            ids_decoded = ids_masked
+        else:  # V2: the tokens the running-cell mask keeps, ascending (visible ones included)
+            ids_decoded = decoder_mask.ids_keep
+        logits = self.decoder(encoded.last_hidden_state, ids_visible, ids_decoded, grid)  # [N, R, t*p*p*C]
 
-        labels = self._masked_targets(video, ids_masked)  # [N, M, t*p*p, C], no grad, the input's precision
+        labels = self._masked_targets(video, ids_decoded)  # [N, R, t*p*p, C], no grad, the input's precision
         # in float32, as the official loss under autocast
-        loss = nn.functional.mse_loss(logits.float(), labels.flatten(2).float())
+        if decoder_mask is None:
+            loss = nn.functional.mse_loss(logits.float(), labels.flatten(2).float())
+        else:  # official V2 engine: only reconstructed tokens that the encoder did not see count
+            loss = masked_mse(logits, labels.flatten(2), torch.gather(encoded.mask, 1, ids_decoded))
 
+        decoder_mask = None if decoder_mask is None else decoder_mask.mask
         if not return_dict:
             return (loss, logits, encoded.mask, encoded.last_hidden_state)
         return MaskedAVVideoMAEForPreTrainingOutput(
             loss=loss,
             logits=logits,
             mask=encoded.mask,
+            decoder_mask=decoder_mask,
             last_hidden_state=encoded.last_hidden_state,
             hidden_states=encoded.hidden_states,
             attentions=encoded.attentions,

@@ -1,0 +1,109 @@
+"""VideoMAE V2 (dual masking) on tiny models: the running-cell decoder mask, the official seeded generator, the decoder
+that reconstructs only the kept tokens, the engine's loss, V1 equivalence at ratio 0, and clear errors.
+
+Numbers against the official code are checked by tests/test_official_parity.py (videomaev2_* fixtures)."""
+
+import numpy as np
+import pytest
+import torch
+from huggingface_hub.errors import StrictDataclassClassValidationError
+
+from hf_maskedav import MaskedAVVideoMAEConfig, MaskedAVVideoMAEForPreTraining
+from hf_maskedav.layers import masked_mse, running_cell_counts, running_cell_mask, videomae_v2_masks
+
+# 8 frames of 32x32, tubelets 2x8x8 -> a 4x4x4 token grid (L = 64)
+TINY = dict(
+    image_size=32, patch_size=8, num_frames=8, tubelet_size=2,
+    hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+    decoder_hidden_size=16, decoder_num_hidden_layers=2, decoder_num_attention_heads=2, decoder_intermediate_size=32,
+    mask_ratio=0.75, decoder_mask_ratio=0.5,
+)
+
+
+def tiny(**overrides):
+    return MaskedAVVideoMAEForPreTraining(MaskedAVVideoMAEConfig(**{**TINY, **overrides})).eval()
+
+
+def clip(batch=2, frames=8, size=32, seed=0):
+    return torch.randn(batch, frames, 3, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("ratio, dropped", [(0.25, 1), (0.5, 2), (0.75, 3)])
+def test_running_cell_drops_the_same_share_of_every_cell_and_moves_each_frame(ratio, dropped):
+    grid = (4, 4, 6)
+    masks = running_cell_mask(torch.arange(4), grid, ratio).view(4, 4, 2, 2, 3, 2)  # [start, T', cell row, r, cell col, c]
+    per_cell = masks.sum(dim=(3, 5))  # [start, T', 2, 3]: dropped positions of each 2x2 cell
+    assert (per_cell == dropped).all()
+    frames = masks.permute(0, 1, 3, 5, 2, 4)[..., 0, 0].reshape(4, 4, 4)  # [start, T', position in the cell]
+    assert torch.equal(frames[:, 1], frames[:, 0].roll(-1, dims=1)), "the pattern moves by one cell position a frame"
+    assert not torch.equal(frames[0], frames[1]), "the start pointer picks one of 4 different masks"
+    assert running_cell_counts(grid, ratio) == [dropped * 4 * 6] * 4
+
+
+def test_running_cell_on_odd_grids_counts_follow_the_start():
+    assert len(set(running_cell_counts((2, 7, 7), 0.5))) > 1  # 112 px at patch 16, 4 frames: counts differ
+    assert len(set(running_cell_counts((8, 7, 7), 0.5))) == 1  # 8 time slices: every pointer twice, fixed count
+
+
+def test_official_seeded_generator_is_reproducible_and_tube_shaped():
+    a = videomae_v2_masks(np.random.RandomState(5), 3, (4, 4, 4), 0.75, 0.5)
+    b = videomae_v2_masks(np.random.RandomState(5), 3, (4, 4, 4), 0.75, 0.5)
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    encoder, decoder = a
+    assert (encoder.sum(1) == 4 * 12).all() and (decoder.sum(1) == 32).all()
+    frames = encoder.view(3, 4, 16)
+    assert (frames == frames[:, :1]).all(), "tube: the same cells in every time slice"
+
+
+def test_dual_masking_reconstructs_the_kept_tokens_and_counts_only_masked_ones():
+    model = tiny()
+    pixel_values = clip()
+    encoder_mask, decoder_mask = videomae_v2_masks(np.random.RandomState(0), 2, (4, 4, 4), 0.75, 0.5)
+    out = model(pixel_values, bool_masked_pos=encoder_mask, decode_masked_pos=decoder_mask)
+    assert out.logits.shape == (2, 32, 2 * 8 * 8 * 3)  # half of the 64 tokens are reconstructed
+    assert torch.equal(out.decoder_mask.bool(), decoder_mask)
+    kept = torch.argsort(decoder_mask.long(), dim=1, stable=True)[:, :32]
+    target = torch.gather(model.reconstruction_target(pixel_values), 1, kept[..., None].expand(-1, -1, 384))
+    expected = masked_mse(out.logits, target, torch.gather(encoder_mask, 1, kept))
+    torch.testing.assert_close(out.loss, expected)
+    out.loss.backward()
+    assert model.decoder.mask_token.grad is not None and model.videomae.layers[0].mlp.fc1.weight.grad.abs().sum() > 0
+
+
+def test_drawn_decoder_mask_has_the_configured_ratio():
+    out = tiny()(clip(batch=3))
+    assert out.decoder_mask.shape == (3, 64) and (out.decoder_mask.sum(1) == 32).all()
+    assert out.logits.shape[1] == 32
+    assert out.decoder_mask.view(3, 4, 16).sum(-1).eq(8).all(), "half of every time slice"
+
+
+def test_ratio_zero_is_videomae_v1():
+    model = tiny(decoder_mask_ratio=0.0)
+    pixel_values, noise = clip(), torch.rand(2, 16, generator=torch.Generator().manual_seed(1))
+    v1 = model(pixel_values, noise=noise)
+    assert v1.decoder_mask is None and v1.logits.shape == (2, 48, 384)
+    v2_off = model(pixel_values, bool_masked_pos=v1.mask.bool(), decode_masked_pos=~v1.mask.bool())
+    torch.testing.assert_close(v2_off.logits, v1.logits)
+    torch.testing.assert_close(v2_off.loss, v1.loss)
+    # the forward argument overrides the config both ways
+    assert tiny()(pixel_values, noise=noise, decoder_mask_ratio=0.0).logits.shape == (2, 48, 384)
+    assert model(pixel_values, noise=noise, decoder_mask_ratio=0.5).logits.shape == (2, 32, 384)
+
+
+def test_bad_decoder_masks_are_refused_clearly():
+    model, pixel_values = tiny(), clip()
+    with pytest.raises(ValueError, match="decode_masked_pos must have shape"):
+        model(pixel_values, decode_masked_pos=torch.zeros(2, 63, dtype=torch.bool))
+    uneven = torch.zeros(2, 64, dtype=torch.bool)
+    uneven[0, :10] = True
+    with pytest.raises(ValueError, match="same number of tokens"):
+        model(pixel_values, decode_masked_pos=uneven)
+    with pytest.raises(ValueError, match="every token"):
+        model(pixel_values, decode_masked_pos=torch.ones(2, 64, dtype=torch.bool))
+    with pytest.raises(StrictDataclassClassValidationError, match="decoder_mask_ratio"):
+        MaskedAVVideoMAEConfig(**{**TINY, "decoder_mask_ratio": 0.1})
+    with pytest.raises(ValueError, match="decoder_mask_ratio"):
+        model(pixel_values, decoder_mask_ratio=0.1)
+    odd = tiny(image_size=24, num_frames=4)  # 2 x 3 x 3 grid: the count would depend on the start pointer
+    with pytest.raises(ValueError, match="fixed count"):
+        odd(clip(frames=4, size=24))
