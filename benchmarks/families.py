@@ -73,7 +73,7 @@ def _randn(shape, generator, device):
 
 
 # -------------------------------------------------------------------------------------------------------------- VideoMAE
-def _videomae_config(size: str, inputs: InputSize):
+def _videomae_config(size: str, inputs: InputSize, decoder_mask_ratio: float = 0.0):
     from hf_maskedav import MaskedAVVideoMAEConfig
 
     frames = inputs.num_frames or (4 if size == "test" else 16)
@@ -86,8 +86,13 @@ def _videomae_config(size: str, inputs: InputSize):
         image_size=image, patch_size=16, num_frames=frames, tubelet_size=2, **_vit(size),
         decoder_hidden_size=dim, decoder_num_attention_heads=heads, decoder_num_hidden_layers=depth,
         decoder_intermediate_size=4 * dim, mask_ratio=0.9 if inputs.mask_ratio is None else inputs.mask_ratio,
-        qkv_bias=True, use_mean_pooling=width > 32,
+        qkv_bias=True, use_mean_pooling=width > 32, decoder_mask_ratio=decoder_mask_ratio,
     )
+
+
+def _videomae_v2_config(size: str, inputs: InputSize):
+    """VideoMAE with V2's dual masking: running-cell decoder mask 0.5, as all released V2 pretraining scripts."""
+    return _videomae_config(size, inputs, decoder_mask_ratio=0.5)
 
 
 def _videomae_inputs(config, inputs: InputSize, generator, device):
@@ -96,6 +101,13 @@ def _videomae_inputs(config, inputs: InputSize, generator, device):
     return {
         "pixel_values": _randn((n, config.num_frames, 3, *config.image_hw), generator, device),
         "noise": _rand((n, h * w), generator, device),  # tube masking: one value per spatial cell
+    }
+
+
+def _videomae_v2_inputs(config, inputs: InputSize, generator, device):
+    return {
+        **_videomae_inputs(config, inputs, generator, device),
+        "decoder_noise": _rand((inputs.batch_size,), generator, device),  # pins the running-cell start pointer
     }
 
 
@@ -250,6 +262,10 @@ FAMILIES: dict[str, Family] = {
     "videomae": Family(
         "videomae", "VideoMAE, tube masking, per-channel normalised pixel target",
         _videomae_config, _cls("MaskedAVVideoMAEForPreTraining"), _videomae_inputs,
+    ),
+    "videomae_v2": Family(
+        "videomae_v2", "VideoMAE V2 dual masking: tube mask + running-cell decoder mask 0.5 (decoder sees visible + kept)",
+        _videomae_v2_config, _cls("MaskedAVVideoMAEForPreTraining"), _videomae_v2_inputs,
     ),
     "mae_st": Family(
         "mae_st", "MAE-ST, random space-time masking, separable positions",

@@ -31,6 +31,9 @@ TFLOP/s / the device's dense peak for the precision used (GPUs only).
 * ``videomae``: ``transformers.VideoMAEForPreTraining`` built from the same config; our model is converted from it
   (identical weights), both see the same tube mask (ours draws it on the device from the noise, transformers gets it
   as ``bool_masked_pos``); the losses of the first step are compared and printed.
+* ``videomae_v2``: the same peer and weights, ours with V2's dual masking (running-cell decoder mask 0.5, drawn
+  inside each step with a fixed count): the decoder sees the visible tokens plus the kept half, where transformers'
+  decoder sees every token. Not the same function (V2 reconstructs fewer tokens), so losses are not compared.
 * ``mae_st``: ``transformers.ViTMAEForPreTraining`` on single frames (``--num-frames 1``, tubelet 1) with the
   mappable weights copied and the same noise. The work is identical (same layers, widths, token counts, masking
   and loss), but the models are not the same function: MAE-ST's decoder has its own cls token where ViTMAE decodes
@@ -68,7 +71,11 @@ from benchmarks.common import (
 )
 from benchmarks.families import FAMILIES, InputSize, build, canonical_size
 
-PEERS = {"videomae": "transformers.VideoMAEForPreTraining", "mae_st": "transformers.ViTMAEForPreTraining (single frames)"}
+PEERS = {
+    "videomae": "transformers.VideoMAEForPreTraining",
+    "videomae_v2": "transformers.VideoMAEForPreTraining (no decoder masking)",
+    "mae_st": "transformers.ViTMAEForPreTraining (single frames)",
+}
 
 
 @dataclass
@@ -107,10 +114,12 @@ def _videomae_peer(config, inputs: dict, device):
             param.add_(torch.randn_like(param) * 0.02)
     ours = load_transformers_videomae(peer)
     ours.config.mask_ratio = config.mask_ratio
+    ours.config.decoder_mask_ratio = config.decoder_mask_ratio  # V2: the decoder reconstructs the kept tokens only
     grid_t = config.grid_size[0]
     mask = tube_mask_from_noise(inputs["noise"], grid_t, config.mask_ratio)
     peer_inputs = {"pixel_values": inputs["pixel_values"], "bool_masked_pos": mask}
-    return ours.to(device), peer.to(device), dict(inputs), peer_inputs, True
+    same_function = not config.decoder_mask_ratio  # with dual masking the work and the loss differ on purpose
+    return ours.to(device), peer.to(device), dict(inputs), peer_inputs, same_function
 
 
 def _mae_st_peer(config, inputs: dict, device):
@@ -184,7 +193,7 @@ def _copy_vit_mae_weights(peer, ours) -> None:
         ours.decoder.position_embeddings.temporal.zero_()
 
 
-PEER_BUILDERS = {"videomae": _videomae_peer, "mae_st": _mae_st_peer}
+PEER_BUILDERS = {"videomae": _videomae_peer, "videomae_v2": _videomae_peer, "mae_st": _mae_st_peer}
 
 
 # -------------------------------------------------------------------------------------------------------------- steps

@@ -77,6 +77,18 @@ def test_drawn_decoder_mask_has_the_configured_ratio():
     assert out.decoder_mask.view(3, 4, 16).sum(-1).eq(8).all(), "half of every time slice"
 
 
+def test_decoder_noise_pins_the_draw():
+    model, pixel_values = tiny(), clip()
+    noise = torch.rand(2, 16, generator=torch.Generator().manual_seed(1))
+    decoder_noise = torch.tensor([0.1, 0.8])  # start pointers 0 and 3
+    a = model(pixel_values, noise=noise, decoder_noise=decoder_noise)
+    b = model(pixel_values, noise=noise, decoder_noise=decoder_noise)
+    torch.testing.assert_close(a.loss, b.loss)
+    assert torch.equal(a.decoder_mask.bool(), running_cell_mask(torch.tensor([0, 3]), (4, 4, 4), 0.5))
+    with pytest.raises(ValueError, match="decoder_noise must have shape"):
+        model(pixel_values, decoder_noise=torch.rand(3))
+
+
 def test_ratio_zero_is_videomae_v1():
     model = tiny(decoder_mask_ratio=0.0)
     pixel_values, noise = clip(), torch.rand(2, 16, generator=torch.Generator().manual_seed(1))

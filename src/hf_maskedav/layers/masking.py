@@ -174,7 +174,15 @@ def running_cell_counts(grid: tuple[int, int, int], mask_ratio: float) -> list[i
     All four are equal (``int(4 * ratio) / 4`` of every time slice) when ``H'`` and ``W'`` are even; for an odd side
     they are equal when ``T'`` is a multiple of 4 (each pointer then occurs equally often).
     """
-    return running_cell_mask(torch.arange(4), grid, mask_ratio).sum(dim=1).tolist()
+    num_masked = int(4 * mask_ratio)
+    grid_t, grid_h, grid_w = grid
+    rows, cols = ((grid_h + 1) // 2, grid_h // 2), ((grid_w + 1) // 2, grid_w // 2)  # even / odd rows and columns
+    per_position = [rows[i // 2] * cols[i % 2] for i in range(4)]  # tokens at each position of the 2x2 cell
+    # plain Python (no tensor read back), so that a compiled forward stays one graph
+    return [
+        sum(per_position[i] for t in range(grid_t) for i in range(4) if (i + start + t + 1) % 4 < num_masked)
+        for start in range(4)
+    ]
 
 
 def videomae_v2_masks(

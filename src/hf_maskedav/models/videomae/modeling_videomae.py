@@ -434,11 +434,14 @@ class MaskedAVVideoMAEForPreTraining(MaskedAVVideoMAEPreTrainedModel):
             patches = normalize_per_patch_channel(patches, self.config.num_channels)
         return patches
 
-    def _decoder_mask(self, decode_masked_pos, ratio, batch: int, grid, device):
+    def _decoder_mask(self, decode_masked_pos, decoder_noise, ratio, batch: int, grid):
         """VideoMAE V2's decoder mask as :class:`~hf_maskedav.layers.MaskingIndices` (``ids_keep`` = reconstructed
         tokens, ascending), given or drawn (running cell, ``config.decoder_mask_ratio``); ``None`` without one."""
         length = grid[0] * grid[1] * grid[2]
+        device = self.decoder.mask_token.device
         if decode_masked_pos is not None:
+            if decoder_noise is not None:
+                raise ValueError("give either decode_masked_pos or decoder_noise, not both")
             if tuple(decode_masked_pos.shape) != (batch, length):
                 raise ValueError(
                     f"decode_masked_pos must have shape {(batch, length)} (batch, tokens of a {grid[0]}x{grid[1]}x"
@@ -458,7 +461,11 @@ class MaskedAVVideoMAEForPreTraining(MaskedAVVideoMAEPreTrainedModel):
                 "on its start, so a batch would not have a fixed count: use an even number of patches per side (as "
                 "the official generator requires) or a multiple of 4 time slices"
             )
-        start = torch.randint(4, (batch,), device=device)  # the official np.random.randint(cell_size)
+        if decoder_noise is None:
+            decoder_noise = torch.rand(batch, device=device)
+        if tuple(decoder_noise.shape) != (batch,):
+            raise ValueError(f"decoder_noise must have shape {(batch,)} (one value per sample), got {tuple(decoder_noise.shape)}")
+        start = (decoder_noise.to(device) * 4).long().clamp(0, 3)  # the official np.random.randint(cell_size)
         return ids_from_fixed_count_mask(running_cell_mask(start, grid, ratio), length - counts[0])
 
     @torch.no_grad()  # official: labels are built under no_grad
@@ -492,6 +499,7 @@ class MaskedAVVideoMAEForPreTraining(MaskedAVVideoMAEPreTrainedModel):
         noise: torch.Tensor | None = None,
         mask_ratio: float | None = None,
         decode_masked_pos: torch.Tensor | None = None,
+        decoder_noise: torch.Tensor | None = None,
         decoder_mask_ratio: float | None = None,
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
@@ -507,6 +515,8 @@ class MaskedAVVideoMAEForPreTraining(MaskedAVVideoMAEPreTrainedModel):
             decode_masked_pos: VideoMAE V2's decoder mask, ``[N, L]`` bool, True = **not** reconstructed (official
                 running-cell mask; :func:`~hf_maskedav.layers.videomae_v2_masks` draws it as the official loader).
                 Every sample must reconstruct the same number of tokens.
+            decoder_noise: pins the drawn running-cell mask instead: ``[N]`` values in ``[0, 1)``, the start pointer
+                is ``int(4 * noise)`` (the official ``np.random.randint(4)``); drawn with ``torch.rand`` when None.
             decoder_mask_ratio: overrides ``config.decoder_mask_ratio`` for a drawn decoder mask (0 = V1 decoding).
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
@@ -542,7 +552,7 @@ class MaskedAVVideoMAEForPreTraining(MaskedAVVideoMAEPreTrainedModel):
         num_visible = encoded.last_hidden_state.shape[1]
         ids_shuffle = torch.argsort(encoded.ids_restore, dim=1)  # [visible ascending, masked ascending]
         ids_visible, ids_masked = ids_shuffle[:, :num_visible], ids_shuffle[:, num_visible:]
-        decoder_mask = self._decoder_mask(decode_masked_pos, decoder_mask_ratio, video.shape[0], grid, video.device)
+        decoder_mask = self._decoder_mask(decode_masked_pos, decoder_noise, decoder_mask_ratio, video.shape[0], grid)
         if decoder_mask is None:  # V1: the decoder reconstructs exactly the masked tokens
             ids_decoded = ids_masked
         else:  # V2: the tokens the running-cell mask keeps, ascending (visible ones included)
