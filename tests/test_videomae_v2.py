@@ -3,13 +3,30 @@ that reconstructs only the kept tokens, the engine's loss, V1 equivalence at rat
 
 Numbers against the official code are checked by tests/test_official_parity.py (videomaev2_* fixtures)."""
 
+import importlib.util
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from huggingface_hub.errors import StrictDataclassClassValidationError
+from safetensors.torch import load_file, save_file
 
 from hf_maskedav import MaskedAVVideoMAEConfig, MaskedAVVideoMAEForPreTraining
+from hf_maskedav.conversion import UnmappedKeysError, videomae_v2
+from hf_maskedav.conversion.cli import convert
+from hf_maskedav.conversion.videomae import config_from_official_kwargs, load_official_checkpoint_file
+from hf_maskedav.conversion.videomae_v2 import load_remote_code_videomaev2
 from hf_maskedav.layers import masked_mse, running_cell_counts, running_cell_mask, videomae_v2_masks
+
+
+def _load_script(name):
+    path = Path(__file__).resolve().parents[1] / "conversion" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 # 8 frames of 32x32, tubelets 2x8x8 -> a 4x4x4 token grid (L = 64)
 TINY = dict(
@@ -119,3 +136,85 @@ def test_bad_decoder_masks_are_refused_clearly():
     odd = tiny(image_size=24, num_frames=4)  # 2 x 3 x 3 grid: the count would depend on the start pointer
     with pytest.raises(ValueError, match="fixed count"):
         odd(clip(frames=4, size=24))
+
+
+# ------------------------------------------------------------------------------------------------- conversion
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "official"
+FINETUNE = FIXTURES / "videomaev2_finetune_tiny"
+PRETRAIN = FIXTURES / "videomaev2_pretrain_tiny"
+needs_fixtures = pytest.mark.skipif(not FINETUNE.is_dir(), reason="videomaev2 fixtures not available")
+
+
+def _fixture(folder):
+    return (
+        json.loads((folder / "fixture.json").read_text()),
+        load_file(str(folder / "io.safetensors")),
+        load_official_checkpoint_file(folder / "checkpoint.pth"),
+    )
+
+
+def _remote_code_folder(tmp_path, with_head: bool):
+    """A folder in the layout of the OpenGVLab/VideoMAEv2-* remote-code repos, made from the official fixture."""
+    fixture, _, state_dict = _fixture(FINETUNE)
+    kwargs = {k: v for k, v in fixture["constructor_kwargs"].items() if k != "norm_layer"}
+    kwargs["num_frames"] = kwargs.pop("all_frames")
+    if not with_head:
+        kwargs["num_classes"] = 0
+        state_dict = {k: v for k, v in state_dict.items() if not k.startswith("head.")}
+    folder = tmp_path / ("head" if with_head else "encoder")
+    folder.mkdir()
+    config = {"architectures": ["VideoMAEv2"], "model_type": "VideoMAEv2", "model_config": kwargs,
+              "auto_map": {"AutoModel": "modeling_videomaev2.VideoMAEv2"}}
+    (folder / "config.json").write_text(json.dumps(config))
+    save_file({f"model.{k}": v.contiguous() for k, v in state_dict.items()}, str(folder / "model.safetensors"))
+    return folder
+
+
+@needs_fixtures
+@pytest.mark.parametrize("with_head, output", [(False, "pooled_normed"), (True, "logits")])
+def test_remote_code_layout_converts_and_reproduces_the_official_outputs(tmp_path, with_head, output):
+    model = load_remote_code_videomaev2(_remote_code_folder(tmp_path, with_head))
+    _, io, _ = _fixture(FINETUNE)
+    with torch.no_grad():
+        ours = model(io["pixel_values"].permute(0, 2, 1, 3, 4)).logits
+    torch.testing.assert_close(ours, io[output], atol=1e-5, rtol=1e-4)
+    assert model.config.num_labels == (io["logits"].shape[1] if with_head else 0)
+
+
+@needs_fixtures
+def test_remote_code_layout_errors_are_clear(tmp_path):
+    folder = _remote_code_folder(tmp_path, with_head=False)
+    weights = load_file(str(folder / "model.safetensors"))
+    save_file({k.removeprefix("model."): v for k, v in weights.items()}, str(folder / "model.safetensors"))
+    with pytest.raises(ValueError, match="remote-code layout"):
+        load_remote_code_videomaev2(folder)
+    (folder / "config.json").write_text(json.dumps({"model_type": "videomae"}))
+    with pytest.raises(ValueError, match="model_config"):
+        load_remote_code_videomaev2(folder)
+
+
+@needs_fixtures
+def test_compiled_checkpoint_keys_and_mismatched_checkpoints():
+    fixture, io, state_dict = _fixture(PRETRAIN)
+    model = videomae_v2.build_model(fixture["constructor_kwargs"], "pretraining")
+    assert model.config.decoder_mask_ratio == 0.5 and model.config.num_frames == 8  # V2 takes all_frames
+    compiled = {f"_orig_mod.{k}": v for k, v in state_dict.items()}  # torch.compile'd official pretraining
+    model.load_state_dict(videomae_v2.convert_state_dict(compiled, model), strict=True)
+    with torch.no_grad():
+        out = model.eval()(io["pixel_values"].permute(0, 2, 1, 3, 4), bool_masked_pos=io["bool_masked_pos"],
+                           decode_masked_pos=io["decode_masked_pos"])
+    torch.testing.assert_close(out.logits, io["logits"], atol=1e-5, rtol=1e-4)
+    _, _, finetune_sd = _fixture(FINETUNE)
+    with pytest.raises(UnmappedKeysError):
+        videomae_v2.convert_state_dict(finetune_sd, model)  # a fine-tuned checkpoint into the pretraining model
+
+
+def test_presets_describe_the_released_shapes(tmp_path):
+    giant = config_from_official_kwargs(videomae_v2.PRESETS["videomaev2-giant-hybrid-pt-1200e-pretrained"].official_kwargs)
+    assert (giant.hidden_size, giant.num_hidden_layers, giant.intermediate_size, giant.patch_size) == (1408, 40, 6144, 14)
+    assert giant.num_patches == 2048 and giant.decoder_hidden_size == 512 and giant.decoder_num_hidden_layers == 4
+    small = config_from_official_kwargs(videomae_v2.PRESETS["videomaev2-small-k710-distilled"].official_kwargs)
+    assert (small.hidden_size, small.num_attention_heads, small.num_labels) == (384, 6, 710)
+    spec = _load_script("convert_videomae_v2").SPEC
+    with pytest.raises(FileNotFoundError, match="request only.*--checkpoint PATH"):
+        convert(spec, ["--preset", "videomaev2-giant-k710-k400-finetuned", "--output_dir", str(tmp_path / "g")])

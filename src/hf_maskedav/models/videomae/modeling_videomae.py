@@ -303,6 +303,8 @@ class MaskedAVVideoMAEPreTrainedModel(PreTrainedModel):
         encoder keeps the pretraining init. The fixed tables are (re)built here."""
         std = self.config.initializer_range
         if isinstance(self, MaskedAVVideoMAEForVideoClassification) and module is self.classifier:
+            if not isinstance(module, nn.Linear):  # num_labels=0: no head
+                return
             init.trunc_normal_(module.weight, std=std * self.config.head_init_scale)
             init.zeros_(module.bias)
         elif isinstance(module, nn.Conv3d):
@@ -584,7 +586,9 @@ class MaskedAVVideoMAEForVideoClassification(MaskedAVVideoMAEPreTrainedModel):
     """VideoMAE encoder + mean of all tokens + ``fc_norm`` + dropout + linear head (official fine-tuning model).
 
     With ``config.use_mean_pooling=False`` it classifies the first token after the final norm instead (official
-    ``--use_cls`` / transformers' behaviour for such configs).
+    ``--use_cls`` / transformers' behaviour for such configs). With ``config.num_labels=0`` there is no head
+    (official ``num_classes=0``): ``logits`` are the pooled features (what VideoMAE V2's encoder-only remote-code Hub
+    repos return).
     """
 
     def __init__(self, config: MaskedAVVideoMAEConfig):
@@ -594,7 +598,7 @@ class MaskedAVVideoMAEForVideoClassification(MaskedAVVideoMAEPreTrainedModel):
         self.videomae = MaskedAVVideoMAEModel(config, add_final_norm=final_norm)
         self.fc_norm = nn.LayerNorm(config.hidden_size, eps=config.head_norm_eps) if config.use_mean_pooling else None
         self.dropout = nn.Dropout(config.classifier_dropout)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels) if config.num_labels else nn.Identity()
         self.post_init()
 
     def forward(
@@ -618,7 +622,8 @@ class MaskedAVVideoMAEForVideoClassification(MaskedAVVideoMAEPreTrainedModel):
         hidden = encoded.last_hidden_state  # [N, L, D]
         pooled = self.fc_norm(hidden.mean(dim=1)) if self.fc_norm is not None else hidden[:, 0]
         logits = self.classifier(self.dropout(pooled))
-        check_head_matches_labels(self.config, logits)
+        if self.config.num_labels:
+            check_head_matches_labels(self.config, logits)
 
         loss = classification_loss(self.config, logits, labels) if labels is not None else None
         if not return_dict:
