@@ -1,0 +1,391 @@
+"""What the demo does, without the web page: load one model, tell what it can show, and compute it.
+
+:class:`Demo` is used by the Gradio page (:mod:`hf_maskedav.app.ui`) and can be used on its own (tests, notebooks):
+
+* a classifier (audio, video or audio-video) -> :meth:`Demo.classify`: the task's ``pipeline(...)`` on the file, so
+  the scores are the pipeline's (softmax, or independent sigmoid scores for a multi-label model, as the pipeline
+  chooses from ``config.problem_type``);
+* a pretraining model (any family) -> :meth:`Demo.reconstruct`: a PNG with the input, the masked input and the
+  reconstruction, for a mask ratio and a seed;
+* a MAViL / CAV-MAE encoder (or a MAViL pretraining model, which has the contrastive projections) ->
+  :meth:`Demo.retrieve`: audio->video or video->audio ranking over a gallery of clips.
+
+Errors a person can fix (a file that is not audio or video, an audio-only file given to a video model...) are raised
+as :class:`DemoInputError` with a one-paragraph message; the page shows that message.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+CLASSIFICATION_TASKS = {
+    "ForAudioClassification": "audio-classification",
+    "ForVideoClassification": "video-classification",
+    "ForAudioVisualClassification": "audio-video-classification",
+}
+AUDIO_VISUAL = ("maskedav_mavil", "maskedav_cavmae", "maskedav_avmae")
+RETRIEVAL_FAMILIES = ("maskedav_mavil", "maskedav_cavmae")
+FAMILY_NAMES = {
+    "maskedav_audiomae": "Audio-MAE",
+    "maskedav_videomae": "VideoMAE",
+    "maskedav_mae_st": "MAE-ST",
+    "maskedav_maskfeat": "MaskFeat",
+    "maskedav_mavil": "MAViL",
+    "maskedav_cavmae": "CAV-MAE",
+    "maskedav_avmae": "AV-MAE",
+}
+# the config attributes a mask-ratio slider sets, per family
+MASK_RATIO_ATTRIBUTES = {
+    "maskedav_audiomae": ("mask_ratio",),
+    "maskedav_videomae": ("mask_ratio",),
+    "maskedav_mae_st": ("mask_ratio",),
+    "maskedav_maskfeat": ("mask_ratio",),
+    "maskedav_mavil": ("audio_mask_ratio", "video_mask_ratio"),
+    "maskedav_cavmae": ("audio_mask_ratio", "video_mask_ratio"),
+    "maskedav_avmae": ("audio_mask_ratio", "video_mask_ratio"),
+}
+MODES = ("classification", "reconstruction", "retrieval")
+
+
+class DemoInputError(ValueError):
+    """A problem with what the person gave (the file, the choice): the message is shown in the page as it is."""
+
+
+@dataclass
+class Reconstruction:
+    """One reconstruction picture: ``path`` to a PNG, its ``size`` (width, height) and what the mask hid."""
+
+    path: str
+    size: tuple[int, int]
+    caption: str
+
+
+def detect_mode(config) -> tuple[str, str | None]:
+    """``(mode, pipeline task)`` for a config: classification (with its task), reconstruction or retrieval."""
+    architectures = list(getattr(config, "architectures", None) or [])
+    model_type = config.model_type
+    if model_type not in FAMILY_NAMES:
+        raise DemoInputError(
+            f"model type {model_type!r} is not one of this package's families ({', '.join(FAMILY_NAMES.values())})"
+        )
+    for architecture in architectures:
+        for suffix, task in CLASSIFICATION_TASKS.items():
+            if architecture.endswith(suffix):
+                return "classification", task
+        if architecture.endswith("ForPreTraining"):
+            return "reconstruction", None
+        if architecture.endswith("ForImageClassification"):
+            raise DemoInputError("MaskFeat image classifiers are not part of the demo (video models are)")
+    if model_type in RETRIEVAL_FAMILIES:
+        return "retrieval", None
+    if architectures:
+        raise DemoInputError(
+            f"{architectures[0]}: a bare encoder of {FAMILY_NAMES[model_type]} has nothing to show; give a "
+            "classifier, a pretraining checkpoint, or a MAViL / CAV-MAE encoder"
+        )
+    raise DemoInputError("config.json names no architecture: cannot tell whether this is a classifier or not")
+
+
+def _describe_error(error: Exception) -> str:
+    """The message of an error raised while reading the person's file, made to stand on its own in the page."""
+    message = str(error).strip() or type(error).__name__
+    return message.splitlines()[0] if len(message) > 600 else message
+
+
+def _checked_path(path) -> str:
+    if path is None or (isinstance(path, str) and not path):
+        raise DemoInputError("no file given: upload an audio or video file first")
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise DemoInputError(f"{os.path.basename(path)}: file not found")
+    if os.path.getsize(path) == 0:
+        raise DemoInputError(f"{os.path.basename(path)}: the file is empty")
+    return path
+
+
+class Demo:
+    """One model and what the demo shows for it.
+
+    Args:
+        model: a local folder or a Hub id (the only thing downloaded).
+        mode: force ``"classification"``, ``"reconstruction"`` or ``"retrieval"`` (default: from the config).
+        top_k: how many labels a classification shows.
+        device: ``"cpu"`` by default.
+    """
+
+    def __init__(self, model: str, mode: str | None = None, top_k: int = 5, device: str = "cpu"):
+        import hf_maskedav  # noqa: F401 (registers the families with transformers)
+        from transformers import AutoConfig
+
+        self.model_id = str(model)
+        self.device = torch.device(device)
+        self.config = AutoConfig.from_pretrained(self.model_id)
+        self.family = FAMILY_NAMES.get(self.config.model_type, self.config.model_type)
+        detected, task = detect_mode(self.config)
+        if mode is not None and mode not in MODES:
+            raise DemoInputError(f"mode must be one of {MODES}, got {mode!r}")
+        self.mode = mode or detected
+        self.task = task
+        self.top_k = top_k
+        self.pipeline = None
+        self.model = None
+        self.processor = None
+        if self.mode == "classification":
+            self._load_classifier()
+        elif self.mode == "reconstruction":
+            self._load_pretraining()
+        else:
+            self._load_encoder()
+
+    # ---- loading ----------------------------------------------------------------------------------------------------
+
+    def _load_classifier(self) -> None:
+        from transformers import pipeline
+
+        if self.task is None:
+            raise DemoInputError("this checkpoint is not a classifier")
+        self.pipeline = pipeline(self.task, model=self.model_id, device=self.device)
+        self.model = self.pipeline.model
+        self.multi_label = self.config.problem_type == "multi_label_classification"
+
+    def _load_pretraining(self) -> None:
+        from transformers import AutoModelForPreTraining
+
+        self.model = AutoModelForPreTraining.from_pretrained(self.model_id).to(self.device).eval()
+        self._load_processor()
+
+    def _load_encoder(self) -> None:
+        from transformers import AutoModel, AutoModelForPreTraining
+
+        architectures = self.config.architectures or []
+        loader = AutoModelForPreTraining if any(a.endswith("ForPreTraining") for a in architectures) else AutoModel
+        if self.config.model_type not in RETRIEVAL_FAMILIES:
+            raise DemoInputError(f"retrieval needs a MAViL or CAV-MAE model, this is {self.family}")
+        self.model = loader.from_pretrained(self.model_id).to(self.device).eval()
+        if not hasattr(self.model, "get_retrieval_embeddings"):
+            raise DemoInputError(f"{type(self.model).__name__} has no retrieval embeddings")
+        self._load_processor()
+
+    def _load_processor(self) -> None:
+        from transformers import AutoFeatureExtractor, AutoProcessor, AutoVideoProcessor
+
+        model_type = self.config.model_type
+        if model_type in AUDIO_VISUAL:
+            self.processor = AutoProcessor.from_pretrained(self.model_id)
+        elif model_type == "maskedav_audiomae":
+            self.processor = AutoFeatureExtractor.from_pretrained(self.model_id)
+        else:
+            self.processor = AutoVideoProcessor.from_pretrained(self.model_id)
+
+    # ---- what the page needs to know --------------------------------------------------------------------------------
+
+    @property
+    def accepts(self) -> str:
+        """``"audio"``, ``"video"`` or ``"audio-video"``: what kind of file the model reads."""
+        if self.config.model_type in AUDIO_VISUAL:
+            return "audio-video"
+        return "audio" if self.config.model_type == "maskedav_audiomae" else "video"
+
+    @property
+    def default_mask_ratio(self) -> float:
+        names = MASK_RATIO_ATTRIBUTES[self.config.model_type]
+        return float(getattr(self.config, names[-1]))
+
+    def describe(self) -> str:
+        what = {
+            "classification": f"{self.task} over {self.config.num_labels} labels"
+            + (" (multi-label: independent scores)" if getattr(self, "multi_label", False) else ""),
+            "reconstruction": "masked reconstruction",
+            "retrieval": "audio<->video retrieval",
+        }[self.mode]
+        return f"{self.family} ({type(self.model).__name__}) from {self.model_id}: {what}"
+
+    # ---- classification ---------------------------------------------------------------------------------------------
+
+    def classify(self, path) -> list[dict]:
+        """The pipeline's top-k ``[{"label", "score"}]`` for a file."""
+        if self.mode != "classification":
+            raise DemoInputError("this model is not a classifier")
+        path = _checked_path(path)
+        try:
+            return self.pipeline(path, top_k=min(self.top_k, self.config.num_labels))
+        except (ValueError, RuntimeError, OSError, TypeError) as error:
+            message = _describe_error(error)
+            if self.task == "audio-classification" and "audio" not in message.lower():
+                message = f"could not be read as audio ({message})"
+            raise DemoInputError(f"{os.path.basename(path)}: {message}") from error
+
+    # ---- model inputs -----------------------------------------------------------------------------------------------
+
+    def _inputs(self, path: str) -> dict:
+        """Processor output (batch of one) for the file, as the model reads it."""
+        model_type = self.config.model_type
+        name = os.path.basename(path)
+        try:
+            if model_type in AUDIO_VISUAL:
+                inputs = self.processor(path, return_tensors="pt")
+            elif model_type == "maskedav_audiomae":
+                from ..data.audio_decoding import decode_audio
+
+                rate = self.processor.sampling_rate
+                waveform = decode_audio(path, sampling_rate=rate)
+                inputs = self.processor(waveform.numpy(), sampling_rate=rate, return_tensors="pt")
+            else:
+                inputs = self.processor(path, return_tensors="pt")
+        except (ValueError, RuntimeError, OSError, TypeError) as error:
+            raise DemoInputError(f"{name}: {_describe_error(error)}") from error
+        return {k: v.to(self.device) for k, v in dict(inputs).items() if isinstance(v, torch.Tensor)}
+
+    # ---- reconstruction ---------------------------------------------------------------------------------------------
+
+    def reconstruct(self, path, mask_ratio: float | None = None, seed: int = 0, output_dir: str | None = None
+                    ) -> list[Reconstruction]:
+        """Input, masked input and reconstruction pictures (one per modality) for a file.
+
+        Args:
+            mask_ratio: set on every ratio of the config for this call (the model's own ratio by default).
+            seed: seeds the mask (and nothing else).
+            output_dir: where the PNGs go (a new temporary folder by default).
+        """
+        if self.mode != "reconstruction":
+            raise DemoInputError("this model is not a pretraining checkpoint")
+        path = _checked_path(path)
+        ratio = self.default_mask_ratio if mask_ratio is None else float(mask_ratio)
+        if not 0.0 < ratio < 1.0:
+            raise DemoInputError(f"the mask ratio must be between 0 and 1 (exclusive), got {ratio}")
+        inputs = self._inputs(path)
+        names = MASK_RATIO_ATTRIBUTES[self.config.model_type]
+        saved = {name: getattr(self.model.config, name) for name in names}
+        try:
+            for name in names:
+                setattr(self.model.config, name, ratio)
+            with torch.no_grad(), torch.random.fork_rng(devices=[]):
+                torch.manual_seed(int(seed))
+                output = self.model(**inputs)
+        except (ValueError, RuntimeError) as error:
+            raise DemoInputError(f"{os.path.basename(path)}: {_describe_error(error)}") from error
+        finally:
+            for name, value in saved.items():
+                setattr(self.model.config, name, value)
+        output_dir = output_dir or tempfile.mkdtemp(prefix="hf_maskedav_demo_")
+        os.makedirs(output_dir, exist_ok=True)
+        stem = f"{os.path.splitext(os.path.basename(path))[0]}_r{int(round(ratio * 100))}_s{int(seed)}"
+        return self._pictures(inputs, output, ratio, seed, output_dir, stem)
+
+    def _pictures(self, inputs, output, ratio, seed, output_dir, stem) -> list[Reconstruction]:
+        from ..training.plotting import save_spectrogram_reconstruction, spectrogram_reconstruction_images
+        from ..training.video_plotting import (
+            mae_st_reconstruction_frames,
+            maskfeat_hog_rows,
+            mavil_video_reconstruction_frames,
+            save_frame_grid,
+            videomae_reconstruction_frames,
+        )
+
+        model, config, model_type = self.model, self.model.config, self.config.model_type
+        title = f"{self.family}, mask ratio {ratio:.2f}, seed {seed}"
+        pictures = []
+
+        def video_picture(rows, hidden):
+            file = os.path.join(output_dir, f"{stem}_video.png")
+            row_titles = {"original": "input", "masked": "masked input", "reconstruction": "reconstruction"}
+            ordered = {k: rows[k] for k in ("original", "masked", "reconstruction")} if "original" in rows else rows
+            save_frame_grid(ordered, file, title=f"{title}: video", row_titles=row_titles)
+            pictures.append(_picture(file, f"video: {hidden}"))
+
+        def audio_picture(spectrogram, logits, mask, patch_size, norm_pix_loss):
+            images = spectrogram_reconstruction_images(spectrogram, logits, mask, patch_size, norm_pix_loss)
+            file = os.path.join(output_dir, f"{stem}_audio.png")
+            save_spectrogram_reconstruction(images, file, title=f"{title}: audio")
+            pictures.append(_picture(file, f"audio: {_hidden(mask)}"))
+
+        if model_type == "maskedav_audiomae":
+            audio_picture(inputs["input_values"][0].cpu(), output.logits[0].cpu(), output.mask[0].cpu(),
+                          config.patch_size, config.norm_pix_loss)
+        elif model_type in ("maskedav_videomae", "maskedav_mae_st", "maskedav_maskfeat"):
+            clip = inputs["pixel_values"][0].cpu()
+            mean, std = self.processor.image_mean, self.processor.image_std
+            if model_type == "maskedav_videomae":
+                rows = videomae_reconstruction_frames(model, clip, output)
+            elif model_type == "maskedav_mae_st":
+                rows = mae_st_reconstruction_frames(model, clip, output, mean, std)
+            else:
+                rows = maskfeat_hog_rows(model, clip, output, mean, std)
+            video_picture(rows, _hidden(output.mask[0]))
+        elif model_type == "maskedav_mavil":
+            if config.reconstruction_target != "pixels":
+                raise DemoInputError(
+                    "this MAViL checkpoint predicts teacher features (stage 2), not pixels and spectrograms: there "
+                    "is no reconstruction to draw; use a stage-1 checkpoint"
+                )
+            mean, std = self.processor.video_processor.image_mean, self.processor.video_processor.image_std
+            rows = mavil_video_reconstruction_frames(model, inputs["pixel_values"][0].cpu(), output, mean, std)
+            video_picture(rows, _hidden(output.video_mask[0]))
+            audio_picture(inputs["input_values"][0].cpu(), output.audio_logits[0].cpu(), output.audio_mask[0].cpu(),
+                          config.audio_patch_size, config.audio_norm_pix_loss)
+        else:
+            raise DemoInputError(
+                f"the reconstruction picture of {self.family} is not drawn yet (the model ran: audio "
+                f"{_hidden(output.audio_mask[0])}, video {_hidden(output.video_mask[0])})"
+            )
+        return pictures
+
+    # ---- retrieval --------------------------------------------------------------------------------------------------
+
+    def embed(self, path) -> tuple[torch.Tensor, torch.Tensor]:
+        """l2-normalised ``(audio, video)`` retrieval embeddings of one clip (each modality on its own encoder)."""
+        if self.mode != "retrieval":
+            raise DemoInputError("this model is not a MAViL / CAV-MAE encoder")
+        path = _checked_path(path)
+        inputs = self._inputs(path)
+        with torch.no_grad():
+            audio, video = self.model.get_retrieval_embeddings(inputs["input_values"], inputs["pixel_values"])
+        return (torch.nn.functional.normalize(audio[0].float().cpu(), dim=-1),
+                torch.nn.functional.normalize(video[0].float().cpu(), dim=-1))
+
+    def retrieve(self, paths, query: int, direction: str = "audio->video") -> list[dict]:
+        """Rank the gallery's clips for clip ``query``: its audio against every video (or the reverse).
+
+        Returns ``[{"name", "index", "score"}]`` best first (cosine similarity).
+        """
+        paths = [p for p in (paths or []) if p]
+        if len(paths) < 2:
+            raise DemoInputError("retrieval needs a gallery of at least two clips (each with sound and picture)")
+        if not 0 <= int(query) < len(paths):
+            raise DemoInputError(f"the query must be one of the {len(paths)} clips, got {query}")
+        if direction not in ("audio->video", "video->audio"):
+            raise DemoInputError(f"direction must be 'audio->video' or 'video->audio', got {direction!r}")
+        embeddings = [self.embed(p) for p in paths]
+        audio = torch.stack([a for a, _ in embeddings])
+        video = torch.stack([v for _, v in embeddings])
+        queries, candidates = (audio, video) if direction == "audio->video" else (video, audio)
+        scores = candidates @ queries[int(query)]
+        order = torch.argsort(scores, descending=True).tolist()
+        return [{"name": os.path.basename(paths[i]), "index": i, "score": float(scores[i])} for i in order]
+
+
+def _hidden(mask) -> str:
+    mask = torch.as_tensor(mask).float()
+    return f"{int(mask.sum())} of {mask.numel()} patches masked"
+
+
+def _picture(path: str, caption: str) -> Reconstruction:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        size = image.size
+    return Reconstruction(path=path, size=size, caption=caption)
+
+
+def format_scores(results: list[dict], multi_label: bool = False) -> str:
+    """Plain-text table of classification results, as the page shows them (``label: score``)."""
+    kind = "independent scores (multi-label)" if multi_label else "probabilities"
+    return "\n".join([f"top {len(results)}, {kind}:"] + [f"{r['label']}: {r['score']:.4f}" for r in results])
+
+
+__all__ = ["Demo", "DemoInputError", "Reconstruction", "detect_mode", "format_scores"]
