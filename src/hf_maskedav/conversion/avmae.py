@@ -408,7 +408,10 @@ def convert(spec, argv=None) -> Path:
     import json
     import shutil
 
-    from .cli import _labels_from_csv, build_parser, hub_operations, push_to_hub, render_model_card, resolve_checkpoint
+    from .cli import (
+        _labels_from_csv, build_parser, export_demo_space, hub_operations, push_to_hub, render_model_card,
+        resolve_checkpoint,
+    )
 
     args = build_parser(spec).parse_args(argv)
     output = Path(args.output_dir)
@@ -446,8 +449,10 @@ def convert(spec, argv=None) -> Path:
     model.save_pretrained(output)
     processor = spec.build_processor(model.config, dict(preset.processor) if preset else {})
     processor.save_pretrained(output)
-    card = render_model_card(spec, preset, task, verification, source, args.push_to_hub or output.name)
+    card = render_model_card(spec, preset, task, verification, source, args.push_to_hub or output.name,
+                             space_id=args.space_id)
     card.save(output / "README.md")
+    export_demo_space(args)
     (output / "conversion.json").write_text(
         json.dumps({"source": source, "preset": args.preset, "task": task, "verification": verification}, indent=2)
     )

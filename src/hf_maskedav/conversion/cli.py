@@ -161,9 +161,13 @@ def resolve_checkpoint(source: str) -> Path:
 
 
 def render_model_card(
-    spec: ConversionSpec, preset: Preset | None, task: str, verification: dict, source: str, repo_id: str
+    spec: ConversionSpec, preset: Preset | None, task: str, verification: dict, source: str, repo_id: str,
+    space_id: str | None = None,
 ):
-    """Render ``model_cards/<family>.md`` (a Jinja template) with the card metadata; returns a ``ModelCard``."""
+    """Render ``model_cards/<family>.md`` (a Jinja template) with the card metadata; returns a ``ModelCard``.
+
+    ``space_id``: the Space that serves this checkpoint's demo (``--export_space``); the card links it.
+    """
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
     results = preset.results if preset else []
@@ -204,7 +208,23 @@ def render_model_card(
         verification=verification,
         results=results,
         repo_id=repo_id,
+        space_id=space_id,
     )
+
+
+def export_demo_space(args) -> Path | None:
+    """``--export_space DIR``: the demo's Space folder for the repo of ``--push_to_hub`` (see hf_maskedav.app)."""
+    if not getattr(args, "export_space", None):
+        return None
+    if not args.push_to_hub:
+        raise ValueError("--export_space needs --push_to_hub REPO_ID: the Space loads the model from that repo")
+    from ..app.space import export_space
+
+    folder = export_space(args.push_to_hub, args.export_space, title=args.space_id.split("/")[-1] if args.space_id
+                          else None)
+    print(f"wrote the demo Space folder {folder} (upload it with: huggingface-cli upload --repo-type space "
+          f"{args.space_id or 'OWNER/NAME'} {folder})")
+    return folder
 
 
 def hub_operations(folder: Path):
@@ -269,6 +289,11 @@ def build_parser(spec: ConversionSpec) -> argparse.ArgumentParser:
         "works where hf_maskedav is not installed",
     )
     parser.add_argument("--push_to_hub", metavar="REPO_ID")
+    parser.add_argument("--space_id", metavar="OWNER/NAME",
+                        help="the Space that serves this checkpoint's demo: the model card links it")
+    parser.add_argument("--export_space", metavar="DIR",
+                        help="also write the demo's Space folder (app.py, requirements.txt, README.md) for the repo "
+                        "of --push_to_hub into DIR (python -m hf_maskedav.app)")
     parser.add_argument("--private", action="store_true")
     parser.add_argument("--revision")
     parser.add_argument("--dry_run", action="store_true", help="with --push_to_hub: print the commit, do not upload")
@@ -409,8 +434,10 @@ def _write_output(spec, args, output: Path, model, preset, task, source, verific
 
         files = export_remote_code(output, model, processor)
         print(f"exported remote code: {len(files)} files")
-    card = render_model_card(spec, preset, task, verification, source, args.push_to_hub or output.name)
+    card = render_model_card(spec, preset, task, verification, source, args.push_to_hub or output.name,
+                             space_id=args.space_id)
     card.save(output / "README.md")
+    export_demo_space(args)
     (output / "conversion.json").write_text(
         json.dumps({"source": source, "preset": args.preset, "task": task, "verification": verification}, indent=2)
     )
