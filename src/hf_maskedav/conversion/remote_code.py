@@ -81,9 +81,23 @@ def _rewrite(module) -> str:
     return header + "".join(lines)
 
 
-def _auto_map(config_class) -> dict[str, str]:
+AUDIO_VIDEO_TASK = "audio-video-classification"
+
+
+def _is_audio_visual(config_class) -> bool:
+    """Whether ``config_class`` is an audio-visual family (one registered for the audio-video-classification task)."""
+    from ..registration import FAMILIES, config_class as family_config
+
+    return any(
+        "AutoModelForAudioVisualClassification" in entries and family_config(family) is config_class
+        for family, entries in FAMILIES.items()
+    )
+
+
+def _auto_map(config) -> dict[str, str]:
     import transformers
 
+    config_class = type(config)
     mapping = {"AutoConfig": f"{_flat_name(config_class.__module__)}.{config_class.__name__}"}
     for auto_name in (
         "AutoModel",
@@ -93,9 +107,53 @@ def _auto_map(config_class) -> dict[str, str]:
         "AutoModelForImageClassification",
     ):
         registered = getattr(transformers, auto_name)._model_mapping._extra_content.get(config_class)
-        if registered is not None:
-            mapping[auto_name] = f"{_flat_name(registered.__module__)}.{registered.__name__}"
+        if registered is None:
+            continue
+        takes_video = getattr(registered, "takes_video", None)  # MaskFeat: an image or a video classifier
+        if takes_video is not None and takes_video != config.is_video:
+            continue  # that head cannot be built from this config
+        mapping[auto_name] = f"{_flat_name(registered.__module__)}.{registered.__name__}"
     return mapping
+
+
+_CONFIG_FILE = {
+    "AutoProcessor": "processor_config.json",
+    "AutoVideoProcessor": "video_preprocessor_config.json",
+    "AutoImageProcessor": "preprocessor_config.json",
+    "AutoFeatureExtractor": "preprocessor_config.json",
+}
+
+
+def _auto_class(processor) -> str:
+    """The Auto class that loads ``processor`` (by what it is: a processor, a video/image processor, a feature extractor)."""
+    from transformers import FeatureExtractionMixin, ProcessorMixin
+    from transformers.image_processing_utils import BaseImageProcessor
+    from transformers.video_processing_utils import BaseVideoProcessor
+
+    for base, auto_name in (
+        (ProcessorMixin, "AutoProcessor"),
+        (BaseVideoProcessor, "AutoVideoProcessor"),
+        (BaseImageProcessor, "AutoImageProcessor"),
+        (FeatureExtractionMixin, "AutoFeatureExtractor"),
+    ):
+        if isinstance(processor, base):
+            return auto_name
+    raise TypeError(f"{type(processor).__name__} is neither a processor, an image/video processor nor a feature extractor")
+
+
+def _processor_parts(processor) -> dict:
+    """``{None: processor}`` plus, for a multi-modal processor, ``{attribute: sub-processor}`` for each of its parts
+    (``feature_extractor``, ``video_processor``): each part is saved inside ``processor_config.json`` under its
+    attribute and needs its own ``auto_map`` there, or AutoProcessor cannot build it without the package."""
+    if processor is None:
+        return {}
+    parts = {None: processor}
+    from transformers import ProcessorMixin
+
+    if isinstance(processor, ProcessorMixin):
+        for attribute in processor.get_attributes():
+            parts[attribute] = getattr(processor, attribute)
+    return parts
 
 
 def export_remote_code(folder: str | Path, model, processor=None) -> list[str]:
@@ -105,8 +163,13 @@ def export_remote_code(folder: str | Path, model, processor=None) -> list[str]:
     """
     folder = Path(folder)
     roots = [inspect.getmodule(type(model)), inspect.getmodule(type(model.config))]
-    if processor is not None:
-        roots.append(inspect.getmodule(type(processor)))
+    parts = _processor_parts(processor)
+    roots.extend(inspect.getmodule(type(part)) for part in parts.values())
+    audio_visual = _is_audio_visual(type(model.config))
+    if audio_visual:
+        from ..pipelines import audio_video_pipeline
+
+        roots.append(audio_video_pipeline)
     modules = _collect(roots)
     written = []
     for name, module in sorted(modules.items()):
@@ -118,18 +181,37 @@ def export_remote_code(folder: str | Path, model, processor=None) -> list[str]:
 
     config_path = folder / "config.json"
     config = json.loads(config_path.read_text())
-    config["auto_map"] = _auto_map(type(model.config))
+    config["auto_map"] = _auto_map(model.config)
+    if audio_visual:
+        # transformers' custom-pipeline mechanism: pipeline("audio-video-classification", model=folder,
+        # trust_remote_code=True) builds this class with the model AutoModelForAudioClassification maps to (the
+        # audio-visual classifier). With hf_maskedav installed the config ignores this entry and the registered task
+        # serves the folder (see the configs' from_dict).
+        config["custom_pipelines"] = {
+            AUDIO_VIDEO_TASK: {
+                "impl": f"{_flat_name(audio_video_pipeline.__name__)}.AudioVideoClassificationPipeline",
+                "pt": ["AutoModelForAudioClassification"],
+                "type": "multimodal",
+            }
+        }
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    if processor is not None:
-        for candidate in ("preprocessor_config.json", "video_preprocessor_config.json", "processor_config.json"):
-            path = folder / candidate
-            if path.is_file():
-                data = json.loads(path.read_text())
-                key = {
-                    "preprocessor_config.json": "AutoFeatureExtractor" if "FeatureExtractor" in type(processor).__name__ else "AutoImageProcessor",
-                    "video_preprocessor_config.json": "AutoVideoProcessor",
-                    "processor_config.json": "AutoProcessor",
-                }[candidate]
-                data["auto_map"] = {key: f"{_flat_name(type(processor).__module__)}.{type(processor).__name__}"}
-                path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    files = {}  # file name -> its JSON, written back at the end
+    for attribute, part in parts.items():
+        auto_name = _auto_class(part)
+        reference = {auto_name: f"{_flat_name(type(part).__module__)}.{type(part).__name__}"}
+        # a part of a processor is saved nested in processor_config.json under its attribute (transformers 5), or in
+        # its own file (older layout); a lone processor is the top level of its own file
+        places = [("processor_config.json", attribute)] if attribute is not None else []
+        places.append((_CONFIG_FILE[auto_name], None))
+        for file_name, key in places:
+            path = folder / file_name
+            if file_name not in files and path.is_file():
+                files[file_name] = json.loads(path.read_text())
+            data = files.get(file_name)
+            target = data if key is None else (data or {}).get(key)
+            if isinstance(target, dict):
+                target["auto_map"] = reference
+                break
+    for file_name, data in files.items():
+        (folder / file_name).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     return written

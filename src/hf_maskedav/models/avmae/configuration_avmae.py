@@ -85,6 +85,15 @@ class AVMAEConfig(PreTrainedConfig):
     num_bottleneck_tokens: int = 4
     classifier_dropout: float = 0.0
 
+    @classmethod
+    def from_dict(cls, config_dict, **kwargs):
+        # ``custom_pipelines`` in an --export_remote_code folder's config.json serves machines without hf_maskedav
+        # (trust_remote_code=True). Here, the package's registered audio-video-classification task serves the folder
+        # with no trust_remote_code, so the entry is dropped (the flattened copy of this class keeps it).
+        if cls.__module__.startswith("hf_maskedav."):
+            config_dict = {key: value for key, value in config_dict.items() if key != "custom_pipelines"}
+        return super().from_dict(config_dict, **kwargs)
+
     @property
     def audio_grid_size(self) -> tuple[int, int]:
         """Audio token grid ``(time, freq)`` (time-major tokens; "VALID" patches drop a partial last row)."""
