@@ -6,6 +6,7 @@ into a cache folder), on whatever Accelerate finds (one CPU is enough, a few min
 
     accelerate launch examples/pretrain_video.py
     accelerate launch examples/pretrain_video.py --model mae_st        # or maskfeat
+    accelerate launch examples/pretrain_video.py --model videomae_v2   # dual masking (running-cell decoder mask 0.5)
 
 On Kinetics-style CSV lists and several GPUs (see docs/training_video.md for every option):
 
@@ -103,12 +104,18 @@ def parse_args(argv=None):
     model.add_argument("--model", default="videomae", choices=sorted(PRETRAINING_FAMILIES),
                        help="the family, when --config_name is not given (its tiny preset)")
     model.add_argument("--config_name", default=None,
-                       help="a preset (videomae-tiny/-small/-base, mae_st-tiny/-base/-large, maskfeat-tiny, "
+                       help="a preset (videomae-tiny/-small/-base, videomae_v2-tiny/-small/-base, "
+                            "mae_st-tiny/-base/-large, maskfeat-tiny, "
                             "maskfeat-mvitv2-small/-large), a config folder/JSON or a Hub id; default <model>-tiny")
     model.add_argument("--model_name_or_path", default=None, help="continue pretraining from these weights")
     model.add_argument("--processor_name", default=None,
                        help="video processor to use (defaults to --model_name_or_path's, else one matching the config)")
     model.add_argument("--mask_ratio", type=float, default=None, help="fraction of tokens masked (config default)")
+    model.add_argument("--decoder_mask_ratio", type=float, default=None,
+                       help="VideoMAE V2 dual masking: fraction of tokens the decoder does not reconstruct (config "
+                            "default: 0.5 for the videomae_v2 presets, as the official V2 scripts; 0 = VideoMAE V1)")
+    model.add_argument("--decoder_mask_type", default=None, choices=[None, "run_cell"],
+                       help="VideoMAE V2 decoder mask (config default run_cell, the official scripts' choice)")
     add_config_overrides_argument(model)
     model.add_argument("--attn_implementation", default=None, choices=[None, "eager", "sdpa", "flash_attention_2"])
     model.add_argument("--gradient_checkpointing", action="store_true")
@@ -213,7 +220,8 @@ def main(argv=None):
     # ---- model and video processor -------------------------------------------------------------------------------
     # --mask_ratio, then --config_overrides, on the preset or the loaded config
     base = AutoConfig.from_pretrained(args.model_name_or_path) if args.model_name_or_path else build_video_config(args.config_name)
-    config = config_for_script(base, args.config_overrides, log=log, mask_ratio=args.mask_ratio)
+    config = config_for_script(base, args.config_overrides, log=log, mask_ratio=args.mask_ratio,
+                               decoder_mask_ratio=args.decoder_mask_ratio, decoder_mask_type=args.decoder_mask_type)
     if args.model_name_or_path:
         model = AutoModelForPreTraining.from_pretrained(args.model_name_or_path, config=config,
                                                         attn_implementation=args.attn_implementation)
@@ -223,6 +231,8 @@ def main(argv=None):
         raise SystemExit(f"{args.config_name}: model type {config.model_type!r} is not a video pretraining family "
                          f"({', '.join(FAMILY_NAMES.values())}); use pretrain_audiovisual.py for MAViL")
     family = FAMILY_NAMES[config.model_type]
+    dual_masking = (f", VideoMAE V2 dual masking ({config.decoder_mask_type} decoder mask {config.decoder_mask_ratio})"
+                    if getattr(config, "decoder_mask_ratio", 0) else "")
     if args.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     processor_source = args.processor_name or (args.model_name_or_path if has_saved_processor(args.model_name_or_path) else None)
@@ -237,7 +247,7 @@ def main(argv=None):
         scale=(args.min_crop_scale, 1.0) if args.min_crop_scale else None, flip=False if args.no_flip else None,
     )
     log(f"model: {family}, {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, mask ratio "
-        f"{config.mask_ratio}; clips of {recipe.num_frames} frames every {recipe.sampling_rate:g}, "
+        f"{config.mask_ratio}{dual_masking}; clips of {recipe.num_frames} frames every {recipe.sampling_rate:g}, "
         f"{recipe.crop_size[0]}x{recipe.crop_size[1]}, {recipe.train_crop} crop, flip {recipe.flip}, {repeats} clip(s) "
         f"per decoded video")
 
@@ -420,7 +430,9 @@ def main(argv=None):
         if picture_clip is not None:
             with torch.no_grad(), torch.random.fork_rng(devices=devices):
                 torch.manual_seed(0)
-                out = unwrapped(pixel_values=picture_clip)
+                # V2: the picture shows every masked token (training reconstructs only the running cell's share)
+                every_masked = {"decoder_mask_ratio": 0.0} if getattr(config, "decoder_mask_ratio", 0) else {}
+                out = unwrapped(pixel_values=picture_clip, **every_masked)
             rows = reconstruction_rows(unwrapped, picture_clip[0].cpu(), out, recipe.mean, recipe.std)
             save_frame_grid(rows, os.path.join(args.output_dir, "reconstruction.png"),
                             title=f"{family}, step {state.completed_steps}, mask ratio {config.mask_ratio}")

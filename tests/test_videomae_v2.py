@@ -218,3 +218,27 @@ def test_presets_describe_the_released_shapes(tmp_path):
     spec = _load_script("convert_videomae_v2").SPEC
     with pytest.raises(FileNotFoundError, match="request only.*--checkpoint PATH"):
         convert(spec, ["--preset", "videomaev2-giant-k710-k400-finetuned", "--output_dir", str(tmp_path / "g")])
+
+
+# ------------------------------------------------------------------------------------------------- pretraining script
+def test_pretrain_video_videomae_v2_option_defaults_and_one_step(tmp_path):
+    script = _load_example("pretrain_video")
+    args = script.parse_args(["--model", "videomae_v2"])
+    assert args.config_name == "videomae_v2-tiny" and args.decoder_mask_ratio is None
+    from hf_maskedav.training.video_training import build_video_config
+
+    config = build_video_config(args.config_name)
+    assert (config.decoder_mask_type, config.decoder_mask_ratio) == ("run_cell", 0.5)  # the official V2 scripts
+    script.main(["--model", "videomae_v2", "--decoder_mask_ratio", "0.25", "--demo_num_clips", "4",
+                 "--per_device_train_batch_size", "2", "--max_train_steps", "1", "--eval_split", "none",
+                 "--num_threads", "1", "--output_dir", str(tmp_path / "run")])
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["decoder_mask_ratio"] == 0.25 and (tmp_path / "run" / "reconstruction.png").is_file()
+
+
+def _load_example(name):
+    path = Path(__file__).resolve().parents[1] / "examples" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"example_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -36,6 +36,15 @@ VIDEO_PRESETS: dict[str, tuple[str, dict, dict]] = {
                                                  intermediate_size=1536, decoder_hidden_size=192,
                                                  decoder_num_attention_heads=3, decoder_intermediate_size=768), {}),
     "videomae-base": ("maskedav_videomae", {}, {}),
+    # VideoMAE V2: the same shapes with dual masking, running-cell decoder mask 0.5 (all released V2 pretraining
+    # scripts: --decoder_mask_type run_cell --decoder_mask_ratio 0.5)
+    "videomae_v2-tiny": ("maskedav_videomae", dict(image_size=32, patch_size=8, **_TINY_VIDEO, **_TINY_DECODER,
+                                                   mask_ratio=0.75, decoder_mask_ratio=0.5), _TINY_PROCESSOR),
+    "videomae_v2-small": ("maskedav_videomae", dict(hidden_size=384, num_hidden_layers=12, num_attention_heads=6,
+                                                    intermediate_size=1536, decoder_hidden_size=192,
+                                                    decoder_num_attention_heads=3, decoder_intermediate_size=768,
+                                                    decoder_mask_ratio=0.5), {}),
+    "videomae_v2-base": ("maskedav_videomae", dict(decoder_mask_ratio=0.5), {}),
     "mae_st-tiny": ("maskedav_mae_st", dict(image_size=32, patch_size=8, **_TINY_VIDEO, **_TINY_DECODER, pred_t_dim=8,
                                             mask_ratio=0.75), _TINY_PROCESSOR),
     "mae_st-base": ("maskedav_mae_st", dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
@@ -91,7 +100,8 @@ AUDIOVISUAL_PRESETS: dict[str, tuple[dict, dict, dict]] = {
     "mavil-base": ({}, {}, {}),
 }
 
-PRETRAINING_FAMILIES = {"videomae": "maskedav_videomae", "mae_st": "maskedav_mae_st", "maskfeat": "maskedav_maskfeat"}
+PRETRAINING_FAMILIES = {"videomae": "maskedav_videomae", "videomae_v2": "maskedav_videomae", "mae_st": "maskedav_mae_st",
+                        "maskfeat": "maskedav_maskfeat"}
 
 
 def _family_classes(model_type: str):
