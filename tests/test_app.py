@@ -204,6 +204,87 @@ def test_reconstruction_pictures_follow_ratio_and_seed(models, files, tmp_path):
         video.reconstruct(files["corrupt_mp4"])
 
 
+def _tiny_cavmae(folder):
+    from hf_maskedav import CAVMAEConfig, CAVMAEFeatureExtractor, CAVMAEForPreTraining, CAVMAEProcessor
+    from hf_maskedav import CAVMAEVideoProcessor
+
+    config = CAVMAEConfig(
+        max_length=32, num_mel_bins=32, image_size=32, patch_size=8, hidden_size=32, num_attention_heads=4,
+        intermediate_size=64, num_modality_specific_layers=2, num_shared_layers=1, decoder_hidden_size=32,
+        decoder_num_hidden_layers=1, decoder_num_attention_heads=4, decoder_intermediate_size=64,
+    )
+    torch.manual_seed(0)
+    CAVMAEForPreTraining(config).save_pretrained(folder)
+    CAVMAEProcessor(CAVMAEFeatureExtractor(num_mel_bins=32, max_length=32),
+                    CAVMAEVideoProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+                    ).save_pretrained(folder)
+    return folder
+
+
+def _tiny_avmae(folder):
+    from hf_maskedav import AVMAEConfig, AVMAEFeatureExtractor, AVMAEForPreTraining, AVMAEProcessor
+    from hf_maskedav import AVMAEVideoProcessor
+
+    config = AVMAEConfig(
+        max_length=36, num_mel_bins=16, audio_patch_size=8, num_frames=4, image_size=16, video_patch_size=8,
+        hidden_size=32, num_attention_heads=4, intermediate_size=64, num_hidden_layers=3, num_fusion_layers=1,
+        decoder_hidden_size=16, decoder_num_attention_heads=2, decoder_intermediate_size=32, decoder_num_hidden_layers=1,
+        bottleneck_fusion_layer=1, num_bottleneck_tokens=2,
+    )
+    torch.manual_seed(0)
+    AVMAEForPreTraining(config).save_pretrained(folder)
+    AVMAEProcessor(AVMAEFeatureExtractor(num_mel_bins=16, max_length=36),
+                   AVMAEVideoProcessor(num_frames=4, size={"shortest_edge": 16}, crop_size={"height": 16, "width": 16})
+                   ).save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize("family", ["cavmae", "avmae"])
+def test_cavmae_avmae_reconstruction(tmp_path, family):
+    folder = (_tiny_cavmae if family == "cavmae" else _tiny_avmae)(tmp_path / family)
+    demo = Demo(str(folder))
+    assert demo.mode == "reconstruction" and demo.accepts == "audio-video"
+    made = demo.reconstruct(write_media(tmp_path / "clip.mp4"), mask_ratio=0.5, seed=0, output_dir=tmp_path / "p")
+    assert [p.caption.split(":")[0] for p in made] == ["video", "audio"]
+    assert all(os.path.getsize(p.path) > 1000 for p in made)
+
+
+@pytest.mark.parametrize("norm_pix_loss", [False, True])
+def test_views_put_every_patch_back_where_it_came_from(norm_pix_loss):
+    """A prediction equal to the target gives back the input exactly, in the family's own layout (CAV-MAE's
+    transposed spectrogram patches, AV-MAE's tubelets); masked patches are NaN in the masked view."""
+    from hf_maskedav import AVMAEConfig, AVMAEForPreTraining, CAVMAEConfig, CAVMAEForPreTraining
+    from hf_maskedav.app.core import _raw_targets, _views_from_patchify
+    from hf_maskedav.layers.targets import normalize_per_patch
+
+    cav = CAVMAEForPreTraining(CAVMAEConfig(
+        max_length=32, num_mel_bins=16, image_size=16, patch_size=8, hidden_size=32, num_attention_heads=4,
+        intermediate_size=64, num_modality_specific_layers=1, num_shared_layers=1, decoder_hidden_size=32,
+        decoder_num_hidden_layers=1, decoder_num_attention_heads=4, decoder_intermediate_size=64))
+    av = AVMAEForPreTraining(AVMAEConfig(
+        max_length=32, num_mel_bins=16, audio_patch_size=8, num_frames=4, image_size=16, video_patch_size=8,
+        hidden_size=32, num_attention_heads=4, intermediate_size=64, num_hidden_layers=2, num_fusion_layers=1,
+        decoder_hidden_size=16, decoder_num_attention_heads=2, decoder_intermediate_size=32,
+        decoder_num_hidden_layers=1, bottleneck_fusion_layer=1, num_bottleneck_tokens=2))
+    cases = [
+        (cav.patchify_audio, torch.randn(1, 32, 16)),
+        (cav.patchify_video, torch.randn(1, 3, 16, 16)),
+        (lambda v: _raw_targets(av, "audio", v), torch.randn(1, 32, 16)),
+        (lambda v: _raw_targets(av, "video", v), torch.randn(1, 4, 3, 16, 16)),
+    ]
+    generator = torch.Generator().manual_seed(0)
+    for patchify, values in cases:
+        patches = patchify(values)
+        predicted = normalize_per_patch(patches) if norm_pix_loss else patches
+        mask = (torch.rand(patches.shape[:2], generator=generator) < 0.5).float()
+        views = _views_from_patchify(patchify, values, predicted, mask, norm_pix_loss)
+        assert views["original"].shape == values.shape[1:]
+        torch.testing.assert_close(views["original"], values[0])
+        torch.testing.assert_close(views["reconstruction"], values[0], atol=1e-4, rtol=1e-4)
+        hidden = torch.isnan(views["masked"])
+        assert int(hidden.sum()) == int(mask.sum()) * patches.shape[-1]
+
+
 def test_mavil_reconstruction_and_retrieval(tmp_path, files):
     pretraining = Demo(str(_tiny_mavil(tmp_path / "mavil_pre", MAViLForPreTraining)))
     assert pretraining.mode == "reconstruction" and pretraining.accepts == "audio-video"

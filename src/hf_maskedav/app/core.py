@@ -328,11 +328,22 @@ class Demo:
             video_picture(rows, _hidden(output.video_mask[0]))
             audio_picture(inputs["input_values"][0].cpu(), output.audio_logits[0].cpu(), output.audio_mask[0].cpu(),
                           config.audio_patch_size, config.audio_norm_pix_loss)
-        else:
-            raise DemoInputError(
-                f"the reconstruction picture of {self.family} is not drawn yet (the model ran: audio "
-                f"{_hidden(output.audio_mask[0])}, video {_hidden(output.video_mask[0])})"
-            )
+        else:  # CAV-MAE, AV-MAE: the model's own patchify functions tell where every patch value comes from
+            if model_type == "maskedav_cavmae":
+                patchify = {"audio": model.patchify_audio, "video": model.patchify_video}
+            else:
+                patchify = {name: (lambda values, name=name: _raw_targets(model, name, values))
+                            for name in ("audio", "video")}
+            video_processor = self.processor.video_processor
+            rows = _views_from_patchify(patchify["video"], inputs["pixel_values"], output.video_logits,
+                                        output.video_mask, config.norm_pix_loss)
+            video_picture(_frames_from_views(rows, video_processor.image_mean, video_processor.image_std),
+                          _hidden(output.video_mask[0]))
+            views = _views_from_patchify(patchify["audio"], inputs["input_values"], output.audio_logits,
+                                         output.audio_mask, config.norm_pix_loss)
+            file = os.path.join(output_dir, f"{stem}_audio.png")
+            save_spectrogram_reconstruction(_crop_spectrograms(views), file, title=f"{title}: audio")
+            pictures.append(_picture(file, f"audio: {_hidden(output.audio_mask[0])}"))
         return pictures
 
     # ---- retrieval --------------------------------------------------------------------------------------------------
@@ -367,6 +378,70 @@ class Demo:
         scores = candidates @ queries[int(query)]
         order = torch.argsort(scores, descending=True).tolist()
         return [{"name": os.path.basename(paths[i]), "index": i, "score": float(scores[i])} for i in order]
+
+
+def _raw_targets(model, name: str, values: torch.Tensor) -> torch.Tensor:
+    """AV-MAE's target patches without the per-patch normalisation."""
+    normalise = model.config.norm_pix_loss
+    model.config.norm_pix_loss = False
+    try:
+        return model.targets(name, values)
+    finally:
+        model.config.norm_pix_loss = normalise
+
+
+def _views_from_patchify(patchify, values, predicted, mask, norm_pix_loss: bool, eps: float = 1e-6):
+    """``{"original", "masked", "reconstruction"}`` shaped like ``values[0]``, from the model's own patchify function.
+
+    The function is run on the index of every input value: since patchify only moves values, that tells where each
+    patch value came from, so predictions are put back at the right place whatever the family's layout. Values no
+    patch covers, and masked ones in ``"masked"``, are NaN. ``norm_pix_loss`` predictions are mapped back with each
+    input patch's mean and standard deviation (unbiased, as ``normalize_per_patch``).
+    """
+    example = values[:1].detach().float().cpu()
+    index = torch.arange(example.numel(), dtype=torch.float32).view_as(example)
+    with torch.no_grad():
+        positions = patchify(index)[0].round().long().flatten()
+        patches = patchify(example)[0]
+    prediction = predicted[0].detach().float().cpu()
+    if norm_pix_loss:
+        mean, var = patches.mean(dim=-1, keepdim=True), patches.var(dim=-1, keepdim=True)
+        prediction = prediction * (var + eps) ** 0.5 + mean
+    visible = (torch.as_tensor(mask[0]).detach().float().cpu() < 0.5)[:, None]
+    nan = torch.full_like(patches, float("nan"))
+
+    def place(patch_values):
+        out = torch.full((example.numel(),), float("nan"))
+        out[positions] = patch_values.flatten()
+        return out.view_as(example)[0]
+
+    return {"original": place(patches), "masked": place(torch.where(visible, patches, nan)),
+            "reconstruction": place(torch.where(visible, patches, prediction))}
+
+
+def _frames_from_views(views, mean, std) -> dict[str, np.ndarray]:
+    """Normalised ``[T, C, H, W]`` (or ``[C, H, W]``) views -> ``[T', H, W, 3]`` pixels in [0, 1] for the frames the
+    patches cover, masked patches grey."""
+    mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+    std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+    frames = {}
+    covered = None
+    for name, view in views.items():
+        view = view.reshape(-1, *view.shape[-3:])
+        if covered is None:
+            covered = torch.isfinite(views["original"].reshape(view.shape)).flatten(1).any(dim=1)
+        pixels = (view * std + mean).clamp(0, 1)
+        pixels = torch.where(torch.isnan(pixels), torch.full_like(pixels, 0.6), pixels)[covered]
+        frames[name] = pixels.permute(0, 2, 3, 1).numpy()
+    return frames
+
+
+def _crop_spectrograms(views) -> dict[str, np.ndarray]:
+    """``[T, F]`` views -> the part the patches cover (frames past the patch grid dropped)."""
+    original = views["original"].reshape(views["original"].shape[-2:])
+    rows = torch.isfinite(original).any(dim=1)
+    cols = torch.isfinite(original).any(dim=0)
+    return {name: view.reshape(original.shape)[rows][:, cols].numpy() for name, view in views.items()}
 
 
 def _hidden(mask) -> str:
