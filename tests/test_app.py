@@ -120,7 +120,7 @@ def models(tmp_path_factory):
     return folders
 
 
-def _tiny_mavil(folder, model_class):
+def _tiny_mavil(folder, model_class, **labels):
     from hf_maskedav import AudioMAEFeatureExtractor as Extractor
     from hf_maskedav.models.mavil import MAViLVideoProcessor
 
@@ -128,10 +128,13 @@ def _tiny_mavil(folder, model_class):
         max_length=32, num_mel_bins=16, audio_patch_size=8, num_frames=4, image_size=16, video_patch_size=8,
         hidden_size=32, num_attention_heads=4, intermediate_size=64, audio_num_hidden_layers=1,
         video_num_hidden_layers=1, fusion_num_hidden_layers=1, decoder_hidden_size=32, decoder_num_hidden_layers=1,
-        decoder_num_attention_heads=4, decoder_intermediate_size=64,
+        decoder_num_attention_heads=4, decoder_intermediate_size=64, **labels,
     )
     torch.manual_seed(0)
-    model_class(config).save_pretrained(folder)
+    model = model_class(config)
+    if labels and hasattr(model, "classifier"):
+        _distinct_head(model)
+    model.save_pretrained(folder)
     MAViLProcessor(Extractor(num_mel_bins=16, max_length=32),
                    MAViLVideoProcessor(size={"height": 16, "width": 16}, num_frames=4)).save_pretrained(folder)
     return folder
@@ -237,6 +240,47 @@ def _tiny_avmae(folder):
                    AVMAEVideoProcessor(num_frames=4, size={"shortest_edge": 16}, crop_size={"height": 16, "width": 16})
                    ).save_pretrained(folder)
     return folder
+
+
+@pytest.mark.parametrize("family", ["mae_st", "maskfeat"])
+def test_mae_st_and_maskfeat_reconstruction(tmp_path, files, family):
+    from hf_maskedav import MAESTConfig, MAESTVideoProcessor, MaskFeatConfig, MaskFeatForPreTraining
+    from hf_maskedav import MaskFeatVideoProcessor
+
+    torch.manual_seed(0)
+    if family == "mae_st":
+        from hf_maskedav import MAESTForPreTraining
+
+        MAESTForPreTraining(MAESTConfig(**{**VIDEO, "pred_t_dim": 2})).save_pretrained(tmp_path / family)
+        MAESTVideoProcessor(num_frames=4, frame_sampling_rate=2, size={"shortest_edge": 32},
+                            crop_size={"height": 32, "width": 32}).save_pretrained(tmp_path / family)
+    else:
+        MaskFeatForPreTraining(MaskFeatConfig(
+            image_size=32, num_frames=4, patch_kernel_size=[2, 16, 16], patch_stride=[2, 16, 16],
+            patch_padding=[0, 0, 0], hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+            separate_position_embeddings=True, mask_window_size=[2, 2, 2])).save_pretrained(tmp_path / family)
+        MaskFeatVideoProcessor(size={"shortest_edge": 36}, crop_size={"height": 32, "width": 32},
+                               num_frames=4).save_pretrained(tmp_path / family)
+    demo = Demo(str(tmp_path / family))
+    assert demo.mode == "reconstruction"
+    made = demo.reconstruct(files["mp4"], mask_ratio=0.5, seed=0, output_dir=tmp_path / "p")
+    assert len(made) == 1 and made[0].caption.startswith("video: ") and os.path.getsize(made[0].path) > 1000
+
+
+def test_audio_video_classifier_equals_the_pipeline(tmp_path):
+    from transformers import pipeline
+
+    from hf_maskedav import MAViLForAudioVisualClassification
+
+    folder = _tiny_mavil(tmp_path / "mavil_cls", MAViLForAudioVisualClassification,
+                         id2label=LABELS, label2id={v: k for k, v in LABELS.items()})
+    demo = Demo(str(folder), top_k=4)
+    assert (demo.mode, demo.task) == ("classification", "audio-video-classification")
+    clip = write_media(tmp_path / "clip.mp4")
+    shown = demo.classify(clip)
+    assert shown == pipeline("audio-video-classification", model=str(folder))(str(clip), top_k=4) and len(shown) == 4
+    with pytest.raises(DemoInputError, match="silent.mp4"):
+        demo.classify(write_media(tmp_path / "silent.mp4", audio=False))
 
 
 @pytest.mark.parametrize("family", ["cavmae", "avmae"])
@@ -484,6 +528,9 @@ def test_the_page_in_headless_chromium(browser, served, files, tmp_path):
     assert _error_text(browser) == ""
     expected = pipeline("audio-classification", model=demo.model_id)(str(files["wav"]), top_k=3)
     assert _shown_scores(browser) == expected
+    # everything the page loaded came from the app itself (no font server, no CDN, no analytics)
+    loaded = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert loaded and [u for u in loaded if not u.startswith((url, "data:", "blob:"))] == []
     label_box = browser.find_element(By.ID, "labels").text
     assert expected[0]["label"] in label_box
     browser.save_screenshot(str(ARTIFACTS / "audio_classification.png"))

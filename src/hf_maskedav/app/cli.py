@@ -46,6 +46,9 @@ def main(argv=None) -> int:
                               mode=args.mode, top_k=args.top_k)
         print(f"Space folder written to {folder}")
         return 0
+    import os
+
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls out of the machine at start-up
     try:
         import gradio  # noqa: F401
     except ImportError:

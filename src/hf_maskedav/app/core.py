@@ -73,14 +73,14 @@ def detect_mode(config) -> tuple[str, str | None]:
         raise DemoInputError(
             f"model type {model_type!r} is not one of this package's families ({', '.join(FAMILY_NAMES.values())})"
         )
+    if model_type == "maskedav_maskfeat" and not getattr(config, "is_video", True):
+        raise DemoInputError("MaskFeat image models are not part of the demo (its pages take video files)")
     for architecture in architectures:
         for suffix, task in CLASSIFICATION_TASKS.items():
             if architecture.endswith(suffix):
                 return "classification", task
         if architecture.endswith("ForPreTraining"):
             return "reconstruction", None
-        if architecture.endswith("ForImageClassification"):
-            raise DemoInputError("MaskFeat image classifiers are not part of the demo (video models are)")
     if model_type in RETRIEVAL_FAMILIES:
         return "retrieval", None
     if architectures:

@@ -145,8 +145,13 @@ def launch(demo: Demo, host: str = "127.0.0.1", port: int | None = None, block: 
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls out of the machine at start-up
     page = build_page(demo)
     page.queue(default_concurrency_limit=1)
+    import gradio as gr
+
+    # the machine's own fonts: the page asks no font server for anything
+    theme = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
+                              font_mono=["ui-monospace", "Consolas", "monospace"])
     page.launch(server_name=host, server_port=port, prevent_thread_lock=not block, ssr_mode=False, share=False,
-                quiet=not block, css=CSS, footer_links=[])
+                quiet=not block, css=CSS, theme=theme, footer_links=[])
     return page
 
 
