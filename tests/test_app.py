@@ -231,8 +231,8 @@ def _tiny_avmae(folder):
     config = AVMAEConfig(
         max_length=36, num_mel_bins=16, audio_patch_size=8, num_frames=4, image_size=16, video_patch_size=8,
         hidden_size=32, num_attention_heads=4, intermediate_size=64, num_hidden_layers=3, num_fusion_layers=1,
-        decoder_hidden_size=16, decoder_num_attention_heads=2, decoder_intermediate_size=32, decoder_num_hidden_layers=1,
-        bottleneck_fusion_layer=1, num_bottleneck_tokens=2,
+        decoder_hidden_size=16, decoder_num_attention_heads=2, decoder_intermediate_size=32,
+        decoder_num_hidden_layers=1, bottleneck_fusion_layer=1, num_bottleneck_tokens=2,
     )
     torch.manual_seed(0)
     AVMAEForPreTraining(config).save_pretrained(folder)
@@ -354,6 +354,22 @@ def test_app_is_not_imported_by_the_package():
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "[]"
+
+
+def test_command_line_names_what_is_wrong(tmp_path, capsys):
+    import importlib.util
+
+    from hf_maskedav.app.cli import main, parse_args
+
+    args = parse_args(["--model", "x"])
+    assert (args.host, args.port, args.top_k, args.device) == ("127.0.0.1", 7860, 5, "cpu")
+    (tmp_path / "config.json").write_text("{}")
+    assert main(["--model", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    if importlib.util.find_spec("gradio") is None:
+        assert "the demo needs Gradio" in error
+    else:
+        assert error.startswith(f"cannot load {tmp_path}: ") and "Traceback" not in error
 
 
 def test_export_space(tmp_path):

@@ -1,4 +1,5 @@
-"""The command line of the demo, ``python -m hf_maskedav.app --model DIR_OR_HUB_ID [--host 127.0.0.1] [--port 7860]``: serve the demo page.
+"""The demo's command line: ``python -m hf_maskedav.app --model DIR_OR_HUB_ID [--host 127.0.0.1] [--port 7860]``
+serves the demo page.
 
 ``--export_space DIR`` writes a Hugging Face Space folder for the model (app file, requirements, README with the Space
 metadata) instead of serving; nothing is loaded or downloaded then.
@@ -61,6 +62,9 @@ def main(argv=None) -> int:
         demo = Demo(args.model, mode=args.mode, top_k=args.top_k, device=args.device)
     except DemoInputError as error:
         print(f"cannot demo {args.model}: {error}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as error:  # not a model folder, unknown Hub id, no network...
+        print(f"cannot load {args.model}: {str(error).strip().splitlines()[0]}", file=sys.stderr)
         return 2
     print(demo.describe(), flush=True)
     launch(demo, host=args.host, port=args.port, block=True)
