@@ -109,6 +109,29 @@ def check_world_size(accelerator) -> None:
             "separately. On CPU, set ACCELERATE_USE_CPU=true (e.g. ACCELERATE_USE_CPU=true accelerate launch "
             "--multi_gpu --num_processes 2 ...); on GPU, check that CUDA is visible to every process."
         )
+    note = sharding_fallback_note(accelerator)
+    if note is not None and accelerator.is_main_process:
+        print(note, flush=True)
+
+
+def sharding_fallback_note(accelerator) -> str | None:
+    """What to tell the user when the accelerate config asked for FSDP or DeepSpeed and Accelerate does not apply it.
+
+    ``accelerate launch --config_file fsdp.yaml`` sets ``ACCELERATE_USE_FSDP=true`` in every process, but with
+    ``ACCELERATE_USE_CPU=true`` Accelerate makes the run ``MULTI_CPU`` (its ``AcceleratorState`` turns FSDP on only for
+    accelerator types, DeepSpeed only when not on CPU): the processes then train as plain data parallel (gloo), with
+    nothing sharded. The run is correct, but not what the config says, so the scripts say it once at start.
+    """
+    asked = [name for name, variable in (("FSDP", "ACCELERATE_USE_FSDP"), ("DeepSpeed", "ACCELERATE_USE_DEEPSPEED"))
+             if os.environ.get(variable, "false").lower() == "true"]
+    kind = str(getattr(accelerator.distributed_type, "value", accelerator.distributed_type))
+    if not asked or kind in ("FSDP", "DEEPSPEED"):
+        return None
+    return (
+        f"note: the accelerate config asks for {' and '.join(asked)}, but Accelerate runs this as {kind} (on CPU it "
+        "applies neither): the processes train as plain data parallel and nothing is sharded. FSDP/DeepSpeed need "
+        "GPUs (untested on GPU here; docs/training.md#multi-gpu-configs)."
+    )
 
 
 FAULT_ENV = "HF_MASKEDAV_KILL_AT_STEP"
