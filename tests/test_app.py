@@ -479,8 +479,9 @@ def served(models):
     from hf_maskedav.app.ui import launch
 
     pages, urls = [], {}
-    for name in ("audio_cls", "video_cls", "video_pre"):
-        demo = Demo(str(models[name]), top_k=3)
+    folders = {**models, "mavil_enc": _tiny_mavil(models["audio_cls"].parent / "mavil_enc", MAViLModel)}
+    for name in ("audio_cls", "video_cls", "video_pre", "mavil_enc"):
+        demo = Demo(str(folders[name]), top_k=3)
         port = _free_port()
         pages.append(launch(demo, host="127.0.0.1", port=port, block=False))
         urls[name] = (demo, f"http://127.0.0.1:{port}/")
@@ -600,4 +601,27 @@ def test_the_page_in_headless_chromium(browser, served, files, tmp_path):
     _open(browser, url)
     _upload_and_run(browser, files["corrupt_mp4"], "#status .demo-error")
     assert "corrupt.mp4" in _error_text(browser)
+
+    # MAViL encoder: three clips uploaded together, the second one's video against every clip's audio
+    demo, url = served["mavil_enc"]
+    browser.get(url)
+    clips = [str(write_media(tmp_path / f"clip{i}.mp4")) for i in range(3)]
+    WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#gallery_files input[type=file]"))
+    browser.find_element(By.CSS_SELECTOR, "#gallery_files input[type=file]").send_keys("\n".join(clips))
+    WebDriverWait(browser, 30).until(  # all three uploaded: the box lists the last one and can clear
+        lambda d: "clip2" in d.find_element(By.ID, "gallery_files").text
+        and d.find_elements(By.CSS_SELECTOR, "#gallery_files button[aria-label=Clear]"))
+    browser.find_element(By.CSS_SELECTOR, "#query input").clear()
+    browser.find_element(By.CSS_SELECTOR, "#query input").send_keys("2")
+    browser.find_element(By.XPATH, "//*[@id='direction']//label[contains(., 'video->audio')]").click()
+    browser.find_element(By.ID, "run").click()
+    WebDriverWait(browser, 30).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, "#ranking tr.rank-row, #status .demo-error"))
+    assert _error_text(browser) == ""
+    shown = [(row.get_attribute("data-name"), float(row.get_attribute("data-score")))
+             for row in browser.find_elements(By.CSS_SELECTOR, "#ranking tr.rank-row")]
+    expected = demo.retrieve(clips, 1, "video->audio")
+    assert shown == [(r["name"], r["score"]) for r in expected]
+    assert "The video of clip1.mp4" in browser.find_element(By.ID, "ranking").text
+    browser.save_screenshot(str(ARTIFACTS / "retrieval.png"))
     assert time.perf_counter() - started < 60

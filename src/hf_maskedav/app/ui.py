@@ -115,7 +115,7 @@ def build_page(demo: Demo):
 
             run.click(reconstruct, inputs=[media, ratio, seed], outputs=[status, pictures])
         else:
-            files = gr.File(label=f"Your clips ({accepts}), two or more", type="filepath", file_count="multiple",
+            files = gr.File(label=f"Your clips, two or more: {accepts}", type="filepath", file_count="multiple",
                             elem_id="gallery_files")
             with gr.Row():
                 query = gr.Number(value=1, precision=0, label="query clip (1 = first)", elem_id="query")
