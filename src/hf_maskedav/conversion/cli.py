@@ -160,6 +160,25 @@ def resolve_checkpoint(source: str) -> Path:
 # Model card and Hub
 
 
+def architecture_manifest(spec: ConversionSpec, preset: Preset | None) -> dict | None:
+    """The official key -> shape manifest of ``preset`` (``conversion/manifests/<family>/``, written from the official
+    code at full size by ``conversion/official_manifests.py`` and checked against our key table by
+    ``tests/test_preset_manifests.py``), or ``None`` where there is none."""
+    if preset is None:
+        return None
+    folder = spec.repo_root / "conversion" / "manifests" / spec.family
+    index = folder / "index.json"
+    if not index.is_file():
+        return None
+    architecture = json.loads(index.read_text()).get(preset.name)
+    if architecture is None:
+        return None
+    manifest = json.loads((folder / f"{architecture}.json").read_text())
+    return {key: manifest[key] for key in ("official_class", "official_repo_commit", "container", "num_parameters")} | {
+        "num_keys": len(manifest["state_dict"])
+    }
+
+
 def render_model_card(
     spec: ConversionSpec, preset: Preset | None, task: str, verification: dict, source: str, repo_id: str,
     space_id: str | None = None,
@@ -206,6 +225,7 @@ def render_model_card(
         source=source,
         paper=spec.paper,
         verification=verification,
+        architecture=architecture_manifest(spec, preset),
         results=results,
         repo_id=repo_id,
         space_id=space_id,

@@ -1,0 +1,135 @@
+"""Write the key -> shape manifest of every preset's *official* model, built at full size by the official code.
+
+Facts, not code: for each distinct official architecture among a family's presets, the official class is built with
+the preset's ``official_kwargs`` with its parameters on the meta device (no memory, no weights), and its ``state_dict()`` key -> shape
+table is written as JSON with the checkpoint container the official training scripts save under. The test
+``tests/test_preset_manifests.py`` then checks, without the official code, that each preset's config builds our
+model whose key table accounts for every official key with the right shape, and vice versa.
+
+Needs the official repository checked out (nothing of it is copied here) and the timm it imports:
+
+    python conversion/official_manifests.py --family videomae --official_repo /path/to/MCG-NJU/VideoMAE \\
+        --output_dir conversion/manifests
+
+Families done: videomae (MCG-NJU/VideoMAE @ 14ef8d8, the repository the parity fixtures were made from; timm 1.0.31
+installed aside with ``pip install --no-deps --target DIR timm==1.0.31`` and put on ``PYTHONPATH``: its deprecated
+``timm.models.layers`` / ``timm.models.registry`` aliases serve the 2022 imports).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+# family -> {task: (official module, class name)} and the top-level key the released .pth files keep the weights
+# under, per task (VideoMAE: utils.save_model writes {"model": ...}; fine-tuning ran under DeepSpeed, whose
+# save_checkpoint writes {"module": ...})
+FAMILIES = {
+    "videomae": {
+        "pretraining": ("modeling_pretrain", "PretrainVisionTransformer"),
+        "classification": ("modeling_finetune", "VisionTransformer"),
+        "container": {"pretraining": "model", "classification": "module"},
+    },
+}
+
+
+def dumps(manifest: dict) -> str:
+    """JSON with one state-dict entry per line (readable diffs)."""
+    head = {k: v for k, v in manifest.items() if k != "state_dict"}
+    lines = [f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in manifest["state_dict"].items()]
+    return json.dumps(head, indent=1)[:-2] + ',\n "state_dict": {\n' + ",\n".join(lines) + "\n }\n}\n"
+
+
+def architecture_id(kwargs: dict) -> str:
+    return hashlib.sha1(json.dumps(kwargs, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def build_official(family: str, task: str, kwargs: dict):
+    module_name, class_name = FAMILIES[family][task]
+    cls = getattr(importlib.import_module(module_name), class_name)
+    from accelerate import init_empty_weights
+
+    with init_empty_weights(include_buffers=False):  # parameters on meta; the code's own CPU arithmetic still runs
+        return cls(**kwargs)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--family", required=True, choices=sorted(FAMILIES))
+    parser.add_argument("--official_repo", required=True, help="a checkout of the official repository")
+    parser.add_argument("--output_dir", required=True)
+    parser.add_argument("--official_commit", default=None, help="the checkout's commit (read with git when omitted)")
+    parser.add_argument("--forward_check", default=None, metavar="PRESET",
+                        help="also build PRESET's official model at full size with seeded random weights, convert it, "
+                        "run both on one seeded input and print the largest difference of the outputs")
+    args = parser.parse_args(argv)
+
+    repo = Path(args.official_repo).resolve()
+    sys.path.insert(0, str(repo))
+    commit = args.official_commit or subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    presets = importlib.import_module(f"hf_maskedav.conversion.{args.family}").PRESETS
+    out = Path(args.output_dir) / args.family
+    out.mkdir(parents=True, exist_ok=True)
+    index = {}
+    for name, preset in sorted(presets.items()):
+        kwargs = dict(preset.official_kwargs)
+        arch = architecture_id({"task": preset.task, **kwargs})
+        index[name] = arch
+        path = out / f"{arch}.json"
+        if path.exists():
+            continue
+        model = build_official(args.family, preset.task, kwargs)
+        module_name, class_name = FAMILIES[args.family][preset.task]
+        manifest = {
+            "official_class": f"{module_name}.{class_name}",
+            "official_repo_commit": commit or None,
+            "official_kwargs": kwargs,
+            "task": preset.task,
+            "container": FAMILIES[args.family]["container"][preset.task],
+            "num_parameters": sum(p.numel() for p in model.state_dict().values()),
+            "state_dict": {k: list(v.shape) for k, v in model.state_dict().items()},
+        }
+        path.write_text(dumps(manifest))
+        print(f"{name}: {class_name} {manifest['num_parameters'] / 1e6:.1f}M, {len(manifest['state_dict'])} keys -> {path.name}")
+    (out / "index.json").write_text(json.dumps(index, indent=1, sort_keys=True) + "\n")
+    if args.forward_check:
+        forward_check(args.family, presets[args.forward_check])
+
+
+def forward_check(family: str, preset) -> None:
+    """Full-size official classifier vs ours after conversion, seeded random weights, one 16-frame 224x224 clip."""
+    import time
+
+    conversion = importlib.import_module(f"hf_maskedav.conversion.{family}")
+    if preset.task != "classification":
+        raise SystemExit("--forward_check compares classifiers (no masking to pin)")
+    module_name, class_name = FAMILIES[family][preset.task]
+    torch.manual_seed(0)
+    official = getattr(importlib.import_module(module_name), class_name)(**preset.official_kwargs).eval()
+    with torch.no_grad():  # the official init leaves biases at 0 and the head tiny: perturb every tensor
+        for tensor in official.state_dict().values():
+            if tensor.is_floating_point():
+                tensor.add_(0.02 * torch.randn_like(tensor))
+    ours = conversion.build_model(preset.official_kwargs, preset.task)
+    conversion.load_official_into(ours, official.state_dict()).eval()
+    clip = torch.randn(1, 3, 16, 224, 224, generator=torch.Generator().manual_seed(1))  # official layout [B, C, T, H, W]
+    start = time.time()
+    with torch.no_grad():
+        reference = official(clip)
+        got = ours(clip.transpose(1, 2)).logits  # ours: [B, T, C, H, W]
+    diff = (got - reference).abs().max().item()
+    print(f"{preset.name}: logits {tuple(got.shape)}, max abs difference {diff:.2e} "
+          f"(|logits| max {reference.abs().max().item():.2f}), {time.time() - start:.0f} s for both forwards")
+
+
+if __name__ == "__main__":
+    main()

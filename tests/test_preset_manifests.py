@@ -1,0 +1,89 @@
+"""Presets at full size against the official architecture (issue #17, item 2 of the issue), without the official code.
+
+``conversion/manifests/<family>/`` holds, per distinct official architecture among the family's presets, the key ->
+shape table of the official model built at full size by the official code with the preset's ``official_kwargs``
+(``conversion/official_manifests.py``; facts, not code). Here each preset's config builds our model with its
+parameters on the meta device, and the family's strict key table must account for every official key with the right
+shape and fill every key of our model (:meth:`KeyTable.convert`). Families with manifests so far: VideoMAE (18
+presets); the others are listed as not done.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+MANIFESTS = Path(__file__).resolve().parents[1] / "conversion" / "manifests"
+DONE = ("videomae",)
+NOT_DONE = ("audiomae", "mae_st", "maskfeat", "mavil", "cavmae", "avmae")
+
+
+def _cases():
+    for family in DONE:
+        index = json.loads((MANIFESTS / family / "index.json").read_text())
+        for preset in sorted(index):
+            yield pytest.param(family, preset, index[preset], id=preset)
+
+
+@pytest.mark.parametrize("family", DONE)
+def test_every_preset_of_the_family_has_a_manifest(family):
+    presets = importlib.import_module(f"hf_maskedav.conversion.{family}").PRESETS
+    index = json.loads((MANIFESTS / family / "index.json").read_text())
+    assert sorted(index) == sorted(presets)
+    assert {p.name for p in (MANIFESTS / family).glob("*.json")} == {f"{a}.json" for a in index.values()} | {"index.json"}
+
+
+def test_families_without_manifests_are_the_listed_ones():
+    assert sorted(p.name for p in MANIFESTS.iterdir() if p.is_dir()) == sorted(DONE)
+    assert not set(DONE) & set(NOT_DONE)
+
+
+@pytest.mark.parametrize("family,preset,architecture", list(_cases()))
+def test_preset_matches_the_official_key_and_shape_table(family, preset, architecture):
+    from accelerate import init_empty_weights
+
+    conversion = importlib.import_module(f"hf_maskedav.conversion.{family}")
+    spec = conversion.PRESETS[preset]
+    manifest = json.loads((MANIFESTS / family / f"{architecture}.json").read_text())
+    assert manifest["official_kwargs"] == dict(spec.official_kwargs)  # the manifest is of this preset's architecture
+    assert manifest["task"] == spec.task
+    # the container the official scripts save under, and that our loader opens
+    assert manifest["container"] == {"pretraining": "model", "classification": "module"}[spec.task]
+    assert manifest["container"] in conversion.OFFICIAL_CONTAINERS
+
+    with init_empty_weights(include_buffers=False):
+        model = conversion.build_model(spec.official_kwargs, spec.task)
+    official = {key: torch.empty(shape, device="meta") for key, shape in manifest["state_dict"].items()}
+    converted = conversion.convert_state_dict(official, model)  # raises on any unmapped/missing/mis-shaped key
+    assert converted.keys() == model.state_dict().keys()
+    ours = sum(v.numel() for v in model.state_dict().values())
+    assert ours == manifest["num_parameters"], (ours, manifest["num_parameters"])
+
+
+def _script_spec(family):
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "conversion" / f"convert_{family}.py"
+    module_spec = importlib.util.spec_from_file_location(f"manifest_convert_{family}", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module.SPEC
+
+
+def test_model_card_says_what_is_and_is_not_verified():
+    from hf_maskedav.conversion.cli import render_model_card
+
+    unverified = {"status": "unverified", "reason": "no official outputs available"}
+    spec = _script_spec("videomae")
+    preset = spec.presets["videomae-base-k400-800ep-finetuned"]
+    card = str(render_model_card(spec, preset, preset.task, unverified, "file", "org/x"))
+    assert "Architecture: **verified at full size against the official code.**" in card
+    assert "`modeling_finetune.VisionTransformer` (MCG-NJU/VideoMAE @ `14ef8d8`)" in card
+    assert "162 state-dict keys (86.5M" in card and "container `module`" in card
+    assert "Not verified: the released file itself" in card and "**unverified**" in card
+    card = str(render_model_card(spec, None, "classification", unverified, "file", "org/x"))
+    assert "Architecture: not checked at full size against the official code." in card
