@@ -15,7 +15,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
-FAMILIES = ("audiomae", "avmae", "cavmae", "mae_st", "maskfeat", "mavil", "videomae")
+FAMILIES = ("audiomae", "avmae", "cavmae", "mae_st", "maskfeat", "mavil", "videomae", "videomae_v2")
 
 
 def _section(text: str, title: str) -> str:
