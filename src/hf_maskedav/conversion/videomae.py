@@ -334,7 +334,20 @@ _ARCHITECTURES = {
 }
 
 
-def _read_transformers_folder(folder: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+def local_model_folder(source) -> Path:
+    """``source`` itself when it is a folder, else the Hub repo ``source`` downloaded (config and weights only)."""
+    folder = Path(source)
+    if not folder.is_dir():
+        from huggingface_hub import snapshot_download
+
+        folder = Path(snapshot_download(str(source), allow_patterns=["config.json", "*.safetensors", "*.bin"]))
+    return folder
+
+
+def read_model_folder(source) -> tuple[dict, dict[str, torch.Tensor]]:
+    """``(config.json as a dict, state dict)`` of a Hub-format folder or repo (``*.safetensors`` or
+    ``pytorch_model.bin``); used for transformers' VideoMAE repos and VideoMAE V2's remote-code repos."""
+    folder = local_model_folder(source)
     config = json.loads((folder / "config.json").read_text())
     weights = sorted(folder.glob("*.safetensors"))
     if weights:
@@ -367,12 +380,7 @@ def load_transformers_videomae(source, model_class=None, **config_overrides):
         hf_config, state_dict = source.config.to_dict(), source.state_dict()
         architecture = type(source).__name__
     else:
-        folder = Path(source)
-        if not folder.is_dir():
-            from huggingface_hub import snapshot_download
-
-            folder = Path(snapshot_download(str(source), allow_patterns=["config.json", "*.safetensors", "*.bin"]))
-        hf_config, state_dict = _read_transformers_folder(folder)
+        hf_config, state_dict = read_model_folder(source)
         architecture = (hf_config.get("architectures") or ["VideoMAEModel"])[0]
     if model_class is None:
         if architecture not in _ARCHITECTURES:
@@ -554,11 +562,7 @@ def verify_against_transformers(model, source, seed: int = 0):
 
     from ..layers import tube_masking
 
-    folder = Path(source)
-    if not folder.is_dir():
-        from huggingface_hub import snapshot_download
-
-        folder = Path(snapshot_download(str(source), allow_patterns=["config.json", "*.safetensors", "*.bin"]))
+    folder = local_model_folder(source)
     architecture = (json.loads((folder / "config.json").read_text()).get("architectures") or ["VideoMAEModel"])[0]
     reference = getattr(transformers, architecture).from_pretrained(folder).eval()
     config = reference.config

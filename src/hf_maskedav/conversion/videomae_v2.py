@@ -17,7 +17,6 @@ V2's models are V1's with a few constructor options (``all_frames`` on the pretr
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -100,27 +99,6 @@ def _remote_code_kwargs(config: Mapping) -> dict:
     return kwargs
 
 
-def _read_remote_code_folder(source) -> tuple[dict, dict[str, torch.Tensor]]:
-    folder = Path(source)
-    if not folder.is_dir():
-        from huggingface_hub import snapshot_download
-
-        folder = Path(snapshot_download(str(source), allow_patterns=["config.json", "*.safetensors", "*.bin"]))
-    config = json.loads((folder / "config.json").read_text())
-    weights = sorted(folder.glob("*.safetensors"))
-    if weights:
-        from safetensors.torch import load_file
-
-        state_dict = {}
-        for file in weights:
-            state_dict.update(load_file(str(file)))
-    elif (folder / "pytorch_model.bin").is_file():
-        state_dict = torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
-    else:
-        raise FileNotFoundError(f"no *.safetensors or pytorch_model.bin in {folder}")
-    return config, state_dict
-
-
 def load_remote_code_videomaev2(source, **config_overrides) -> MaskedAVVideoMAEForVideoClassification:
     """Our model from a VideoMAE V2 remote-code repo (``OpenGVLab/VideoMAEv2-Base`` ..., or a local copy).
 
@@ -128,7 +106,7 @@ def load_remote_code_videomaev2(source, **config_overrides) -> MaskedAVVideoMAEF
     ``model.`` prefix and go through the official key table (strict). ``num_classes=0`` (the released repos) gives a
     model without head whose ``logits`` are ``fc_norm(mean of tokens)``, the remote-code model's features.
     """
-    config, state_dict = _read_remote_code_folder(source)
+    config, state_dict = v1.read_model_folder(source)
     kwargs = _remote_code_kwargs(config)
     if not all(k.startswith(REMOTE_CODE_PREFIX) for k in state_dict):
         stray = sorted(k for k in state_dict if not k.startswith(REMOTE_CODE_PREFIX))[:5]

@@ -156,6 +156,16 @@ def _as_video(pixel_values: torch.Tensor, config: MaskedAVVideoMAEConfig) -> tor
     return pixel_values.permute(0, 2, 1, 3, 4)
 
 
+def _check_token_mask(name: str, mask: torch.Tensor, batch: int, grid: tuple[int, int, int]) -> None:
+    """A per-token mask must be ``[N, T'*H'*W']`` for the clip it comes with."""
+    length = grid[0] * grid[1] * grid[2]
+    if tuple(mask.shape) != (batch, length):
+        raise ValueError(
+            f"{name} must have shape {(batch, length)} (batch, tokens of a {grid[0]}x{grid[1]}x{grid[2]} grid), "
+            f"got {tuple(mask.shape)}"
+        )
+
+
 def num_masked_tokens(mask_type: str, grid: tuple[int, int, int], mask_ratio: float) -> int:
     """Masked tokens per sample of a drawn mask (known before drawing it): ``T' * int(ratio * H'W')`` for tube
     masking, ``int(ratio * L)`` for random masking."""
@@ -376,11 +386,7 @@ class MaskedAVVideoMAEModel(MaskedAVVideoMAEPreTrainedModel):
         if bool_masked_pos is not None:
             if noise is not None:
                 raise ValueError("give either bool_masked_pos or noise, not both")
-            if tuple(bool_masked_pos.shape) != (batch, length):
-                raise ValueError(
-                    f"bool_masked_pos must have shape {(batch, length)} (batch, tokens of a {grid[0]}x{grid[1]}x"
-                    f"{grid[2]} grid), got {tuple(bool_masked_pos.shape)}"
-                )
+            _check_token_mask("bool_masked_pos", bool_masked_pos, batch, grid)
             masking = ids_from_bool_mask(bool_masked_pos.to(video.device))
         elif noise is not None or mask_ratio is not None:
             ratio = self.config.mask_ratio if mask_ratio is None else mask_ratio
@@ -444,11 +450,7 @@ class MaskedAVVideoMAEForPreTraining(MaskedAVVideoMAEPreTrainedModel):
         if decode_masked_pos is not None:
             if decoder_noise is not None:
                 raise ValueError("give either decode_masked_pos or decoder_noise, not both")
-            if tuple(decode_masked_pos.shape) != (batch, length):
-                raise ValueError(
-                    f"decode_masked_pos must have shape {(batch, length)} (batch, tokens of a {grid[0]}x{grid[1]}x"
-                    f"{grid[2]} grid), got {tuple(decode_masked_pos.shape)}"
-                )
+            _check_token_mask("decode_masked_pos", decode_masked_pos, batch, grid)
             decode_masked_pos = decode_masked_pos.to(device).bool()
             if decode_masked_pos.all(dim=1).any():
                 raise ValueError("decode_masked_pos hides every token of a sample: the decoder must reconstruct some")
