@@ -182,6 +182,22 @@ def test_remote_code_layout_converts_and_reproduces_the_official_outputs(tmp_pat
 
 
 @needs_fixtures
+def test_script_converts_a_remote_code_repo_and_the_folder_reloads(tmp_path):
+    from transformers import AutoModelForVideoClassification
+
+    spec = _load_script("convert_videomae_v2").SPEC
+    out = convert(spec, ["--transformers_checkpoint", str(_remote_code_folder(tmp_path, with_head=False)),
+                         "--output_dir", str(tmp_path / "out")])
+    assert json.loads((out / "conversion.json").read_text())["task"] == "encoder"
+    model = AutoModelForVideoClassification.from_pretrained(out).eval()
+    _, io, _ = _fixture(FINETUNE)
+    with torch.no_grad():
+        features = model(io["pixel_values"].permute(0, 2, 1, 3, 4)).logits
+    assert model.config.num_labels == 0
+    torch.testing.assert_close(features, io["pooled_normed"], atol=1e-5, rtol=1e-4)
+
+
+@needs_fixtures
 def test_remote_code_layout_errors_are_clear(tmp_path):
     folder = _remote_code_folder(tmp_path, with_head=False)
     weights = load_file(str(folder / "model.safetensors"))
