@@ -1,16 +1,18 @@
 """An ``--export_remote_code`` folder used as a Hub user without hf_maskedav would use it, for every family.
 
 For each family a tiny classifier (hidden 32, depth 2) and its processor are saved and exported with
-:func:`~hf_maskedav.conversion.remote_code.export_remote_code`, a media file (.wav, or .mp4 with an audio track for the
-audio-visual families) is written here, and one subprocess in which ``import hf_maskedav`` fails (a meta-path finder
-refuses the package) loads, with ``trust_remote_code=True``:
+:func:`~hf_maskedav.conversion.remote_code.export_remote_code` (MaskFeat twice: a video and an image model), a media
+file (.wav, .png, or .mp4, with an audio track for the audio-visual families) is written here, and one subprocess per
+family in which ``import hf_maskedav`` fails (a meta-path finder refuses the package) loads, with
+``trust_remote_code=True``:
 
 * the config (``AutoConfig``) and every model head the folder's ``auto_map`` names (``AutoModel``,
   ``AutoModelForPreTraining``, ``AutoModelForAudioClassification`` / ``AutoModelForVideoClassification`` /
   ``AutoModelForImageClassification``);
 * the processor through each Auto class that applies (``AutoFeatureExtractor``, ``AutoVideoProcessor``,
-  ``AutoProcessor``);
-* the pipeline: ``audio-classification`` (Audio-MAE), ``video-classification`` (VideoMAE, MAE-ST, MaskFeat) and
+  ``AutoImageProcessor``, ``AutoProcessor``);
+* the pipeline: ``audio-classification`` (Audio-MAE), ``video-classification`` (VideoMAE, MAE-ST, MaskFeat),
+  ``image-classification`` (MaskFeat image) and
   ``audio-video-classification`` through transformers' custom-pipeline mechanism (MAViL, CAV-MAE, AV-MAE).
 
 Every output (processed inputs, each head's output on them, the pipeline's scores) is compared with the package's
@@ -70,6 +72,9 @@ def use(spec, trust):
             out = processor(waveform, sampling_rate=rate, return_tensors="pt")
         elif auto_name == "AutoVideoProcessor" and spec["kind"] == "video":
             out = processor(videos=[decode_frames(media)], return_tensors="pt")
+        elif auto_name == "AutoImageProcessor" and spec["kind"] == "image":
+            from PIL import Image
+            out = processor(images=[Image.open(media).convert("RGB")], return_tensors="pt")
         elif auto_name == "AutoProcessor" and spec["kind"] == "audio_video":
             out = processor(media, return_tensors="pt")
         else:
@@ -99,8 +104,8 @@ def use(spec, trust):
 """
 
 REMOTE = BLOCK + USE + """
-spec = json.loads(sys.argv[1])
-print("RESULT " + json.dumps(use(spec, trust=True)))
+specs = json.loads(sys.argv[1])
+print("RESULT " + json.dumps([use(spec, trust=True) for spec in specs]))
 """
 
 
@@ -108,6 +113,13 @@ def _write_wav(path):
     t = np.arange(int(SECONDS * RATE)) / RATE
     rng = np.random.default_rng(0)
     soundfile.write(path, (0.3 * np.sin(2 * np.pi * 440 * t) + 0.05 * rng.standard_normal(t.size)).astype(np.float32), RATE)
+    return str(path)
+
+
+def _write_png(path):
+    from PIL import Image
+
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(path)
     return str(path)
 
 
@@ -165,6 +177,7 @@ def _configs():
             image_size=16, num_frames=4, patch_kernel_size=[2, 8, 8], patch_stride=[2, 8, 8], patch_padding=[0, 0, 0],
             hidden_size=32, num_hidden_layers=2, num_attention_heads=4, separate_position_embeddings=True,
             mask_window_size=[2, 2, 2]),
+        "maskfeat_image": MaskFeatConfig(image_size=32, hidden_size=32, num_hidden_layers=2, num_attention_heads=4),
         "mavil": MAViLConfig(
             max_length=32, num_mel_bins=16, audio_patch_size=8, num_frames=4, image_size=16, video_patch_size=8,
             hidden_size=32, num_attention_heads=4, intermediate_size=64, audio_num_hidden_layers=2,
@@ -182,25 +195,32 @@ def _configs():
     }
 
 
-KIND = {"audiomae": "audio", "videomae": "video", "mae_st": "video", "maskfeat": "video",
+KIND = {"audiomae": "audio", "videomae": "video", "mae_st": "video", "maskfeat": "video", "maskfeat_image": "image",
         "mavil": "audio_video", "cavmae": "audio_video", "avmae": "audio_video"}
-TASK = {"audio": "audio-classification", "video": "video-classification", "audio_video": "audio-video-classification"}
+# the folders each family's subprocess checks: MaskFeat has a video and an image variant
+CASES = {"audiomae": ["audiomae"], "videomae": ["videomae"], "mae_st": ["mae_st"],
+         "maskfeat": ["maskfeat", "maskfeat_image"], "mavil": ["mavil"], "cavmae": ["cavmae"], "avmae": ["avmae"]}
+TASK = {"audio": "audio-classification", "video": "video-classification", "image": "image-classification",
+        "audio_video": "audio-video-classification"}
 PROCESSORS = {"audio": ["AutoFeatureExtractor", "AutoProcessor"], "video": ["AutoVideoProcessor", "AutoProcessor"],
+              "image": ["AutoImageProcessor", "AutoProcessor"],
               "audio_video": ["AutoFeatureExtractor", "AutoVideoProcessor", "AutoProcessor"]}
 
 
-def _export(family, folder):
+def _export(case, folder):
     import importlib
 
     from hf_maskedav.conversion.remote_code import export_remote_code
     from hf_maskedav.registration import FAMILIES
 
-    config = _configs()[family]
+    family = case.split("_image")[0]
+    config = _configs()[case]
     config.id2label = {0: "zero", 1: "one", 2: "two"}
     config.label2id = {v: k for k, v in config.id2label.items()}
     entries = FAMILIES[family]
-    head = entries.get("AutoModelForAudioVisualClassification") or entries.get(
-        "AutoModelForVideoClassification") or entries["AutoModelForAudioClassification"]
+    head = entries["AutoModelForImageClassification"] if KIND[case] == "image" else (
+        entries.get("AutoModelForAudioVisualClassification") or entries.get("AutoModelForVideoClassification")
+        or entries["AutoModelForAudioClassification"])
     module, _, name = ("hf_maskedav.models." + head).partition(":")
     torch.manual_seed(0)
     model = getattr(importlib.import_module(module), name)(config).eval()
@@ -219,29 +239,39 @@ def _close(a, b, what):
                                err_msg=what)
 
 
-@pytest.mark.parametrize("family", list(KIND))
+@pytest.mark.parametrize("family", list(CASES))
 def test_remote_code_folder_works_end_to_end_without_the_package(family, tmp_path):
-    folder = tmp_path / family
-    config = _export(family, folder)
-    kind = KIND[family]
-    media = _write_wav(tmp_path / "clip.wav") if kind == "audio" else _write_mp4(tmp_path / "clip.mp4", kind != "video")
-    models = sorted(k for k in config["auto_map"] if k.startswith("AutoModel"))
-    spec = {"folder": str(folder), "media": media, "kind": kind, "task": TASK[kind], "models": models,
-            "processors": PROCESSORS[kind]}
+    specs, configs = [], {}
+    for case in CASES[family]:
+        folder = tmp_path / case
+        configs[case] = config = _export(case, folder)
+        kind = KIND[case]
+        media = {"audio": lambda: _write_wav(tmp_path / "clip.wav"), "image": lambda: _write_png(tmp_path / "image.png"),
+                 "video": lambda: _write_mp4(tmp_path / "clip.mp4", audio=False),
+                 "audio_video": lambda: _write_mp4(tmp_path / "clip_av.mp4", audio=True)}[kind]()
+        models = sorted(k for k in config["auto_map"] if k.startswith("AutoModel"))
+        specs.append({"case": case, "folder": str(folder), "media": media, "kind": kind, "task": TASK[kind],
+                      "models": models, "processors": PROCESSORS[kind]})
 
     env = dict(os.environ, HF_MODULES_CACHE=str(tmp_path / "modules"), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1",
                PYTHONPATH="")
-    run = subprocess.run([sys.executable, "-c", REMOTE, json.dumps(spec)], capture_output=True, text=True, env=env,
+    run = subprocess.run([sys.executable, "-c", REMOTE, json.dumps(specs)], capture_output=True, text=True, env=env,
                          cwd=tmp_path, timeout=240)
     assert run.returncode == 0, run.stderr[-4000:]
-    remote = json.loads(next(line for line in run.stdout.splitlines() if line.startswith("RESULT "))[7:])
+    results = json.loads(next(line for line in run.stdout.splitlines() if line.startswith("RESULT "))[7:])
+    assert len(results) == len(specs)
+    for spec, remote in zip(specs, results):
+        _compare(spec, remote, configs[spec["case"]])
 
+
+def _compare(spec, remote, config):
+    kind, models = spec["kind"], spec["models"]
     namespace = {}
     exec(USE, namespace)
     local = json.loads(json.dumps(namespace["use"](spec, trust=False)))  # as the subprocess's (JSON keys)
 
     # the subprocess ran the folder's code, this process the package's (transformers' own pipeline class for the
-    # audio and video tasks, the folder's pipeline class for the audio-video task)
+    # audio, video and image tasks, the folder's pipeline class for the audio-video task)
     if kind != "audio_video":
         assert remote["classes"].pop("pipeline") == local["classes"].pop("pipeline")
     for auto_name, cls in remote["classes"].items():
@@ -257,12 +287,12 @@ def test_remote_code_folder_works_end_to_end_without_the_package(family, tmp_pat
 
     assert remote["inputs"].keys() == local["inputs"].keys() and remote["inputs"]
     for key in local["inputs"]:
-        _close(remote["inputs"][key], local["inputs"][key], f"processed {key}")
+        _close(remote["inputs"][key], local["inputs"][key], f"{spec['case']}: processed {key}")
     assert remote["outputs"].keys() == local["outputs"].keys() == set(models)
     for auto_name, outputs in local["outputs"].items():
         assert outputs and remote["outputs"][auto_name].keys() == outputs.keys(), auto_name
         for key, value in outputs.items():
-            _close(remote["outputs"][auto_name][key], value, f"{auto_name}.{key}")
+            _close(remote["outputs"][auto_name][key], value, f"{spec['case']}: {auto_name}.{key}")
     assert [s["label"] for s in remote["pipeline"]] == [s["label"] for s in local["pipeline"]]
     _close([s["score"] for s in remote["pipeline"]], [s["score"] for s in local["pipeline"]], "pipeline scores")
     assert len(local["pipeline"]) == 3
