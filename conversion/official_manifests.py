@@ -11,7 +11,8 @@ Needs the official repository checked out (nothing of it is copied here) and the
     python conversion/official_manifests.py --family videomae --official_repo /path/to/MCG-NJU/VideoMAE \\
         --output_dir conversion/manifests
 
-Families done: videomae (MCG-NJU/VideoMAE @ 14ef8d8, the repository the parity fixtures were made from; timm 1.0.31
+Families done: cavmae (YuanGongND/cav-mae @ 68fe8c2, its ``src`` as --official_repo, timm 0.4.5 the same way) and
+videomae (MCG-NJU/VideoMAE @ 14ef8d8, the repository the parity fixtures were made from; timm 1.0.31
 installed aside with ``pip install --no-deps --target DIR timm==1.0.31`` and put on ``PYTHONPATH``: its deprecated
 ``timm.models.layers`` / ``timm.models.registry`` aliases serve the 2022 imports).
 """
@@ -37,6 +38,16 @@ FAMILIES = {
         "classification": ("modeling_finetune", "VisionTransformer"),
         "container": {"pretraining": "model", "classification": "module"},
     },
+    # YuanGongND/cav-mae: src/models/{cav_mae,pos_embed}.py imported as the package ``models`` (pass the folder holding
+    # ``models/`` as --official_repo, e.g. the repository's ``src``); the released files are bare state dicts saved
+    # from nn.DataParallel (every key prefixed ``module.``)
+    "cavmae": {
+        "pretraining": ("models.cav_mae", "CAVMAE"),
+        "classification": ("models.cav_mae", "CAVMAEFT"),
+        "container": {"pretraining": "bare, keys prefixed module.", "classification": "bare, keys prefixed module."},
+        "not_arguments": ("classification_mode",),  # our presets record the fine-tuning mode; not an official argument
+        "shims": ("numpy.float",),  # pos_embed.py uses np.float (removed in numpy 1.24); nothing computed changes
+    },
 }
 
 
@@ -51,7 +62,20 @@ def architecture_id(kwargs: dict) -> str:
     return hashlib.sha1(json.dumps(kwargs, sort_keys=True).encode()).hexdigest()[:12]
 
 
+def official_kwargs(family: str, kwargs) -> dict:
+    """The preset's arguments the official constructor takes (without our bookkeeping entries)."""
+    return {k: v for k, v in dict(kwargs).items() if k not in FAMILIES[family].get("not_arguments", ())}
+
+
+def apply_shims(family: str) -> None:
+    if "numpy.float" in FAMILIES[family].get("shims", ()):
+        import numpy
+
+        numpy.float = float
+
+
 def build_official(family: str, task: str, kwargs: dict):
+    apply_shims(family)
     module_name, class_name = FAMILIES[family][task]
     cls = getattr(importlib.import_module(module_name), class_name)
     from accelerate import init_empty_weights
@@ -87,7 +111,7 @@ def main(argv=None):
         path = out / f"{arch}.json"
         if path.exists():
             continue
-        model = build_official(args.family, preset.task, kwargs)
+        model = build_official(args.family, preset.task, official_kwargs(args.family, kwargs))
         module_name, class_name = FAMILIES[args.family][preset.task]
         manifest = {
             "official_class": f"{module_name}.{class_name}",
@@ -106,7 +130,8 @@ def main(argv=None):
 
 
 def forward_check(family: str, preset) -> None:
-    """Full-size official classifier vs ours after conversion, seeded random weights, one 16-frame 224x224 clip."""
+    """Full-size official classifier vs ours after conversion, seeded random weights, one seeded input (VideoMAE: a
+    16-frame 224x224 clip; CAV-MAE: a 1024x128 fbank and a 224x224 frame, in the preset's classification mode)."""
     import time
 
     conversion = importlib.import_module(f"hf_maskedav.conversion.{family}")
@@ -114,18 +139,30 @@ def forward_check(family: str, preset) -> None:
         raise SystemExit("--forward_check compares classifiers (no masking to pin)")
     module_name, class_name = FAMILIES[family][preset.task]
     torch.manual_seed(0)
-    official = getattr(importlib.import_module(module_name), class_name)(**preset.official_kwargs).eval()
+    apply_shims(family)
+    official = getattr(importlib.import_module(module_name), class_name)(
+        **official_kwargs(family, preset.official_kwargs)).eval()
     with torch.no_grad():  # the official init leaves biases at 0 and the head tiny: perturb every tensor
         for tensor in official.state_dict().values():
             if tensor.is_floating_point():
                 tensor.add_(0.02 * torch.randn_like(tensor))
     ours = conversion.build_model(preset.official_kwargs, preset.task)
     conversion.load_official_into(ours, official.state_dict()).eval()
-    clip = torch.randn(1, 3, 16, 224, 224, generator=torch.Generator().manual_seed(1))  # official layout [B, C, T, H, W]
+    generator = torch.Generator().manual_seed(1)
     start = time.time()
     with torch.no_grad():
-        reference = official(clip)
-        got = ours(clip.transpose(1, 2)).logits  # ours: [B, T, C, H, W]
+        if family == "videomae":
+            clip = torch.randn(1, 3, 16, 224, 224, generator=generator)  # official layout [B, C, T, H, W]
+            reference = official(clip)
+            got = ours(clip.transpose(1, 2)).logits  # ours: [B, T, C, H, W]
+        elif family == "cavmae":  # fbank [B, 1024, 128] and one frame [B, 3, 224, 224], in the preset's mode
+            audio = torch.randn(1, 1024, 128, generator=generator)
+            frame = torch.randn(1, 3, 224, 224, generator=generator)
+            mode = preset.official_kwargs.get("classification_mode", "multimodal")
+            reference = official(audio, frame, mode)
+            got = ours(audio, frame, mode=mode).logits
+        else:
+            raise SystemExit(f"no forward check for {family}")
     diff = (got - reference).abs().max().item()
     print(f"{preset.name}: logits {tuple(got.shape)}, max abs difference {diff:.2e} "
           f"(|logits| max {reference.abs().max().item():.2f}), {time.time() - start:.0f} s for both forwards")
