@@ -48,6 +48,18 @@ FAMILIES = {
         "not_arguments": ("classification_mode",),  # our presets record the fine-tuning mode; not an official argument
         "shims": ("numpy.float",),  # pos_embed.py uses np.float (removed in numpy 1.24); nothing computed changes
     },
+    # facebookresearch/mae_st, imported as the package ``mae_st`` (pass the folder *holding* the checkout, named
+    # mae_st, as --official_repo; its util/logging.py needs simplejson and iopath). The mae_st releases are
+    # MaskedAutoencoderViT pretraining checkpoints (encoder + decoder) that our "encoder" presets convert into the
+    # encoder: the official model is built with the decoder PRETRAIN.md trains (main_pretrain.py's arguments).
+    # The PySlowFast releases (MaskMViT, *-slowfast-pretrained presets) are not covered.
+    "mae_st": {
+        "encoder": ("mae_st.models_mae", "MaskedAutoencoderViT"),
+        "container": {"encoder": "model"},
+        "extra_arguments": {"encoder": dict(decoder_embed_dim=512, decoder_depth=4, decoder_num_heads=16,
+                                            pred_t_dim=8)},
+        "skip": ("slowfast",),
+    },
 }
 
 
@@ -105,18 +117,22 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     index = {}
     for name, preset in sorted(presets.items()):
+        if any(word in name for word in FAMILIES[args.family].get("skip", ())):
+            continue
         kwargs = dict(preset.official_kwargs)
         arch = architecture_id({"task": preset.task, **kwargs})
         index[name] = arch
         path = out / f"{arch}.json"
         if path.exists():
             continue
-        model = build_official(args.family, preset.task, official_kwargs(args.family, kwargs))
+        extra = FAMILIES[args.family].get("extra_arguments", {}).get(preset.task, {})
+        model = build_official(args.family, preset.task, {**official_kwargs(args.family, kwargs), **extra})
         module_name, class_name = FAMILIES[args.family][preset.task]
         manifest = {
             "official_class": f"{module_name}.{class_name}",
             "official_repo_commit": commit or None,
             "official_kwargs": kwargs,
+            **({"official_extra_arguments": extra} if extra else {}),
             "task": preset.task,
             "container": FAMILIES[args.family]["container"][preset.task],
             "num_parameters": sum(p.numel() for p in model.state_dict().values()),

@@ -5,7 +5,8 @@ shape table of the official model built at full size by the official code with t
 (``conversion/official_manifests.py``; facts, not code). Here each preset's config builds our model with its
 parameters on the meta device, and the family's strict key table must account for every official key with the right
 shape and fill every key of our model (:meth:`KeyTable.convert`). Families with manifests so far: VideoMAE (18
-presets) and CAV-MAE (12 presets); the others are listed as not done.
+presets), CAV-MAE (12 presets) and MAE-ST (the 6 mae_st releases, not the 3 PySlowFast ones); the others are listed
+as not done.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ import pytest
 import torch
 
 MANIFESTS = Path(__file__).resolve().parents[1] / "conversion" / "manifests"
-DONE = ("videomae", "cavmae")
-NOT_DONE = ("audiomae", "mae_st", "maskfeat", "mavil", "avmae", "videomae_v2")
+DONE = ("videomae", "cavmae", "mae_st")
+NOT_DONE = ("audiomae", "maskfeat", "mavil", "avmae", "videomae_v2")
+# presets of a done family that have no manifest (MAE-ST: the PySlowFast MaskMViT releases)
+SKIPPED = {"mae_st": re.compile(r"slowfast")}
 # where the released files keep the weights, per task: VideoMAE's save_model writes {"model": ...}, its DeepSpeed
 # fine-tuning {"module": ...}; CAV-MAE saves the bare state dict of nn.DataParallel (keys prefixed "module.")
 # official keys a family's key table drops on purpose; any other official key must land in our model
@@ -30,10 +33,13 @@ IGNORABLE = {
     # them), and the fixed sin-cos tables of pretraining models (our model rebuilds them; their values are compared
     # when a real file is converted, not here)
     "cavmae": re.compile(r"^((blocks_[av]|decoder_blocks)\.\d+\.norm[12]_[av]\.(weight|bias)|(decoder_)?pos_embed_[av])$"),
+    # MAE-ST "encoder" presets: the released pretraining file's decoder (checked separately below)
+    "mae_st": re.compile(r"^(decoder_|mask_token$)"),
 }
 CONTAINERS = {
     "videomae": {"pretraining": "model", "classification": "module"},
     "cavmae": {"pretraining": "bare, keys prefixed module.", "classification": "bare, keys prefixed module."},
+    "mae_st": {"encoder": "model"},
 }
 
 
@@ -48,7 +54,8 @@ def _cases():
 def test_every_preset_of_the_family_has_a_manifest(family):
     presets = importlib.import_module(f"hf_maskedav.conversion.{family}").PRESETS
     index = json.loads((MANIFESTS / family / "index.json").read_text())
-    assert sorted(index) == sorted(presets)
+    skipped = SKIPPED.get(family)
+    assert sorted(index) == sorted(p for p in presets if skipped is None or not skipped.search(p))
     assert {p.name for p in (MANIFESTS / family).glob("*.json")} == {f"{a}.json" for a in index.values()} | {"index.json"}
 
 
@@ -76,11 +83,11 @@ def test_preset_matches_the_official_key_and_shape_table(family, preset, archite
     with init_empty_weights(include_buffers=False):
         model = conversion.build_model(spec.official_kwargs, spec.task)
     official = {key: torch.empty(shape, device="meta") for key, shape in manifest["state_dict"].items()}
-    table = _key_table(family, conversion, model, spec.task)
-    converted = table.convert(official, model)  # raises on any unmapped/missing/mis-shaped key, naming them all
+    table, official = _key_table(family, conversion, model, spec.task), _preprocess(family, conversion, official)
+    converted = table.convert(_kept(family, official, model), model)  # raises naming every unmapped/missing/mis-shaped key
     assert converted.keys() == model.state_dict().keys()
     # official keys the table drops on purpose (CAV-MAE: norms the official forward never uses, fixed sin-cos tables
-    # our model rebuilds); everything else of the official model is in ours, value for value
+    # our model rebuilds; MAE-ST encoder presets: the decoder); everything else of the official model is in ours
     ignored = sorted(key for key in official if table.map_key(key) is None)
     pattern = IGNORABLE[family]
     assert all(pattern is not None and pattern.match(key) for key in ignored), ignored
@@ -88,12 +95,35 @@ def test_preset_matches_the_official_key_and_shape_table(family, preset, archite
     dropped = sum(official[key].numel() for key in ignored)
     assert ours == manifest["num_parameters"] - dropped, (ours, manifest["num_parameters"], dropped)
 
+    extra = manifest.get("official_extra_arguments")
+    if extra:  # MAE-ST: the whole released layout (encoder + decoder) against our pretraining model, nothing ignored
+        with init_empty_weights(include_buffers=False):
+            full = conversion.build_model({**spec.official_kwargs, **extra}, "pretraining")
+        converted = conversion.convert_state_dict(
+            {key: torch.empty(shape, device="meta") for key, shape in manifest["state_dict"].items()}, full)
+        assert converted.keys() == full.state_dict().keys()
+        assert sum(v.numel() for v in full.state_dict().values()) == manifest["num_parameters"]
+
 
 def _key_table(family, conversion, model, task):
     """The family's strict key table (the architecture part of its conversion: no tensor values are compared)."""
     if family == "cavmae":
         return conversion.key_table(model.config, task)
+    if family == "mae_st":
+        return conversion.key_table(model.config, encoder_only=task == "encoder")
     return conversion.key_table(model.config)
+
+
+def _preprocess(family, conversion, official):
+    """What the family's conversion does to the official keys before its table (MAE-ST: fuse separate q/k/v)."""
+    return conversion.fuse_separate_qkv(official) if family == "mae_st" else official
+
+
+def _kept(family, official, model):
+    """The official keys the conversion hands to the table for ``model`` (MAE-ST encoder: the decoder is dropped)."""
+    if family == "mae_st" and not hasattr(model, "decoder"):
+        return {k: v for k, v in official.items() if not IGNORABLE["mae_st"].match(k)}
+    return official
 
 def _script_spec(family):
     import importlib.util
@@ -129,3 +159,18 @@ def test_cavmae_model_card_says_what_is_and_is_not_verified():
     assert "Architecture: **verified at full size against the official code.**" in card
     assert "`models.cav_mae.CAVMAEFT` (YuanGongND/cav-mae @ `68fe8c2`)" in card
     assert "saved bare, keys prefixed module." in card and "Not verified: the released file itself" in card
+
+
+def test_mae_st_model_cards_say_what_is_and_is_not_verified():
+    from hf_maskedav.conversion.cli import render_model_card
+
+    spec = _script_spec("mae_st")
+    for name, verified in (("mae-st-large-k400-pretrained", True), ("mae-st-large-k400-slowfast-pretrained", False)):
+        preset = spec.presets[name]
+        card = " ".join(str(render_model_card(spec, preset, preset.task, {"status": "unverified"}, "f", "o/x")).split())
+        if verified:
+            assert "Architecture: **verified at full size against the official code.**" in card
+            assert "`mae_st.models_mae.MaskedAutoencoderViT` (facebookresearch/mae_st @ `c5dec1b`)" in card
+            assert "467 state-dict keys (317.7M values, container `model`)" in card
+        else:
+            assert "Architecture: not checked at full size against the official code." in card
