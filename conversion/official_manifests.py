@@ -60,6 +60,19 @@ FAMILIES = {
                                             pred_t_dim=8)},
         "skip": ("slowfast",),
     },
+    # facebookresearch/AudioMAE with timm 0.3.2 and the repository's timm_patch applied as timm_patch.sh does
+    # (swin_transformer.py into timm/models, helpers.py into timm/models/layers). Fine-tuned models are built as
+    # main_finetune_as.py does: the timm ViT (default 224x224x3 input), then patch_embed replaced by PatchEmbed_new
+    # on the (1024, 128) single-channel fbank and pos_embed re-created for its patches.
+    "audiomae": {
+        "pretraining": ("models_mae", "MaskedAutoencoderViT"),
+        "classification": ("models_vit", "VisionTransformer"),
+        "container": {"pretraining": "model", "classification": "model"},
+        "not_arguments": {"classification": ("img_size", "in_chans")},  # set by the swap below, as the script does
+        "post_build": {"classification": "audiomae_finetune_swap"},
+        "shims": ("numpy.float", "torch._six"),  # util/pos_embed.py np.float; util/misc.py `from torch._six import inf`
+        "norm_layer_eps": 1e-6,  # norm_layer=partial(nn.LayerNorm, eps=1e-6), as the official vit_*/mae_vit_* factories pass
+    },
 }
 
 
@@ -74,26 +87,57 @@ def architecture_id(kwargs: dict) -> str:
     return hashlib.sha1(json.dumps(kwargs, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def official_kwargs(family: str, kwargs) -> dict:
+def official_kwargs(family: str, kwargs, task: str | None = None) -> dict:
     """The preset's arguments the official constructor takes (without our bookkeeping entries)."""
-    return {k: v for k, v in dict(kwargs).items() if k not in FAMILIES[family].get("not_arguments", ())}
+    skip = FAMILIES[family].get("not_arguments", ())
+    if isinstance(skip, dict):
+        skip = skip.get(task, ())
+    return {k: v for k, v in dict(kwargs).items() if k not in skip}
+
+
+def audiomae_finetune_swap(model, preset_kwargs: dict) -> None:
+    """main_finetune_as.py (audio_exp, no custom patch): PatchEmbed_new on the fbank and a new pos_embed."""
+    import torch.nn as nn
+    from util.patch_embed import PatchEmbed_new
+
+    dim = model.pos_embed.shape[-1]
+    model.patch_embed = PatchEmbed_new(img_size=tuple(preset_kwargs["img_size"]), patch_size=(16, 16),
+                                       in_chans=preset_kwargs.get("in_chans", 1), embed_dim=dim, stride=16)
+    model.pos_embed = nn.Parameter(torch.zeros(1, model.patch_embed.num_patches + 1, dim), requires_grad=False)
 
 
 def apply_shims(family: str) -> None:
-    if "numpy.float" in FAMILIES[family].get("shims", ()):
+    shims = FAMILIES[family].get("shims", ())
+    if "numpy.float" in shims:
         import numpy
 
         numpy.float = float
+    if "torch._six" in shims and "torch._six" not in sys.modules:  # removed in torch 2; only `inf` is imported
+        import types
+
+        sys.modules["torch._six"] = types.SimpleNamespace(inf=float("inf"))
 
 
-def build_official(family: str, task: str, kwargs: dict):
+def build_official(family: str, task: str, kwargs: dict, preset_kwargs: dict | None = None, empty: bool = True):
     apply_shims(family)
     module_name, class_name = FAMILIES[family][task]
     cls = getattr(importlib.import_module(module_name), class_name)
+    from contextlib import nullcontext
+
     from accelerate import init_empty_weights
 
-    with init_empty_weights(include_buffers=False):  # parameters on meta; the code's own CPU arithmetic still runs
-        return cls(**kwargs)
+    # parameters on meta (no memory); the code's own CPU arithmetic still runs
+    eps = FAMILIES[family].get("norm_layer_eps")
+    if eps is not None:
+        from functools import partial
+
+        kwargs = {**kwargs, "norm_layer": partial(torch.nn.LayerNorm, eps=eps)}
+    with init_empty_weights(include_buffers=False) if empty else nullcontext():
+        model = cls(**kwargs)
+        post = FAMILIES[family].get("post_build", {}).get(task)
+        if post is not None:
+            globals()[post](model, preset_kwargs or kwargs)
+    return model
 
 
 def main(argv=None):
@@ -126,7 +170,8 @@ def main(argv=None):
         if path.exists():
             continue
         extra = FAMILIES[args.family].get("extra_arguments", {}).get(preset.task, {})
-        model = build_official(args.family, preset.task, {**official_kwargs(args.family, kwargs), **extra})
+        model = build_official(args.family, preset.task, {**official_kwargs(args.family, kwargs, preset.task), **extra},
+                               preset_kwargs=kwargs)
         module_name, class_name = FAMILIES[args.family][preset.task]
         manifest = {
             "official_class": f"{module_name}.{class_name}",
@@ -147,7 +192,8 @@ def main(argv=None):
 
 def forward_check(family: str, preset) -> None:
     """Full-size official classifier vs ours after conversion, seeded random weights, one seeded input (VideoMAE: a
-    16-frame 224x224 clip; CAV-MAE: a 1024x128 fbank and a 224x224 frame, in the preset's classification mode)."""
+    16-frame 224x224 clip; CAV-MAE: a 1024x128 fbank and a 224x224 frame, in the preset's classification mode;
+    Audio-MAE: a 1024x128 fbank)."""
     import time
 
     conversion = importlib.import_module(f"hf_maskedav.conversion.{family}")
@@ -155,14 +201,17 @@ def forward_check(family: str, preset) -> None:
         raise SystemExit("--forward_check compares classifiers (no masking to pin)")
     module_name, class_name = FAMILIES[family][preset.task]
     torch.manual_seed(0)
-    apply_shims(family)
-    official = getattr(importlib.import_module(module_name), class_name)(
-        **official_kwargs(family, preset.official_kwargs)).eval()
+    official = build_official(family, preset.task, official_kwargs(family, preset.official_kwargs, preset.task),
+                              preset_kwargs=dict(preset.official_kwargs), empty=False).eval()
     with torch.no_grad():  # the official init leaves biases at 0 and the head tiny: perturb every tensor
         for tensor in official.state_dict().values():
             if tensor.is_floating_point():
                 tensor.add_(0.02 * torch.randn_like(tensor))
     ours = conversion.build_model(preset.official_kwargs, preset.task)
+    if family == "audiomae":  # the released files store the fixed sin-cos table; the conversion checks it
+        with torch.no_grad():
+            table = ours.audiomae.embeddings.position_embeddings.build()
+            official.pos_embed.copy_(table.reshape(official.pos_embed.shape))
     conversion.load_official_into(ours, official.state_dict()).eval()
     generator = torch.Generator().manual_seed(1)
     start = time.time()
@@ -177,6 +226,10 @@ def forward_check(family: str, preset) -> None:
             mode = preset.official_kwargs.get("classification_mode", "multimodal")
             reference = official(audio, frame, mode)
             got = ours(audio, frame, mode=mode).logits
+        elif family == "audiomae":  # one 1024x128 fbank, [B, 1, T, F] as the official fine-tuning feeds it
+            fbank = torch.randn(1, 1, 1024, 128, generator=generator)
+            reference = official(fbank)
+            got = ours(fbank).logits
         else:
             raise SystemExit(f"no forward check for {family}")
     diff = (got - reference).abs().max().item()

@@ -5,8 +5,8 @@ shape table of the official model built at full size by the official code with t
 (``conversion/official_manifests.py``; facts, not code). Here each preset's config builds our model with its
 parameters on the meta device, and the family's strict key table must account for every official key with the right
 shape and fill every key of our model (:meth:`KeyTable.convert`). Families with manifests so far: VideoMAE (18
-presets), CAV-MAE (12 presets) and MAE-ST (the 6 mae_st releases, not the 3 PySlowFast ones); the others are listed
-as not done.
+presets), CAV-MAE (12 presets), MAE-ST (the 6 mae_st releases, not the 3 PySlowFast ones) and Audio-MAE (2 presets);
+the others are listed as not done.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import pytest
 import torch
 
 MANIFESTS = Path(__file__).resolve().parents[1] / "conversion" / "manifests"
-DONE = ("videomae", "cavmae", "mae_st")
-NOT_DONE = ("audiomae", "maskfeat", "mavil", "avmae", "videomae_v2")
+DONE = ("videomae", "cavmae", "mae_st", "audiomae")
+NOT_DONE = ("maskfeat", "mavil", "avmae", "videomae_v2")
 # presets of a done family that have no manifest (MAE-ST: the PySlowFast MaskMViT releases)
 SKIPPED = {"mae_st": re.compile(r"slowfast")}
 # where the released files keep the weights, per task: VideoMAE's save_model writes {"model": ...}, its DeepSpeed
@@ -35,11 +35,15 @@ IGNORABLE = {
     "cavmae": re.compile(r"^((blocks_[av]|decoder_blocks)\.\d+\.norm[12]_[av]\.(weight|bias)|(decoder_)?pos_embed_[av])$"),
     # MAE-ST "encoder" presets: the released pretraining file's decoder (checked separately below)
     "mae_st": re.compile(r"^(decoder_|mask_token$)"),
+    # Audio-MAE: the fixed sin-cos tables our model rebuilds (their shapes are compared below, their values when a
+    # real file is converted)
+    "audiomae": re.compile(r"^(decoder_)?pos_embed$"),
 }
 CONTAINERS = {
     "videomae": {"pretraining": "model", "classification": "module"},
     "cavmae": {"pretraining": "bare, keys prefixed module.", "classification": "bare, keys prefixed module."},
     "mae_st": {"encoder": "model"},
+    "audiomae": {"pretraining": "model", "classification": "model"},
 }
 
 
@@ -91,6 +95,13 @@ def test_preset_matches_the_official_key_and_shape_table(family, preset, archite
     ignored = sorted(key for key in official if table.map_key(key) is None)
     pattern = IGNORABLE[family]
     assert all(pattern is not None and pattern.match(key) for key in ignored), ignored
+    if family == "audiomae":
+        tables = {"pos_embed": model.audiomae.embeddings.position_embeddings}
+        if hasattr(model, "decoder"):
+            tables["decoder_pos_embed"] = model.decoder.position_embeddings
+        assert sorted(tables) == ignored
+        for key, table_module in tables.items():
+            assert tuple(table_module.build().shape) == tuple(official[key].shape), key
     ours = sum(v.numel() for v in model.state_dict().values())
     dropped = sum(official[key].numel() for key in ignored)
     assert ours == manifest["num_parameters"] - dropped, (ours, manifest["num_parameters"], dropped)
@@ -174,3 +185,14 @@ def test_mae_st_model_cards_say_what_is_and_is_not_verified():
             assert "467 state-dict keys (317.7M values, container `model`)" in card
         else:
             assert "Architecture: not checked at full size against the official code." in card
+
+
+def test_audiomae_model_card_says_what_is_and_is_not_verified():
+    from hf_maskedav.conversion.cli import render_model_card
+
+    spec = _script_spec("audiomae")
+    preset = spec.presets["audiomae-base-as2m-pretrained"]
+    card = " ".join(str(render_model_card(spec, preset, preset.task, {"status": "unverified"}, "f", "o/x")).split())
+    assert "Architecture: **verified at full size against the official code.**" in card
+    assert "`models_mae.MaskedAutoencoderViT` (facebookresearch/AudioMAE @ `bd60e29`" in card
+    assert "430 state-dict keys (137.0M values, container `model`)" in card
