@@ -30,7 +30,6 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
-from tqdm.auto import tqdm
 
 import hf_maskedav  # noqa: F401
 from hf_maskedav import MAViLConfig, MAViLForAudioVisualClassification
@@ -45,6 +44,7 @@ from hf_maskedav.training.threads import add_num_threads_argument, configure_cpu
 from hf_maskedav.training import (
     check_world_size,
     StepLog,
+    LoopProgress,
     TimeBudget,
     TrainingState,
     add_time_budget_argument,
@@ -314,8 +314,9 @@ def main(argv=None):
         log(f"saved checkpoint {save_checkpoint(accelerator, args.output_dir, state, args.checkpoints_total_limit)}")
         saved_steps.append(state.completed_steps)
 
-    progress = tqdm(range(max_train_steps), initial=state.completed_steps, disable=not accelerator.is_local_main_process,
-                    desc="fine-tuning", dynamic_ncols=True)
+    progress = LoopProgress(
+        budget, max_train_steps, state.completed_steps, desc="fine-tuning", disable=not accelerator.is_local_main_process
+    )
     micro_losses, micro = [], 0
     # SIGTERM/SIGUSR1 (pre-emption) stop the loop at the next optimizer-step boundary, with a checkpoint
     stopper, stopped = StopOnSignal(log=log), False

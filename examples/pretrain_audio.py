@@ -31,7 +31,6 @@ from itertools import islice
 import torch
 from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, send_to_device, set_seed
-from tqdm.auto import tqdm
 from transformers import AutoConfig
 
 import hf_maskedav  # noqa: F401  (registers the models with the Auto classes)
@@ -49,6 +48,7 @@ from hf_maskedav.data import (
 from hf_maskedav.training.threads import add_num_threads_argument, configure_cpu_threads
 from hf_maskedav.training import (
     StepLog,
+    LoopProgress,
     TimeBudget,
     TrainingState,
     add_clip_seconds_argument,
@@ -410,12 +410,8 @@ def main(argv=None):
     saved_steps = []
 
     # ---- training loop -----------------------------------------------------------------------------------------
-    progress = tqdm(
-        range(max_train_steps),
-        initial=state.completed_steps,
-        disable=not accelerator.is_local_main_process,
-        desc="pretraining",
-        dynamic_ncols=True,
+    progress = LoopProgress(
+        budget, max_train_steps, state.completed_steps, desc="pretraining", disable=not accelerator.is_local_main_process
     )
     micro_losses, last_input = [], None
     # SIGTERM/SIGUSR1 (pre-emption) stop the loop at the next optimizer-step boundary, with a checkpoint

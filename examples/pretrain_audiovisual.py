@@ -36,7 +36,6 @@ import time
 import torch
 from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs, ProjectConfiguration, set_seed
-from tqdm.auto import tqdm
 
 import hf_maskedav  # noqa: F401
 from hf_maskedav import MAViLConfig, MAViLForPreTraining
@@ -47,6 +46,7 @@ from hf_maskedav.training.threads import add_num_threads_argument, configure_cpu
 from hf_maskedav.training import (
     check_world_size,
     StepLog,
+    LoopProgress,
     TimeBudget,
     TrainingState,
     add_time_budget_argument,
@@ -259,8 +259,9 @@ def train_stage(args, accelerator, model, processor, source, eval_source, output
         log(f"saved checkpoint {save_checkpoint(accelerator, output_dir, state, args.checkpoints_total_limit)}")
         saved_steps.append(state.completed_steps)
 
-    progress = tqdm(range(max_train_steps), initial=state.completed_steps, disable=not accelerator.is_local_main_process,
-                    desc=title, dynamic_ncols=True)
+    progress = LoopProgress(
+        budget, max_train_steps, state.completed_steps, desc=title, disable=not accelerator.is_local_main_process
+    )
     micro = {t: [] for t in ["loss", *terms]}
     last_batch = None
     # SIGTERM/SIGUSR1 (pre-emption) stop the loop at the next optimizer-step boundary, with a checkpoint

@@ -38,7 +38,6 @@ import time
 import torch
 from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
-from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModelForPreTraining
 
 import hf_maskedav  # noqa: F401  (registers the models with the Auto classes)
@@ -48,6 +47,7 @@ from hf_maskedav.training.threads import add_num_threads_argument, configure_cpu
 from hf_maskedav.training import (
     check_world_size,
     StepLog,
+    LoopProgress,
     TimeBudget,
     TrainingState,
     add_time_budget_argument,
@@ -315,8 +315,9 @@ def main(argv=None):
         saved_steps.append(state.completed_steps)
 
     # ---- training loop -------------------------------------------------------------------------------------------
-    progress = tqdm(range(max_train_steps), initial=state.completed_steps, disable=not accelerator.is_local_main_process,
-                    desc=f"pretraining {family}", dynamic_ncols=True)
+    progress = LoopProgress(
+        budget, max_train_steps, state.completed_steps, desc=f"pretraining {family}", disable=not accelerator.is_local_main_process
+    )
     micro_losses, last_clip = [], None
     # SIGTERM/SIGUSR1 (pre-emption) stop the loop at the next optimizer-step boundary, with a checkpoint
     stopper, stopped = StopOnSignal(log=log), False

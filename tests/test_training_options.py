@@ -116,6 +116,38 @@ def test_time_budget_state_and_summary(monkeypatch):
         TimeBudget(0)
 
 
+def test_progress_bar_shows_the_share_of_a_budgeted_run(monkeypatch):
+    """Under --max_train_minutes the bar is the larger of steps/max_steps and elapsed/budget (a budgeted run sets a
+    huge step count: a step bar would promise hours); without a budget it counts steps."""
+    from hf_maskedav.training import LoopProgress, TimeBudget
+
+    clock = [100.0]
+    monkeypatch.setattr("hf_maskedav.training.budget.time.monotonic", lambda: clock[0])
+    budget = TimeBudget(1.0)
+    budget.start()
+    bar = LoopProgress(budget, max_train_steps=6_200_000, desc="pretraining", disable=True)
+    clock[0] += 15
+    budget.tick()
+    bar.update(1)
+    bar.set_postfix(loss="0.5")
+    assert bar.n == pytest.approx(25.0) and bar.total == 100.0 and bar.completed_steps == 1
+    clock[0] += 90  # past the budget: full, never beyond
+    budget.tick()
+    bar.update(1)
+    assert bar.n == pytest.approx(100.0)
+    # few steps and a long budget: the steps decide
+    long_budget = TimeBudget(600.0)
+    long_budget.start()
+    long_budget.tick()
+    steps_bar = LoopProgress(long_budget, max_train_steps=4, completed_steps=1, disable=True)
+    steps_bar.update(1)
+    assert steps_bar.n == pytest.approx(50.0)
+    plain = LoopProgress(TimeBudget(None), max_train_steps=10, completed_steps=3, disable=True)
+    plain.update(1)
+    assert plain.n == 4 and plain.total == 10
+    plain.close()
+
+
 def test_pretrain_stops_on_the_time_budget_and_ends_normally(tiny_config_dir, in_process, tmp_path):
     output_dir = tmp_path / "budget"
     in_process("pretrain_audio", [

@@ -5,7 +5,7 @@ schedule, loss-curve and reconstruction pictures, model cards, Hub upload, metri
 handling (pre-emption signals, non-finite losses: ``faults``).
 """
 
-from .budget import TimeBudget, add_time_budget_argument
+from .budget import LoopProgress, TimeBudget, add_time_budget_argument
 from .clip_length import add_clip_seconds_argument, max_length_for_seconds, nearest_max_lengths
 from .config_overrides import (
     add_config_overrides_argument,
@@ -56,6 +56,7 @@ from .utils import (
 __all__ = [
     "TimeBudget",
     "add_time_budget_argument",
+    "LoopProgress",
     "add_clip_seconds_argument",
     "add_config_overrides_argument",
     "apply_config_overrides",

@@ -102,6 +102,69 @@ class TimeBudget:
         )
 
 
+class LoopProgress:
+    """The training loop's progress bar, with a true ETA under ``--max_train_minutes``.
+
+    Without a budget it is the usual bar over optimizer steps. With one, the run ends at whichever comes first, the
+    last step or the end of the budget, so the bar shows the share of the run done -- the larger of
+    ``steps / max_steps`` and ``elapsed / budget``, what the schedule follows -- in percent, with the step count
+    beside it (a budgeted run often sets a huge step count, and a step bar would then promise hours).
+    Drop-in for the ``tqdm`` calls the loops make: ``update(1)``, ``set_postfix(...)``, ``close()``; ``n`` / ``total``
+    are the bar's position (percent or steps) even when the bar is disabled (processes other than the main one).
+
+    Args:
+        budget: the loop's :class:`TimeBudget` (its last :meth:`~TimeBudget.tick` is read on every update).
+        max_train_steps: the step limit.
+        completed_steps: steps already done (a resumed run).
+        desc, disable: as ``tqdm``'s.
+    """
+
+    def __init__(self, budget: TimeBudget, max_train_steps: int, completed_steps: int = 0, *, desc: str = "",
+                 disable: bool = False):
+        from tqdm.auto import tqdm
+
+        self.budget, self.max_train_steps, self.completed_steps = budget, max_train_steps, completed_steps
+        self.timed = budget.max_minutes is not None
+        if self.timed:
+            self.bar = tqdm(
+                total=100.0, initial=self._percent(), desc=desc, disable=disable, dynamic_ncols=True,
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]",
+            )
+            self.bar.set_postfix(step=completed_steps)
+            self.n, self.total = self._percent(), 100.0
+        else:
+            self.bar = tqdm(
+                total=max_train_steps, initial=completed_steps, desc=desc, disable=disable, dynamic_ncols=True
+            )
+            self.n, self.total = completed_steps, max_train_steps
+        self._postfix: dict = {}
+
+    def _percent(self) -> float:
+        done = max(self.completed_steps / max(1, self.max_train_steps), self.budget.progress())
+        return 100.0 * min(1.0, done)
+
+    def update(self, steps: int = 1) -> None:
+        self.completed_steps += steps
+        if self.timed:
+            percent = max(self.n, self._percent())
+            self.bar.update(percent - self.n)
+            self.n = percent
+            self.bar.set_postfix(step=self.completed_steps, **self._postfix, refresh=False)
+        else:
+            self.bar.update(steps)
+            self.n += steps
+
+    def set_postfix(self, **values) -> None:
+        self._postfix = values
+        if self.timed:
+            self.bar.set_postfix(step=self.completed_steps, **values)
+        else:
+            self.bar.set_postfix(**values)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
 def add_time_budget_argument(group) -> None:
     """``--max_train_minutes`` (every training script)."""
     group.add_argument(
@@ -113,4 +176,4 @@ def add_time_budget_argument(group) -> None:
     )
 
 
-__all__ = ["TimeBudget", "add_time_budget_argument"]
+__all__ = ["LoopProgress", "TimeBudget", "add_time_budget_argument"]
