@@ -11,7 +11,7 @@ Needs the official repository checked out (nothing of it is copied here) and the
     python conversion/official_manifests.py --family videomae --official_repo /path/to/MCG-NJU/VideoMAE \\
         --output_dir conversion/manifests
 
-Families done: cavmae (YuanGongND/cav-mae @ 68fe8c2, its ``src`` as --official_repo, timm 0.4.5 the same way) and
+Families done: audiomae, mae_st, videomae_v2 (see docs/conversion.md for each one's set-up), cavmae (YuanGongND/cav-mae @ 68fe8c2, its ``src`` as --official_repo, timm 0.4.5 the same way) and
 videomae (MCG-NJU/VideoMAE @ 14ef8d8, the repository the parity fixtures were made from; timm 1.0.31
 installed aside with ``pip install --no-deps --target DIR timm==1.0.31`` and put on ``PYTHONPATH``: its deprecated
 ``timm.models.layers`` / ``timm.models.registry`` aliases serve the 2022 imports).
@@ -36,6 +36,13 @@ FAMILIES = {
     "videomae": {
         "pretraining": ("modeling_pretrain", "PretrainVisionTransformer"),
         "classification": ("modeling_finetune", "VisionTransformer"),
+        "container": {"pretraining": "model", "classification": "module"},
+    },
+    # OpenGVLab/VideoMAEv2: models/modeling_{pretrain,finetune}.py imported as the package ``models`` (pass the
+    # checkout as --official_repo); containers as VideoMAE (the official scripts' save_model / DeepSpeed)
+    "videomae_v2": {
+        "pretraining": ("models.modeling_pretrain", "PretrainVisionTransformer"),
+        "classification": ("models.modeling_finetune", "VisionTransformer"),
         "container": {"pretraining": "model", "classification": "module"},
     },
     # YuanGongND/cav-mae: src/models/{cav_mae,pos_embed}.py imported as the package ``models`` (pass the folder holding
@@ -212,11 +219,12 @@ def forward_check(family: str, preset) -> None:
         with torch.no_grad():
             table = ours.audiomae.embeddings.position_embeddings.build()
             official.pos_embed.copy_(table.reshape(official.pos_embed.shape))
-    conversion.load_official_into(ours, official.state_dict()).eval()
+    ours.load_state_dict(conversion.convert_state_dict(official.state_dict(), ours), strict=True)
+    ours.eval()
     generator = torch.Generator().manual_seed(1)
     start = time.time()
     with torch.no_grad():
-        if family == "videomae":
+        if family in ("videomae", "videomae_v2"):
             clip = torch.randn(1, 3, 16, 224, 224, generator=generator)  # official layout [B, C, T, H, W]
             reference = official(clip)
             got = ours(clip.transpose(1, 2)).logits  # ours: [B, T, C, H, W]

@@ -5,8 +5,8 @@ shape table of the official model built at full size by the official code with t
 (``conversion/official_manifests.py``; facts, not code). Here each preset's config builds our model with its
 parameters on the meta device, and the family's strict key table must account for every official key with the right
 shape and fill every key of our model (:meth:`KeyTable.convert`). Families with manifests so far: VideoMAE (18
-presets), CAV-MAE (12 presets), MAE-ST (the 6 mae_st releases, not the 3 PySlowFast ones) and Audio-MAE (2 presets);
-the others are listed as not done.
+presets), CAV-MAE (12 presets), MAE-ST (the 6 mae_st releases, not the 3 PySlowFast ones), Audio-MAE (2 presets) and
+VideoMAE V2 (9 presets); the others are listed as not done.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import pytest
 import torch
 
 MANIFESTS = Path(__file__).resolve().parents[1] / "conversion" / "manifests"
-DONE = ("videomae", "cavmae", "mae_st", "audiomae")
-NOT_DONE = ("maskfeat", "mavil", "avmae", "videomae_v2")
+DONE = ("videomae", "cavmae", "mae_st", "audiomae", "videomae_v2")
+NOT_DONE = ("maskfeat", "mavil", "avmae")
 # presets of a done family that have no manifest (MAE-ST: the PySlowFast MaskMViT releases)
 SKIPPED = {"mae_st": re.compile(r"slowfast")}
 # where the released files keep the weights, per task: VideoMAE's save_model writes {"model": ...}, its DeepSpeed
@@ -29,6 +29,7 @@ SKIPPED = {"mae_st": re.compile(r"slowfast")}
 # official keys a family's key table drops on purpose; any other official key must land in our model
 IGNORABLE = {
     "videomae": None,  # nothing
+    "videomae_v2": None,
     # CAV-MAE: the modality-specific norms of blocks that only ever run one branch (the official forward never uses
     # them), and the fixed sin-cos tables of pretraining models (our model rebuilds them; their values are compared
     # when a real file is converted, not here)
@@ -44,6 +45,7 @@ CONTAINERS = {
     "cavmae": {"pretraining": "bare, keys prefixed module.", "classification": "bare, keys prefixed module."},
     "mae_st": {"encoder": "model"},
     "audiomae": {"pretraining": "model", "classification": "model"},
+    "videomae_v2": {"pretraining": "model", "classification": "module"},
 }
 
 
@@ -81,7 +83,7 @@ def test_preset_matches_the_official_key_and_shape_table(family, preset, archite
     assert manifest["task"] == spec.task
     # the container the official scripts save under, and that our loader opens
     assert manifest["container"] == CONTAINERS[family][spec.task]
-    if family == "videomae":
+    if family in ("videomae", "videomae_v2"):
         assert manifest["container"] in conversion.OFFICIAL_CONTAINERS
 
     with init_empty_weights(include_buffers=False):
@@ -122,6 +124,8 @@ def _key_table(family, conversion, model, task):
         return conversion.key_table(model.config, task)
     if family == "mae_st":
         return conversion.key_table(model.config, encoder_only=task == "encoder")
+    if family == "videomae_v2":  # V2's conversion is V1's key table after stripping torch.compile's prefix
+        return importlib.import_module("hf_maskedav.conversion.videomae").key_table(model.config)
     return conversion.key_table(model.config)
 
 
@@ -196,3 +200,14 @@ def test_audiomae_model_card_says_what_is_and_is_not_verified():
     assert "Architecture: **verified at full size against the official code.**" in card
     assert "`models_mae.MaskedAutoencoderViT` (facebookresearch/AudioMAE @ `bd60e29`" in card
     assert "430 state-dict keys (137.0M values, container `model`)" in card
+
+
+def test_videomae_v2_model_card_says_what_is_and_is_not_verified():
+    from hf_maskedav.conversion.cli import render_model_card
+
+    spec = _script_spec("videomae_v2")
+    preset = spec.presets["videomaev2-base-k710-distilled"]
+    card = " ".join(str(render_model_card(spec, preset, preset.task, {"status": "unverified"}, "f", "o/x")).split())
+    assert "Architecture: **verified at full size against the official code.**" in card
+    assert "`models.modeling_finetune.VisionTransformer` (OpenGVLab/VideoMAEv2 @ `29eab1e`)" in card
+    assert "162 state-dict keys (86.8M values, container `module`)" in card
