@@ -67,6 +67,19 @@ FAMILIES = {
                                             pred_t_dim=8)},
         "skip": ("slowfast",),
     },
+    # roger-tseng/av-superb upstream_models/mavil (the MAViL authors' encoder code; pass upstream_models as
+    # --official_repo, the folder is imported as the package ``mavil``; timm 0.4.5 as its requirements pin). Built as
+    # expert.py builds it: vitmm_base_patch16's arguments plus expert.py's, then PatchEmbed_new on the (1024, 128)
+    # fbank and a new pos_embed. expert.py loads the released file with strict=False; this is the model it loads into.
+    "mavil": {
+        "encoder": ("mavil.models_vitmm", "VisionTransformerMM"),
+        "container": {"encoder": "model"},
+        "not_arguments": {"encoder": ("audio_size", "video_size")},  # our bookkeeping (the swap below uses audio_size)
+        "extra_arguments": {"encoder": dict(num_classes=527, drop_path_rate=0.1, mask_2d=True)},
+        "post_build": {"encoder": "mavil_expert_swap"},
+        "shims": ("numpy.float",),
+        "norm_layer_eps": 1e-6,
+    },
     # facebookresearch/AudioMAE with timm 0.3.2 and the repository's timm_patch applied as timm_patch.sh does
     # (swin_transformer.py into timm/models, helpers.py into timm/models/layers). Fine-tuned models are built as
     # main_finetune_as.py does: the timm ViT (default 224x224x3 input), then patch_embed replaced by PatchEmbed_new
@@ -110,6 +123,17 @@ def audiomae_finetune_swap(model, preset_kwargs: dict) -> None:
     dim = model.pos_embed.shape[-1]
     model.patch_embed = PatchEmbed_new(img_size=tuple(preset_kwargs["img_size"]), patch_size=(16, 16),
                                        in_chans=preset_kwargs.get("in_chans", 1), embed_dim=dim, stride=16)
+    model.pos_embed = nn.Parameter(torch.zeros(1, model.patch_embed.num_patches + 1, dim), requires_grad=False)
+
+
+def mavil_expert_swap(model, preset_kwargs: dict) -> None:
+    """av-superb upstream_models/mavil/expert.py: PatchEmbed_new on the fbank and a new pos_embed."""
+    import torch.nn as nn
+    from mavil.util.patch_embed import PatchEmbed_new
+
+    dim = model.pos_embed.shape[-1]
+    model.patch_embed = PatchEmbed_new(img_size=tuple(preset_kwargs["audio_size"]), patch_size=(16, 16), in_chans=1,
+                                       embed_dim=dim, stride=16)
     model.pos_embed = nn.Parameter(torch.zeros(1, model.patch_embed.num_patches + 1, dim), requires_grad=False)
 
 

@@ -6,7 +6,7 @@ shape table of the official model built at full size by the official code with t
 parameters on the meta device, and the family's strict key table must account for every official key with the right
 shape and fill every key of our model (:meth:`KeyTable.convert`). Families with manifests so far: VideoMAE (18
 presets), CAV-MAE (12 presets), MAE-ST (the 6 mae_st releases, not the 3 PySlowFast ones), Audio-MAE (2 presets) and
-VideoMAE V2 (9 presets); the others are listed as not done.
+VideoMAE V2 (9 presets) and MAViL (1 preset); the others are listed as not done.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import pytest
 import torch
 
 MANIFESTS = Path(__file__).resolve().parents[1] / "conversion" / "manifests"
-DONE = ("videomae", "cavmae", "mae_st", "audiomae", "videomae_v2")
-NOT_DONE = ("maskfeat", "mavil", "avmae")
+DONE = ("videomae", "cavmae", "mae_st", "audiomae", "videomae_v2", "mavil")
+NOT_DONE = ("maskfeat", "avmae")
 # presets of a done family that have no manifest (MAE-ST: the PySlowFast MaskMViT releases)
 SKIPPED = {"mae_st": re.compile(r"slowfast")}
 # where the released files keep the weights, per task: VideoMAE's save_model writes {"model": ...}, its DeepSpeed
@@ -30,6 +30,7 @@ SKIPPED = {"mae_st": re.compile(r"slowfast")}
 IGNORABLE = {
     "videomae": None,  # nothing
     "videomae_v2": None,
+    "mavil": None,
     # CAV-MAE: the modality-specific norms of blocks that only ever run one branch (the official forward never uses
     # them), and the fixed sin-cos tables of pretraining models (our model rebuilds them; their values are compared
     # when a real file is converted, not here)
@@ -46,6 +47,7 @@ CONTAINERS = {
     "mae_st": {"encoder": "model"},
     "audiomae": {"pretraining": "model", "classification": "model"},
     "videomae_v2": {"pretraining": "model", "classification": "module"},
+    "mavil": {"encoder": "model"},
 }
 
 
@@ -86,9 +88,14 @@ def test_preset_matches_the_official_key_and_shape_table(family, preset, archite
     if family in ("videomae", "videomae_v2"):
         assert manifest["container"] in conversion.OFFICIAL_CONTAINERS
 
-    with init_empty_weights(include_buffers=False):
-        model = conversion.build_model(spec.official_kwargs, spec.task)
     official = {key: torch.empty(shape, device="meta") for key, shape in manifest["state_dict"].items()}
+    with init_empty_weights(include_buffers=False):
+        if family == "mavil":  # MAViL's layout is read from the checkpoint's keys; which sin-cos variant its stored
+            # position tables are is read from their values (not an architecture question: zeros stand in here)
+            layout = {k: torch.zeros(v.shape) if "pos_embed" in k else v for k, v in official.items()}
+            model = conversion.build_model(spec.official_kwargs, spec.task, state_dict=layout)
+        else:
+            model = conversion.build_model(spec.official_kwargs, spec.task)
     table, official = _key_table(family, conversion, model, spec.task), _preprocess(family, conversion, official)
     converted = table.convert(_kept(family, official, model), model)  # raises naming every unmapped/missing/mis-shaped key
     assert converted.keys() == model.state_dict().keys()
@@ -109,7 +116,7 @@ def test_preset_matches_the_official_key_and_shape_table(family, preset, archite
     assert ours == manifest["num_parameters"] - dropped, (ours, manifest["num_parameters"], dropped)
 
     extra = manifest.get("official_extra_arguments")
-    if extra:  # MAE-ST: the whole released layout (encoder + decoder) against our pretraining model, nothing ignored
+    if extra and family == "mae_st":  # MAE-ST: the whole released layout (encoder + decoder) against our pretraining model, nothing ignored
         with init_empty_weights(include_buffers=False):
             full = conversion.build_model({**spec.official_kwargs, **extra}, "pretraining")
         converted = conversion.convert_state_dict(
@@ -124,6 +131,8 @@ def _key_table(family, conversion, model, task):
         return conversion.key_table(model.config, task)
     if family == "mae_st":
         return conversion.key_table(model.config, encoder_only=task == "encoder")
+    if family == "mavil":
+        return conversion.key_table(model.config, "" if task == "encoder" else "mavil.")
     if family == "videomae_v2":  # V2's conversion is V1's key table after stripping torch.compile's prefix
         return importlib.import_module("hf_maskedav.conversion.videomae").key_table(model.config)
     return conversion.key_table(model.config)
@@ -211,3 +220,14 @@ def test_videomae_v2_model_card_says_what_is_and_is_not_verified():
     assert "Architecture: **verified at full size against the official code.**" in card
     assert "`models.modeling_finetune.VisionTransformer` (OpenGVLab/VideoMAEv2 @ `29eab1e`)" in card
     assert "162 state-dict keys (86.8M values, container `module`)" in card
+
+
+def test_mavil_model_card_says_what_is_and_is_not_verified():
+    from hf_maskedav.conversion.cli import render_model_card
+
+    spec = _script_spec("mavil")
+    preset = spec.presets["mavil-base-avsuperb-pretrained"]
+    card = " ".join(str(render_model_card(spec, preset, preset.task, {"status": "unverified"}, "f", "o/x")).split())
+    assert "Architecture: **verified at full size against the official code.**" in card
+    assert "`mavil.models_vitmm.VisionTransformerMM` (roger-tseng/av-superb @ `696e269`" in card
+    assert "320 state-dict keys (186.7M values, container `model`)" in card
