@@ -80,6 +80,17 @@ FAMILIES = {
         "shims": ("numpy.float",),
         "norm_layer_eps": 1e-6,
     },
+    # facebookresearch/SlowFast (pass the checkout as --official_repo; fvcore, yacs, iopath, simplejson, termcolor,
+    # tabulate, portalocker installed aside). MaskMViT is built from the official yaml each preset names
+    # (configs/masked_ssl/*_MaskFeat_PT.yaml) with NUM_GPUS 0; detectron2, pytorchvideo and cv2 are import-only stubs
+    # (used by other models, detection heads and data loading, not by MaskMViT). Released files: {"model_state": ...}.
+    "maskfeat": {
+        "image-pretraining": ("slowfast.models.masked", "MaskMViT"),
+        "video-pretraining": ("slowfast.models.masked", "MaskMViT"),
+        "container": {"image-pretraining": "model_state", "video-pretraining": "model_state"},
+        "builder": "slowfast_maskmvit",
+        "stubs": ("detectron2", "pytorchvideo", "cv2"),
+    },
     # facebookresearch/AudioMAE with timm 0.3.2 and the repository's timm_patch applied as timm_patch.sh does
     # (swin_transformer.py into timm/models, helpers.py into timm/models/layers). Fine-tuned models are built as
     # main_finetune_as.py does: the timm ViT (default 224x224x3 input), then patch_embed replaced by PatchEmbed_new
@@ -137,7 +148,86 @@ def mavil_expert_swap(model, preset_kwargs: dict) -> None:
     model.pos_embed = nn.Parameter(torch.zeros(1, model.patch_embed.num_patches + 1, dim), requires_grad=False)
 
 
+SLOWFAST_YAML = {  # preset name part -> the official pretraining config
+    "vit-base-in1k": "in1k_VIT_B_MaskFeat_PT.yaml", "vit-large-in1k": "in1k_VIT_L_MaskFeat_PT.yaml",
+    "mvitv2-small-16x4-k400": "k400_MVITv2_S_16x4_MaskFeat_PT.yaml",
+    "mvitv2-large-16x4-k400": "k400_MVITv2_L_16x4_MaskFeat_PT.yaml",
+}
+
+
+def slowfast_cfg(repo: Path, preset_name: str):
+    from slowfast.config.defaults import assert_and_infer_cfg, get_cfg
+
+    (yaml_name,) = [y for part, y in SLOWFAST_YAML.items() if part in preset_name]
+    cfg = get_cfg()
+    cfg.merge_from_file(str(repo / "configs" / "masked_ssl" / yaml_name))
+    cfg.NUM_GPUS = 0
+    return assert_and_infer_cfg(cfg), yaml_name
+
+
+def yaml_differences(cfg, preset_kwargs: dict) -> list[str]:
+    """Where the preset's config sections differ from the official yaml (each a 'SECTION.KEY: preset vs yaml')."""
+    differences = []
+    for section, values in preset_kwargs.items():
+        for key, value in values.items():
+            official = cfg[section][key]
+            same = json.dumps(value, sort_keys=True) == json.dumps(
+                official if not isinstance(official, tuple) else list(official), sort_keys=True, default=list)
+            if not same and not (isinstance(value, (int, float)) and isinstance(official, (int, float))
+                                 and float(value) == float(official)):
+                differences.append(f"{section}.{key}: preset {value!r} vs yaml {official!r}")
+    return differences
+
+
+def install_stubs(family: str) -> None:
+    """Import-only stand-ins for packages the official code imports but never calls in the models built here."""
+    prefixes = FAMILIES[family].get("stubs", ())
+    if not prefixes or any(getattr(f, "_stub_prefixes", None) == prefixes for f in sys.meta_path):
+        return
+    import importlib.abc
+    import importlib.machinery
+    import types
+
+    class Anything:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def __call__(self, *args, **kwargs):
+            return Anything()
+
+        def __getattr__(self, name):
+            return Anything()
+
+        def __mro_entries__(self, bases):
+            return (object,)
+
+    class StubModule(types.ModuleType):
+        __path__ = []
+
+        def __getattr__(self, name):
+            if name.startswith("__"):
+                raise AttributeError(name)
+            return Anything()
+
+    class Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+        _stub_prefixes = prefixes
+
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in prefixes:
+                return importlib.machinery.ModuleSpec(name, self, is_package=True)
+            return None
+
+        def create_module(self, spec):
+            return StubModule(spec.name)
+
+        def exec_module(self, module):
+            pass
+
+    sys.meta_path.insert(0, Finder())
+
+
 def apply_shims(family: str) -> None:
+    install_stubs(family)
     shims = FAMILIES[family].get("shims", ())
     if "numpy.float" in shims:
         import numpy
@@ -164,7 +254,7 @@ def build_official(family: str, task: str, kwargs: dict, preset_kwargs: dict | N
 
         kwargs = {**kwargs, "norm_layer": partial(torch.nn.LayerNorm, eps=eps)}
     with init_empty_weights(include_buffers=False) if empty else nullcontext():
-        model = cls(**kwargs)
+        model = cls(kwargs["cfg"]) if FAMILIES[family].get("builder") == "slowfast_maskmvit" else cls(**kwargs)
         post = FAMILIES[family].get("post_build", {}).get(task)
         if post is not None:
             globals()[post](model, preset_kwargs or kwargs)
@@ -201,14 +291,23 @@ def main(argv=None):
         if path.exists():
             continue
         extra = FAMILIES[args.family].get("extra_arguments", {}).get(preset.task, {})
-        model = build_official(args.family, preset.task, {**official_kwargs(args.family, kwargs, preset.task), **extra},
-                               preset_kwargs=kwargs)
+        differences = None
+        if FAMILIES[args.family].get("builder") == "slowfast_maskmvit":
+            apply_shims(args.family)
+            cfg, yaml_name = slowfast_cfg(repo, name)
+            differences = yaml_differences(cfg, kwargs)
+            model = build_official(args.family, preset.task, {"cfg": cfg})
+        else:
+            model = build_official(args.family, preset.task,
+                                   {**official_kwargs(args.family, kwargs, preset.task), **extra}, preset_kwargs=kwargs)
         module_name, class_name = FAMILIES[args.family][preset.task]
         manifest = {
             "official_class": f"{module_name}.{class_name}",
             "official_repo_commit": commit or None,
             "official_kwargs": kwargs,
             **({"official_extra_arguments": extra} if extra else {}),
+            **({"official_config": f"configs/masked_ssl/{yaml_name}", "preset_vs_official_config": differences}
+               if differences is not None else {}),
             "task": preset.task,
             "container": FAMILIES[args.family]["container"][preset.task],
             "num_parameters": sum(p.numel() for p in model.state_dict().values()),

@@ -6,7 +6,7 @@ shape table of the official model built at full size by the official code with t
 parameters on the meta device, and the family's strict key table must account for every official key with the right
 shape and fill every key of our model (:meth:`KeyTable.convert`). Families with manifests so far: VideoMAE (18
 presets), CAV-MAE (12 presets), MAE-ST (the 6 mae_st releases, not the 3 PySlowFast ones), Audio-MAE (2 presets) and
-VideoMAE V2 (9 presets) and MAViL (1 preset); the others are listed as not done.
+VideoMAE V2 (9 presets), MAViL (1 preset) and MaskFeat (4 presets); AV-MAE is listed as not done.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import pytest
 import torch
 
 MANIFESTS = Path(__file__).resolve().parents[1] / "conversion" / "manifests"
-DONE = ("videomae", "cavmae", "mae_st", "audiomae", "videomae_v2", "mavil")
-NOT_DONE = ("maskfeat", "avmae")
+DONE = ("videomae", "cavmae", "mae_st", "audiomae", "videomae_v2", "mavil", "maskfeat")
+NOT_DONE = ("avmae",)
 # presets of a done family that have no manifest (MAE-ST: the PySlowFast MaskMViT releases)
 SKIPPED = {"mae_st": re.compile(r"slowfast")}
 # where the released files keep the weights, per task: VideoMAE's save_model writes {"model": ...}, its DeepSpeed
@@ -31,6 +31,9 @@ IGNORABLE = {
     "videomae": None,  # nothing
     "videomae_v2": None,
     "mavil": None,
+    # MaskFeat: the HOG target's fixed Sobel filters (buffers; our model builds them, their values are compared with
+    # check_sobel_buffers when a real file is converted)
+    "maskfeat": re.compile(r"^hogs\.\d+\.weight_[xy]$"),
     # CAV-MAE: the modality-specific norms of blocks that only ever run one branch (the official forward never uses
     # them), and the fixed sin-cos tables of pretraining models (our model rebuilds them; their values are compared
     # when a real file is converted, not here)
@@ -48,6 +51,7 @@ CONTAINERS = {
     "audiomae": {"pretraining": "model", "classification": "model"},
     "videomae_v2": {"pretraining": "model", "classification": "module"},
     "mavil": {"encoder": "model"},
+    "maskfeat": {"image-pretraining": "model_state", "video-pretraining": "model_state"},
 }
 
 
@@ -133,6 +137,8 @@ def _key_table(family, conversion, model, task):
         return conversion.key_table(model.config, encoder_only=task == "encoder")
     if family == "mavil":
         return conversion.key_table(model.config, "" if task == "encoder" else "mavil.")
+    if family == "maskfeat":
+        return conversion.key_table(model.config, "maskfeat.")
     if family == "videomae_v2":  # V2's conversion is V1's key table after stripping torch.compile's prefix
         return importlib.import_module("hf_maskedav.conversion.videomae").key_table(model.config)
     return conversion.key_table(model.config)
@@ -231,3 +237,20 @@ def test_mavil_model_card_says_what_is_and_is_not_verified():
     assert "Architecture: **verified at full size against the official code.**" in card
     assert "`mavil.models_vitmm.VisionTransformerMM` (roger-tseng/av-superb @ `696e269`" in card
     assert "320 state-dict keys (186.7M values, container `model`)" in card
+
+
+def test_maskfeat_presets_are_the_official_yaml_and_their_cards_say_so():
+    from hf_maskedav.conversion.cli import render_model_card
+
+    index = json.loads((MANIFESTS / "maskfeat" / "index.json").read_text())
+    for architecture in set(index.values()):
+        manifest = json.loads((MANIFESTS / "maskfeat" / f"{architecture}.json").read_text())
+        # the official model was built from the official yaml, and the preset's sections agree with it
+        assert manifest["official_config"].startswith("configs/masked_ssl/")
+        assert manifest["preset_vs_official_config"] == []
+    spec = _script_spec("maskfeat")
+    preset = spec.presets["maskfeat-mvitv2-small-16x4-k400-pretrained"]
+    card = " ".join(str(render_model_card(spec, preset, preset.task, {"status": "unverified"}, "f", "o/x")).split())
+    assert "Architecture: **verified at full size against the official code.**" in card
+    assert "`slowfast.models.masked.MaskMViT` (facebookresearch/SlowFast @ `287ec00`)" in card
+    assert "400 state-dict keys (36.3M values, container `model_state`)" in card
