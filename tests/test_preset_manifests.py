@@ -254,3 +254,9 @@ def test_maskfeat_presets_are_the_official_yaml_and_their_cards_say_so():
     assert "Architecture: **verified at full size against the official code.**" in card
     assert "`slowfast.models.masked.MaskMViT` (facebookresearch/SlowFast @ `287ec00`)" in card
     assert "400 state-dict keys (36.3M values, container `model_state`)" in card
+
+
+def test_readme_counts_the_presets_checked_at_full_size():
+    readme = " ".join((MANIFESTS.parents[1] / "README.md").read_text().split())
+    checked = sum(len(json.loads((MANIFESTS / family / "index.json").read_text())) for family in DONE)
+    assert f"{checked} of them (all but the 10 AV-MAE presets" in readme
