@@ -266,9 +266,15 @@ def test_remote_code_folder_works_end_to_end_without_the_package(family, tmp_pat
 
 def _compare(spec, remote, config):
     kind, models = spec["kind"], spec["models"]
-    namespace = {}
+    from unittest import mock
+
+    namespace, prompts = {}, []
     exec(USE, namespace)
-    local = json.loads(json.dumps(namespace["use"](spec, trust=False)))  # as the subprocess's (JSON keys)
+    # with the package installed nothing may ask whether to run the folder's code (transformers' prompt goes
+    # through input(); a refused prompt would be swallowed by AutoProcessor's fallbacks, so it is recorded here)
+    with mock.patch("builtins.input", side_effect=lambda *args: prompts.append(args) or "n"):
+        local = json.loads(json.dumps(namespace["use"](spec, trust=False)))  # as the subprocess's (JSON keys)
+    assert not prompts, prompts
 
     # the subprocess ran the folder's code, this process the package's (transformers' own pipeline class for the
     # audio, video and image tasks, the folder's pipeline class for the audio-video task)

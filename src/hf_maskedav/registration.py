@@ -33,6 +33,10 @@ FAMILIES: dict[str, dict[str, str]] = {
         "AutoModelForPreTraining": "audiomae.modeling_audiomae:AudioMAEForPreTraining",
         "AutoModelForAudioClassification": "audiomae.modeling_audiomae:AudioMAEForAudioClassification",
         "AutoFeatureExtractor": "audiomae.feature_extraction_audiomae:AudioMAEFeatureExtractor",
+        # AutoProcessor too: without it, AutoProcessor on a folder exported with remote code (auto_map in
+        # preprocessor_config.json) reaches AutoImageProcessor's legacy feature-extractor fallback, which asks the
+        # user whether to run the folder's code although the package's class serves it
+        "AutoProcessor": "audiomae.feature_extraction_audiomae:AudioMAEFeatureExtractor",
     },
     "maskfeat": {
         "config": "maskfeat.configuration_maskfeat:MaskFeatConfig",
