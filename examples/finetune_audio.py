@@ -593,7 +593,8 @@ def main(argv=None):
             test_result = evaluate_model(
                 accelerator, best_model, test_dataloader, feature_extractor, multi_label, tracker
             )
-            log(f"best model on {test_source.description}: {test_result['metric_name']} {test_result['metric']:.4f}")
+            kept = "best model" if eval_dataloader is not None else "final model"  # no eval split: the last step's
+            log(f"{kept} on {test_source.description}: {test_result['metric_name']} {test_result['metric']:.4f}")
     bad = tracker.totals(accelerator)
     if accelerator.is_main_process:
         for name in os.listdir(best_dir):

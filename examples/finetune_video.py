@@ -431,7 +431,8 @@ def main(argv=None):
         best = AutoModelForVideoClassification.from_pretrained(best_dir)
         best = accelerator.prepare_model(best, evaluation_mode=True)
         test_result = evaluate_model(accelerator, best, test_loader, multi_label, tracker)
-        log(f"best model on {args.test_split} ({args.test_num_clips}x{args.test_num_crops} views): "
+        kept = "best model" if eval_dataloader is not None else "final model"  # no eval split: the last step's
+        log(f"{kept} on {args.test_split} ({args.test_num_clips}x{args.test_num_crops} views): "
             f"{test_result['metric_name']} {test_result['metric']:.4f}")
     bad = tracker.totals(accelerator)
     accelerator.wait_for_everyone()
