@@ -132,9 +132,9 @@ def scenic_block(sd: dict, prefix: str, heads: int) -> dict:
                         "bias": sd[f"{prefix}.attention.o_proj.bias"]}
     return {
         "LayerNorm_0": {"scale": sd[f"{prefix}.norm1.weight"], "bias": sd[f"{prefix}.norm1.bias"]},
-        "MultiHeadDotProductAttention_1": attention,
-        "LayerNorm_2": {"scale": sd[f"{prefix}.norm2.weight"], "bias": sd[f"{prefix}.norm2.bias"]},
-        "MlpBlock_3": {
+        "MultiHeadDotProductAttention_0": attention,  # Flax linen names, per layer type (as Scenic's blocks)
+        "LayerNorm_1": {"scale": sd[f"{prefix}.norm2.weight"], "bias": sd[f"{prefix}.norm2.bias"]},
+        "MlpBlock_0": {
             "Dense_0": {"kernel": sd[f"{prefix}.mlp.fc1.weight"].t(), "bias": sd[f"{prefix}.mlp.fc1.bias"]},
             "Dense_1": {"kernel": sd[f"{prefix}.mlp.fc2.weight"].t(), "bias": sd[f"{prefix}.mlp.fc2.bias"]},
         },
@@ -193,13 +193,13 @@ def scenic_mbt_tree(model: AVMAEForAudioVisualClassification) -> dict:
         for i in range(config.num_hidden_layers):
             transformer[f"encoderblock_{i}{suffix}"] = scenic_block(sd, f"{name}_layers.{i}", config.num_attention_heads)
     transformer["encoder_norm"] = norm(sd, "norm")
-    tree = {"Transformer": transformer, "output_projection": dense(sd, "classifier")}
+    tree = {"Transformer": transformer, "ProjectionHeadAndClassifier_0": {"output_projection": dense(sd, "classifier")}}
     if "audio" in config.modalities:
         tree["embedding_spectrogram"] = conv2d(sd, "embeddings.audio_patch_embed.proj")
     if "video" in config.modalities:
         tree["embedding"] = conv3d(sd, "embeddings.video_patch_embed.proj")
-    if model.bottleneck is not None:
-        tree["bottleneck"] = sd["bottleneck"]
+    # mbt.MBT creates the bottleneck tokens for one modality too (that forward never reads them)
+    tree["bottleneck"] = sd["bottleneck"] if model.bottleneck is not None else torch.zeros(1, 4, config.hidden_size)
     return tree
 
 
@@ -273,9 +273,10 @@ def test_mbt_checkpoint_converts(modalities, tmp_path):
     config = config_from_params(params, max_length=36, num_mel_bins=16, num_frames=4, image_size=16,
                                 bottleneck_fusion_layer=1)
     assert list(config.modalities) == list(modalities)
-    assert ("bottleneck" in params) == (len(modalities) == 2)
+    assert "bottleneck" in params
     converted = build_model_from_params(params, max_length=36, num_mel_bins=16, num_frames=4, image_size=16,
                                         bottleneck_fusion_layer=1)
+    assert (converted.bottleneck is not None) == (len(modalities) == 2)  # one modality: dropped on purpose
     inputs = tiny_inputs(original.config)
     with torch.no_grad():
         torch.testing.assert_close(converted(**inputs).logits, original(**inputs).logits)

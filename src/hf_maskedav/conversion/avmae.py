@@ -7,20 +7,23 @@ The released files are Flax msgpack train states, read without JAX by :mod:`.fla
   ``decoder_projection_{key}``, ``mask_token_{key}``, ``output_projection_{key}``;
 * fine-tuning (``mbt.MBT``): ``embedding`` (rgb), ``embedding_spectrogram``, ``Transformer/encoderblock_{i}`` (the
   first modality of ``modality_fusion``: rgb, or spectrogram for audio-only models),
-  ``Transformer/encoderblock_{i}_spec`` (spectrogram next to rgb), ``Transformer/encoder_norm``, ``bottleneck``,
-  ``output_projection``.
+  ``Transformer/encoderblock_{i}_spec`` (spectrogram next to rgb), ``Transformer/encoder_norm``, ``bottleneck``
+  (created even for one modality, whose forward never uses it: dropped on purpose then),
+  ``ProjectionHeadAndClassifier_0/output_projection``.
 
-Each Scenic block: ``LayerNorm_0``, ``MultiHeadDotProductAttention_1/{query,key,value}`` (kernel ``[D, heads,
-head_dim]``, bias ``[heads, head_dim]``) and ``out`` (kernel ``[heads, head_dim, D]``), ``LayerNorm_2``,
-``MlpBlock_3/Dense_{0,1}``. Dense kernels are ``[in, out]`` (transposed here), q/k/v are fused into our
+Each Scenic block (Flax linen names, numbered per layer type): ``LayerNorm_0``,
+``MultiHeadDotProductAttention_0/{query,key,value}`` (kernel ``[D, heads, head_dim]``, bias ``[heads, head_dim]``)
+and ``out`` (kernel ``[heads, head_dim, D]``), ``LayerNorm_1``, ``MlpBlock_0/Dense_{0,1}``. These names, and every
+other key and shape of the ten released architectures, were checked against the parameter trees the published Scenic
+code builds at full size (``conversion/manifests/avmae``, ``tests/test_preset_manifests.py``). Dense kernels are ``[in, out]`` (transposed here), q/k/v are fused into our
 ``qkv_proj``, Conv kernels ``[kh, kw, in, out]`` / ``[kt, kh, kw, in, out]`` are permuted to PyTorch's layout.
 
 Every leaf of the parameter tree must be consumed and every weight of our model filled (strict accounting, as
 :class:`~hf_maskedav.conversion.utils.KeyTable`). What the weights do not say (input length, frame count, the
 bottleneck fusion layer, mask ratios) comes from the preset or ``--official_kwargs``.
 
-No output of the official code could be produced here, so the conversion is unverified: the naming above follows
-the Scenic source, and the tests check the reader and this mapping on Flax-format files they write themselves.
+No output of the official code was compared, so the conversion of the values is unverified; the architecture
+(key names and shapes) is verified as said above.
 """
 
 from __future__ import annotations
@@ -36,6 +39,10 @@ from .flax_checkpoint import flatten_tree, model_parameters, read_flax_checkpoin
 from .utils import UnmappedKeysError
 
 SCENIC_KEYS = {"audio": "spectrogram", "video": "rgb"}
+# Flax linen names the unnamed submodules of a block per layer type: LayerNorm_0, MultiHeadDotProductAttention_0,
+# LayerNorm_1, MlpBlock_0 (scenic projects/vivit and projects/mbt EncoderBlock)
+NORM1, ATTENTION, NORM2, MLP = "LayerNorm_0", "MultiHeadDotProductAttention_0", "LayerNorm_1", "MlpBlock_0"
+CLASSIFIER = "ProjectionHeadAndClassifier_0/output_projection"  # mbt.MBT's head (representation_size None)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -51,7 +58,7 @@ def task_from_params(params: Mapping[str, torch.Tensor]) -> str:
     tops = {key.split("/")[0] for key in params}
     if "Decoder" in tops or any(t.startswith("decoder_projection_") for t in tops):
         return "pretraining"
-    if "Transformer" in tops and "output_projection" in tops:
+    if "Transformer" in tops and CLASSIFIER.split("/")[0] in tops:
         return "classification"
     raise ValueError(
         f"not an AV-MAE pretraining or MBT fine-tuning parameter tree (top-level names: {sorted(tops)[:12]})"
@@ -68,8 +75,8 @@ def _count_blocks(params, prefix: str, suffix: str = "") -> int:
 
 def _block_shape(params, block: str) -> tuple[int, int, int]:
     """``(hidden, heads, mlp)`` of one Scenic block."""
-    query = params[f"{block}/MultiHeadDotProductAttention_1/query/kernel"]  # [D, H, hd]
-    mlp = params[f"{block}/MlpBlock_3/Dense_0/kernel"]  # [D, M]
+    query = params[f"{block}/{ATTENTION}/query/kernel"]  # [D, H, hd]
+    mlp = params[f"{block}/{MLP}/Dense_0/kernel"]  # [D, M]
     return int(query.shape[0]), int(query.shape[1]), int(mlp.shape[1])
 
 
@@ -102,9 +109,9 @@ def config_from_params(params: Mapping[str, torch.Tensor], **overrides) -> AVMAE
         hidden, heads, mlp = _block_shape(params, "Transformer/encoderblock_0")
         fields.update(
             num_hidden_layers=_count_blocks(params, "Transformer"),
-            num_labels=int(params["output_projection/kernel"].shape[1]),
+            num_labels=int(params[f"{CLASSIFIER}/kernel"].shape[1]),
         )
-        if "bottleneck" in params:
+        if "bottleneck" in params and len(modalities) > 1:
             fields["num_bottleneck_tokens"] = int(params["bottleneck"].shape[1])
     fields.update(modalities=modalities, hidden_size=hidden, num_attention_heads=heads, intermediate_size=mlp)
     if audio_kernel is not None:
@@ -159,8 +166,8 @@ def _norm(reader, src: str, dst: str, out: dict):
 
 def _block(reader, src: str, dst: str, out: dict):
     """One Scenic ``EncoderBlock`` -> one of our ``TransformerLayer``."""
-    _norm(reader, f"{src}/LayerNorm_0", f"{dst}.norm1", out)
-    attention = f"{src}/MultiHeadDotProductAttention_1"
+    _norm(reader, f"{src}/{NORM1}", f"{dst}.norm1", out)
+    attention = f"{src}/{ATTENTION}"
     kernels = [reader.take(f"{attention}/{name}/kernel") for name in ("query", "key", "value")]
     biases = [reader.take(f"{attention}/{name}/bias") for name in ("query", "key", "value")]
     if all(k is not None for k in kernels):
@@ -173,9 +180,9 @@ def _block(reader, src: str, dst: str, out: dict):
     bias = reader.take(f"{attention}/out/bias")
     if bias is not None:
         out[f"{dst}.attention.o_proj.bias"] = bias
-    _norm(reader, f"{src}/LayerNorm_2", f"{dst}.norm2", out)
-    _linear(reader, f"{src}/MlpBlock_3/Dense_0", f"{dst}.mlp.fc1", out)
-    _linear(reader, f"{src}/MlpBlock_3/Dense_1", f"{dst}.mlp.fc2", out)
+    _norm(reader, f"{src}/{NORM2}", f"{dst}.norm2", out)
+    _linear(reader, f"{src}/{MLP}/Dense_0", f"{dst}.mlp.fc1", out)
+    _linear(reader, f"{src}/{MLP}/Dense_1", f"{dst}.mlp.fc2", out)
 
 
 def _embeddings(reader, audio_src: str, video_src: str, dst: str, modalities, out: dict):
@@ -230,7 +237,9 @@ def _map_classification(reader, config: AVMAEConfig, out: dict):
         bottleneck = reader.take("bottleneck")
         if bottleneck is not None:
             out["bottleneck"] = bottleneck
-    _linear(reader, "output_projection", "classifier", out)
+    elif "bottleneck" in reader.params:  # MBT creates it for one modality too; that forward never reads it
+        reader.used.add("bottleneck")
+    _linear(reader, CLASSIFIER, "classifier", out)
 
 
 def convert_params(params: Mapping[str, torch.Tensor], model) -> dict[str, torch.Tensor]:
