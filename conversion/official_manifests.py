@@ -11,7 +11,8 @@ Needs the official repository checked out (nothing of it is copied here) and the
     python conversion/official_manifests.py --family videomae --official_repo /path/to/MCG-NJU/VideoMAE \\
         --output_dir conversion/manifests
 
-Families done: audiomae, mae_st, videomae_v2 (see docs/conversion.md for each one's set-up), cavmae (YuanGongND/cav-mae @ 68fe8c2, its ``src`` as --official_repo, timm 0.4.5 the same way) and
+Families done: all eight (see docs/conversion.md for each one's set-up): avmae (JAX/Flax, parameter trees traced
+with jax.eval_shape), maskfeat and mavil, audiomae, mae_st (the PySlowFast releases with --slowfast_repo), videomae_v2, cavmae (YuanGongND/cav-mae @ 68fe8c2, its ``src`` as --official_repo, timm 0.4.5 the same way) and
 videomae (MCG-NJU/VideoMAE @ 14ef8d8, the repository the parity fixtures were made from; timm 1.0.31
 installed aside with ``pip install --no-deps --target DIR timm==1.0.31`` and put on ``PYTHONPATH``: its deprecated
 ``timm.models.layers`` / ``timm.models.registry`` aliases serve the 2022 imports).
@@ -59,13 +60,17 @@ FAMILIES = {
     # mae_st, as --official_repo; its util/logging.py needs simplejson and iopath). The mae_st releases are
     # MaskedAutoencoderViT pretraining checkpoints (encoder + decoder) that our "encoder" presets convert into the
     # encoder: the official model is built with the decoder PRETRAIN.md trains (main_pretrain.py's arguments).
-    # The PySlowFast releases (MaskMViT, *-slowfast-pretrained presets) are not covered.
+    # The PySlowFast releases (*-slowfast-pretrained presets) are PySlowFast MaskMViT with the MAE decoder: built as
+    # the maskfeat family builds MaskMViT, from the official configs/masked_ssl/k400_VIT_*_16x4_MAE_PT.yaml (pass
+    # the SlowFast checkout as --slowfast_repo); released as {"model_state": ...}.
     "mae_st": {
         "encoder": ("mae_st.models_mae", "MaskedAutoencoderViT"),
         "container": {"encoder": "model"},
         "extra_arguments": {"encoder": dict(decoder_embed_dim=512, decoder_depth=4, decoder_num_heads=16,
                                             pred_t_dim=8)},
-        "skip": ("slowfast",),
+        "slowfast": {"yaml": {"base": "k400_VIT_B_16x4_MAE_PT.yaml", "large": "k400_VIT_L_16x4_MAE_PT.yaml",
+                              "huge": "k400_VIT_H_16x4_MAE_PT.yaml"},
+                     "class": ("slowfast.models.masked", "MaskMViT"), "container": "model_state"},
     },
     # roger-tseng/av-superb upstream_models/mavil (the MAViL authors' encoder code; pass upstream_models as
     # --official_repo, the folder is imported as the package ``mavil``; timm 0.4.5 as its requirements pin). Built as
@@ -104,7 +109,143 @@ FAMILIES = {
         "shims": ("numpy.float", "torch._six"),  # util/pos_embed.py np.float; util/misc.py `from torch._six import inf`
         "norm_layer_eps": 1e-6,  # norm_layer=partial(nn.LayerNorm, eps=1e-6), as the official vit_*/mae_vit_* factories pass
     },
+    # google-research/scenic projects/av_mae (JAX/Flax; pass the checkout, the folder holding the package scenic, as
+    # --official_repo; jax, flax, ml_collections and immutabledict installed aside). Each preset's model is built from
+    # the official config file of its dataset and stage (configs/{audioset,vggsound}/{pretrain,finetune}.py) with
+    # the modalities of the release (pretraining: dataset modalities and masked-feature targets; fine-tuning:
+    # model.modality_fusion, as the configs' "NB" comments say), and its parameter tree is traced with
+    # jax.eval_shape(model.init, ...) (shapes only, nothing allocated). tensorflow and clu are import-only stubs
+    # (gfile and parameter summaries, not used by model.init). Keys are the flattened parameter tree ("a/b/c") as the
+    # Flax checkpoint stores it under the train state's params.
+    "avmae": {
+        "pretraining": ("scenic.projects.av_mae.vivit_multimodal", "ViViTMultiMaskedAutoencoder"),
+        "classification": ("scenic.projects.av_mae.mbt", "MBT"),
+        "container": {"pretraining": "Flax msgpack train state, params", "classification": "Flax msgpack train state, params"},
+        "builder": "scenic_avmae",
+        "stubs": ("tensorflow", "clu"),
+    },
 }
+
+# AV-MAE preset -> (dataset config folder, the released modalities in Scenic's names), from the preset's path
+AVMAE_MODALITIES = {
+    "selfsup-audiovisual": ("spectrogram", "rgb"), "selfsup-audio": ("spectrogram",),
+    "finetuned-audiovisual": ("rgb", "spectrogram"), "finetuned-audio": ("spectrogram",), "finetuned-video": ("rgb",),
+}
+# One-token fixes of the published source, applied in memory when it is loaded (nothing is written to the checkout):
+# vivit_multimodal.tokenize_input lists the video modality as 'RGB' while every config, the dataset's input dict and
+# the README's SavedModel outputs call it 'rgb', so the published code raises "Modality rgb is not supported!" for
+# audiovisual pretraining; both configs/*/finetune.py have a comment line without its '#'
+# (a SyntaxError as published).
+AVMAE_SOURCE_FIXES = {
+    "scenic/projects/av_mae/vivit_multimodal.py": ("temporal_encode = {'RGB', ", "temporal_encode = {'RGB', 'rgb', "),
+    **{f"scenic/projects/av_mae/configs/{dataset}/finetune.py": (
+        "  NB: Set this path correctly to the pretrained checkpoint",
+        "  # NB: Set this path correctly to the pretrained checkpoint") for dataset in ("audioset", "vggsound")},
+}
+
+
+def _avmae_release(preset_name: str) -> tuple[str, str, tuple[str, ...]]:
+    dataset = "audioset" if "-as2m-" in preset_name else "vggsound"
+    stage = "finetune" if "-finetuned-" in preset_name else "pretrain"
+    key = ("finetuned-" if stage == "finetune" else "selfsup-") + preset_name.rsplit("-", 1)[1]
+    return dataset, stage, AVMAE_MODALITIES[key]
+
+
+def _load_fixed(repo: Path, relative: str, module):
+    """Exec ``relative`` of the checkout into ``module`` with its AVMAE_SOURCE_FIXES replacement (exactly once)."""
+    path = repo / relative
+    source = path.read_text()
+    old, new = AVMAE_SOURCE_FIXES[relative]
+    if source.count(old) != 1:
+        raise SystemExit(f"{relative}: expected the published text {old!r} once; the checkout differs")
+    exec(compile(source.replace(old, new), str(path), "exec"), module.__dict__)
+    return module
+
+
+def avmae_manifest(repo: Path, preset_name: str) -> dict:
+    """The official AV-MAE parameter tree of a preset, traced with jax.eval_shape (no parameter is allocated)."""
+    import math
+    import types
+
+    install_stubs("avmae")
+    import flax
+    import jax
+    import jax.numpy as jnp
+    from flax import traverse_util
+    from scenic.projects.av_mae import registry, vivit_multimodal
+
+    if not getattr(vivit_multimodal, "_source_fixed", False):  # re-exec the module's source once, fixed
+        _load_fixed(repo, "scenic/projects/av_mae/vivit_multimodal.py", vivit_multimodal)
+        vivit_multimodal._source_fixed = True
+    dataset, stage, modalities = _avmae_release(preset_name)
+    relative = f"scenic/projects/av_mae/configs/{dataset}/{stage}.py"
+    config_module = types.ModuleType(f"avmae_config_{dataset}_{stage}")
+    if relative in AVMAE_SOURCE_FIXES:
+        _load_fixed(repo, relative, config_module)
+    else:
+        exec(compile((repo / relative).read_text(), relative, "exec"), config_module.__dict__)
+    config = config_module.get_config()
+    if stage == "pretrain":  # "NB: Change the following appropriately to train on a single modality."
+        config.dataset_configs.modalities = modalities
+        config.masked_feature_loss.target = set(modalities)
+    else:  # "NB: Adjust this to finetune on different modalities"
+        config.model.modality_fusion = modalities
+    data = config.dataset_configs
+    model = registry.get_model_cls(config.model_name)(config, {"num_classes": data.num_classes})
+    shapes = {  # the dataset's input_shape (batch 1): frames [T, H, W, 3], the 2-D spectrogram [T*100, 128, 1]
+        "rgb": (1, data.num_frames, data.crop_size, data.crop_size, 3),
+        "spectrogram": (1, data.num_spec_frames * data.spec_shape[0], data.spec_shape[1], 1),
+    }
+    inputs = {m: jax.ShapeDtypeStruct(shapes[m], jnp.float32) for m in modalities}
+    rngs = {"params": jax.random.PRNGKey(0), "dropout": jax.random.PRNGKey(1)}
+    variables = jax.eval_shape(lambda r, x: model.flax_model.init(r, x, train=True, debug=False), rngs, inputs)
+    if set(variables) != {"params"}:
+        raise SystemExit(f"{preset_name}: collections besides params: {sorted(variables)}")
+    flat = traverse_util.flatten_dict(flax.core.unfreeze(variables["params"]), sep="/")
+    state = {key: list(value.shape) for key, value in sorted(flat.items())}
+    return {
+        "official_class": f"{type(model.flax_model).__module__}.{type(model.flax_model).__name__}",
+        "official_config": relative.split("av_mae/", 1)[1],
+        "official_config_changes": ({"dataset_configs.modalities": list(modalities),
+                                     "masked_feature_loss.target": sorted(modalities)} if stage == "pretrain"
+                                    else {"model.modality_fusion": list(modalities)}),
+        "official_source_fixes": {k: v for k, v in AVMAE_SOURCE_FIXES.items()
+                                  if k == relative or k.endswith("vivit_multimodal.py") and stage == "pretrain"},
+        "inputs": {m: list(shapes[m]) for m in modalities},
+        # what the weights cannot tell, as the config sets it (the test compares the preset's values with these)
+        "official_config_values": (
+            {"token_mask_probability_dict": {m: config.masked_feature_loss.token_mask_probability_dict[m]
+                                             for m in modalities}} if stage == "pretrain"
+            else {"fusion_layer": config.model.fusion_layer, "n_bottlenecks": config.model.n_bottlenecks,
+                  "num_classes": data.num_classes}),
+        "num_parameters": sum(math.prod(shape) for shape in state.values()),
+        "state_dict": state,
+    }
+
+
+def avmae_main(repo: Path, out: Path, commit: str | None) -> None:
+    from hf_maskedav.conversion.avmae import PRESETS
+
+    out.mkdir(parents=True, exist_ok=True)
+    index = {}
+    for name, preset in sorted(PRESETS.items()):
+        built = avmae_manifest(repo, name)
+        kwargs = dict(preset.official_kwargs)
+        arch = architecture_id({"task": preset.task, **kwargs, "official_config": built["official_config"],
+                                **built["official_config_changes"]})
+        index[name] = arch
+        class_name = FAMILIES["avmae"][preset.task][1]
+        manifest = {"official_class": built["official_class"], "official_repo_commit": commit or None,
+                    "official_kwargs": kwargs, "task": preset.task,
+                    "container": FAMILIES["avmae"]["container"][preset.task],
+                    **{k: v for k, v in built.items() if k not in ("official_class", "state_dict", "num_parameters")},
+                    "num_parameters": built["num_parameters"], "state_dict": built["state_dict"]}
+        path = out / f"{arch}.json"
+        if not path.exists():
+            path.write_text(dumps(manifest))
+        print(f"{name}: {class_name} {manifest['num_parameters'] / 1e6:.1f}M, {len(manifest['state_dict'])} keys "
+              f"-> {path.name}")
+    (out / "index.json").write_text(json.dumps(index, indent=1, sort_keys=True) + "\n")
 
 
 def dumps(manifest: dict) -> str:
@@ -267,6 +408,9 @@ def main(argv=None):
     parser.add_argument("--official_repo", required=True, help="a checkout of the official repository")
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--official_commit", default=None, help="the checkout's commit (read with git when omitted)")
+    parser.add_argument("--slowfast_repo", default=None,
+                        help="mae_st: the SlowFast checkout (with configs/) for the *-slowfast-pretrained presets")
+    parser.add_argument("--slowfast_commit", default=None, help="that checkout's commit (read with git when omitted)")
     parser.add_argument("--forward_check", default=None, metavar="PRESET",
                         help="also build PRESET's official model at full size with seeded random weights, convert it, "
                         "run both on one seeded input and print the largest difference of the outputs")
@@ -277,6 +421,8 @@ def main(argv=None):
     commit = args.official_commit or subprocess.run(
         ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
+    if args.family == "avmae":
+        return avmae_main(repo, Path(args.output_dir) / args.family, commit)
     presets = importlib.import_module(f"hf_maskedav.conversion.{args.family}").PRESETS
     out = Path(args.output_dir) / args.family
     out.mkdir(parents=True, exist_ok=True)
@@ -285,6 +431,10 @@ def main(argv=None):
         if any(word in name for word in FAMILIES[args.family].get("skip", ())):
             continue
         kwargs = dict(preset.official_kwargs)
+        slowfast = FAMILIES[args.family].get("slowfast")
+        if slowfast is not None and "slowfast" in name:
+            index[name] = mae_st_slowfast_manifest(args, name, preset, out)
+            continue
         arch = architecture_id({"task": preset.task, **kwargs})
         index[name] = arch
         path = out / f"{arch}.json"
@@ -318,6 +468,63 @@ def main(argv=None):
     (out / "index.json").write_text(json.dumps(index, indent=1, sort_keys=True) + "\n")
     if args.forward_check:
         forward_check(args.family, presets[args.forward_check])
+
+
+# mae_st constructor argument -> where the SlowFast yaml (after assert_and_infer_cfg) sets it
+MAE_ST_VS_SLOWFAST = {
+    "img_size": ("DATA", "TRAIN_CROP_SIZE", None), "num_frames": ("DATA", "NUM_FRAMES", None),
+    "t_patch_size": ("MVIT", "PATCH_KERNEL", 0), "patch_size": ("MVIT", "PATCH_KERNEL", 1),
+    "embed_dim": ("MVIT", "EMBED_DIM", None), "depth": ("MVIT", "DEPTH", None), "num_heads": ("MVIT", "NUM_HEADS", None),
+    "mlp_ratio": ("MVIT", "MLP_RATIO", None), "sep_pos_embed": ("MVIT", "SEP_POS_EMBED", None),
+    "cls_embed": ("MVIT", "CLS_EMBED_ON", None),
+}
+
+
+def mae_st_slowfast_manifest(args, name: str, preset, out: Path) -> str:
+    """A *-slowfast-pretrained MAE-ST preset: PySlowFast MaskMViT (MAE decoder) from its official yaml."""
+    if not args.slowfast_repo:
+        raise SystemExit(f"{name}: pass --slowfast_repo (the SlowFast checkout) for the PySlowFast releases")
+    settings = FAMILIES["mae_st"]["slowfast"]
+    repo = Path(args.slowfast_repo).resolve()
+    if str(repo) not in sys.path:
+        sys.path.insert(0, str(repo))
+    commit = args.slowfast_commit or subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    (yaml_name,) = [y for size, y in settings["yaml"].items() if f"mae-st-{size}-" in name]
+    kwargs = dict(preset.official_kwargs)
+    arch = architecture_id({"task": preset.task, **kwargs, "official_config": yaml_name})
+    path = out / f"{arch}.json"
+    if path.exists():
+        return arch
+    apply_shims("maskfeat")  # SlowFast's import-only stubs
+    from slowfast.config.defaults import assert_and_infer_cfg, get_cfg
+
+    cfg = get_cfg()
+    cfg.merge_from_file(str(repo / "configs" / "masked_ssl" / yaml_name))
+    cfg.NUM_GPUS = 0
+    cfg = assert_and_infer_cfg(cfg)
+    differences = []
+    for argument, (section, key, index) in MAE_ST_VS_SLOWFAST.items():
+        official = cfg[section][key] if index is None else cfg[section][key][index]
+        if kwargs[argument] != official:
+            differences.append(f"{argument}: preset {kwargs[argument]!r} vs yaml {section}.{key} {official!r}")
+    model = build_official("maskfeat", "video-pretraining", {"cfg": cfg})
+    module_name, class_name = settings["class"]
+    manifest = {
+        "official_class": f"{module_name}.{class_name}",
+        "official_repo": "facebookresearch/SlowFast",
+        "official_repo_commit": commit or None,
+        "official_kwargs": kwargs,
+        "official_config": f"configs/masked_ssl/{yaml_name}",
+        "preset_vs_official_config": differences,
+        "task": preset.task,
+        "container": settings["container"],
+        "num_parameters": sum(p.numel() for p in model.state_dict().values()),
+        "state_dict": {k: list(v.shape) for k, v in model.state_dict().items()},
+    }
+    path.write_text(dumps(manifest))
+    print(f"{name}: {class_name} {manifest['num_parameters'] / 1e6:.1f}M, {len(manifest['state_dict'])} keys -> {path.name}")
+    return arch
 
 
 def forward_check(family: str, preset) -> None:

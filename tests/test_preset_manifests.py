@@ -20,10 +20,10 @@ import pytest
 import torch
 
 MANIFESTS = Path(__file__).resolve().parents[1] / "conversion" / "manifests"
-DONE = ("videomae", "cavmae", "mae_st", "audiomae", "videomae_v2", "mavil", "maskfeat")
-NOT_DONE = ("avmae",)
-# presets of a done family that have no manifest (MAE-ST: the PySlowFast MaskMViT releases)
-SKIPPED = {"mae_st": re.compile(r"slowfast")}
+DONE = ("videomae", "cavmae", "mae_st", "audiomae", "videomae_v2", "mavil", "maskfeat", "avmae")
+NOT_DONE = ()
+# presets of a done family that have no manifest (none left)
+SKIPPED = {}
 # where the released files keep the weights, per task: VideoMAE's save_model writes {"model": ...}, its DeepSpeed
 # fine-tuning {"module": ...}; CAV-MAE saves the bare state dict of nn.DataParallel (keys prefixed "module.")
 # official keys a family's key table drops on purpose; any other official key must land in our model
@@ -38,11 +38,14 @@ IGNORABLE = {
     # them), and the fixed sin-cos tables of pretraining models (our model rebuilds them; their values are compared
     # when a real file is converted, not here)
     "cavmae": re.compile(r"^((blocks_[av]|decoder_blocks)\.\d+\.norm[12]_[av]\.(weight|bias)|(decoder_)?pos_embed_[av])$"),
-    # MAE-ST "encoder" presets: the released pretraining file's decoder (checked separately below)
-    "mae_st": re.compile(r"^(decoder_|mask_token$)"),
+    # MAE-ST "encoder" presets: the released pretraining file's decoder (mae_st's: checked separately below;
+    # PySlowFast MaskMViT's: decoder_embed, decoder_pos_embed, mask_token, pred_head)
+    "mae_st": re.compile(r"^(decoder_|mask_token$|pred_head\.)"),
     # Audio-MAE: the fixed sin-cos tables our model rebuilds (their shapes are compared below, their values when a
     # real file is converted)
     "audiomae": re.compile(r"^(decoder_)?pos_embed$"),
+    # AV-MAE: the bottleneck tokens mbt.MBT creates for a one-modality model, whose forward never reads them
+    "avmae": re.compile(r"^bottleneck$"),
 }
 CONTAINERS = {
     "videomae": {"pretraining": "model", "classification": "module"},
@@ -52,6 +55,7 @@ CONTAINERS = {
     "videomae_v2": {"pretraining": "model", "classification": "module"},
     "mavil": {"encoder": "model"},
     "maskfeat": {"image-pretraining": "model_state", "video-pretraining": "model_state"},
+    "avmae": {"pretraining": "Flax msgpack train state, params", "classification": "Flax msgpack train state, params"},
 }
 
 
@@ -88,11 +92,20 @@ def test_preset_matches_the_official_key_and_shape_table(family, preset, archite
     assert manifest["official_kwargs"] == dict(spec.official_kwargs)  # the manifest is of this preset's architecture
     assert manifest["task"] == spec.task
     # the container the official scripts save under, and that our loader opens
-    assert manifest["container"] == CONTAINERS[family][spec.task]
+    expected = CONTAINERS[family][spec.task]
+    if family == "mae_st" and "slowfast" in preset:  # PySlowFast's checkpoints: {"model_state": ...}
+        expected = "model_state"
+        assert manifest["official_config"].startswith("configs/masked_ssl/") and "_MAE_PT" in manifest["official_config"]
+        assert manifest["preset_vs_official_config"] == []  # the preset's arguments are the yaml's
+    assert manifest["container"] == expected
+    if family == "mae_st":
+        assert manifest["container"] in conversion.OFFICIAL_CONTAINERS
     if family in ("videomae", "videomae_v2"):
         assert manifest["container"] in conversion.OFFICIAL_CONTAINERS
 
     official = {key: torch.empty(shape, device="meta") for key, shape in manifest["state_dict"].items()}
+    if family == "avmae":
+        return _check_avmae(conversion, spec, manifest, official)
     with init_empty_weights(include_buffers=False):
         if family == "mavil":  # MAViL's layout is read from the checkpoint's keys; which sin-cos variant its stored
             # position tables are is read from their values (not an architecture question: zeros stand in here)
@@ -127,6 +140,45 @@ def test_preset_matches_the_official_key_and_shape_table(family, preset, archite
             {key: torch.empty(shape, device="meta") for key, shape in manifest["state_dict"].items()}, full)
         assert converted.keys() == full.state_dict().keys()
         assert sum(v.numel() for v in full.state_dict().values()) == manifest["num_parameters"]
+    if family == "mae_st" and "slowfast" in preset:  # the MaskMViT decoder is not ours: refused, not mis-mapped
+        assert conversion.is_slowfast_decoder(manifest["state_dict"])
+        with init_empty_weights(include_buffers=False):
+            full = conversion.build_model(spec.official_kwargs, "pretraining")
+        with pytest.raises(NotImplementedError, match="MaskMViT"):
+            conversion.convert_state_dict(official, full)
+
+
+def _check_avmae(conversion, spec, manifest, official):
+    """AV-MAE (Flax parameter trees): the architecture is read from the tree's shapes, as for a real checkpoint, and
+    its strict accounting (every leaf used, every weight of ours filled, shapes equal) must pass; the preset's values
+    the weights cannot tell must be the official config's."""
+    from accelerate import init_empty_weights
+
+    with init_empty_weights(include_buffers=False):
+        model = conversion.build_model(spec.official_kwargs, spec.task, state_dict=official)
+    converted = conversion.convert_params(official, model)  # raises naming every unmapped/missing/mis-shaped key
+    assert converted.keys() == model.state_dict().keys()
+    config, kwargs, inputs = model.config, spec.official_kwargs, manifest["inputs"]
+    scenic = conversion.SCENIC_KEYS
+    assert sorted(scenic[m] for m in config.modalities) == sorted(inputs)  # the release's modalities
+    if "spectrogram" in inputs:
+        assert kwargs["max_length"] == inputs["spectrogram"][1] and config.num_mel_bins == inputs["spectrogram"][2]
+    if "rgb" in inputs:
+        assert kwargs["num_frames"] == inputs["rgb"][1] and config.image_size == inputs["rgb"][2]
+    values = manifest["official_config_values"]
+    if spec.task == "pretraining":
+        for name, ratio in values["token_mask_probability_dict"].items():
+            assert kwargs[{"spectrogram": "audio_mask_ratio", "rgb": "video_mask_ratio"}[name]] == ratio
+    else:
+        assert kwargs["bottleneck_fusion_layer"] == values["fusion_layer"]
+        assert config.num_labels == values["num_classes"]
+        if len(config.modalities) > 1:
+            assert config.num_bottleneck_tokens == values["n_bottlenecks"]
+    # the only leaf left out: the bottleneck of a one-modality MBT (IGNORABLE); parameter counts add up
+    ignored = ["bottleneck"] if spec.task == "classification" and len(config.modalities) == 1 else []
+    assert all(IGNORABLE["avmae"].match(key) for key in ignored)
+    ours = sum(v.numel() for v in model.state_dict().values())
+    assert ours == manifest["num_parameters"] - sum(official[key].numel() for key in ignored)
 
 
 def _key_table(family, conversion, model, task):
@@ -196,14 +248,18 @@ def test_mae_st_model_cards_say_what_is_and_is_not_verified():
 
     spec = _script_spec("mae_st")
     for name, verified in (("mae-st-large-k400-pretrained", True), ("mae-st-large-k400-slowfast-pretrained", False)):
+        # verified: the mae_st release; False: the PySlowFast release (verified too, against MaskMViT)
         preset = spec.presets[name]
         card = " ".join(str(render_model_card(spec, preset, preset.task, {"status": "unverified"}, "f", "o/x")).split())
+        assert "Architecture: **verified at full size against the official code.**" in card
+        assert "Architecture: not checked" not in card
         if verified:
-            assert "Architecture: **verified at full size against the official code.**" in card
             assert "`mae_st.models_mae.MaskedAutoencoderViT` (facebookresearch/mae_st @ `c5dec1b`)" in card
             assert "467 state-dict keys (317.7M values, container `model`)" in card
-        else:
-            assert "Architecture: not checked at full size against the official code." in card
+        else:  # the PySlowFast release
+            assert "`slowfast.models.masked.MaskMViT` (facebookresearch/SlowFast @ `287ec00`)" in card
+            assert "`configs/masked_ssl/k400_VIT_L_16x4_MAE_PT.yaml`" in card
+            assert "352 state-dict keys (318.4M values, container `model_state`)" in card
 
 
 def test_audiomae_model_card_says_what_is_and_is_not_verified():
@@ -256,7 +312,21 @@ def test_maskfeat_presets_are_the_official_yaml_and_their_cards_say_so():
     assert "400 state-dict keys (36.3M values, container `model_state`)" in card
 
 
+def test_avmae_model_card_says_what_is_and_is_not_verified():
+    from hf_maskedav.conversion.cli import render_model_card
+
+    spec = _script_spec("avmae")
+    preset = spec.presets["avmae-vit-large-as2m-selfsup-audiovisual-finetuned-audio"]
+    card = " ".join(str(render_model_card(spec, preset, preset.task, {"status": "unverified"}, "f", "o/x")).split())
+    assert "Architecture: **verified at full size against the official code.**" in card
+    assert "`scenic.projects.av_mae.mbt.MBT` (google-research/scenic @ `4a38d47`)" in card
+    assert "`configs/audioset/finetune.py`" in card and "391 parameters in its tree (303.1M values" in card
+    assert "Not verified: the released file itself" in card and "**unverified**" in card
+
+
 def test_readme_counts_the_presets_checked_at_full_size():
     readme = " ".join((MANIFESTS.parents[1] / "README.md").read_text().split())
     checked = sum(len(json.loads((MANIFESTS / family / "index.json").read_text())) for family in DONE)
-    assert f"{checked} of them (all but the 10 AV-MAE presets" in readme
+    total = sum(len(importlib.import_module(f"hf_maskedav.conversion.{family}").PRESETS) for family in DONE + NOT_DONE)
+    assert f"{total} released checkpoints are presets" in readme
+    assert (f"All {checked} of them are checked at full size" if checked == total else f"{checked} of them") in readme

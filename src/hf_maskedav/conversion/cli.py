@@ -174,9 +174,8 @@ def architecture_manifest(spec: ConversionSpec, preset: Preset | None) -> dict |
     if architecture is None:
         return None
     manifest = json.loads((folder / f"{architecture}.json").read_text())
-    return {key: manifest[key] for key in ("official_class", "official_repo_commit", "container", "num_parameters")} | {
-        "num_keys": len(manifest["state_dict"])
-    }
+    keys = ("official_class", "official_repo_commit", "container", "num_parameters", "official_repo", "official_config")
+    return {key: manifest[key] for key in keys if key in manifest} | {"num_keys": len(manifest["state_dict"])}
 
 
 def render_model_card(
