@@ -373,3 +373,18 @@ def test_audio_video_pipeline_runs_on_a_converted_folder(tmp_path):
     }
     scores = pipeline("audio-video-classification", model=str(tmp_path))(sample, top_k=2)
     assert len(scores) == 2 and {s["label"] for s in scores} <= {"a", "b", "c"}
+
+
+def test_a_mask_ratio_that_keeps_no_token_is_a_clear_error():
+    """8 video tokens at the default video_mask_ratio 0.9 keep int(8 * 0.1) = 0 (was: "cannot reshape tensor of 0
+    elements" deep inside); the error names the ratio and the token count, for the config's and an overridden ratio."""
+    config = tiny_config(video_mask_ratio=0.9)
+    assert config.num_video_patches == 8
+    model = AVMAEForPreTraining(config).eval()
+    inputs = tiny_inputs(config)
+    with torch.no_grad(), pytest.raises(ValueError, match=r"video_mask_ratio 0\.9 keeps no video token of 8"):
+        model(**inputs)
+    with torch.no_grad(), pytest.raises(ValueError, match=r"audio_mask_ratio 0\.99 keeps no audio token of"):
+        model(**inputs, audio_mask_ratio=0.99, video_mask_ratio=0.5)
+    with torch.no_grad():
+        assert model(**inputs, video_mask_ratio=0.5).loss.isfinite()  # one kept token is enough

@@ -29,6 +29,7 @@ from ...layers import (
     gather_tokens,
     masked_mse,
     normalize_per_patch,
+    num_kept,
     patchify_2d,
     patchify_3d,
     random_masking,
@@ -265,7 +266,13 @@ class AVMAEModel(AVMAEPreTrainedModel):
                 noise = torch.rand(x.shape[0], x.shape[1], device=x.device)
             if noise.shape != x.shape[:2]:
                 raise ValueError(f"{name}_noise must have shape {tuple(x.shape[:2])}, got {tuple(noise.shape)}")
-            masks[name] = random_masking(noise, default if ratio is None else ratio)
+            ratio = default if ratio is None else ratio
+            if num_kept(x.shape[1], ratio) < 1:
+                raise ValueError(
+                    f"{name}_mask_ratio {ratio} keeps no {name} token of {x.shape[1]} (int({x.shape[1]} * "
+                    f"(1 - {ratio})) = 0): lower {name}_mask_ratio or give the {name} more tokens"
+                )
+            masks[name] = random_masking(noise, ratio)
             tokens[name] = gather_tokens(x, masks[name].ids_keep)
 
         encoded = {}
