@@ -162,17 +162,12 @@ def _load_fixed(repo: Path, relative: str, module):
     return module
 
 
-def avmae_manifest(repo: Path, preset_name: str) -> dict:
-    """The official AV-MAE parameter tree of a preset, traced with jax.eval_shape (no parameter is allocated)."""
-    import math
+def _avmae_config(repo: Path, preset_name: str):
+    """The official config of a preset's release (its dataset and stage, with the release's modalities)."""
     import types
 
     install_stubs("avmae")
-    import flax
-    import jax
-    import jax.numpy as jnp
-    from flax import traverse_util
-    from scenic.projects.av_mae import registry, vivit_multimodal
+    from scenic.projects.av_mae import vivit_multimodal
 
     if not getattr(vivit_multimodal, "_source_fixed", False):  # re-exec the module's source once, fixed
         _load_fixed(repo, "scenic/projects/av_mae/vivit_multimodal.py", vivit_multimodal)
@@ -190,6 +185,21 @@ def avmae_manifest(repo: Path, preset_name: str) -> dict:
         config.masked_feature_loss.target = set(modalities)
     else:  # "NB: Adjust this to finetune on different modalities"
         config.model.modality_fusion = modalities
+    return config, relative, stage, modalities
+
+
+def avmae_manifest(repo: Path, preset_name: str) -> dict:
+    """The official AV-MAE parameter tree of a preset, traced with jax.eval_shape (no parameter is allocated)."""
+    import math
+
+    import flax
+    import jax
+    import jax.numpy as jnp
+    from flax import traverse_util
+
+    config, relative, stage, modalities = _avmae_config(repo, preset_name)
+    from scenic.projects.av_mae import registry
+
     data = config.dataset_configs
     model = registry.get_model_cls(config.model_name)(config, {"num_classes": data.num_classes})
     shapes = {  # the dataset's input_shape (batch 1): frames [T, H, W, 3], the 2-D spectrogram [T*100, 128, 1]
@@ -221,6 +231,56 @@ def avmae_manifest(repo: Path, preset_name: str) -> dict:
         "num_parameters": sum(math.prod(shape) for shape in state.values()),
         "state_dict": state,
     }
+
+
+def avmae_forward_check(repo: Path, preset_name: str, tiny: bool) -> None:
+    """Official MBT (JAX, seeded random weights + 0.02 noise on every leaf) vs ours after conversion, one seeded input,
+    eval mode. ``tiny``: the release's config at width 64, depth 3, fusion from layer 1, 2 bottlenecks, a 64x32
+    spectrogram and 4 frames of 32x32 (seconds); otherwise at full size (audio-only ViT-L: about 95 s on 2 cores)."""
+    import time
+
+    import flax
+    import jax
+    import numpy as np
+    from flax import traverse_util
+    from scenic.projects.av_mae import registry
+
+    from hf_maskedav.conversion import avmae
+
+    config, _, stage, modalities = _avmae_config(repo, preset_name)
+    if stage != "finetune":
+        raise SystemExit("--forward_check compares classifiers (no masking to pin)")
+    model_config, data = config.model, config.dataset_configs
+    num_classes = data.num_classes
+    frames, side, length, mels = data.num_frames, data.crop_size, data.num_spec_frames * data.spec_shape[0], data.spec_shape[1]
+    if tiny:
+        model_config.hidden_size, model_config.num_heads, model_config.mlp_dim, model_config.num_layers = 64, 4, 128, 3
+        model_config.fusion_layer, model_config.n_bottlenecks, num_classes = 1, 2, 5
+        frames, side, length, mels = 4, 32, 64, 32
+    model = registry.get_model_cls(config.model_name)(config, {"num_classes": num_classes})
+    generator = np.random.RandomState(0)
+    inputs = {"rgb": generator.randn(1, frames, side, side, 3).astype(np.float32),
+              "spectrogram": generator.randn(1, length, mels, 1).astype(np.float32)}
+    inputs = {m: inputs[m] for m in modalities}
+    start = time.time()
+    params = jax.jit(lambda r, x: model.flax_model.init(r, x, train=False))({"params": jax.random.PRNGKey(0)},
+                                                                           dict(inputs))["params"]
+    params = jax.tree_util.tree_map(lambda p: p + 0.02 * jax.random.normal(jax.random.PRNGKey(3), p.shape), params)
+    reference = np.asarray(model.flax_model.apply({"params": params}, dict(inputs), train=False))  # MBT edits its dict
+    flat = traverse_util.flatten_dict(flax.core.unfreeze(params), sep="/")
+    ours = avmae.build_model_from_params({k: torch.from_numpy(np.array(v)) for k, v in flat.items()},
+                                         max_length=length, num_mel_bins=mels, num_frames=frames, image_size=side,
+                                         bottleneck_fusion_layer=model_config.fusion_layer)
+    feed = {}
+    if "spectrogram" in inputs:  # official [N, T, F, 1]; ours [N, T, F]
+        feed["input_values"] = torch.from_numpy(inputs["spectrogram"][..., 0])
+    if "rgb" in inputs:  # official [N, T, H, W, 3]; ours [N, T, 3, H, W]
+        feed["pixel_values"] = torch.from_numpy(inputs["rgb"]).permute(0, 1, 4, 2, 3)
+    with torch.no_grad():
+        got = ours(**feed).logits.numpy()
+    print(f"{preset_name}{' (tiny)' if tiny else ''}: logits {got.shape}, max abs difference "
+          f"{np.abs(got - reference).max():.2e} (|logits| max {np.abs(reference).max():.2f}), "
+          f"{time.time() - start:.0f} s")
 
 
 def avmae_main(repo: Path, out: Path, commit: str | None) -> None:
@@ -422,7 +482,15 @@ def main(argv=None):
         ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
     if args.family == "avmae":
-        return avmae_main(repo, Path(args.output_dir) / args.family, commit)
+        avmae_main(repo, Path(args.output_dir) / args.family, commit)
+        if args.forward_check == "tiny":  # one release per modality set, the official code at a tiny size
+            for name in ("avmae-vit-large-as2m-selfsup-audiovisual-finetuned-audio",
+                         "avmae-vit-large-as2m-selfsup-audiovisual-finetuned-video",
+                         "avmae-vit-large-as2m-selfsup-audiovisual-finetuned-audiovisual"):
+                avmae_forward_check(repo, name, tiny=True)
+        elif args.forward_check:
+            avmae_forward_check(repo, args.forward_check, tiny=False)
+        return
     presets = importlib.import_module(f"hf_maskedav.conversion.{args.family}").PRESETS
     out = Path(args.output_dir) / args.family
     out.mkdir(parents=True, exist_ok=True)
