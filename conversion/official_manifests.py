@@ -535,7 +535,7 @@ def main(argv=None):
         print(f"{name}: {class_name} {manifest['num_parameters'] / 1e6:.1f}M, {len(manifest['state_dict'])} keys -> {path.name}")
     (out / "index.json").write_text(json.dumps(index, indent=1, sort_keys=True) + "\n")
     if args.forward_check:
-        forward_check(args.family, presets[args.forward_check])
+        forward_check(args.family, presets[args.forward_check], repo)
 
 
 # mae_st constructor argument -> where the SlowFast yaml (after assert_and_infer_cfg) sets it
@@ -595,11 +595,181 @@ def mae_st_slowfast_manifest(args, name: str, preset, out: Path) -> str:
     return arch
 
 
-def forward_check(family: str, preset) -> None:
+def _perturbed(model, fixed: str | None = None):
+    """Add 0.02 * N(0, 1) (seeded) to every floating tensor of ``model`` except the fixed buffers matching ``fixed``
+    (the official init leaves biases at 0, LayerNorms at 1 and some tokens at 0: nothing may be trivially zero)."""
+    import re
+
+    with torch.no_grad():
+        for key, tensor in model.state_dict().items():
+            if tensor.is_floating_point() and not (fixed and re.match(fixed, key)):
+                tensor.add_(0.02 * torch.randn_like(tensor))
+    return model.eval()
+
+
+class _PinnedRand:
+    """Within the block, ``torch.rand(*shape)`` returns ``noise`` (the official masking draws its noise with it)."""
+
+    def __init__(self, noise: torch.Tensor):
+        self.noise, self.calls = noise, 0
+
+    def __enter__(self):
+        self.original = torch.rand
+
+        def pinned(*size, **kwargs):
+            shape = tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else tuple(size)
+            if shape != tuple(self.noise.shape):
+                raise RuntimeError(f"torch.rand{shape} drawn, the pinned noise is {tuple(self.noise.shape)}")
+            self.calls += 1
+            return self.noise.clone()
+
+        torch.rand = pinned
+        return self
+
+    def __exit__(self, *exc):
+        torch.rand = self.original
+
+
+def _mavil_expert_module():
+    """av-superb's mavil/expert.py, imported as the package's module; torchaudio and torchvision (its waveform and
+    frame preprocessing only, not used by its forward) become import-only stand-ins when they are not installed."""
+    import types
+
+    for name, attributes in (("torchaudio", ()), ("torchvision", ()), ("torchvision.transforms", ("Compose", "Resize")),
+                             ("torchvision.transforms._transforms_video", ("ToTensorVideo", "NormalizeVideo"))):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            module = sys.modules[name] = types.ModuleType(name)
+            module.__path__ = []
+            for attribute in attributes:
+                setattr(module, attribute, type(attribute, (), {"__init__": lambda self, *a, **k: None}))
+    return importlib.import_module("mavil.expert")
+
+
+def encoder_forward_check(family: str, preset, repo: Path | None = None) -> None:
+    """Full-size official model vs ours after conversion for the families without a released classifier, seeded
+    random weights (the official init, then 0.02 * N(0, 1) on every tensor but fixed filters), eval mode, float32.
+
+    - mae_st: the official ``MaskedAutoencoderViT`` with PRETRAIN.md's decoder, one seeded 16x224x224 clip. Encoder
+      features: ``forward_encoder`` at mask ratio 0 with its ``torch.rand`` noise pinned to increasing values (kept
+      order = input order) vs ``MAESTModel`` (no masking), tokens after the final norm. Pretraining: ``forward`` at
+      mask ratio 0.9 with seeded noise pinned on both sides vs ``MAESTForPreTraining(noise=...)``: prediction, mask,
+      loss.
+    - maskfeat: ``MaskMViT`` built from the preset's official yaml; the pretraining forward ``model([x, None, mask])``
+      with the loader's mask pinned (drawn once by our ``MaskFeatMaskGenerator``, which the parity fixtures show
+      equal to the loader's) vs ``MaskFeatForPreTraining(bool_masked_pos=mask)``: HOG predictions and HOG targets of
+      the masked tokens.
+    - mavil: ``VisionTransformerMM`` as expert.py builds it; expert.py's own ``UpstreamExpert.forward`` on one seeded
+      1024x128 fbank and 8-frame 224x224 clip vs the same six feature lists built from ``MAViLModel``'s hidden states.
+    """
+    import random
+    import time
+
+    conversion = importlib.import_module(f"hf_maskedav.conversion.{family}")
+    torch.manual_seed(0)
+    generator = torch.Generator().manual_seed(1)
+    rows = []  # (output, ours, official)
+    if family == "mae_st":
+        from functools import partial
+
+        # main_pretrain.py builds the model with models_mae.mae_vit_*_patch*, which pass LayerNorm eps 1e-6
+        extra = {**FAMILIES[family]["extra_arguments"]["encoder"], "norm_layer": partial(torch.nn.LayerNorm, eps=1e-6)}
+        official = _perturbed(build_official(family, "encoder", {**official_kwargs(family, preset.official_kwargs),
+                                                                 **extra}, empty=False))
+        state = official.state_dict()
+        encoder = conversion.load_official_into(conversion.build_model(preset.official_kwargs, "encoder"), state).eval()
+        pretraining = conversion.load_official_into(
+            conversion.build_model({**preset.official_kwargs, **FAMILIES[family]["extra_arguments"]["encoder"]},
+                                   "pretraining"), state).eval()
+        clip = torch.randn(1, 3, preset.official_kwargs["num_frames"], preset.official_kwargs["img_size"],
+                           preset.official_kwargs["img_size"], generator=generator)  # official [N, C, T, H, W]
+        t_grid, grid = official.patch_embed.t_grid_size, official.patch_embed.grid_size
+        length = t_grid * grid * grid
+        noise = torch.rand(1, length, generator=generator)
+        start = time.time()
+        with torch.no_grad():
+            with _PinnedRand(torch.arange(length, dtype=torch.float32)[None] / length) as pinned:
+                features, _, _ = official.forward_encoder(clip, 0.0)
+            assert pinned.calls == 1
+            rows.append(("encoder features", encoder(clip.transpose(1, 2)).last_hidden_state[:, 1:], features))
+            with _PinnedRand(noise) as pinned:
+                loss, pred, mask = official(clip, mask_ratio=0.9)
+            assert pinned.calls == 1
+            out = pretraining(clip.transpose(1, 2), noise=noise, mask_ratio=0.9)
+            rows += [("pretraining prediction", out.logits, pred), ("pretraining mask", out.mask.float(), mask),
+                     ("pretraining loss", out.loss.reshape(1), loss.reshape(1))]
+    elif family == "maskfeat":
+        from hf_maskedav.models.maskfeat.modeling_maskfeat import MaskFeatMaskGenerator
+
+        apply_shims(family)
+        cfg, _ = slowfast_cfg(repo, preset.name)
+        official = _perturbed(build_official(family, preset.task, {"cfg": cfg}, empty=False), fixed=r"hogs\.")
+        ours = conversion.load_official_into(conversion.build_model(preset.official_kwargs, preset.task),
+                                             official.state_dict()).eval()
+        config = ours.config
+        mask = MaskFeatMaskGenerator(config).batch(1, random.Random(0))
+        side = config.image_size
+        if config.is_video:  # official [N, C, T, H, W]; ours [N, T, C, H, W]
+            pixels = torch.randn(1, 3, config.num_frames, side, side, generator=generator)
+            ours_pixels = pixels.transpose(1, 2)
+        else:
+            pixels = ours_pixels = torch.randn(1, 3, side, side, generator=generator)
+        start = time.time()
+        with torch.no_grad():
+            predictions, labels = official([pixels, None, mask.float()])
+            out = ours(ours_pixels, bool_masked_pos=mask)
+        rows += [(f"HOG predictions of the {int(out.mask.sum())} masked tokens", out.logits[out.mask], predictions[0]),
+                 ("HOG targets of the masked tokens", out.hog_targets[out.mask], labels[0][0])]
+    elif family == "mavil":
+        import types
+
+        extra = FAMILIES[family]["extra_arguments"]["encoder"]
+        official = _perturbed(build_official(family, "encoder", {**official_kwargs(family, preset.official_kwargs,
+                                                                                   "encoder"), **extra},
+                                             preset_kwargs=dict(preset.official_kwargs), empty=False))
+        state = official.state_dict()
+        ours = conversion.load_official_into(conversion.build_model(preset.official_kwargs, "encoder", state_dict=state),
+                                             state).eval()
+        expert = _mavil_expert_module()
+        fbank = torch.randn(1, *preset.official_kwargs["audio_size"], generator=generator)  # preprocess_audio: [1, T, F]
+        clip = torch.randn(3, *preset.official_kwargs["video_size"], generator=generator)  # preprocess_video: [C, T, H, W]
+        start = time.time()
+        with torch.no_grad():
+            reference = expert.UpstreamExpert.forward(types.SimpleNamespace(model=official, ft=False), [(fbank, clip)])
+            out = ours(input_values=fbank[None], pixel_values=clip.transpose(0, 1)[None], output_hidden_states=True)
+        audio_length = out.fused_audio_hidden_state.shape[1]
+        pool = lambda h: h[:, 1:].mean(dim=1, keepdim=True)  # noqa: E731  (cls excluded, as expert.py pools)
+        got = {
+            "audio_seq_feats": [h[:, 1:] for h in out.audio_hidden_states],
+            "audio_feats": [pool(h) for h in out.audio_hidden_states],
+            "video_seq_feats": [h[:, 1:] for h in out.video_hidden_states],
+            "video_feats": [pool(h) for h in out.video_hidden_states],
+            "fusion_seq_feats": list(out.fusion_hidden_states),
+            "fusion_feats": [torch.cat([pool(h[:, :audio_length]), pool(h[:, audio_length:])], dim=-1)
+                             for h in out.fusion_hidden_states],
+        }
+        for name, values in got.items():
+            rows.append((f"{name} ({len(values)} layers)", torch.stack(values), torch.stack(reference[name])))
+    else:
+        raise SystemExit(f"no encoder forward check for {family}")
+    seconds = time.time() - start
+    for name, value, reference in rows:
+        if value.shape != reference.shape:
+            raise SystemExit(f"{preset.name}: {name}: ours {tuple(value.shape)} vs official {tuple(reference.shape)}")
+        print(f"{preset.name}: {name} {tuple(reference.shape)}: max abs difference "
+              f"{(value - reference).abs().max().item():.2e} (|official| max {reference.abs().max().item():.3g})")
+    print(f"{preset.name}: {seconds:.0f} s for both forwards (building and converting not counted)")
+
+
+def forward_check(family: str, preset, repo: Path | None = None) -> None:
     """Full-size official classifier vs ours after conversion, seeded random weights, one seeded input (VideoMAE: a
     16-frame 224x224 clip; CAV-MAE: a 1024x128 fbank and a 224x224 frame, in the preset's classification mode;
-    Audio-MAE: a 1024x128 fbank)."""
+    Audio-MAE: a 1024x128 fbank). MAE-ST, MaskFeat and MAViL: :func:`encoder_forward_check`."""
     import time
+
+    if family in ("mae_st", "maskfeat", "mavil"):
+        return encoder_forward_check(family, preset, repo)
 
     conversion = importlib.import_module(f"hf_maskedav.conversion.{family}")
     if preset.task != "classification":
