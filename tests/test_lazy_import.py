@@ -102,6 +102,25 @@ def test_a_name_imports_only_its_module_and_subpackages_stay_reachable():
     assert loaded == str(["hf_maskedav.models.mavil.video_processing_mavil"])
 
 
+@pytest.mark.parametrize("first", [
+    "hf_maskedav.pipelines.audio_video_pipeline",      # the class module first: it imports transformers.pipelines
+    "hf_maskedav.pipelines.audio_video_classification",
+    "transformers.pipelines",
+])
+def test_the_pipeline_registers_whichever_module_is_imported_first(first):
+    """The registration hook fires when transformers.pipelines loads; it must not meet our pipeline module
+    half-initialised (it did when ``audio_video_pipeline`` was imported first)."""
+    out = _python(f"""
+        import warnings
+        warnings.simplefilter("error", RuntimeWarning)   # a failed registration is a RuntimeWarning
+        import hf_maskedav
+        import {first}
+        from transformers.pipelines import PIPELINE_REGISTRY
+        print("audio-video-classification" in PIPELINE_REGISTRY.get_supported_tasks())
+    """)
+    assert out.strip() == "True"
+
+
 def _tiny_audiomae(**kw):
     from hf_maskedav import AudioMAEConfig
 
