@@ -35,7 +35,6 @@ import time
 import torch
 from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
-from tqdm.auto import tqdm
 from transformers import AutoConfig
 
 import hf_maskedav  # noqa: F401  (registers the models with the Auto classes)
@@ -57,6 +56,7 @@ from hf_maskedav.training.validation_split import add_validation_split_argument,
 from hf_maskedav.training.threads import add_num_threads_argument, configure_cpu_threads
 from hf_maskedav.training import (
     StepLog,
+    LoopProgress,
     TimeBudget,
     TrainingState,
     add_clip_seconds_argument,
@@ -482,12 +482,8 @@ def main(argv=None):
         log(f"saved checkpoint {save_checkpoint(accelerator, args.output_dir, state, args.checkpoints_total_limit)}")
         saved_steps.append(state.completed_steps)
 
-    progress = tqdm(
-        range(max_train_steps),
-        initial=state.completed_steps,
-        disable=not accelerator.is_local_main_process,
-        desc="fine-tuning",
-        dynamic_ncols=True,
+    progress = LoopProgress(
+        budget, max_train_steps, state.completed_steps, desc="fine-tuning", disable=not accelerator.is_local_main_process
     )
     micro_losses = []
     # SIGTERM/SIGUSR1 (pre-emption) stop the loop at the next optimizer-step boundary with a checkpoint
