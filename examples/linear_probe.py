@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModel
 
 import hf_maskedav  # noqa: F401  (registers the models with the Auto classes)
+from hf_maskedav.training.threads import add_num_threads_argument, configure_cpu_threads
 from hf_maskedav import AudioMAEFeatureExtractor
 from hf_maskedav.data import (
     AudioClipDataset,
@@ -93,6 +94,7 @@ def parse_args(argv=None):
         "--seed", type=int, default=0, help="seed of the random initialisation and of the validation split"
     )
     parser.add_argument("--output_dir", default=None, help="where to write probe_results.json (optional)")
+    add_num_threads_argument(parser)
     args = parser.parse_args(argv)
     if args.model_name_or_path is None and not args.random_init:
         parser.error("give --model_name_or_path (or --random_init for a random encoder of --config_name)")
@@ -146,6 +148,7 @@ def main(argv=None):
     start = time.time()
     accelerator = Accelerator()
     log = accelerator.print
+    configure_cpu_threads(accelerator, args.num_threads, log)  # on CPU: use the machine
     check_world_size(accelerator)
     model, feature_extractor = load_encoder(args, log)
     feature_fn = resolve_feature_function(model.config.model_type, args.feature_fn)

@@ -34,6 +34,7 @@ from transformers import AutoConfig, AutoModel
 
 import hf_maskedav  # noqa: F401
 import hf_maskedav.training.video_probe  # noqa: F401  (registers the video feature functions)
+from hf_maskedav.training.threads import add_num_threads_argument, configure_cpu_threads
 from hf_maskedav.data import clip_samples_for
 from hf_maskedav.data.video import AudioWindow, VideoBadSampleTracker, VideoClipDataset, VideoCollator
 from hf_maskedav.data.video_transforms import video_recipe
@@ -66,6 +67,7 @@ def parse_args(argv=None):
     parser.add_argument("--weight_decays", type=float, nargs="+", default=[1e-4, 1e-3, 1e-2, 1e-1, 1.0])
     parser.add_argument("--seed", type=int, default=0, help="seed of the random initialisation and of the validation split")
     parser.add_argument("--output_dir", default=None, help="where to write probe_results.json (optional)")
+    add_num_threads_argument(parser)
     args = parser.parse_args(argv)
     if args.model_name_or_path is None and not args.random_init:
         parser.error("give --model_name_or_path (or --random_init for a random encoder of --config_name)")
@@ -120,6 +122,7 @@ def main(argv=None):
     start = time.time()
     accelerator = Accelerator()
     log = accelerator.print
+    configure_cpu_threads(accelerator, args.num_threads, log)  # on CPU: use the machine
     check_world_size(accelerator)  # several launched processes but one in each: stop, say why
     model, processor = load_encoder(args, log)
     model_type = model.config.model_type

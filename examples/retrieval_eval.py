@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from transformers import AutoConfig
 
 import hf_maskedav  # noqa: F401
+from hf_maskedav.training.threads import add_num_threads_argument, configure_cpu_threads
 from hf_maskedav import MAViLForPreTraining, MAViLModel
 from hf_maskedav.data import clip_samples_for
 from hf_maskedav.data.video import AudioWindow, VideoBadSampleTracker, VideoClipDataset, VideoCollator
@@ -50,6 +51,7 @@ def parse_args(argv=None):
     parser.add_argument("--per_device_batch_size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output_dir", default=None, help="where to write retrieval_results.json (optional)")
+    add_num_threads_argument(parser)
     args = parser.parse_args(argv)
     if args.model_name_or_path is None and not args.random_init:
         parser.error("give --model_name_or_path (or --random_init)")
@@ -80,6 +82,7 @@ def main(argv=None):
     start = time.time()
     accelerator = Accelerator()
     log = accelerator.print
+    configure_cpu_threads(accelerator, args.num_threads, log)  # on CPU: use the machine
     check_world_size(accelerator)  # several launched processes but one in each: stop, say why
     model, processor = load_model(args)
     model = accelerator.prepare_model(model, evaluation_mode=True)

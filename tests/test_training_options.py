@@ -426,3 +426,13 @@ def test_launched_script_uses_the_cores_unless_told_otherwise(tmp_path):
     assert _launch_threads(tmp_path, ["--num_processes", "1"], omp=1) == [1]  # the user's OMP_NUM_THREADS is kept
     two = _launch_threads(tmp_path, ["--multi_gpu", "--num_processes", "2"])
     assert sorted(two) == [max(1, cores // 2)] * 2
+
+
+def test_every_example_script_takes_num_threads():
+    """Training and evaluation scripts alike: --num_threads, and on CPU the machine's cores by default."""
+    scripts = [path for path in sorted(EXAMPLES.glob("*.py")) if "Accelerator(" in path.read_text()]
+    assert len(scripts) >= 9, scripts
+    for path in scripts:
+        text = path.read_text()
+        assert "add_num_threads_argument(" in text and "configure_cpu_threads(accelerator, args.num_threads" in text, (
+            f"{path.name} does not take --num_threads")
