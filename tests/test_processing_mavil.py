@@ -1,8 +1,6 @@
 """MAViL processor, video processor and pipelines on real .mp4 files (with and without an audio track) written here."""
 
-import fractions
 
-import av
 import numpy as np
 import pytest
 import torch
@@ -12,6 +10,8 @@ from hf_maskedav import AudioMAEFeatureExtractor, MAViLConfig, MAViLForAudioVisu
 from hf_maskedav.models.mavil import MAViLProcessor, MAViLVideoProcessor
 from hf_maskedav.models.mavil.processing_mavil import MissingStreamError, read_audio_track
 from hf_maskedav.models.mavil.video_processing_mavil import mavil_frame_indices
+
+from video_helpers import write_clip
 
 FPS, SECONDS, RATE, SIZE = 10, 2.0, 22050, (48, 64)
 
@@ -30,32 +30,12 @@ def frame_value(i: int) -> int:
 
 def write_media(path, audio=True, video=True):
     """A 2-s clip: flat grey frames whose brightness encodes their index, a stereo 440 Hz tone."""
-    with av.open(str(path), "w") as container:
-        if video:
-            vstream = container.add_stream("mpeg4", rate=FPS)
-            vstream.height, vstream.width = SIZE
-            vstream.pix_fmt = "yuv420p"
-        if audio:
-            astream = container.add_stream("aac", rate=RATE)
-            astream.layout = "stereo"
-        if video:
-            for i in range(int(SECONDS * FPS)):
-                image = np.full((*SIZE, 3), frame_value(i), dtype=np.uint8)
-                for packet in vstream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                    container.mux(packet)
-            for packet in vstream.encode():
-                container.mux(packet)
-        if audio:
-            t = np.arange(int(SECONDS * RATE)) / RATE
-            tone = np.stack([0.3 * np.sin(2 * np.pi * 440 * t)] * 2).astype(np.float32)
-            for start in range(0, tone.shape[1], 1024):
-                frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[:, start : start + 1024]), format="fltp", layout="stereo")
-                frame.sample_rate, frame.pts, frame.time_base = RATE, start, fractions.Fraction(1, RATE)
-                for packet in astream.encode(frame):
-                    container.mux(packet)
-            for packet in astream.encode():
-                container.mux(packet)
-    return str(path)
+    t = np.arange(int(SECONDS * RATE)) / RATE
+    return write_clip(
+        path, seconds=SECONDS, fps=FPS, size=SIZE, rate=RATE,
+        frame=(lambda i: np.full((*SIZE, 3), frame_value(i), dtype=np.uint8)) if video else None,
+        tone=np.stack([0.3 * np.sin(2 * np.pi * 440 * t)] * 2).astype(np.float32) if audio else None,
+    )
 
 
 @pytest.fixture(scope="module")

@@ -21,17 +21,17 @@ own classes on the same file, in this process.
 
 from __future__ import annotations
 
-import fractions
 import json
 import os
 import subprocess
 import sys
 
-import av
 import numpy as np
 import pytest
 import soundfile
 import torch
+
+from video_helpers import write_clip
 
 RATE, FPS, SECONDS, SIZE = 16000, 8, 1.5, (32, 40)
 
@@ -126,30 +126,12 @@ def _write_png(path):
 def _write_mp4(path, audio: bool):
     """Random-textured frames (every frame different) and, with ``audio``, a mono tone with noise."""
     rng = np.random.default_rng(0)
-    with av.open(str(path), "w") as container:
-        vstream = container.add_stream("mpeg4", rate=FPS)
-        vstream.height, vstream.width = SIZE
-        vstream.pix_fmt = "yuv420p"
-        if audio:
-            astream = container.add_stream("aac", rate=RATE)
-            astream.layout = "mono"
-        for i in range(int(SECONDS * FPS)):
-            image = rng.integers(0, 255, (*SIZE, 3), dtype=np.uint8)
-            for packet in vstream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                container.mux(packet)
-        for packet in vstream.encode():
-            container.mux(packet)
-        if audio:
-            t = np.arange(int(SECONDS * RATE)) / RATE
-            tone = (0.3 * np.sin(2 * np.pi * 330 * t) + 0.05 * rng.standard_normal(t.size)).astype(np.float32)[None]
-            for start in range(0, tone.shape[1], 1024):
-                frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[:, start : start + 1024]), format="fltp", layout="mono")
-                frame.sample_rate, frame.pts, frame.time_base = RATE, start, fractions.Fraction(1, RATE)
-                for packet in astream.encode(frame):
-                    container.mux(packet)
-            for packet in astream.encode():
-                container.mux(packet)
-    return str(path)
+    frames = [rng.integers(0, 255, (*SIZE, 3), dtype=np.uint8) for _ in range(int(SECONDS * FPS))]
+    tone = None
+    if audio:
+        t = np.arange(int(SECONDS * RATE)) / RATE
+        tone = (0.3 * np.sin(2 * np.pi * 330 * t) + 0.05 * rng.standard_normal(t.size)).astype(np.float32)[None]
+    return write_clip(path, seconds=SECONDS, fps=FPS, size=SIZE, rate=RATE, frame=frames.__getitem__, tone=tone)
 
 
 def _configs():

@@ -6,6 +6,7 @@ frames a decoder returned, even through a lossy codec.
 
 from __future__ import annotations
 
+import fractions
 from pathlib import Path
 
 import av
@@ -44,6 +45,37 @@ def write_audio_only(path: Path, seconds: float = 0.5, rate: int = 16000):
         for packet in stream.encode():
             container.mux(packet)
     return path
+
+
+def write_clip(path, *, seconds: float, fps: int, size: tuple[int, int], rate: int, frame=None, tone=None) -> str:
+    """An .mp4 with an mpeg4 video track (``frame(i)`` -> ``[H, W, 3]`` uint8 for each of ``seconds * fps`` frames)
+    and/or an AAC audio track (``tone``: float32 ``[channels, samples]`` at ``rate``, 1 = mono, 2 = stereo); leave
+    one out (None) for a file without that track."""
+    with av.open(str(path), "w") as container:
+        if frame is not None:
+            vstream = container.add_stream("mpeg4", rate=fps)
+            vstream.height, vstream.width = size
+            vstream.pix_fmt = "yuv420p"
+        if tone is not None:
+            layout = {1: "mono", 2: "stereo"}[tone.shape[0]]
+            astream = container.add_stream("aac", rate=rate)
+            astream.layout = layout
+        if frame is not None:
+            for i in range(int(seconds * fps)):
+                for packet in vstream.encode(av.VideoFrame.from_ndarray(frame(i), format="rgb24")):
+                    container.mux(packet)
+            for packet in vstream.encode():
+                container.mux(packet)
+        if tone is not None:
+            for start in range(0, tone.shape[1], 1024):
+                chunk = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[:, start : start + 1024]), format="fltp",
+                                                   layout=layout)
+                chunk.sample_rate, chunk.pts, chunk.time_base = rate, start, fractions.Fraction(1, rate)
+                for packet in astream.encode(chunk):
+                    container.mux(packet)
+            for packet in astream.encode():
+                container.mux(packet)
+    return str(path)
 
 
 def frame_ids(frames: torch.Tensor) -> list[int]:
