@@ -6,15 +6,27 @@ A family's test class subclasses :class:`ModelTesterMixin` and provides
 * ``get_config()``: a tiny config,
 * ``get_inputs(model_class)``: deterministic inputs (pin the masking noise: the tests compare two forward passes),
   including ``labels`` for heads that compute a loss.
+
+It also holds :func:`load_script`, for the tests that import a script of ``examples/`` or ``conversion/``.
 """
 
 from __future__ import annotations
 
 import copy
+import importlib.util
+from pathlib import Path
 
 import torch
 
 from hf_maskedav.layers import FixedPositionTable
+
+
+def load_script(path: Path, name: str | None = None):
+    """Import a script file (not a package module) as a module named ``name`` (default: the file's stem)."""
+    spec = importlib.util.spec_from_file_location(name or Path(path).stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _first_tensor(output):

@@ -38,6 +38,7 @@ from hf_maskedav import (
 )
 from hf_maskedav.app.core import Demo, DemoInputError, detect_mode
 
+from common import load_script
 from test_processing_mavil import write_media
 from video_helpers import write_audio_only, write_video
 
@@ -400,14 +401,9 @@ FAMILIES_WITH_A_CONVERTER = sorted(p.stem.removeprefix("convert_") for p in (REP
 
 @pytest.mark.parametrize("family", FAMILIES_WITH_A_CONVERTER)
 def test_model_cards_link_the_demo(family):
-    import importlib.util
-
     from hf_maskedav.conversion.cli import render_model_card
 
-    location = importlib.util.spec_from_file_location(f"convert_{family}", REPO / "conversion" / f"convert_{family}.py")
-    module = importlib.util.module_from_spec(location)
-    location.loader.exec_module(module)
-    spec = module.SPEC
+    spec = load_script(REPO / "conversion" / f"convert_{family}.py").SPEC
     preset = next(iter(spec.presets.values()))
     unverified = {"status": "unverified", "reason": "no outputs"}
     card = str(render_model_card(spec, preset, preset.task, unverified, preset.url, "someone/tiny",

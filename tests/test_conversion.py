@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import pickle
@@ -16,18 +15,13 @@ import hf_maskedav  # noqa: F401
 from hf_maskedav.conversion import UnmappedKeysError, load_official_checkpoint
 from hf_maskedav.conversion.cli import convert, hub_operations, push_to_hub, resolve_checkpoint
 
+from common import load_script
+
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(os.environ.get("HF_MASKEDAV_FIXTURES", REPO.parent / "shared" / "fixtures" / "official"))
 
 
-def _load_script(path: Path):
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-SCRIPTS = {p.stem: _load_script(p) for p in sorted((REPO / "conversion").glob("convert_*.py"))}
+SCRIPTS = {p.stem: load_script(p) for p in sorted((REPO / "conversion").glob("convert_*.py"))}
 CASES = [
     (name, folder)
     for folder in (sorted(p for p in FIXTURES.iterdir() if (p / "fixture.json").is_file()) if FIXTURES.is_dir() else [])

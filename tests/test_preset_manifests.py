@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from common import load_script
+
 MANIFESTS = Path(__file__).resolve().parents[1] / "conversion" / "manifests"
 DONE = ("videomae", "cavmae", "mae_st", "audiomae", "videomae_v2", "mavil", "maskfeat", "avmae")
 NOT_DONE = ()
@@ -208,13 +210,8 @@ def _kept(family, official, model):
     return official
 
 def _script_spec(family):
-    import importlib.util
-
     path = Path(__file__).resolve().parents[1] / "conversion" / f"convert_{family}.py"
-    module_spec = importlib.util.spec_from_file_location(f"manifest_convert_{family}", path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module.SPEC
+    return load_script(path, f"manifest_convert_{family}").SPEC
 
 
 def test_model_card_says_what_is_and_is_not_verified():

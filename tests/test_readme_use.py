@@ -4,7 +4,6 @@ and that the preset list lives in docs/conversion.md (every preset, once) and no
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import re
 import shlex
 from pathlib import Path
@@ -12,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import soundfile
 import torch
+
+from common import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -49,9 +50,7 @@ def test_fine_tuning_and_conversion_commands_parse():
     bash = _blocks(_section(README, "Use a model"), "bash")
     finetune, convert = (_command(block) for block in bash)
     assert finetune[:2] == ["accelerate", "launch"]
-    spec = importlib.util.spec_from_file_location("readme_finetune", ROOT / finetune[2])
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script(ROOT / finetune[2], "readme_finetune")
     args = module.parse_args(finetune[3:])
     assert args.data_dir == "my_sounds/" and args.label_column == "label"
 
@@ -59,9 +58,7 @@ def test_fine_tuning_and_conversion_commands_parse():
     from hf_maskedav.conversion.audiomae import PRESETS
     from hf_maskedav.conversion.cli import build_parser
 
-    spec = importlib.util.spec_from_file_location("readme_convert", ROOT / convert[1])
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script(ROOT / convert[1], "readme_convert")
     args = build_parser(module.SPEC).parse_args(convert[2:])
     assert args.preset in PRESETS and args.export_remote_code and args.push_to_hub
 
