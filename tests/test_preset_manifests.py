@@ -229,17 +229,6 @@ def test_model_card_says_what_is_and_is_not_verified():
     assert "Architecture: not checked at full size against the official code." in card
 
 
-def test_cavmae_model_card_says_what_is_and_is_not_verified():
-    from hf_maskedav.conversion.cli import render_model_card
-
-    spec = _script_spec("cavmae")
-    preset = spec.presets["cavmae-scale-plus-as2m-finetuned"]
-    card = " ".join(str(render_model_card(spec, preset, preset.task, {"status": "unverified"}, "file", "org/x")).split())
-    assert "Architecture: **verified at full size against the official code.**" in card
-    assert "`models.cav_mae.CAVMAEFT` (YuanGongND/cav-mae @ `68fe8c2`)" in card
-    assert "saved bare, keys prefixed module." in card and "Not verified: the released file itself" in card
-
-
 def test_mae_st_model_cards_say_what_is_and_is_not_verified():
     from hf_maskedav.conversion.cli import render_model_card
 
@@ -259,66 +248,48 @@ def test_mae_st_model_cards_say_what_is_and_is_not_verified():
             assert "352 state-dict keys (318.4M values, container `model_state`)" in card
 
 
-def test_audiomae_model_card_says_what_is_and_is_not_verified():
-    from hf_maskedav.conversion.cli import render_model_card
-
-    spec = _script_spec("audiomae")
-    preset = spec.presets["audiomae-base-as2m-pretrained"]
-    card = " ".join(str(render_model_card(spec, preset, preset.task, {"status": "unverified"}, "f", "o/x")).split())
-    assert "Architecture: **verified at full size against the official code.**" in card
-    assert "`models_mae.MaskedAutoencoderViT` (facebookresearch/AudioMAE @ `bd60e29`" in card
-    assert "430 state-dict keys (137.0M values, container `model`)" in card
-
-
-def test_videomae_v2_model_card_says_what_is_and_is_not_verified():
-    from hf_maskedav.conversion.cli import render_model_card
-
-    spec = _script_spec("videomae_v2")
-    preset = spec.presets["videomaev2-base-k710-distilled"]
-    card = " ".join(str(render_model_card(spec, preset, preset.task, {"status": "unverified"}, "f", "o/x")).split())
-    assert "Architecture: **verified at full size against the official code.**" in card
-    assert "`models.modeling_finetune.VisionTransformer` (OpenGVLab/VideoMAEv2 @ `29eab1e`)" in card
-    assert "162 state-dict keys (86.8M values, container `module`)" in card
-
-
-def test_mavil_model_card_says_what_is_and_is_not_verified():
-    from hf_maskedav.conversion.cli import render_model_card
-
-    spec = _script_spec("mavil")
-    preset = spec.presets["mavil-base-avsuperb-pretrained"]
-    card = " ".join(str(render_model_card(spec, preset, preset.task, {"status": "unverified"}, "f", "o/x")).split())
-    assert "Architecture: **verified at full size against the official code.**" in card
-    assert "`mavil.models_vitmm.VisionTransformerMM` (roger-tseng/av-superb @ `696e269`" in card
-    assert "320 state-dict keys (186.7M values, container `model`)" in card
-
-
-def test_maskfeat_presets_are_the_official_yaml_and_their_cards_say_so():
-    from hf_maskedav.conversion.cli import render_model_card
-
+def test_maskfeat_presets_are_the_official_yaml():
     index = json.loads((MANIFESTS / "maskfeat" / "index.json").read_text())
     for architecture in set(index.values()):
         manifest = json.loads((MANIFESTS / "maskfeat" / f"{architecture}.json").read_text())
         # the official model was built from the official yaml, and the preset's sections agree with it
         assert manifest["official_config"].startswith("configs/masked_ssl/")
         assert manifest["preset_vs_official_config"] == []
-    spec = _script_spec("maskfeat")
-    preset = spec.presets["maskfeat-mvitv2-small-16x4-k400-pretrained"]
-    card = " ".join(str(render_model_card(spec, preset, preset.task, {"status": "unverified"}, "f", "o/x")).split())
-    assert "Architecture: **verified at full size against the official code.**" in card
-    assert "`slowfast.models.masked.MaskMViT` (facebookresearch/SlowFast @ `287ec00`)" in card
-    assert "400 state-dict keys (36.3M values, container `model_state`)" in card
 
 
-def test_avmae_model_card_says_what_is_and_is_not_verified():
+CARD_FACTS = {  # family: (preset, what its card must say besides "verified at full size")
+    "cavmae": ("cavmae-scale-plus-as2m-finetuned", [
+        "`models.cav_mae.CAVMAEFT` (YuanGongND/cav-mae @ `68fe8c2`)", "saved bare, keys prefixed module.",
+        "Not verified: the released file itself"]),
+    "audiomae": ("audiomae-base-as2m-pretrained", [
+        "`models_mae.MaskedAutoencoderViT` (facebookresearch/AudioMAE @ `bd60e29`",
+        "430 state-dict keys (137.0M values, container `model`)"]),
+    "videomae_v2": ("videomaev2-base-k710-distilled", [
+        "`models.modeling_finetune.VisionTransformer` (OpenGVLab/VideoMAEv2 @ `29eab1e`)",
+        "162 state-dict keys (86.8M values, container `module`)"]),
+    "mavil": ("mavil-base-avsuperb-pretrained", [
+        "`mavil.models_vitmm.VisionTransformerMM` (roger-tseng/av-superb @ `696e269`",
+        "320 state-dict keys (186.7M values, container `model`)"]),
+    "maskfeat": ("maskfeat-mvitv2-small-16x4-k400-pretrained", [
+        "`slowfast.models.masked.MaskMViT` (facebookresearch/SlowFast @ `287ec00`)",
+        "400 state-dict keys (36.3M values, container `model_state`)"]),
+    "avmae": ("avmae-vit-large-as2m-selfsup-audiovisual-finetuned-audio", [
+        "`scenic.projects.av_mae.mbt.MBT` (google-research/scenic @ `4a38d47`)", "`configs/audioset/finetune.py`",
+        "391 parameters in its tree (303.1M values", "Not verified: the released file itself", "**unverified**"]),
+}
+
+
+@pytest.mark.parametrize("family", sorted(CARD_FACTS))
+def test_family_model_card_says_what_is_and_is_not_verified(family):
     from hf_maskedav.conversion.cli import render_model_card
 
-    spec = _script_spec("avmae")
-    preset = spec.presets["avmae-vit-large-as2m-selfsup-audiovisual-finetuned-audio"]
+    spec = _script_spec(family)
+    name, facts = CARD_FACTS[family]
+    preset = spec.presets[name]
     card = " ".join(str(render_model_card(spec, preset, preset.task, {"status": "unverified"}, "f", "o/x")).split())
     assert "Architecture: **verified at full size against the official code.**" in card
-    assert "`scenic.projects.av_mae.mbt.MBT` (google-research/scenic @ `4a38d47`)" in card
-    assert "`configs/audioset/finetune.py`" in card and "391 parameters in its tree (303.1M values" in card
-    assert "Not verified: the released file itself" in card and "**unverified**" in card
+    for fact in facts:
+        assert fact in card, fact
 
 
 def test_readme_counts_the_presets_checked_at_full_size():
