@@ -1,4 +1,4 @@
-"""Patch/tubelet embeddings and a fixed position-table holder shared by every model family."""
+"""Patch/tubelet embeddings and the position-table holder shared by every model family."""
 
 from __future__ import annotations
 
@@ -89,32 +89,60 @@ def _embed_selected(proj, kernel, stride, padding, pixel_values: torch.Tensor, i
     return nn.functional.linear(patches, proj.weight.flatten(1), proj.bias)
 
 
-class FixedPositionTable(nn.Module):
-    """Holds a fixed (non-learned) position table as a non-persistent ``[1, L, D]`` buffer.
+POSITION_TABLE_MODES = ("fixed", "stored", "learned")
 
-    ``builder`` is a zero-argument function returning the ``[L, D]`` table; it runs once in ``__init__`` and again in
-    the models' ``_init_weights`` (``from_pretrained`` materialises non-persistent buffers as empty tensors).
-    :meth:`for_grid` builds (and caches) the table for another grid when the input size differs from the config.
+
+class PositionTable(nn.Module):
+    """The one holder of a ``[1, L, D]`` position table, kept under the state-dict key ``table`` in every mode.
+
+    ``builder`` is a function returning the ``[L, D]`` table for a grid; it runs once in ``__init__`` and again in
+    ``init_mae_weights`` (which leaves a table loaded from a checkpoint untouched). ``mode`` says how the table lives:
+
+    * ``"fixed"``: a non-persistent buffer, never in the state dict, rebuilt on load (``from_pretrained`` materialises
+      non-persistent buffers as empty tensors); :meth:`for_grid` builds (and caches) the table for another grid.
+    * ``"stored"``: a persistent buffer, in the state dict and loaded as stored, never trained (converted checkpoints
+      whose tables are stored values, e.g. MAViL ``position_tables="stored"``).
+    * ``"learned"``: an ``nn.Parameter`` started from the builder's table (CAV-MAE ``tr_pos=True`` fine-tuning).
+
+    A stored or learned table cannot be rebuilt for another grid: :meth:`for_grid` then raises.
     """
 
-    def __init__(self, builder: Callable[..., torch.Tensor], *grid):
+    def __init__(self, builder: Callable[..., torch.Tensor], *grid, mode: str = "fixed"):
         super().__init__()
+        if mode not in POSITION_TABLE_MODES:
+            raise ValueError(f"position table mode must be one of {POSITION_TABLE_MODES}, got {mode!r}")
         self.builder = builder
         self.grid = tuple(grid)
-        self.register_buffer("table", builder(*grid).unsqueeze(0), persistent=False)
+        self.mode = mode
+        table = builder(*grid).unsqueeze(0)
+        if mode == "learned":
+            self.table = nn.Parameter(table)
+        else:
+            self.register_buffer("table", table, persistent=mode == "stored")
         self._other_grids: dict[tuple, torch.Tensor] = {}
 
     def build(self) -> torch.Tensor:
         return self.builder(*self.grid).unsqueeze(0)
 
     def for_grid(self, *grid) -> torch.Tensor:
-        """The ``[1, L, D]`` table for ``grid`` on the buffer's device and dtype."""
+        """The ``[1, L, D]`` table for ``grid`` on the table's device and dtype."""
         if tuple(grid) == self.grid:
             return self.table
+        if self.mode != "fixed":
+            raise ValueError(
+                f"this model {'stores' if self.mode == 'stored' else 'learns'} its position table for a token grid of "
+                f"{self.grid}; the input gives {tuple(grid)}. A {self.mode} table cannot be rebuilt for another size: "
+                "resize/pad the input to the configured size."
+            )
         key = (tuple(grid), self.table.device, self.table.dtype)
         if key not in self._other_grids:
             self._other_grids[key] = self.builder(*grid).unsqueeze(0).to(self.table.device, self.table.dtype)
         return self._other_grids[key]
 
     def extra_repr(self) -> str:
-        return f"grid={self.grid}, shape={tuple(self.table.shape)}"
+        return f"grid={self.grid}, mode={self.mode}, shape={tuple(self.table.shape)}"
+
+
+# The name the models and docs used for the fixed mode (``PositionTable(builder, *grid)``); ``init_mae_weights`` checks
+# it, so every mode is (re)built from its builder there.
+FixedPositionTable = PositionTable

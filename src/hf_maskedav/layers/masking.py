@@ -5,7 +5,10 @@ from the encoder input or replaced by a mask token), 0 means kept.
 
 * :func:`random_masking` -- the MAE recipe driven by a ``noise`` tensor (Audio-MAE, MAE-ST, MAViL, CAV-MAE).
 * :func:`time_frequency_masking` -- Audio-MAE's structured fine-tuning masking (drop time rows and mel columns).
-* :func:`tube_masking` -- VideoMAE: one spatial mask repeated over every time slice, fixed count per sample.
+* :func:`mask_from_noise` -- check a ``noise`` tensor's shape (or draw it) and mask: ``"random"`` (MAE),
+  ``"tube"`` (VideoMAE), ``"count"`` (VideoMAE V2 random); :func:`checked_noise` is its shape check alone.
+* :func:`tube_masking` -- VideoMAE: one spatial mask repeated over every time slice, fixed count per sample
+  (:func:`tube_mask_from_noise` from a given noise).
 * :func:`running_cell_mask` -- VideoMAE V2's decoder mask: a 2x2 cell pattern that shifts by one cell every time
   slice (True = not reconstructed); :func:`videomae_v2_masks` draws both V2 masks exactly as the official data loader.
 * :func:`block_masking` / :func:`cube_masking` -- BEiT-style blocks (MaskFeat images) and space-time cubes (MaskFeat
@@ -125,13 +128,100 @@ def tube_masking(
 ) -> torch.Tensor:
     """VideoMAE tube masking: ``int(mask_ratio * S)`` masked cells per frame, the same cells for every frame.
 
-    Returns a ``[N, T * S]`` bool tensor (True = masked) with tokens ordered ``(t, s)``.
+    Returns a ``[N, T * S]`` bool tensor (True = masked) with tokens ordered ``(t, s)``; the cells with the smallest
+    of ``torch.rand(N, S, generator=generator)`` are masked (:func:`tube_mask_from_noise` of the negated draw).
     """
-    num_mask = int(mask_ratio * num_spatial)
     noise = torch.rand(batch_size, num_spatial, generator=generator, device=device)
+    return tube_mask_from_noise(-noise, num_frames, mask_ratio)
+
+
+def tube_mask_from_noise(noise: torch.Tensor, num_frames: int, mask_ratio: float) -> torch.Tensor:
+    """VideoMAE tube masking from ``[N, S]`` noise (``S = H'*W'`` spatial cells): the ``int(mask_ratio * S)`` cells
+    with the largest noise are masked in every one of ``num_frames`` time slices (official ``TubeMaskingGenerator``
+    count). Returns ``[N, num_frames * S]`` bool, tokens ordered ``(t, s)``."""
+    cells = noise.shape[1]
+    num_mask = int(mask_ratio * cells)
+    ranks = torch.argsort(torch.argsort(noise, dim=1), dim=1)  # 0 = smallest noise
+    return (ranks >= cells - num_mask).repeat(1, num_frames)
+
+
+def count_mask_from_noise(noise: torch.Tensor, mask_ratio: float) -> torch.Tensor:
+    """Unstructured masking from ``[N, L]`` noise: the ``int(mask_ratio * L)`` largest are masked (VideoMAE V2's
+    count; MAE's :func:`random_masking` keeps ``int(L * (1 - ratio))`` instead). Returns ``[N, L]`` bool."""
+    length = noise.shape[1]
+    num_mask = int(mask_ratio * length)
     ranks = torch.argsort(torch.argsort(noise, dim=1), dim=1)
-    frame_mask = ranks < num_mask  # [N, S]
-    return frame_mask.repeat(1, num_frames)
+    return ranks >= length - num_mask
+
+
+def num_masked_tokens(kind: str, grid: tuple[int, ...], mask_ratio: float) -> int:
+    """Masked tokens per sample of a ``"tube"`` or ``"count"`` mask, known before drawing it: ``T' * int(ratio *
+    H'W')`` for tube masking, ``int(ratio * L)`` otherwise."""
+    if kind == "tube":
+        return grid[0] * int(mask_ratio * math.prod(grid[1:]))
+    return int(mask_ratio * math.prod(grid))
+
+
+MASK_KINDS = ("random", "tube", "count")
+
+
+def noise_shape(kind: str, batch: int, grid: tuple[int, ...]) -> tuple[int, int]:
+    """The ``noise`` shape a mask ``kind`` reads: one value per spatial cell for ``"tube"`` (``grid[1:]``), one per
+    token otherwise."""
+    return (batch, math.prod(grid[1:])) if kind == "tube" else (batch, math.prod(grid))
+
+
+def checked_noise(
+    noise: torch.Tensor | None, shape: tuple[int, ...], device=None, name: str = "noise", what: str = "batch, tokens"
+) -> torch.Tensor:
+    """``noise`` checked to have ``shape`` (a ``ValueError`` naming ``name`` and ``what`` the axes are) and moved to
+    ``device``; ``torch.rand(shape)`` when it is None. The first step of every "noise -> mask" in the models."""
+    shape = tuple(shape)
+    if noise is None:
+        return torch.rand(*shape, device=device)
+    if tuple(noise.shape) != shape:
+        raise ValueError(f"{name} must have shape {shape} ({what}), got {tuple(noise.shape)}")
+    return noise if device is None else noise.to(device)
+
+
+def mask_from_noise(
+    kind: str,
+    noise: torch.Tensor | None,
+    grid: tuple[int, ...],
+    mask_ratio: float,
+    *,
+    batch: int,
+    device=None,
+    name: str = "noise",
+    what: str | None = None,
+) -> MaskingIndices:
+    """Check ``noise`` (draw it when None) and mask a token ``grid`` of ``kind``:
+
+    * ``"random"`` -- MAE (:func:`random_masking`): keep ``int(L * (1 - ratio))`` smallest, in ascending-noise order.
+    * ``"tube"`` -- VideoMAE (:func:`tube_mask_from_noise`), noise per spatial cell of a ``(T', H', W')`` grid.
+    * ``"count"`` -- VideoMAE V2 random (:func:`count_mask_from_noise`).
+
+    Tube and count masks list the kept tokens in ascending position (:func:`ids_from_fixed_count_mask`). Structured
+    time/frequency masking reads two noises: :func:`checked_noise` each, then :func:`time_frequency_masking`.
+    """
+    if kind not in MASK_KINDS:
+        raise ValueError(f"mask kind must be one of {MASK_KINDS}, got {kind!r}")
+    if not 0.0 <= mask_ratio < 1.0:
+        raise ValueError(f"mask_ratio must be in [0, 1), got {mask_ratio}")
+    if what is None:
+        what = (
+            f"one value per spatial cell ({'x'.join(map(str, grid[1:]))}) for tube masking"
+            if kind == "tube"
+            else "batch, tokens"
+        )
+    noise = checked_noise(noise, noise_shape(kind, batch, grid), device, name, what)
+    if kind == "random":
+        return random_masking(noise, mask_ratio)
+    if kind == "tube":
+        mask = tube_mask_from_noise(noise, grid[0], mask_ratio)
+    else:
+        mask = count_mask_from_noise(noise, mask_ratio)
+    return ids_from_fixed_count_mask(mask, math.prod(grid) - num_masked_tokens(kind, grid, mask_ratio))
 
 
 def running_cell_mask(start: torch.Tensor, grid: tuple[int, int, int], mask_ratio: float) -> torch.Tensor:

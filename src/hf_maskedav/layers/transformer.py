@@ -104,3 +104,41 @@ def run_layers(layers, hidden_states, output_hidden_states: bool = False, output
         if output_attentions:
             all_attentions = all_attentions + (attn_weights,)
     return hidden_states, all_hidden, all_attentions
+
+
+def transformer_layers(
+    config,
+    depth: int,
+    hidden_size: int,
+    num_heads: int,
+    intermediate_size: int,
+    *,
+    qkv_bias: str = "qkv",
+    drop_path_rate: float = 0.0,
+    drop_path_depth: int | None = None,
+    dropout: float = 0.0,
+    attention_dropout: float = 0.0,
+) -> nn.ModuleList:
+    """The one builder of a stack of ``depth`` :class:`TransformerLayer` (encoders and ViT decoders alike).
+
+    ``layer_norm_eps`` and ``hidden_act`` are read from ``config``; the rest is passed, so an encoder passes its
+    config's dropouts and a decoder leaves them at 0 (the official decoders have none). Stochastic depth rises
+    linearly from 0 to ``drop_path_rate`` over ``drop_path_depth`` layers (default ``depth``; the official ``dpr``
+    list), of which the first ``depth`` are used.
+    """
+    rates = torch.linspace(0, drop_path_rate, drop_path_depth or depth, device="cpu").tolist() if depth else []
+    return nn.ModuleList(
+        TransformerLayer(
+            config,
+            hidden_size,
+            num_heads,
+            intermediate_size,
+            qkv_bias=qkv_bias,
+            layer_norm_eps=config.layer_norm_eps,
+            hidden_act=config.hidden_act,
+            drop_path=rates[i],
+            dropout=dropout,
+            attention_dropout=attention_dropout,
+        )
+        for i in range(depth)
+    )

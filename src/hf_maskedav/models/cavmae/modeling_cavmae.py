@@ -27,8 +27,8 @@ from transformers.utils import ModelOutput
 from ...layers import (
     MLP,
     DropPath,
-    FixedPositionTable,
     PatchEmbed2D,
+    PositionTable,
     SelfAttention,
     TransformerLayer,
     gather_tokens,
@@ -186,27 +186,14 @@ def _as_frame(pixel_values: torch.Tensor, config: CAVMAEConfig) -> torch.Tensor:
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-class LearnedPositionTable(nn.Module):
-    """A learned ``[1, L, D]`` position table initialised from ``builder`` (official fine-tuning, ``tr_pos=True``)."""
-
-    def __init__(self, builder, *grid):
-        super().__init__()
-        self.builder = builder
-        self.grid = tuple(grid)
-        self.table = nn.Parameter(builder(*grid).unsqueeze(0))
-
-    def build(self) -> torch.Tensor:
-        return self.builder(*self.grid).unsqueeze(0)
-
-
 def _position_table(config: CAVMAEConfig, width: int, grid: tuple[int, int]) -> nn.Module:
     """The 2-D sin-cos table of the official ``get_2d_sincos_pos_embed(D, rows, cols)``, fixed or learned.
 
     Token ``i`` gets ``[code(i % cols) | code(i // cols)]``; for audio rows are mel patches and cols time patches,
     consistent with the frequency-major token order.
     """
-    table_class = LearnedPositionTable if config.trainable_position_embeddings else FixedPositionTable
-    return table_class(partial(sincos_2d_table, width), *grid)
+    mode = "learned" if config.trainable_position_embeddings else "fixed"
+    return PositionTable(partial(sincos_2d_table, width), *grid, mode=mode)
 
 
 class CAVMAEEmbeddings(nn.Module):
@@ -353,9 +340,7 @@ class CAVMAEPreTrainedModel(PreTrainedModel):
         if init_mae_weights(module):
             return
         std = self.config.initializer_range
-        if isinstance(module, LearnedPositionTable):
-            init.copy_(module.table, module.build())
-        elif isinstance(module, CAVMAEEmbeddings):
+        if isinstance(module, CAVMAEEmbeddings):
             init.normal_(module.modality_embedding, std=std)
         elif isinstance(module, CAVMAEDecoder):
             init.normal_(module.mask_token, std=std)
