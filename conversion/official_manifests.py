@@ -9,7 +9,7 @@ model whose key table accounts for every official key with the right shape, and 
 Needs the official repository checked out (nothing of it is copied here) and the timm it imports:
 
     python conversion/official_manifests.py --family videomae --official_repo /path/to/MCG-NJU/VideoMAE \\
-        --output_dir conversion/manifests
+        --output_dir src/hf_maskedav/conversion/manifests
 
 Families done: all eight (see docs/conversion.md for each one's set-up): avmae (JAX/Flax, parameter trees traced
 with jax.eval_shape), maskfeat and mavil, audiomae, mae_st (the PySlowFast releases with --slowfast_repo), videomae_v2, cavmae (YuanGongND/cav-mae @ 68fe8c2, its ``src`` as --official_repo, timm 0.4.5 the same way) and

@@ -263,3 +263,56 @@ def test_videomae_script_converts_a_transformers_format_repo(tmp_path):
     clip = torch.randn(1, 4, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(ours(clip).logits, reference.eval()(clip).logits, atol=1e-5, rtol=1e-4)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# model cards and manifests are package data
+
+
+def test_cards_and_manifests_ship_in_the_wheel_and_are_found_without_the_source_tree(tmp_path):
+    """Build the wheel from a copy of the project, unpack it elsewhere and render every family's card from it: the
+    templates and architecture manifests must be package data (not found through the source checkout)."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, project / name)
+    shutil.copytree(REPO / "src", project / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    subprocess.run([sys.executable, "-c", f"import setuptools.build_meta as b; b.build_wheel({str(wheels)!r})"],
+                   cwd=project, check=True, capture_output=True)
+    (wheel,) = wheels.glob("*.whl")
+    shipped = set(zipfile.ZipFile(wheel).namelist())
+    package = REPO / "src" / "hf_maskedav" / "conversion"
+    data = sorted(p.relative_to(REPO / "src").as_posix() for folder in ("model_cards", "manifests")
+                  for p in (package / folder).rglob("*") if p.is_file())
+    assert len([d for d in data if "/model_cards/" in d]) == len(SCRIPTS) and any("/manifests/" in d for d in data)
+    assert [d for d in data if d not in shipped] == []
+
+    installed = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(installed)
+    # each family's card rendered by the unpacked package (the scripts only describe the family: ConversionSpec)
+    check = f"""
+import runpy
+import hf_maskedav.conversion.cli as cli
+assert cli.__file__.startswith({str(installed)!r}), cli.__file__
+for script in {sorted(str(REPO / "conversion" / f"{name}.py") for name in SCRIPTS)!r}:
+    spec = runpy.run_path(script)["SPEC"]
+    preset = next(p for p in spec.presets.values() if cli.architecture_manifest(spec, p) is not None)
+    card = " ".join(str(cli.render_model_card(spec, preset, preset.task, {{"status": "unverified"}}, "f", "o/x")).split())
+    assert "Architecture: **verified at full size against the official code.**" in card, spec.family
+print("ok")
+"""
+    env = {**os.environ, "PYTHONPATH": str(installed)}
+    result = subprocess.run([sys.executable, "-c", check], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
+def test_no_code_path_finds_files_through_the_source_checkout():
+    sources = [p for p in (REPO / "src" / "hf_maskedav").rglob("*.py")]
+    assert [str(p) for p in sources if "parents[3]" in p.read_text() or "repo_root" in p.read_text()] == []

@@ -1,6 +1,6 @@
 """Presets at full size against the official architecture (issue #17, item 2 of the issue), without the official code.
 
-``conversion/manifests/<family>/`` holds, per distinct official architecture among the family's presets, the key ->
+``src/hf_maskedav/conversion/manifests/<family>/`` (package data: the model cards read it) holds, per distinct official architecture among the family's presets, the key ->
 shape table of the official model built at full size by the official code with the preset's ``official_kwargs``
 (``conversion/official_manifests.py``; facts, not code). Here each preset's config builds our model with its
 parameters on the meta device, and the family's strict key table must account for every official key with the right
@@ -21,7 +21,8 @@ import torch
 
 from common import load_script
 
-MANIFESTS = Path(__file__).resolve().parents[1] / "conversion" / "manifests"
+REPO = Path(__file__).resolve().parents[1]
+MANIFESTS = REPO / "src" / "hf_maskedav" / "conversion" / "manifests"
 DONE = ("videomae", "cavmae", "mae_st", "audiomae", "videomae_v2", "mavil", "maskfeat", "avmae")
 NOT_DONE = ()
 # presets of a done family that have no manifest (none left)
@@ -80,7 +81,7 @@ def test_every_preset_of_the_family_has_a_manifest(family):
 def test_families_without_manifests_are_the_listed_ones():
     assert sorted(p.name for p in MANIFESTS.iterdir() if p.is_dir()) == sorted(DONE)
     assert not set(DONE) & set(NOT_DONE)
-    converters = sorted(p.stem[len("convert_"):] for p in (MANIFESTS.parent).glob("convert_*.py"))
+    converters = sorted(p.stem[len("convert_"):] for p in (REPO / "conversion").glob("convert_*.py"))
     assert sorted(DONE + NOT_DONE) == converters  # every family is either done or listed as not done
 
 
@@ -293,7 +294,7 @@ def test_family_model_card_says_what_is_and_is_not_verified(family):
 
 
 def test_readme_counts_the_presets_checked_at_full_size():
-    readme = " ".join((MANIFESTS.parents[1] / "README.md").read_text().split())
+    readme = " ".join((REPO / "README.md").read_text().split())
     checked = sum(len(json.loads((MANIFESTS / family / "index.json").read_text())) for family in DONE)
     total = sum(len(importlib.import_module(f"hf_maskedav.conversion.{family}").PRESETS) for family in DONE + NOT_DONE)
     assert f"{total} released checkpoints are presets" in readme

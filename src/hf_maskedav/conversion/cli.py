@@ -5,12 +5,17 @@ constructor's keyword arguments, its key table, its processor and how to check t
 outputs of the official code). Everything else lives here once: safe loading (``weights_only=True`` with an
 allow-list), download with a progress bar and a cache, strict key accounting, verification, a Hub-ready output folder
 (safetensors weights, processor config, model card) and pushing to the Hub.
+
+The model-card templates (``model_cards/<family>.md``) and the official architecture manifests
+(``manifests/<family>/``) are package data of :mod:`hf_maskedav.conversion`, read with :mod:`importlib.resources`, so
+they are found from an installed wheel as from a source checkout.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.resources
 import json
 import os
 import shutil
@@ -119,7 +124,6 @@ class ConversionSpec:
     fixture_filter: Callable | None = None
     from_transformers: Callable | None = None
     verify_transformers: Callable | None = None
-    repo_root: Path = Path(__file__).resolve().parents[3]
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -160,20 +164,37 @@ def resolve_checkpoint(source: str) -> Path:
 # Model card and Hub
 
 
+def package_data(*parts: str):
+    """A file or folder shipped inside :mod:`hf_maskedav.conversion` (``"model_cards"``, ``"manifests"``), as an
+    :mod:`importlib.resources` traversable (a ``Path`` for a source checkout or an installed wheel)."""
+    resource = importlib.resources.files(__package__)
+    for part in parts:
+        resource = resource / part
+    return resource
+
+
+def model_card_template(family: str) -> str:
+    """The Jinja text of ``model_cards/<family>.md`` (package data)."""
+    template = package_data("model_cards", f"{family}.md")
+    if not template.is_file():
+        raise FileNotFoundError(f"model card template missing: {template}")
+    return template.read_text(encoding="utf-8")
+
+
 def architecture_manifest(spec: ConversionSpec, preset: Preset | None) -> dict | None:
-    """The official key -> shape manifest of ``preset`` (``conversion/manifests/<family>/``, written from the official
+    """The official key -> shape manifest of ``preset`` (``manifests/<family>/``, package data written from the official
     code at full size by ``conversion/official_manifests.py`` and checked against our key table by
     ``tests/test_preset_manifests.py``), or ``None`` where there is none."""
     if preset is None:
         return None
-    folder = spec.repo_root / "conversion" / "manifests" / spec.family
+    folder = package_data("manifests", spec.family)
     index = folder / "index.json"
     if not index.is_file():
         return None
-    architecture = json.loads(index.read_text()).get(preset.name)
+    architecture = json.loads(index.read_text(encoding="utf-8")).get(preset.name)
     if architecture is None:
         return None
-    manifest = json.loads((folder / f"{architecture}.json").read_text())
+    manifest = json.loads((folder / f"{architecture}.json").read_text(encoding="utf-8"))
     keys = ("official_class", "official_repo_commit", "container", "num_parameters", "official_repo", "official_config")
     return {key: manifest[key] for key in keys if key in manifest} | {"num_keys": len(manifest["state_dict"])}
 
@@ -182,7 +203,7 @@ def render_model_card(
     spec: ConversionSpec, preset: Preset | None, task: str, verification: dict, source: str, repo_id: str,
     space_id: str | None = None,
 ):
-    """Render ``model_cards/<family>.md`` (a Jinja template) with the card metadata; returns a ``ModelCard``.
+    """Render ``model_cards/<family>.md`` (a Jinja template, package data) with the card metadata; returns a ``ModelCard``.
 
     ``space_id``: the Space that serves this checkpoint's demo (``--export_space``); the card links it.
     """
@@ -212,12 +233,9 @@ def render_model_card(
         model_name=model_name,
         eval_results=eval_results or None,
     )
-    template = spec.repo_root / "model_cards" / f"{spec.family}.md"
-    if not template.is_file():
-        raise FileNotFoundError(f"model card template missing: {template}")
     return ModelCard.from_template(
         card_data,
-        template_path=str(template),
+        template_str=model_card_template(spec.family),
         model_name=model_name,
         task=task,
         description=preset.description if preset else "",
