@@ -22,6 +22,7 @@ from ...layers import (
     PatchEmbed2D,
     ShiftedWindowLayer,
     TransformerLayer,
+    as_spectrogram,
     audiomae_position_table,
     gather_tokens,
     masked_mse,
@@ -32,12 +33,7 @@ from ...layers import (
     run_layers,
     time_frequency_masking,
 )
-from ...modeling_utils import (
-    check_head_matches_labels,
-    check_model_input,
-    classification_loss,
-    init_mae_weights,
-)
+from ...modeling_utils import check_head_matches_labels, classification_loss, init_mae_weights
 from .configuration_audiomae import AudioMAEConfig
 
 
@@ -82,28 +78,14 @@ class AudioMAEForPreTrainingOutput(ModelOutput):
 
 
 def _as_spectrogram_batch(input_values: torch.Tensor, config: AudioMAEConfig) -> torch.Tensor:
-    """Accept ``[N, T, F]`` (feature-extractor layout) or ``[N, 1, T, F]`` and return ``[N, 1, T, F]``."""
-    if not isinstance(input_values, torch.Tensor):
-        raise TypeError(f"input_values must be a torch.Tensor, got {type(input_values).__name__}")
-    if input_values.dim() == 3:
-        input_values = input_values.unsqueeze(1)
-    if input_values.dim() != 4 or input_values.shape[1] != config.num_channels:
-        raise ValueError(
-            f"input_values must have shape (batch, frames, mel_bins) or (batch, {config.num_channels}, frames, "
-            f"mel_bins); got {tuple(input_values.shape)}. Use AudioMAEFeatureExtractor to make them from audio."
-        )
-    frames, mel_bins = input_values.shape[-2:]
-    if mel_bins != config.num_mel_bins:
-        raise ValueError(
-            f"input_values has {mel_bins} mel bins but the model expects {config.num_mel_bins} "
-            f"(config.num_mel_bins); is the (frames, mel_bins) order swapped?"
-        )
-    if frames < config.patch_size:
-        raise ValueError(f"input_values has {frames} frames, fewer than one patch ({config.patch_size})")
-    if not input_values.is_floating_point():
-        raise TypeError(f"input_values must be a floating-point tensor, got {input_values.dtype}")
-    check_model_input(input_values, "input_values")
-    return input_values
+    """``[N, T, F]`` or ``[N, C, T, F]`` -> ``[N, C, T, F]``, at least one patch long (:func:`as_spectrogram`)."""
+    return as_spectrogram(
+        input_values,
+        num_mel_bins=config.num_mel_bins,
+        num_channels=config.num_channels,
+        patch_size=config.patch_size,
+        processor="AudioMAEFeatureExtractor",
+    )
 
 
 class AudioMAEEmbeddings(nn.Module):

@@ -31,6 +31,8 @@ from ...layers import (
     PositionTable,
     SelfAttention,
     TransformerLayer,
+    as_frame,
+    as_spectrogram,
     gather_tokens,
     info_nce,
     masked_mse,
@@ -41,12 +43,7 @@ from ...layers import (
     run_layers,
     sincos_2d_table,
 )
-from ...modeling_utils import (
-    check_head_matches_labels,
-    check_model_input,
-    classification_loss,
-    init_mae_weights,
-)
+from ...modeling_utils import check_head_matches_labels, classification_loss, init_mae_weights
 from .configuration_cavmae import CLASSIFICATION_MODES, CAVMAEConfig
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -131,54 +128,20 @@ class CAVMAEForPreTrainingOutput(ModelOutput):
 
 def _as_spectrogram(input_values: torch.Tensor, config: CAVMAEConfig) -> torch.Tensor:
     """``[N, T, F]`` (or ``[N, 1, T, F]``) fbank -> ``[N, 1, F, T]``, the official ``unsqueeze(1).transpose(2, 3)``."""
-    if not isinstance(input_values, torch.Tensor):
-        raise TypeError(f"input_values must be a torch.Tensor, got {type(input_values).__name__}")
-    if input_values.dim() == 4 and input_values.shape[1] == 1:
-        input_values = input_values[:, 0]
-    if input_values.dim() != 3:
-        raise ValueError(
-            f"input_values must have shape (batch, frames, mel_bins), got {tuple(input_values.shape)}; use "
-            "CAVMAEFeatureExtractor to make them from audio"
-        )
-    frames, mel_bins = input_values.shape[1:]
-    if mel_bins != config.num_mel_bins:
-        raise ValueError(
-            f"input_values has {mel_bins} mel bins but the model expects {config.num_mel_bins} (config.num_mel_bins); "
-            "is the (frames, mel_bins) order swapped?"
-        )
-    if frames != config.max_length:
-        raise ValueError(
-            f"input_values has {frames} frames but the model's position tables are built for {config.max_length} "
-            "(config.max_length); pad or crop the fbank to that length (CAVMAEFeatureExtractor does)"
-        )
-    if not input_values.is_floating_point():
-        raise TypeError(f"input_values must be a floating-point tensor, got {input_values.dtype}")
-    check_model_input(input_values, "input_values")
-    return input_values.unsqueeze(1).transpose(2, 3)  # [N, 1, F, T]
+    spectrogram = as_spectrogram(
+        input_values,
+        num_mel_bins=config.num_mel_bins,
+        max_length=config.max_length,
+        processor="CAVMAEFeatureExtractor",
+    )
+    return spectrogram.transpose(2, 3)
 
 
 def _as_frame(pixel_values: torch.Tensor, config: CAVMAEConfig) -> torch.Tensor:
     """``[N, C, H, W]`` (or ``[N, 1, C, H, W]``, one-frame videos as video processors give) -> ``[N, C, H, W]``."""
-    if not isinstance(pixel_values, torch.Tensor):
-        raise TypeError(f"pixel_values must be a torch.Tensor, got {type(pixel_values).__name__}")
-    if pixel_values.dim() == 5:
-        if pixel_values.shape[1] != 1:
-            raise ValueError(
-                f"CAV-MAE sees one frame per clip, got pixel_values of shape {tuple(pixel_values.shape)} with "
-                f"{pixel_values.shape[1]} frames; pass one frame (the official evaluation uses the middle one) or run "
-                "the model once per frame and average the predictions (the official 10-frame ensemble)"
-            )
-        pixel_values = pixel_values[:, 0]
-    expected = (config.num_channels, config.image_size, config.image_size)
-    if pixel_values.dim() != 4 or tuple(pixel_values.shape[1:]) != expected:
-        raise ValueError(
-            f"pixel_values must have shape (batch, {expected[0]}, {expected[1]}, {expected[2]}) (one frame), got "
-            f"{tuple(pixel_values.shape)}; use CAVMAEVideoProcessor to make them"
-        )
-    if not pixel_values.is_floating_point():
-        raise TypeError(f"pixel_values must be a floating-point tensor (normalised pixels), got {pixel_values.dtype}")
-    check_model_input(pixel_values, "pixel_values")
-    return pixel_values
+    return as_frame(
+        pixel_values, num_channels=config.num_channels, image_size=config.image_size, processor="CAVMAEVideoProcessor"
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------------------

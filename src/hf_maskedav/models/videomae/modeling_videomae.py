@@ -38,6 +38,7 @@ from ...layers import (
     FixedPositionTable,
     TransformerLayer,
     TubeletEmbed3D,
+    as_video,
     gather_tokens,
     ids_from_bool_mask,
     ids_from_fixed_count_mask,
@@ -50,12 +51,7 @@ from ...layers import (
     select_patches,
     sinusoid_1d_table,
 )
-from ...modeling_utils import (
-    check_head_matches_labels,
-    check_model_input,
-    classification_loss,
-    init_mae_weights,
-)
+from ...modeling_utils import check_head_matches_labels, classification_loss, init_mae_weights
 from .configuration_videomae import MaskedAVVideoMAEConfig
 
 
@@ -125,35 +121,15 @@ def videomae_position_table(
 
 
 def _as_video(pixel_values: torch.Tensor, config: MaskedAVVideoMAEConfig) -> torch.Tensor:
-    """Check ``[N, T, C, H, W]`` pixel values and return them as ``[N, C, T, H, W]`` (the official layout)."""
-    if not isinstance(pixel_values, torch.Tensor):
-        raise TypeError(f"pixel_values must be a torch.Tensor, got {type(pixel_values).__name__}")
-    if pixel_values.dim() != 5:
-        raise ValueError(
-            f"pixel_values must have shape (batch, frames, channels, height, width), got {tuple(pixel_values.shape)}; "
-            "use MaskedAVVideoMAEVideoProcessor to make them from a video"
-        )
-    if not pixel_values.is_floating_point():
-        raise TypeError(f"pixel_values must be a floating-point tensor, got {pixel_values.dtype}")
-    _, frames, channels, height, width = pixel_values.shape
-    if channels != config.num_channels:
-        hint = (
-            " Grey-scale frames must be expanded to RGB first (the video processor does this)."
-            if channels == 1 and config.num_channels == 3
-            else " Is the layout (batch, frames, channels, height, width)?"
-        )
-        raise ValueError(f"pixel_values has {channels} channels but the model expects {config.num_channels}.{hint}")
-    t = config.tubelet_size
-    if frames < t or frames % t:
-        raise ValueError(
-            f"pixel_values has {frames} frames, which cannot be cut into tubelets of {t} frames; give a multiple of "
-            f"{t} (the model was configured for {config.num_frames}; other multiples are handled by the position table)"
-        )
-    p = config.patch_size
-    if height % p or width % p:
-        raise ValueError(f"frame size {height}x{width} is not divisible by the patch size {p}; resize or crop first")
-    check_model_input(pixel_values, "pixel_values")
-    return pixel_values.permute(0, 2, 1, 3, 4)
+    """Check ``[N, T, C, H, W]`` pixel values and return them as ``[N, C, T, H, W]`` (:func:`as_video`)."""
+    return as_video(
+        pixel_values,
+        num_channels=config.num_channels,
+        num_frames=config.num_frames,
+        tubelet_size=config.tubelet_size,
+        patch_size=config.patch_size,
+        processor="MaskedAVVideoMAEVideoProcessor",
+    )
 
 
 def _check_token_mask(name: str, mask: torch.Tensor, batch: int, grid: tuple[int, int, int]) -> None:
