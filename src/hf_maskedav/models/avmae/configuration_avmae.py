@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 
 MODALITIES = ("audio", "video")
+# Scenic ``ViViTMultiMaskedAutoencoder`` option values (``config.model.encoder_strategy`` / ``decoder_strategy``)
+ENCODER_STRATEGIES = ("separate_encoders", "separate_encoders_and_concat", "concat_and_encode", "same_encoder")
+DECODER_STRATEGIES = ("same_decoder", "separate_decoders", "concat_and_decode")
 
 
 @strict
@@ -26,16 +31,37 @@ class AVMAEConfig(PreTrainedConfig):
         modalities (`list[str]`, both): the streams the checkpoint has (audio-only / video-only models exist).
     Encoder (pretraining, ``ViViTMultiMaskedAutoencoder``):
         hidden_size (1024), num_attention_heads (16), intermediate_size (4096), num_hidden_layers (24).
-        num_fusion_layers (2): the AudioSet models encode each modality with ``num_hidden_layers - num_fusion_layers``
-            layers and then run ``num_fusion_layers`` joint layers on the concatenated tokens
-            (``separate_encoders_and_concat``); 0 = separate encoders (the VGGSound models). Every stack ends with its
-            own LayerNorm (Scenic ``Encoder(normalise_output=True)``).
+        encoder_strategy (`"separate_encoders_and_concat"`): how the encoder combines the modalities, with the names
+            and meaning of Scenic's ``encoder_strategy`` (the paper's encoder ablation):
+            - ``"separate_encoders_and_concat"`` (mid fusion, the AudioSet models): each modality is encoded by its
+              own ``num_hidden_layers - num_fusion_layers`` layers, then ``num_fusion_layers`` joint layers run on
+              the concatenated tokens; ``num_fusion_layers=0`` leaves the joint stack out, i.e. separate encoders
+              (how the VGGSound models, Scenic ``separate_encoders``, are converted);
+            - ``"separate_encoders"`` (late fusion): ``num_hidden_layers`` layers per modality, no joint layers;
+            - ``"concat_and_encode"`` (early fusion): one stack of ``num_hidden_layers`` layers over the
+              concatenated kept tokens of both modalities;
+            - ``"same_encoder"`` (shared): one stack of ``num_hidden_layers`` layers whose weights run on each
+              modality separately (the patch embeddings stay per modality).
+            Every stack ends with its own LayerNorm (Scenic ``Encoder(normalise_output=True)``).
+        num_fusion_layers (2): joint layers of ``"separate_encoders_and_concat"`` (Scenic ``fusion_layers``; unused
+            by the other strategies).
+        use_modality_tokens (False): a learned vector per modality (zeros at init) added to its tokens after the
+            position table, in the encoder and in the decoder (Scenic ``use_modality_tokens``).
         hidden_act (`"gelu_pytorch_tanh"`: Flax ``nn.gelu`` is the tanh approximation), layer_norm_eps (1e-6, Flax
         default), qkv_bias, hidden_dropout_prob, attention_probs_dropout_prob, drop_path_rate.
     Pretraining:
         decoder_hidden_size (512), decoder_num_hidden_layers (4), decoder_num_attention_heads (8),
-        decoder_intermediate_size (2048): one decoder whose weights run on each modality separately
-            (``same_decoder``), with a per-modality projection, mask token and output layer.
+        decoder_intermediate_size (2048): decoder shape; every decoder has a per-modality projection, mask token,
+            fixed 1-D table and output layer.
+        decoder_strategy (`"same_decoder"`): Scenic's ``decoder_strategy``: ``"same_decoder"`` (the released models)
+            runs one decoder stack on each modality separately; ``"separate_decoders"`` gives each modality its own
+            stack; ``"concat_and_decode"`` runs one stack over the concatenated tokens of both modalities (joint
+            decoding: the tokens of the two modalities attend to each other).
+        use_inpainting (False): Scenic's modality inpainting (``use_inpainting``): each modality is reconstructed
+            from the *other* modality's kept tokens. Its decoder input is the other modality's projected encoder
+            outputs placed at the first positions, followed by its own mask token up to its length; the loss covers
+            the positions after those (both modalities are still masked and encoded as usual). Needs both
+            modalities, each with at least as many tokens as the other keeps.
         audio_mask_ratio (0.7), video_mask_ratio (0.9): random masking per modality (VGGSound: 0.5 / 0.9).
         audio_loss_weight, video_loss_weight (0.5): weights of the per-modality reconstruction MSE (masked tokens,
             averaged over the patch values, i.e. divided by the output dimension).
@@ -64,7 +90,11 @@ class AVMAEConfig(PreTrainedConfig):
     num_attention_heads: int = 16
     intermediate_size: int = 4096
     num_hidden_layers: int = 24
+    encoder_strategy: Literal[
+        "separate_encoders", "separate_encoders_and_concat", "concat_and_encode", "same_encoder"
+    ] = "separate_encoders_and_concat"
     num_fusion_layers: int = 2
+    use_modality_tokens: bool = False
     hidden_act: str = "gelu_pytorch_tanh"
     layer_norm_eps: float = 1e-6
     qkv_bias: bool = True
@@ -76,6 +106,8 @@ class AVMAEConfig(PreTrainedConfig):
     decoder_num_hidden_layers: int = 4
     decoder_num_attention_heads: int = 8
     decoder_intermediate_size: int = 2048
+    decoder_strategy: Literal["same_decoder", "separate_decoders", "concat_and_decode"] = "same_decoder"
+    use_inpainting: bool = False
     audio_mask_ratio: float = 0.7
     video_mask_ratio: float = 0.9
     audio_loss_weight: float = 0.5
@@ -93,6 +125,15 @@ class AVMAEConfig(PreTrainedConfig):
         if cls.__module__.startswith("hf_maskedav."):
             config_dict = {key: value for key, value in config_dict.items() if key != "custom_pipelines"}
         return super().from_dict(config_dict, **kwargs)
+
+    @property
+    def modality_encoder_depth(self) -> int:
+        """Layers of each per-modality encoder stack (0 when one stack serves both modalities)."""
+        if self.encoder_strategy == "separate_encoders_and_concat":
+            return self.num_hidden_layers - self.num_fusion_layers
+        if self.encoder_strategy == "separate_encoders":
+            return self.num_hidden_layers
+        return 0
 
     @property
     def audio_grid_size(self) -> tuple[int, int]:
@@ -134,6 +175,12 @@ class AVMAEConfig(PreTrainedConfig):
             raise ValueError("the spectrogram is smaller than one patch")
         if self.num_frames < self.tubelet_size or self.image_size < self.video_patch_size:
             raise ValueError("the video is smaller than one tubelet")
+        if self.encoder_strategy not in ENCODER_STRATEGIES:
+            raise ValueError(f"encoder_strategy must be one of {list(ENCODER_STRATEGIES)}, got {self.encoder_strategy!r}")
+        if self.decoder_strategy not in DECODER_STRATEGIES:
+            raise ValueError(f"decoder_strategy must be one of {list(DECODER_STRATEGIES)}, got {self.decoder_strategy!r}")
+        if self.use_inpainting and len(self.modalities) != 2:
+            raise ValueError("use_inpainting reconstructs each modality from the other: it needs both modalities")
         if not 0 <= self.num_fusion_layers <= self.num_hidden_layers:
             raise ValueError(f"num_fusion_layers must be in [0, num_hidden_layers], got {self.num_fusion_layers}")
         if self.bottleneck_fusion_layer < 0:

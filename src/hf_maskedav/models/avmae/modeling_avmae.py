@@ -26,6 +26,7 @@ from ...layers import (
     PatchEmbed2D,
     TransformerLayer,
     TubeletEmbed3D,
+    MaskingIndices,
     gather_tokens,
     masked_mse,
     normalize_per_patch,
@@ -136,36 +137,45 @@ def _as_video(pixel_values: torch.Tensor, config: AVMAEConfig) -> torch.Tensor:
 
 class AVMAEEmbeddings(nn.Module):
     """Spectrogram patches and video tubelets with fixed 1-D sinusoidal tables (Scenic ``tokenize_input`` +
-    ``add_positional_embeddings('sinusoidal_1d')``)."""
+    ``add_positional_embeddings('sinusoidal_1d')``), plus the optional modality tokens (Scenic
+    ``add_modality_token``; the fine-tuning model MBT has none)."""
 
-    def __init__(self, config: AVMAEConfig):
+    def __init__(self, config: AVMAEConfig, modality_tokens: bool = False):
         super().__init__()
         self.config = config
         dim = config.hidden_size
-        self.audio_patch_embed = None
-        self.video_patch_embed = None
+        self.audio_patch_embed = self.video_patch_embed = None
+        self.audio_modality_token = self.video_modality_token = None
         if "audio" in config.modalities:
             self.audio_patch_embed = PatchEmbed2D(1, dim, config.audio_patch_size)
             self.audio_position_embeddings = FixedPositionTable(partial(_sinusoid_table, dim), config.num_audio_patches)
+            if modality_tokens:
+                self.audio_modality_token = nn.Parameter(torch.zeros(1, 1, dim))
         if "video" in config.modalities:
             self.video_patch_embed = TubeletEmbed3D(
                 config.num_channels, dim, config.tubelet_size, config.video_patch_size
             )
             self.video_position_embeddings = FixedPositionTable(partial(_sinusoid_table, dim), config.num_video_patches)
+            if modality_tokens:
+                self.video_modality_token = nn.Parameter(torch.zeros(1, 1, dim))
 
     def forward(self, input_values=None, pixel_values=None) -> dict[str, torch.Tensor]:
         """``{"audio": [N, La, D], "video": [N, Lv, D]}`` for the modalities given."""
-        tokens = {}
-        for name, values, convert in (("audio", input_values, _as_spectrogram), ("video", pixel_values, _as_video)):
-            if values is None:
-                continue
-            embed = getattr(self, f"{name}_patch_embed")
-            if embed is None:
-                raise ValueError(f"this model has no {name} stream (config.modalities={list(self.config.modalities)})")
-            x = embed(convert(values, self.config).to(embed.proj.weight.dtype))
-            tokens[name] = x + getattr(self, f"{name}_position_embeddings").table
-        if not tokens:
+        if input_values is None and pixel_values is None:
             raise ValueError("pass input_values (audio), pixel_values (video) or both")
+        tokens = {}
+        if input_values is not None:
+            if self.audio_patch_embed is None:
+                raise ValueError(f"this model has no audio stream (config.modalities={list(self.config.modalities)})")
+            spectrogram = _as_spectrogram(input_values, self.config).to(self.audio_patch_embed.proj.weight.dtype)
+            x = self.audio_patch_embed(spectrogram) + self.audio_position_embeddings.table
+            tokens["audio"] = x if self.audio_modality_token is None else x + self.audio_modality_token
+        if pixel_values is not None:
+            if self.video_patch_embed is None:
+                raise ValueError(f"this model has no video stream (config.modalities={list(self.config.modalities)})")
+            video = _as_video(pixel_values, self.config).to(self.video_patch_embed.proj.weight.dtype)
+            x = self.video_patch_embed(video) + self.video_position_embeddings.table
+            tokens["video"] = x if self.video_modality_token is None else x + self.video_modality_token
         return tokens
 
 
@@ -188,6 +198,16 @@ def _layers(config: AVMAEConfig, depth: int, hidden_size=None, heads=None, inter
     )
 
 
+def _run_concatenated(layers: nn.ModuleList, norm: nn.LayerNorm, parts: dict[str, torch.Tensor]) -> dict:
+    """One stack (+ LayerNorm) over the concatenated tokens of the modalities, split back per modality (Scenic
+    ``Transformer_concat``, ``concat_and_encode``, ``concat_and_decode``). Scenic concatenates in its dict order;
+    attention is permutation-equivariant and the position tables are already added, so the order is immaterial."""
+    names = list(parts)
+    joint, _, _ = run_layers(layers, torch.cat([parts[n] for n in names], dim=1))
+    joint = norm(joint)
+    return dict(zip(names, torch.split(joint, [parts[n].shape[1] for n in names], dim=1)))
+
+
 class AVMAEPreTrainedModel(PreTrainedModel):
     config: AVMAEConfig
     config_class = AVMAEConfig
@@ -206,30 +226,63 @@ class AVMAEPreTrainedModel(PreTrainedModel):
         if init_mae_weights(module):
             return
         std = self.config.initializer_range
+        if isinstance(module, (AVMAEEmbeddings, AVMAEDecoder)):  # modality tokens: zeros (Scenic)
+            for token in (module.audio_modality_token, module.video_modality_token):
+                if token is not None:
+                    init.zeros_(token)
         if isinstance(module, AVMAEDecoder):
-            for name in ("audio_mask_token", "video_mask_token"):
-                if getattr(module, name, None) is not None:
-                    init.normal_(getattr(module, name), std=std)
+            for token in (module.audio_mask_token, module.video_mask_token):
+                if token is not None:
+                    init.normal_(token, std=std)
         elif isinstance(module, AVMAEForAudioVisualClassification) and module.bottleneck is not None:
             init.normal_(module.bottleneck, std=std)
 
 
 class AVMAEModel(AVMAEPreTrainedModel):
-    """The AV-MAE pretraining encoder: a ViT stack (+ LayerNorm) per modality, then optional joint fusion layers
-    (+ LayerNorm) over the concatenated kept tokens (Scenic ``separate_encoders_and_concat``)."""
+    """The AV-MAE pretraining encoder, with Scenic's encoder strategies (``config.encoder_strategy``):
+    a ViT stack (+ LayerNorm) per modality, then optional joint fusion layers (+ LayerNorm) over the concatenated
+    kept tokens (``separate_encoders_and_concat``, the released AudioSet models; ``separate_encoders``); or one stack
+    (+ LayerNorm) over the concatenated tokens (``concat_and_encode``) or run on each modality (``same_encoder``)."""
 
     def __init__(self, config: AVMAEConfig):
         super().__init__(config)
-        self.embeddings = AVMAEEmbeddings(config)
-        depth = config.num_hidden_layers - config.num_fusion_layers
-        drop_path = torch.linspace(0, config.drop_path_rate, max(depth, 1)).tolist()
+        self.embeddings = AVMAEEmbeddings(config, modality_tokens=config.use_modality_tokens)
         eps = config.layer_norm_eps
-        for name in config.modalities:
-            setattr(self, f"{name}_layers", _layers(config, depth, drop_path=drop_path))
-            setattr(self, f"{name}_norm", nn.LayerNorm(config.hidden_size, eps=eps))
-        self.fusion_layers = _layers(config, config.num_fusion_layers) if config.num_fusion_layers else None
-        self.fusion_norm = nn.LayerNorm(config.hidden_size, eps=eps) if config.num_fusion_layers else None
+        self.audio_layers = self.audio_norm = self.video_layers = self.video_norm = None
+        self.fusion_layers = self.fusion_norm = None
+        self.layers = self.norm = None
+        if config.encoder_strategy in ("separate_encoders", "separate_encoders_and_concat"):
+            depth = config.modality_encoder_depth
+            drop_path = torch.linspace(0, config.drop_path_rate, max(depth, 1)).tolist()
+            for name in config.modalities:  # registration order = config.modalities, as the released layout
+                if name == "audio":
+                    self.audio_layers = _layers(config, depth, drop_path=drop_path)
+                    self.audio_norm = nn.LayerNorm(config.hidden_size, eps=eps)
+                else:
+                    self.video_layers = _layers(config, depth, drop_path=drop_path)
+                    self.video_norm = nn.LayerNorm(config.hidden_size, eps=eps)
+            if config.encoder_strategy == "separate_encoders_and_concat" and config.num_fusion_layers:
+                self.fusion_layers = _layers(config, config.num_fusion_layers)
+                self.fusion_norm = nn.LayerNorm(config.hidden_size, eps=eps)
+        else:  # concat_and_encode, same_encoder: one stack for both modalities (Scenic "Transformer")
+            drop_path = torch.linspace(0, config.drop_path_rate, max(config.num_hidden_layers, 1)).tolist()
+            self.layers = _layers(config, config.num_hidden_layers, drop_path=drop_path)
+            self.norm = nn.LayerNorm(config.hidden_size, eps=eps)
         self.post_init()
+
+    @staticmethod
+    def mask_tokens(name: str, tokens: torch.Tensor, noise: torch.Tensor | None, ratio: float) -> MaskingIndices:
+        """Random masking of one modality's ``[N, L, D]`` tokens (noise drawn when omitted; smallest kept)."""
+        if noise is None:
+            noise = torch.rand(tokens.shape[0], tokens.shape[1], device=tokens.device)
+        if noise.shape != tokens.shape[:2]:
+            raise ValueError(f"{name}_noise must have shape {tuple(tokens.shape[:2])}, got {tuple(noise.shape)}")
+        if num_kept(tokens.shape[1], ratio) < 1:
+            raise ValueError(
+                f"{name}_mask_ratio {ratio} keeps no {name} token of {tokens.shape[1]} (int({tokens.shape[1]} * "
+                f"(1 - {ratio})) = 0): lower {name}_mask_ratio or give the {name} more tokens"
+            )
+        return random_masking(noise, ratio)
 
     def forward(
         self,
@@ -246,104 +299,179 @@ class AVMAEModel(AVMAEPreTrainedModel):
             input_values: ``[N, T, F]`` normalised log-mel spectrogram (AVMAEFeatureExtractor).
             pixel_values: ``[N, frames, C, H, W]`` video in [-1, 1] (AVMAEVideoProcessor).
             audio_noise, video_noise: ``[N, L]`` masking noise (smallest kept); masking runs for a modality when its
-                noise or mask ratio is given.
-            audio_mask_ratio, video_mask_ratio: override the config's ratios.
+                noise or mask ratio is given (Scenic masks at training time only; this model encodes every token
+                when neither is given).
+            audio_mask_ratio, video_mask_ratio: override the config's ratios (Scenic
+                ``token_mask_probability_dict``).
         """
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        config = self.config
+        return_dict = return_dict if return_dict is not None else config.return_dict
         tokens = self.embeddings(input_values, pixel_values)
-        masks = {}
-        for name, noise, ratio, default in (
-            ("audio", audio_noise, audio_mask_ratio, self.config.audio_mask_ratio),
-            ("video", video_noise, video_mask_ratio, self.config.video_mask_ratio),
-        ):
-            if name not in tokens:
-                continue
-            x = tokens[name]
-            if noise is None and ratio is None:
-                masks[name] = None
-                continue
-            if noise is None:
-                noise = torch.rand(x.shape[0], x.shape[1], device=x.device)
-            if noise.shape != x.shape[:2]:
-                raise ValueError(f"{name}_noise must have shape {tuple(x.shape[:2])}, got {tuple(noise.shape)}")
-            ratio = default if ratio is None else ratio
-            if num_kept(x.shape[1], ratio) < 1:
-                raise ValueError(
-                    f"{name}_mask_ratio {ratio} keeps no {name} token of {x.shape[1]} (int({x.shape[1]} * "
-                    f"(1 - {ratio})) = 0): lower {name}_mask_ratio or give the {name} more tokens"
-                )
-            masks[name] = random_masking(noise, ratio)
-            tokens[name] = gather_tokens(x, masks[name].ids_keep)
+        audio_masking = video_masking = None
+        if "audio" in tokens and (audio_noise is not None or audio_mask_ratio is not None):
+            ratio = config.audio_mask_ratio if audio_mask_ratio is None else audio_mask_ratio
+            audio_masking = self.mask_tokens("audio", tokens["audio"], audio_noise, ratio)
+            tokens["audio"] = gather_tokens(tokens["audio"], audio_masking.ids_keep)
+        if "video" in tokens and (video_noise is not None or video_mask_ratio is not None):
+            ratio = config.video_mask_ratio if video_mask_ratio is None else video_mask_ratio
+            video_masking = self.mask_tokens("video", tokens["video"], video_noise, ratio)
+            tokens["video"] = gather_tokens(tokens["video"], video_masking.ids_keep)
 
-        encoded = {}
-        for name, x in tokens.items():
-            x, _, _ = run_layers(getattr(self, f"{name}_layers"), x)
-            encoded[name] = getattr(self, f"{name}_norm")(x)
-        if self.fusion_layers is not None and len(encoded) == 2:
-            # Scenic concatenates in its dict order; attention is permutation-equivariant, so the order is immaterial.
-            names = list(encoded)
-            lengths = [encoded[n].shape[1] for n in names]
-            joint, _, _ = run_layers(self.fusion_layers, torch.cat([encoded[n] for n in names], dim=1))
-            joint = self.fusion_norm(joint)
-            encoded = dict(zip(names, torch.split(joint, lengths, dim=1)))
+        if config.encoder_strategy in ("separate_encoders", "separate_encoders_and_concat"):
+            encoded = {}
+            if "audio" in tokens:
+                encoded["audio"] = self.audio_norm(run_layers(self.audio_layers, tokens["audio"])[0])
+            if "video" in tokens:
+                encoded["video"] = self.video_norm(run_layers(self.video_layers, tokens["video"])[0])
+            if self.fusion_layers is not None and len(encoded) == 2:
+                encoded = _run_concatenated(self.fusion_layers, self.fusion_norm, encoded)
+        elif config.encoder_strategy == "same_encoder":
+            encoded = {name: self.norm(run_layers(self.layers, x)[0]) for name, x in tokens.items()}
+        else:  # concat_and_encode
+            encoded = _run_concatenated(self.layers, self.norm, tokens)
 
-        def get(name, field):
-            masking = masks.get(name)
-            if masking is None:
-                if field == "mask" and name in encoded:
-                    return torch.zeros(encoded[name].shape[:2], device=encoded[name].device)
-                return None
-            return getattr(masking, field)
-
+        audio, video = encoded.get("audio"), encoded.get("video")
         output = AVMAEModelOutput(
-            last_hidden_state=torch.cat([encoded[n] for n in ("audio", "video") if n in encoded], dim=1),
-            audio_last_hidden_state=encoded.get("audio"),
-            video_last_hidden_state=encoded.get("video"),
-            audio_mask=get("audio", "mask"),
-            video_mask=get("video", "mask"),
-            audio_ids_restore=get("audio", "ids_restore"),
-            video_ids_restore=get("video", "ids_restore"),
-            audio_ids_keep=get("audio", "ids_keep"),
-            video_ids_keep=get("video", "ids_keep"),
+            last_hidden_state=torch.cat([x for x in (audio, video) if x is not None], dim=1),
+            audio_last_hidden_state=audio,
+            video_last_hidden_state=video,
+            audio_mask=_mask_or_zeros(audio_masking, audio),
+            video_mask=_mask_or_zeros(video_masking, video),
+            audio_ids_restore=None if audio_masking is None else audio_masking.ids_restore,
+            video_ids_restore=None if video_masking is None else video_masking.ids_restore,
+            audio_ids_keep=None if audio_masking is None else audio_masking.ids_keep,
+            video_ids_keep=None if video_masking is None else video_masking.ids_keep,
         )
         return output if return_dict else output.to_tuple()
 
 
+def _mask_or_zeros(masking: MaskingIndices | None, encoded: torch.Tensor | None) -> torch.Tensor | None:
+    """The ``[N, L]`` mask of a masked modality, zeros for one encoded whole, None for one not given."""
+    if encoded is None:
+        return None
+    if masking is None:
+        return torch.zeros(encoded.shape[:2], device=encoded.device)
+    return masking.mask
+
+
+def _inpainting_input(other: torch.Tensor, mask_token: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scenic ``unshuffle_tokens_inpainting`` for one modality: the other modality's ``[N, K, Dd]`` projected kept
+    tokens at positions ``0..K-1``, this modality's mask token at ``K..length-1``. Returns the ``[N, length, Dd]``
+    decoder input and the ``[N, length]`` loss mask (1 at the mask-token positions)."""
+    batch, kept, dim = other.shape
+    if kept > length:
+        raise ValueError(
+            f"use_inpainting places the other modality's {kept} kept tokens in front of this modality's {length} "
+            "positions: there are more kept tokens than positions (raise that modality's mask ratio)"
+        )
+    fill = mask_token.to(other.dtype).expand(batch, length - kept, dim)
+    mask = torch.cat([other.new_zeros(batch, kept), other.new_ones(batch, length - kept)], dim=1)
+    return torch.cat([other, fill], dim=1), mask
+
+
 class AVMAEDecoder(nn.Module):
-    """One decoder stack run on each modality separately (Scenic ``same_decoder``), with per-modality projection,
-    mask token, fixed 1-D table and output layer."""
+    """The pretraining decoder: per-modality projection, mask token, fixed 1-D table (+ modality token) and output
+    layer around the decoder stack(s) of ``config.decoder_strategy``: one stack run on each modality separately
+    (``same_decoder``, the released models), one stack per modality (``separate_decoders``), or one stack over the
+    concatenated tokens of both (``concat_and_decode``)."""
 
     def __init__(self, config: AVMAEConfig):
         super().__init__()
+        self.config = config
         dim = config.decoder_hidden_size
-        patch_dims = {
-            "audio": config.audio_patch_size**2,
-            "video": config.tubelet_size * config.video_patch_size**2 * config.num_channels,
-        }
-        lengths = {"audio": config.num_audio_patches, "video": config.num_video_patches}
         self.audio_mask_token = self.video_mask_token = None
-        for name in config.modalities:
-            setattr(self, f"{name}_projection", nn.Linear(config.hidden_size, dim))
-            setattr(self, f"{name}_mask_token", nn.Parameter(torch.zeros(1, 1, dim)))
-            setattr(self, f"{name}_position_embeddings", FixedPositionTable(partial(_sinusoid_table, dim), lengths[name]))
-            setattr(self, f"{name}_pred", nn.Linear(dim, patch_dims[name]))
-        self.layers = _layers(
-            config, config.decoder_num_hidden_layers, dim, config.decoder_num_attention_heads,
-            config.decoder_intermediate_size,
-        )
-        self.norm = nn.LayerNorm(dim, eps=config.layer_norm_eps)
+        self.audio_modality_token = self.video_modality_token = None
+        for name in config.modalities:  # registration order = config.modalities, as the released layout
+            if name == "audio":
+                self.audio_projection = nn.Linear(config.hidden_size, dim)
+                self.audio_mask_token = nn.Parameter(torch.zeros(1, 1, dim))
+                self.audio_position_embeddings = FixedPositionTable(
+                    partial(_sinusoid_table, dim), config.num_audio_patches
+                )
+                self.audio_pred = nn.Linear(dim, config.audio_patch_size**2)
+                if config.use_modality_tokens:
+                    self.audio_modality_token = nn.Parameter(torch.zeros(1, 1, dim))
+            else:
+                self.video_projection = nn.Linear(config.hidden_size, dim)
+                self.video_mask_token = nn.Parameter(torch.zeros(1, 1, dim))
+                self.video_position_embeddings = FixedPositionTable(
+                    partial(_sinusoid_table, dim), config.num_video_patches
+                )
+                self.video_pred = nn.Linear(dim, config.tubelet_size * config.video_patch_size**2 * config.num_channels)
+                if config.use_modality_tokens:
+                    self.video_modality_token = nn.Parameter(torch.zeros(1, 1, dim))
+        shape = (dim, config.decoder_num_attention_heads, config.decoder_intermediate_size)
+        self.layers = self.norm = None
+        self.audio_layers = self.audio_norm = self.video_layers = self.video_norm = None
+        if config.decoder_strategy == "separate_decoders":  # Scenic Decoder_{key}
+            for name in config.modalities:
+                if name == "audio":
+                    self.audio_layers = _layers(config, config.decoder_num_hidden_layers, *shape)
+                    self.audio_norm = nn.LayerNorm(dim, eps=config.layer_norm_eps)
+                else:
+                    self.video_layers = _layers(config, config.decoder_num_hidden_layers, *shape)
+                    self.video_norm = nn.LayerNorm(dim, eps=config.layer_norm_eps)
+        else:  # same_decoder, concat_and_decode: one stack (Scenic Decoder)
+            self.layers = _layers(config, config.decoder_num_hidden_layers, *shape)
+            self.norm = nn.LayerNorm(dim, eps=config.layer_norm_eps)
 
-    def forward(self, name: str, hidden: torch.Tensor, ids_restore: torch.Tensor) -> torch.Tensor:
-        """``[N, K, D]`` kept tokens of one modality -> ``[N, L, patch values]`` predictions for every token."""
-        x = getattr(self, f"{name}_projection")(hidden)
-        x = restore_with_mask_tokens(x, getattr(self, f"{name}_mask_token"), ids_restore)  # [N, L, Dd]
-        x = x + getattr(self, f"{name}_position_embeddings").table
-        x, _, _ = run_layers(self.layers, x)
-        return getattr(self, f"{name}_pred")(self.norm(x))
+    def forward(self, encoded: AVMAEModelOutput) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Encoder outputs -> ``({modality: [N, L, patch values]}, {modality: [N, L] loss mask})``: predictions for
+        every token and the tokens the loss scores (the encoder's masks; with inpainting, the mask-token positions)."""
+        config = self.config
+        audio, video = encoded.audio_last_hidden_state, encoded.video_last_hidden_state
+        inputs, loss_masks = {}, {}
+        if config.use_inpainting:
+            if audio is None or video is None:
+                raise ValueError("use_inpainting reconstructs each modality from the other: pass both modalities")
+            inputs["audio"], loss_masks["audio"] = _inpainting_input(
+                self.video_projection(video), self.audio_mask_token, config.num_audio_patches
+            )
+            inputs["video"], loss_masks["video"] = _inpainting_input(
+                self.audio_projection(audio), self.video_mask_token, config.num_video_patches
+            )
+        else:
+            if audio is not None:
+                inputs["audio"] = restore_with_mask_tokens(
+                    self.audio_projection(audio), self.audio_mask_token, encoded.audio_ids_restore
+                )  # [N, La, Dd]
+                loss_masks["audio"] = encoded.audio_mask
+            if video is not None:
+                inputs["video"] = restore_with_mask_tokens(
+                    self.video_projection(video), self.video_mask_token, encoded.video_ids_restore
+                )  # [N, Lv, Dd]
+                loss_masks["video"] = encoded.video_mask
+        if "audio" in inputs:
+            inputs["audio"] = inputs["audio"] + self.audio_position_embeddings.table
+            if self.audio_modality_token is not None:
+                inputs["audio"] = inputs["audio"] + self.audio_modality_token
+        if "video" in inputs:
+            inputs["video"] = inputs["video"] + self.video_position_embeddings.table
+            if self.video_modality_token is not None:
+                inputs["video"] = inputs["video"] + self.video_modality_token
+
+        if config.decoder_strategy == "same_decoder":
+            decoded = {name: self.norm(run_layers(self.layers, x)[0]) for name, x in inputs.items()}
+        elif config.decoder_strategy == "separate_decoders":
+            decoded = {}
+            if "audio" in inputs:
+                decoded["audio"] = self.audio_norm(run_layers(self.audio_layers, inputs["audio"])[0])
+            if "video" in inputs:
+                decoded["video"] = self.video_norm(run_layers(self.video_layers, inputs["video"])[0])
+        else:  # concat_and_decode
+            decoded = _run_concatenated(self.layers, self.norm, inputs)
+
+        predictions = {}
+        if "audio" in decoded:
+            predictions["audio"] = self.audio_pred(decoded["audio"])
+        if "video" in decoded:
+            predictions["video"] = self.video_pred(decoded["video"])
+        return predictions, loss_masks
 
 
 class AVMAEForPreTraining(AVMAEPreTrainedModel):
-    """AV-MAE pretraining: mask each modality, encode the kept tokens, reconstruct the raw patches of each."""
+    """AV-MAE pretraining: mask each modality, encode the kept tokens, reconstruct the raw patches of each (or, with
+    ``use_inpainting``, each modality's patches from the other's kept tokens)."""
 
     def __init__(self, config: AVMAEConfig):
         super().__init__(config)
@@ -378,7 +506,7 @@ class AVMAEForPreTraining(AVMAEPreTrainedModel):
         Args:
             input_values, pixel_values: as :class:`AVMAEModel` (the modalities of ``config.modalities``).
             audio_noise, video_noise: ``[N, L]`` noise pinning the masks (drawn when omitted).
-            audio_mask_ratio, video_mask_ratio: override the config's ratios.
+            audio_mask_ratio, video_mask_ratio: override the config's ratios for this call.
         """
         config = self.config
         return_dict = return_dict if return_dict is not None else config.return_dict
@@ -391,25 +519,24 @@ class AVMAEForPreTraining(AVMAEPreTrainedModel):
             config.video_mask_ratio if video_mask_ratio is None else video_mask_ratio,
             return_dict=True,
         )
-        values = {"audio": input_values, "video": pixel_values}
-        weights = {"audio": config.audio_loss_weight, "video": config.video_loss_weight}
-        logits, losses, loss = {}, {}, 0.0
-        for name in ("audio", "video"):
-            hidden = getattr(encoded, f"{name}_last_hidden_state")
-            if hidden is None:
-                continue
-            pred = self.decoder(name, hidden, getattr(encoded, f"{name}_ids_restore"))
-            logits[name] = pred
-            losses[name] = masked_mse(pred, self.targets(name, values[name]).to(pred.dtype), getattr(encoded, f"{name}_mask"))
-            loss = loss + weights[name] * losses[name]
+        predictions, loss_masks = self.decoder(encoded)
+        loss, audio_loss, video_loss = 0.0, None, None
+        if "audio" in predictions:
+            pred = predictions["audio"]
+            audio_loss = masked_mse(pred, self.targets("audio", input_values).to(pred.dtype), loss_masks["audio"])
+            loss = loss + config.audio_loss_weight * audio_loss
+        if "video" in predictions:
+            pred = predictions["video"]
+            video_loss = masked_mse(pred, self.targets("video", pixel_values).to(pred.dtype), loss_masks["video"])
+            loss = loss + config.video_loss_weight * video_loss
         output = AVMAEForPreTrainingOutput(
             loss=loss,
-            audio_loss=losses.get("audio"),
-            video_loss=losses.get("video"),
-            audio_logits=logits.get("audio"),
-            video_logits=logits.get("video"),
-            audio_mask=encoded.audio_mask,
-            video_mask=encoded.video_mask,
+            audio_loss=audio_loss,
+            video_loss=video_loss,
+            audio_logits=predictions.get("audio"),
+            video_logits=predictions.get("video"),
+            audio_mask=loss_masks.get("audio"),
+            video_mask=loss_masks.get("video"),
             audio_ids_restore=encoded.audio_ids_restore,
             video_ids_restore=encoded.video_ids_restore,
         )
@@ -430,8 +557,12 @@ class AVMAEForAudioVisualClassification(AVMAEPreTrainedModel):
         self.num_labels = config.num_labels
         self.embeddings = AVMAEEmbeddings(config)
         drop_path = torch.linspace(0, config.drop_path_rate, max(config.num_hidden_layers, 1)).tolist()
-        for name in config.modalities:
-            setattr(self, f"{name}_layers", _layers(config, config.num_hidden_layers, drop_path=drop_path))
+        self.audio_layers = self.video_layers = None
+        for name in config.modalities:  # registration order = config.modalities, as the released layout
+            if name == "audio":
+                self.audio_layers = _layers(config, config.num_hidden_layers, drop_path=drop_path)
+            else:
+                self.video_layers = _layers(config, config.num_hidden_layers, drop_path=drop_path)
         fused = len(config.modalities) > 1 and config.bottleneck_fusion_layer < config.num_hidden_layers
         self.bottleneck = (
             nn.Parameter(torch.zeros(1, config.num_bottleneck_tokens, config.hidden_size)) if fused else None
@@ -440,6 +571,10 @@ class AVMAEForAudioVisualClassification(AVMAEPreTrainedModel):
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
+
+    def stream_layer(self, name: str, index: int) -> nn.Module:
+        """Layer ``index`` of one modality's stream."""
+        return self.audio_layers[index] if name == "audio" else self.video_layers[index]
 
     def forward(
         self,
@@ -473,12 +608,12 @@ class AVMAEForAudioVisualClassification(AVMAEPreTrainedModel):
         for index in range(config.num_hidden_layers):
             if bottleneck is None or index < config.bottleneck_fusion_layer:
                 for name in names:
-                    tokens[name] = getattr(self, f"{name}_layers")[index](tokens[name])[0]
+                    tokens[name] = self.stream_layer(name, index)(tokens[name])[0]
                 continue
             outputs = []
             for name in names:
                 length = tokens[name].shape[1]
-                out = getattr(self, f"{name}_layers")[index](torch.cat([tokens[name], bottleneck], dim=1))[0]
+                out = self.stream_layer(name, index)(torch.cat([tokens[name], bottleneck], dim=1))[0]
                 tokens[name], _ = out[:, :length], outputs.append(out[:, length:])
             bottleneck = torch.stack(outputs, dim=-1).mean(dim=-1)
         logits = torch.stack(

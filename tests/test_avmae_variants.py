@@ -1,0 +1,212 @@
+"""AV-MAE's paper variants under Scenic's option names (``encoder_strategy``, ``decoder_strategy``, ``use_inpainting``,
+``use_modality_tokens``): what each one lets reach what, which weights exist, and that the defaults are the released
+layout. Each test compares outputs when one input changes, so a variant wired to the wrong path fails."""
+
+import pytest
+import torch
+from huggingface_hub.errors import StrictDataclassClassValidationError
+
+from hf_maskedav import AVMAEConfig, AVMAEForPreTraining, AVMAEModel
+from hf_maskedav.layers import masked_mse
+
+from test_avmae import tiny_config, tiny_inputs
+
+
+def _noise(seed=1):
+    gen = torch.Generator().manual_seed(seed)
+    return dict(audio_noise=torch.rand(2, 8, generator=gen), video_noise=torch.rand(2, 8, generator=gen))
+
+
+def _other_video(inputs):
+    return {**inputs, "pixel_values": inputs["pixel_values"] + 1.0}
+
+
+def _other_audio(inputs):
+    return {**inputs, "input_values": inputs["input_values"] + 1.0}
+
+
+def _build(cls, **overrides):
+    torch.manual_seed(0)
+    return cls(tiny_config(**overrides)).eval()
+
+
+def _encode(model, inputs):
+    with torch.no_grad():
+        return model(**inputs, **_noise(), audio_mask_ratio=0.5, video_mask_ratio=0.5)
+
+
+def _params(module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_defaults_are_the_released_layout():
+    config = AVMAEConfig()
+    assert (config.encoder_strategy, config.decoder_strategy) == ("separate_encoders_and_concat", "same_decoder")
+    assert not config.use_inpainting and not config.use_modality_tokens
+    keys = AVMAEForPreTraining(tiny_config()).state_dict()
+    assert not any("modality_token" in k for k in keys)
+    assert {k.split(".")[1] for k in keys if k.startswith("avmae.") and "layers" in k} == {
+        "audio_layers", "video_layers", "fusion_layers"
+    }
+    assert {k.split(".")[1] for k in keys if k.startswith("decoder.") and "layers" in k} == {"layers"}
+
+
+@pytest.mark.parametrize("strategy", ["separate_encoders", "separate_encoders_and_concat", "same_encoder"])
+def test_encoders_that_keep_modalities_apart_or_fuse_them(strategy):
+    """Audio outputs ignore the video unless joint layers see both tokens (mid fusion with num_fusion_layers > 0)."""
+    model = _build(AVMAEModel, encoder_strategy=strategy, num_fusion_layers=1)
+    inputs = tiny_inputs(model.config)
+    audio = _encode(model, inputs).audio_last_hidden_state
+    audio_other_video = _encode(model, _other_video(inputs)).audio_last_hidden_state
+    fused = strategy == "separate_encoders_and_concat"
+    assert torch.equal(audio, audio_other_video) is not fused
+
+
+def test_early_fusion_concatenates_before_the_first_layer():
+    model = _build(AVMAEModel, encoder_strategy="concat_and_encode")
+    assert model.audio_layers is None and model.video_layers is None and model.fusion_layers is None
+    assert len(model.layers) == model.config.num_hidden_layers
+    inputs = tiny_inputs(model.config)
+    audio = _encode(model, inputs).audio_last_hidden_state
+    assert not torch.equal(audio, _encode(model, _other_video(inputs)).audio_last_hidden_state)
+    # one modality alone runs the same stack on its tokens only
+    out = _encode(model, {"input_values": inputs["input_values"]})
+    assert out.video_last_hidden_state is None and out.audio_last_hidden_state.shape[1] == 4
+
+
+def test_separate_encoders_have_the_full_depth_per_modality():
+    model = _build(AVMAEModel, encoder_strategy="separate_encoders", num_fusion_layers=1)
+    assert model.fusion_layers is None
+    assert len(model.audio_layers) == len(model.video_layers) == model.config.num_hidden_layers
+    mid = _build(AVMAEModel, encoder_strategy="separate_encoders_and_concat", num_fusion_layers=1)
+    assert len(mid.audio_layers) == 2 and len(mid.fusion_layers) == 1
+
+
+def test_same_encoder_is_one_set_of_weights_run_on_each_modality():
+    model = _build(AVMAEModel, encoder_strategy="same_encoder")
+    separate = _build(AVMAEModel, encoder_strategy="separate_encoders")
+    assert model.audio_layers is None and model.video_layers is None
+    assert _params(separate) - _params(model) == _params(separate.video_layers) + _params(separate.video_norm)
+    inputs = tiny_inputs(model.config)
+    out = _encode(model, inputs)
+    # the audio result equals running the one stack (+ norm) on the kept audio tokens by hand
+    with torch.no_grad():
+        tokens = model.embeddings(inputs["input_values"])["audio"]
+        kept = torch.gather(tokens, 1, out.audio_ids_keep[..., None].expand(-1, -1, tokens.shape[-1]))
+        for layer in model.layers:
+            kept = layer(kept)[0]
+        torch.testing.assert_close(model.norm(kept), out.audio_last_hidden_state, rtol=0, atol=0)
+        # the video runs through the very same modules: changing them changes both modalities
+        model.layers[0].mlp.fc1.bias.add_(1.0)
+        changed = _encode(model, inputs)
+    assert not torch.equal(changed.audio_last_hidden_state, out.audio_last_hidden_state)
+    assert not torch.equal(changed.video_last_hidden_state, out.video_last_hidden_state)
+
+
+@pytest.mark.parametrize("decoder", ["same_decoder", "separate_decoders", "concat_and_decode"])
+def test_only_the_joint_decoder_lets_the_modalities_attend_each_other(decoder):
+    """Separate encoders, so the decoder is the only place the video could reach the audio predictions."""
+    model = _build(AVMAEForPreTraining, encoder_strategy="separate_encoders", decoder_strategy=decoder)
+    inputs = tiny_inputs(model.config)
+    audio = _encode(model, inputs).audio_logits
+    audio_other_video = _encode(model, _other_video(inputs)).audio_logits
+    assert torch.equal(audio, audio_other_video) is (decoder != "concat_and_decode")
+
+
+def test_separate_decoders_have_one_stack_per_modality():
+    model = _build(AVMAEForPreTraining, decoder_strategy="separate_decoders")
+    decoder = model.decoder
+    assert decoder.layers is None and decoder.norm is None
+    assert len(decoder.audio_layers) == len(decoder.video_layers) == model.config.decoder_num_hidden_layers
+    keys = model.state_dict()
+    assert any(k.startswith("decoder.audio_layers.0.") for k in keys)
+    assert not any(k.startswith("decoder.layers.") for k in keys)
+    # the audio stack does not serve the video
+    inputs = tiny_inputs(model.config)
+    before = _encode(model, inputs)
+    with torch.no_grad():
+        decoder.audio_layers[0].mlp.fc1.bias.add_(1.0)
+    after = _encode(model, inputs)
+    assert not torch.equal(before.audio_logits, after.audio_logits)
+    assert torch.equal(before.video_logits, after.video_logits)
+
+
+def test_inpainting_reconstructs_each_modality_from_the_other():
+    """Scenic use_inpainting: the audio decoder sees the video's kept tokens (first positions) and audio mask tokens;
+    with separate encoders and same_decoder, the audio predictions cannot depend on the audio input."""
+    model = _build(AVMAEForPreTraining, encoder_strategy="separate_encoders", use_inpainting=True)
+    inputs = tiny_inputs(model.config)
+    out = _encode(model, inputs)
+    assert torch.equal(out.audio_logits, _encode(model, _other_audio(inputs)).audio_logits)
+    assert torch.equal(out.video_logits, _encode(model, _other_video(inputs)).video_logits)
+    assert not torch.equal(out.audio_logits, _encode(model, _other_video(inputs)).audio_logits)
+    # the loss scores the positions after the other modality's kept tokens (4 video tokens kept of 8 at ratio 0.5)
+    kept = 4
+    expected = torch.cat([torch.zeros(2, kept), torch.ones(2, 8 - kept)], dim=1)
+    torch.testing.assert_close(out.audio_mask, expected, rtol=0, atol=0)
+    torch.testing.assert_close(out.video_mask, expected, rtol=0, atol=0)
+    target = model.targets("audio", inputs["input_values"])
+    torch.testing.assert_close(out.audio_loss, masked_mse(out.audio_logits, target, expected))
+    torch.testing.assert_close(
+        out.loss, model.config.audio_loss_weight * out.audio_loss + model.config.video_loss_weight * out.video_loss
+    )
+
+
+def test_inpainting_needs_both_modalities_and_room_for_the_kept_tokens():
+    with pytest.raises(StrictDataclassClassValidationError, match="needs both modalities"):
+        tiny_config(use_inpainting=True, modalities=["audio"])
+    model = _build(AVMAEForPreTraining, use_inpainting=True)
+    inputs = tiny_inputs(model.config)
+    with torch.no_grad(), pytest.raises(ValueError, match="both modalities"):
+        model(input_values=inputs["input_values"], audio_mask_ratio=0.5)
+    wide = _build(AVMAEForPreTraining, use_inpainting=True, image_size=32)  # 32 video tokens, 16 kept at 0.5
+    with torch.no_grad(), pytest.raises(ValueError, match="more kept tokens than positions"):
+        wide(**tiny_inputs(wide.config), audio_mask_ratio=0.5, video_mask_ratio=0.5)
+
+
+def test_modality_tokens_are_added_in_the_encoder_and_the_decoder():
+    model = _build(AVMAEForPreTraining, use_modality_tokens=True)
+    tokens = [model.avmae.embeddings.audio_modality_token, model.avmae.embeddings.video_modality_token,
+              model.decoder.audio_modality_token, model.decoder.video_modality_token]
+    assert all(t is not None and torch.count_nonzero(t) == 0 for t in tokens)  # zeros at init (Scenic)
+    keys = model.state_dict()
+    assert {"avmae.embeddings.audio_modality_token", "decoder.video_modality_token"} <= set(keys)
+    inputs = tiny_inputs(model.config)
+    with torch.no_grad():
+        plain = model.avmae.embeddings(**inputs)
+        model.avmae.embeddings.audio_modality_token.fill_(0.5)
+        shifted = model.avmae.embeddings(**inputs)
+    torch.testing.assert_close(shifted["audio"], plain["audio"] + 0.5, rtol=0, atol=0)
+    assert torch.equal(shifted["video"], plain["video"])
+    before = _encode(model, inputs)
+    with torch.no_grad():
+        model.decoder.video_modality_token.fill_(0.5)
+    after = _encode(model, inputs)
+    assert torch.equal(before.audio_logits, after.audio_logits) and not torch.equal(before.video_logits, after.video_logits)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [dict(encoder_strategy="concat_and_encode", decoder_strategy="concat_and_decode", use_modality_tokens=True),
+     dict(encoder_strategy="same_encoder", decoder_strategy="separate_decoders", use_inpainting=True)],
+)
+def test_variants_save_load_and_train(fields, tmp_path):
+    model = _build(AVMAEForPreTraining, **fields)
+    model.save_pretrained(tmp_path)
+    loaded, info = AVMAEForPreTraining.from_pretrained(tmp_path, output_loading_info=True)
+    assert not any(info.values())
+    assert {k: getattr(loaded.config, k) for k in fields} == fields
+    inputs = {**tiny_inputs(model.config), **_noise()}
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.eval()(**inputs).loss, model(**inputs).loss, rtol=0, atol=0)
+    model.train()
+    model(**inputs).loss.backward()
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not missing
+
+
+def test_unknown_strategies_are_refused():
+    with pytest.raises(StrictDataclassClassValidationError, match="encoder_strategy"):
+        tiny_config(encoder_strategy="late_fusion")
+    with pytest.raises(StrictDataclassClassValidationError, match="decoder_strategy"):
+        tiny_config(decoder_strategy="joint")
