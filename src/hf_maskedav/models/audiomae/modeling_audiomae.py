@@ -32,6 +32,7 @@ from ...layers import (
     restore_with_mask_tokens,
     run_layers,
     time_frequency_masking,
+    transformer_layers,
 )
 from ...modeling_utils import check_head_matches_labels, classification_loss, init_mae_weights
 from .configuration_audiomae import AudioMAEConfig
@@ -155,21 +156,12 @@ class AudioMAEModel(AudioMAEPreTrainedModel):
     def __init__(self, config: AudioMAEConfig, add_final_norm: bool = True):
         super().__init__(config)
         self.embeddings = AudioMAEEmbeddings(config)
-        drop_path = torch.linspace(0, config.drop_path_rate, config.num_hidden_layers).tolist()
-        self.layers = nn.ModuleList(
-            TransformerLayer(
-                config,
-                config.hidden_size,
-                config.num_attention_heads,
-                config.intermediate_size,
-                qkv_bias="qkv" if config.qkv_bias else "none",
-                layer_norm_eps=config.layer_norm_eps,
-                hidden_act=config.hidden_act,
-                drop_path=drop_path[i],
-                dropout=config.hidden_dropout_prob,
-                attention_dropout=config.attention_probs_dropout_prob,
-            )
-            for i in range(config.num_hidden_layers)
+        self.layers = transformer_layers(
+            config, config.num_hidden_layers, config.hidden_size, config.num_attention_heads, config.intermediate_size,
+            qkv_bias="qkv" if config.qkv_bias else "none",
+            drop_path_rate=config.drop_path_rate,
+            dropout=config.hidden_dropout_prob,
+            attention_dropout=config.attention_probs_dropout_prob,
         )
         self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps) if add_final_norm else None
         self.post_init()
@@ -264,17 +256,9 @@ class AudioMAEDecoder(nn.Module):
                 for i in range(config.decoder_num_hidden_layers)
             )
         else:
-            self.layers = nn.ModuleList(
-                TransformerLayer(
-                    config,
-                    dim,
-                    config.decoder_num_attention_heads,
-                    config.decoder_intermediate_size,
-                    qkv_bias="qkv" if config.qkv_bias else "none",
-                    layer_norm_eps=config.layer_norm_eps,
-                    hidden_act=config.hidden_act,
-                )
-                for _ in range(config.decoder_num_hidden_layers)
+            self.layers = transformer_layers(
+                config, config.decoder_num_hidden_layers, dim, config.decoder_num_attention_heads,
+                config.decoder_intermediate_size, qkv_bias="qkv" if config.qkv_bias else "none",
             )
         self.norm = nn.LayerNorm(dim, eps=config.layer_norm_eps)
         self.pred = nn.Linear(dim, config.patch_size**2 * config.num_channels)

@@ -42,6 +42,7 @@ from ...layers import (
     restore_with_mask_tokens,
     run_layers,
     sincos_2d_table,
+    transformer_layers,
 )
 from ...modeling_utils import check_head_matches_labels, classification_loss, init_mae_weights
 from .configuration_cavmae import CLASSIFICATION_MODES, CAVMAEConfig
@@ -214,24 +215,6 @@ class CAVMAESharedLayer(GradientCheckpointingLayer):
         return hidden_states, attn_weights
 
 
-def _vit_layers(config: CAVMAEConfig, depth: int, drop_path: list[float]) -> nn.ModuleList:
-    return nn.ModuleList(
-        TransformerLayer(
-            config,
-            config.hidden_size,
-            config.num_attention_heads,
-            config.intermediate_size,
-            qkv_bias="qkv" if config.qkv_bias else "none",
-            layer_norm_eps=config.layer_norm_eps,
-            hidden_act=config.hidden_act,
-            drop_path=drop_path[i],
-            dropout=config.hidden_dropout_prob,
-            attention_dropout=config.attention_probs_dropout_prob,
-        )
-        for i in range(depth)
-    )
-
-
 # ----------------------------------------------------------------------------------------------------------------------
 # Decoder
 # ----------------------------------------------------------------------------------------------------------------------
@@ -250,17 +233,9 @@ class CAVMAEDecoder(nn.Module):
         self.video_modality_embedding = nn.Parameter(torch.zeros(1, 1, dim))
         self.audio_position_embeddings = _position_table(config, dim, config.audio_grid_size)
         self.video_position_embeddings = _position_table(config, dim, config.video_grid_size)
-        self.layers = nn.ModuleList(
-            TransformerLayer(
-                config,
-                dim,
-                config.decoder_num_attention_heads,
-                config.decoder_intermediate_size,
-                qkv_bias="qkv" if config.qkv_bias else "none",
-                layer_norm_eps=config.layer_norm_eps,
-                hidden_act=config.hidden_act,
-            )
-            for _ in range(config.decoder_num_hidden_layers)
+        self.layers = transformer_layers(
+            config, config.decoder_num_hidden_layers, dim, config.decoder_num_attention_heads,
+            config.decoder_intermediate_size, qkv_bias="qkv" if config.qkv_bias else "none",
         )
         self.norm = nn.LayerNorm(dim, eps=config.layer_norm_eps)
         self.audio_pred = nn.Linear(dim, config.patch_size**2)
@@ -334,8 +309,22 @@ class CAVMAEModel(CAVMAEPreTrainedModel):
         self.video_embeddings = CAVMAEEmbeddings(config, config.num_channels, config.video_grid_size)
         depth = config.num_modality_specific_layers + config.num_shared_layers
         drop_path = torch.linspace(0, config.drop_path_rate, max(depth, 1)).tolist()
-        self.audio_layers = _vit_layers(config, config.num_modality_specific_layers, drop_path)
-        self.video_layers = _vit_layers(config, config.num_modality_specific_layers, drop_path)
+        # the modality-specific layers take the first rates of the encoder's stochastic-depth list
+        specific = dict(
+            qkv_bias="qkv" if config.qkv_bias else "none",
+            drop_path_rate=config.drop_path_rate,
+            drop_path_depth=max(depth, 1),
+            dropout=config.hidden_dropout_prob,
+            attention_dropout=config.attention_probs_dropout_prob,
+        )
+        self.audio_layers = transformer_layers(
+            config, config.num_modality_specific_layers, config.hidden_size, config.num_attention_heads,
+            config.intermediate_size, **specific,
+        )
+        self.video_layers = transformer_layers(
+            config, config.num_modality_specific_layers, config.hidden_size, config.num_attention_heads,
+            config.intermediate_size, **specific,
+        )
         self.shared_layers = nn.ModuleList(
             CAVMAESharedLayer(config, drop_path[config.num_modality_specific_layers + i])
             for i in range(config.num_shared_layers)

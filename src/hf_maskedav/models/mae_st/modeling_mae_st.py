@@ -41,6 +41,7 @@ from ...layers import (
     random_masking,
     restore_with_mask_tokens,
     run_layers,
+    transformer_layers,
 )
 from ...modeling_utils import check_head_matches_labels, classification_loss, init_mae_weights
 from .configuration_mae_st import MAESTConfig
@@ -96,25 +97,6 @@ def _as_video(pixel_values: torch.Tensor, config: MAESTConfig) -> torch.Tensor:
         tubelet_size=config.tubelet_size,
         patch_size=config.patch_size,
         processor="MAESTVideoProcessor",
-    )
-
-
-def _vit_layers(config: MAESTConfig, width: int, depth: int, heads: int, intermediate: int, drop_path: float):
-    rates = torch.linspace(0, drop_path, depth, device="cpu").tolist() if depth else []  # as the official dpr list
-    return nn.ModuleList(
-        TransformerLayer(
-            config,
-            width,
-            heads,
-            intermediate,
-            qkv_bias="qkv" if config.qkv_bias else "none",
-            layer_norm_eps=config.layer_norm_eps,
-            hidden_act=config.hidden_act,
-            drop_path=rates[i],
-            dropout=config.hidden_dropout_prob,
-            attention_dropout=config.attention_probs_dropout_prob,
-        )
-        for i in range(depth)
     )
 
 
@@ -191,9 +173,12 @@ class MAESTModel(MAESTPreTrainedModel):
     def __init__(self, config: MAESTConfig):
         super().__init__(config)
         self.embeddings = MAESTEmbeddings(config)
-        self.layers = _vit_layers(
-            config, config.hidden_size, config.num_hidden_layers, config.num_attention_heads,
-            config.intermediate_size, config.drop_path_rate,
+        self.layers = transformer_layers(
+            config, config.num_hidden_layers, config.hidden_size, config.num_attention_heads, config.intermediate_size,
+            qkv_bias="qkv" if config.qkv_bias else "none",
+            drop_path_rate=config.drop_path_rate,
+            dropout=config.hidden_dropout_prob,
+            attention_dropout=config.attention_probs_dropout_prob,
         )
         self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.post_init()
@@ -294,9 +279,11 @@ class MAESTDecoder(nn.Module):
         self.mask_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.position_embeddings = SeparableSpaceTimePositionEmbedding(dim, grid_t, grid_h * grid_w)
-        self.layers = _vit_layers(
-            config, dim, config.decoder_num_hidden_layers, config.decoder_num_attention_heads,
-            config.decoder_intermediate_size, 0.0,
+        self.layers = transformer_layers(
+            config, config.decoder_num_hidden_layers, dim, config.decoder_num_attention_heads,
+            config.decoder_intermediate_size, qkv_bias="qkv" if config.qkv_bias else "none",
+            dropout=config.hidden_dropout_prob,
+            attention_dropout=config.attention_probs_dropout_prob,
         )
         self.norm = nn.LayerNorm(dim, eps=config.layer_norm_eps)
         self.pred = nn.Linear(dim, config.frames_per_prediction * config.patch_size**2 * config.num_channels)

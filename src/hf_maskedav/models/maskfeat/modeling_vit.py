@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ...layers import TransformerLayer
+from ...layers import transformer_layers
 from .configuration_maskfeat import MaskFeatConfig
 
 Grid = tuple[int, int, int]
@@ -21,20 +21,12 @@ class ViTEncoder(nn.Module):
     def __init__(self, config: MaskFeatConfig, num_layers: int | None = None):
         super().__init__()
         num_layers = config.num_hidden_layers if num_layers is None else num_layers
-        drop_path = torch.linspace(0, config.drop_path_rate, config.num_hidden_layers).tolist()
-        self.layers = nn.ModuleList(
-            TransformerLayer(
-                config,
-                config.hidden_size,
-                config.num_attention_heads,
-                int(config.hidden_size * config.mlp_ratio),
-                qkv_bias="qkv" if config.qkv_bias else "none",
-                layer_norm_eps=config.layer_norm_eps,
-                hidden_act=config.hidden_act,
-                drop_path=drop_path[i],
-                dropout=config.hidden_dropout_prob,
-            )
-            for i in range(num_layers)
+        self.layers = transformer_layers(
+            config, num_layers, config.hidden_size, config.num_attention_heads, int(config.hidden_size * config.mlp_ratio),
+            qkv_bias="qkv" if config.qkv_bias else "none",
+            drop_path_rate=config.drop_path_rate,
+            drop_path_depth=config.num_hidden_layers,
+            dropout=config.hidden_dropout_prob,
         )
         self.output_size = config.hidden_size
         self.gradient_checkpointing = False

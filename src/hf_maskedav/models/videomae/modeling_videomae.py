@@ -50,6 +50,7 @@ from ...layers import (
     running_cell_mask,
     select_patches,
     sinusoid_1d_table,
+    transformer_layers,
 )
 from ...modeling_utils import check_head_matches_labels, classification_loss, init_mae_weights
 from .configuration_videomae import MaskedAVVideoMAEConfig
@@ -219,25 +220,6 @@ class MaskedAVVideoMAEEmbeddings(nn.Module):
         return tokens + gather_tokens(positions.to(tokens.dtype).expand(tokens.shape[0], -1, -1), ids_keep), grid
 
 
-def _vit_layers(config: MaskedAVVideoMAEConfig, width: int, depth: int, heads: int, intermediate: int, drop_path: float):
-    rates = torch.linspace(0, drop_path, depth, device="cpu").tolist() if depth else []  # as the official dpr list
-    return nn.ModuleList(
-        TransformerLayer(
-            config,
-            width,
-            heads,
-            intermediate,
-            qkv_bias="qv" if config.qkv_bias else "none",
-            layer_norm_eps=config.layer_norm_eps,
-            hidden_act=config.hidden_act,
-            drop_path=rates[i],
-            dropout=config.hidden_dropout_prob,
-            attention_dropout=config.attention_probs_dropout_prob,
-        )
-        for i in range(depth)
-    )
-
-
 class MaskedAVVideoMAEDecoder(nn.Module):
     """Pretraining decoder: projection, mask tokens, its own fixed table, ViT blocks, norm and pixel head."""
 
@@ -250,9 +232,11 @@ class MaskedAVVideoMAEDecoder(nn.Module):
         self.position_embeddings = FixedPositionTable(
             partial(videomae_position_table, dim, config.grid_size, config.position_interpolation), *config.grid_size
         )
-        self.layers = _vit_layers(
-            config, dim, config.decoder_num_hidden_layers, config.decoder_num_attention_heads,
-            config.decoder_intermediate_size, 0.0,
+        self.layers = transformer_layers(
+            config, config.decoder_num_hidden_layers, dim, config.decoder_num_attention_heads,
+            config.decoder_intermediate_size, qkv_bias="qv" if config.qkv_bias else "none",
+            dropout=config.hidden_dropout_prob,
+            attention_dropout=config.attention_probs_dropout_prob,
         )
         self.norm = nn.LayerNorm(dim, eps=config.head_norm_eps)
         self.head = nn.Linear(dim, config.tubelet_size * config.patch_size**2 * config.num_channels)
@@ -318,9 +302,12 @@ class MaskedAVVideoMAEModel(MaskedAVVideoMAEPreTrainedModel):
         if add_final_norm is None:
             add_final_norm = True if config.use_final_norm is None else config.use_final_norm
         self.embeddings = MaskedAVVideoMAEEmbeddings(config)
-        self.layers = _vit_layers(
-            config, config.hidden_size, config.num_hidden_layers, config.num_attention_heads,
-            config.intermediate_size, config.drop_path_rate,
+        self.layers = transformer_layers(
+            config, config.num_hidden_layers, config.hidden_size, config.num_attention_heads, config.intermediate_size,
+            qkv_bias="qv" if config.qkv_bias else "none",
+            drop_path_rate=config.drop_path_rate,
+            dropout=config.hidden_dropout_prob,
+            attention_dropout=config.attention_probs_dropout_prob,
         )
         self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps) if add_final_norm else None
         self.post_init()
