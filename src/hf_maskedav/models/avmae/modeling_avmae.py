@@ -22,28 +22,25 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.utils import ModelOutput
 
 from ...layers import (
-    FixedPositionTable,
-    PatchEmbed2D,
-    TransformerLayer,
-    TubeletEmbed3D,
     MaskingIndices,
+    PatchEmbed2D,
+    PositionTable,
+    TubeletEmbed3D,
+    as_spectrogram,
+    as_video,
     gather_tokens,
+    mask_from_noise,
     masked_mse,
     normalize_per_patch,
     num_kept,
     patchify_2d,
     patchify_3d,
-    random_masking,
     restore_with_mask_tokens,
     run_layers,
     sinusoid_1d_table,
+    transformer_layers,
 )
-from ...modeling_utils import (
-    check_head_matches_labels,
-    check_model_input,
-    classification_loss,
-    init_mae_weights,
-)
+from ...modeling_utils import check_head_matches_labels, classification_loss, init_mae_weights
 from .configuration_avmae import AVMAEConfig
 
 
@@ -98,41 +95,17 @@ def _sinusoid_table(width: int, length: int) -> torch.Tensor:
 
 def _as_spectrogram(input_values: torch.Tensor, config: AVMAEConfig) -> torch.Tensor:
     """``[N, T, F]`` (or ``[N, 1, T, F]``) log-mel -> ``[N, 1, T, F]`` (Flax NHWC with H = time, W = mel)."""
-    if not isinstance(input_values, torch.Tensor):
-        raise TypeError(f"input_values must be a torch.Tensor, got {type(input_values).__name__}")
-    if input_values.dim() == 3:
-        input_values = input_values.unsqueeze(1)
-    if input_values.dim() != 4 or input_values.shape[1] != 1:
-        raise ValueError(
-            f"input_values must have shape (batch, frames, mel_bins), got {tuple(input_values.shape)}; use "
-            "AVMAEFeatureExtractor to make them"
-        )
-    frames, mel_bins = input_values.shape[-2:]
-    if (frames, mel_bins) != (config.max_length, config.num_mel_bins):
-        raise ValueError(
-            f"input_values is {frames} frames x {mel_bins} mel bins; the model's position tables are built for "
-            f"{config.max_length} x {config.num_mel_bins} (pad or crop the spectrogram; AVMAEFeatureExtractor does)"
-        )
-    if not input_values.is_floating_point():
-        raise TypeError(f"input_values must be a floating-point tensor, got {input_values.dtype}")
-    check_model_input(input_values, "input_values")
-    return input_values
+    return as_spectrogram(
+        input_values, num_mel_bins=config.num_mel_bins, max_length=config.max_length, processor="AVMAEFeatureExtractor"
+    )
 
 
 def _as_video(pixel_values: torch.Tensor, config: AVMAEConfig) -> torch.Tensor:
     """``[N, T, C, H, W]`` (video-processor layout) -> ``[N, C, T, H, W]`` for the tubelet convolution."""
-    if not isinstance(pixel_values, torch.Tensor):
-        raise TypeError(f"pixel_values must be a torch.Tensor, got {type(pixel_values).__name__}")
-    expected = (config.num_frames, config.num_channels, config.image_size, config.image_size)
-    if pixel_values.dim() != 5 or tuple(pixel_values.shape[1:]) != expected:
-        raise ValueError(
-            f"pixel_values must have shape (batch, {', '.join(map(str, expected))}) (frames, channels, height, "
-            f"width), got {tuple(pixel_values.shape)}; use AVMAEVideoProcessor to make them"
-        )
-    if not pixel_values.is_floating_point():
-        raise TypeError(f"pixel_values must be a floating-point tensor (normalised pixels), got {pixel_values.dtype}")
-    check_model_input(pixel_values, "pixel_values")
-    return pixel_values.transpose(1, 2)
+    return as_video(
+        pixel_values, num_channels=config.num_channels, num_frames=config.num_frames, tubelet_size=config.tubelet_size,
+        patch_size=config.video_patch_size, image_size=config.image_size, processor="AVMAEVideoProcessor",
+    )
 
 
 class AVMAEEmbeddings(nn.Module):
@@ -148,14 +121,14 @@ class AVMAEEmbeddings(nn.Module):
         self.audio_modality_token = self.video_modality_token = None
         if "audio" in config.modalities:
             self.audio_patch_embed = PatchEmbed2D(1, dim, config.audio_patch_size)
-            self.audio_position_embeddings = FixedPositionTable(partial(_sinusoid_table, dim), config.num_audio_patches)
+            self.audio_position_embeddings = PositionTable(partial(_sinusoid_table, dim), config.num_audio_patches)
             if modality_tokens:
                 self.audio_modality_token = nn.Parameter(torch.zeros(1, 1, dim))
         if "video" in config.modalities:
             self.video_patch_embed = TubeletEmbed3D(
                 config.num_channels, dim, config.tubelet_size, config.video_patch_size
             )
-            self.video_position_embeddings = FixedPositionTable(partial(_sinusoid_table, dim), config.num_video_patches)
+            self.video_position_embeddings = PositionTable(partial(_sinusoid_table, dim), config.num_video_patches)
             if modality_tokens:
                 self.video_modality_token = nn.Parameter(torch.zeros(1, 1, dim))
 
@@ -179,22 +152,18 @@ class AVMAEEmbeddings(nn.Module):
         return tokens
 
 
-def _layers(config: AVMAEConfig, depth: int, hidden_size=None, heads=None, intermediate=None, drop_path=None):
-    drop_path = drop_path if drop_path is not None else [0.0] * depth
-    return nn.ModuleList(
-        TransformerLayer(
-            config,
-            hidden_size or config.hidden_size,
-            heads or config.num_attention_heads,
-            intermediate or config.intermediate_size,
-            qkv_bias="qkv" if config.qkv_bias else "none",
-            layer_norm_eps=config.layer_norm_eps,
-            hidden_act=config.hidden_act,
-            drop_path=drop_path[i],
-            dropout=config.hidden_dropout_prob,
-            attention_dropout=config.attention_probs_dropout_prob,
-        )
-        for i in range(depth)
+def _layers(config: AVMAEConfig, depth: int, hidden_size=None, heads=None, intermediate=None, drop_path_rate=0.0):
+    """A stack of ``depth`` layers (encoder width unless given); every AV-MAE stack takes the config's dropouts."""
+    return transformer_layers(
+        config,
+        depth,
+        hidden_size or config.hidden_size,
+        heads or config.num_attention_heads,
+        intermediate or config.intermediate_size,
+        qkv_bias="qkv" if config.qkv_bias else "none",
+        drop_path_rate=drop_path_rate,
+        dropout=config.hidden_dropout_prob,
+        attention_dropout=config.attention_probs_dropout_prob,
     )
 
 
@@ -252,37 +221,32 @@ class AVMAEModel(AVMAEPreTrainedModel):
         self.fusion_layers = self.fusion_norm = None
         self.layers = self.norm = None
         if config.encoder_strategy in ("separate_encoders", "separate_encoders_and_concat"):
-            depth = config.modality_encoder_depth
-            drop_path = torch.linspace(0, config.drop_path_rate, max(depth, 1)).tolist()
+            depth, rate = config.modality_encoder_depth, config.drop_path_rate
             for name in config.modalities:  # registration order = config.modalities, as the released layout
                 if name == "audio":
-                    self.audio_layers = _layers(config, depth, drop_path=drop_path)
+                    self.audio_layers = _layers(config, depth, drop_path_rate=rate)
                     self.audio_norm = nn.LayerNorm(config.hidden_size, eps=eps)
                 else:
-                    self.video_layers = _layers(config, depth, drop_path=drop_path)
+                    self.video_layers = _layers(config, depth, drop_path_rate=rate)
                     self.video_norm = nn.LayerNorm(config.hidden_size, eps=eps)
             if config.encoder_strategy == "separate_encoders_and_concat" and config.num_fusion_layers:
                 self.fusion_layers = _layers(config, config.num_fusion_layers)
                 self.fusion_norm = nn.LayerNorm(config.hidden_size, eps=eps)
         else:  # concat_and_encode, same_encoder: one stack for both modalities (Scenic "Transformer")
-            drop_path = torch.linspace(0, config.drop_path_rate, max(config.num_hidden_layers, 1)).tolist()
-            self.layers = _layers(config, config.num_hidden_layers, drop_path=drop_path)
+            self.layers = _layers(config, config.num_hidden_layers, drop_path_rate=config.drop_path_rate)
             self.norm = nn.LayerNorm(config.hidden_size, eps=eps)
         self.post_init()
 
     @staticmethod
     def mask_tokens(name: str, tokens: torch.Tensor, noise: torch.Tensor | None, ratio: float) -> MaskingIndices:
         """Random masking of one modality's ``[N, L, D]`` tokens (noise drawn when omitted; smallest kept)."""
-        if noise is None:
-            noise = torch.rand(tokens.shape[0], tokens.shape[1], device=tokens.device)
-        if noise.shape != tokens.shape[:2]:
-            raise ValueError(f"{name}_noise must have shape {tuple(tokens.shape[:2])}, got {tuple(noise.shape)}")
-        if num_kept(tokens.shape[1], ratio) < 1:
+        batch, length = tokens.shape[:2]
+        if num_kept(length, ratio) < 1:
             raise ValueError(
-                f"{name}_mask_ratio {ratio} keeps no {name} token of {tokens.shape[1]} (int({tokens.shape[1]} * "
-                f"(1 - {ratio})) = 0): lower {name}_mask_ratio or give the {name} more tokens"
+                f"{name}_mask_ratio {ratio} keeps no {name} token of {length} (int({length} * (1 - {ratio})) = 0): "
+                f"lower {name}_mask_ratio or give the {name} more tokens"
             )
-        return random_masking(noise, ratio)
+        return mask_from_noise("random", noise, (length,), ratio, batch=batch, device=tokens.device, name=f"{name}_noise")
 
     def forward(
         self,
@@ -385,7 +349,7 @@ class AVMAEDecoder(nn.Module):
             if name == "audio":
                 self.audio_projection = nn.Linear(config.hidden_size, dim)
                 self.audio_mask_token = nn.Parameter(torch.zeros(1, 1, dim))
-                self.audio_position_embeddings = FixedPositionTable(
+                self.audio_position_embeddings = PositionTable(
                     partial(_sinusoid_table, dim), config.num_audio_patches
                 )
                 self.audio_pred = nn.Linear(dim, config.audio_patch_size**2)
@@ -394,7 +358,7 @@ class AVMAEDecoder(nn.Module):
             else:
                 self.video_projection = nn.Linear(config.hidden_size, dim)
                 self.video_mask_token = nn.Parameter(torch.zeros(1, 1, dim))
-                self.video_position_embeddings = FixedPositionTable(
+                self.video_position_embeddings = PositionTable(
                     partial(_sinusoid_table, dim), config.num_video_patches
                 )
                 self.video_pred = nn.Linear(dim, config.tubelet_size * config.video_patch_size**2 * config.num_channels)
@@ -556,13 +520,13 @@ class AVMAEForAudioVisualClassification(AVMAEPreTrainedModel):
         super().__init__(config)
         self.num_labels = config.num_labels
         self.embeddings = AVMAEEmbeddings(config)
-        drop_path = torch.linspace(0, config.drop_path_rate, max(config.num_hidden_layers, 1)).tolist()
+        depth, rate = config.num_hidden_layers, config.drop_path_rate
         self.audio_layers = self.video_layers = None
         for name in config.modalities:  # registration order = config.modalities, as the released layout
             if name == "audio":
-                self.audio_layers = _layers(config, config.num_hidden_layers, drop_path=drop_path)
+                self.audio_layers = _layers(config, depth, drop_path_rate=rate)
             else:
-                self.video_layers = _layers(config, config.num_hidden_layers, drop_path=drop_path)
+                self.video_layers = _layers(config, depth, drop_path_rate=rate)
         fused = len(config.modalities) > 1 and config.bottleneck_fusion_layer < config.num_hidden_layers
         self.bottleneck = (
             nn.Parameter(torch.zeros(1, config.num_bottleneck_tokens, config.hidden_size)) if fused else None
