@@ -24,6 +24,7 @@ encoder, summed over the batch and divided by their number (OpenGVLab/VideoMAEv2
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import partial
 
@@ -36,14 +37,18 @@ from transformers.utils import ModelOutput
 
 from ...layers import (
     FixedPositionTable,
+    MaskingIndices,
     TransformerLayer,
     TubeletEmbed3D,
     as_video,
+    checked_noise,
     gather_tokens,
     ids_from_bool_mask,
     ids_from_fixed_count_mask,
+    mask_from_noise,
     masked_mse,
     normalize_per_patch_channel,
+    num_masked_tokens,
     patchify_3d,
     run_layers,
     running_cell_counts,
@@ -143,54 +148,15 @@ def _check_token_mask(name: str, mask: torch.Tensor, batch: int, grid: tuple[int
         )
 
 
-def num_masked_tokens(mask_type: str, grid: tuple[int, int, int], mask_ratio: float) -> int:
-    """Masked tokens per sample of a drawn mask (known before drawing it): ``T' * int(ratio * H'W')`` for tube
-    masking, ``int(ratio * L)`` for random masking."""
-    t, h, w = grid
-    return t * int(mask_ratio * h * w) if mask_type == "tube" else int(mask_ratio * t * h * w)
-
-
-def tube_mask_from_noise(noise: torch.Tensor, grid_t: int, mask_ratio: float) -> torch.Tensor:
-    """VideoMAE tube masking from ``[N, H'*W']`` noise: the ``int(mask_ratio * H'W')`` cells with the largest noise
-    are masked in every time slice (official ``TubeMaskingGenerator`` count). Returns ``[N, T'*H'*W']`` bool."""
-    cells = noise.shape[1]
-    num_mask = int(mask_ratio * cells)
-    ranks = torch.argsort(torch.argsort(noise, dim=1), dim=1)  # 0 = smallest noise
-    return (ranks >= cells - num_mask).repeat(1, grid_t)
-
-
-def random_mask_from_noise(noise: torch.Tensor, mask_ratio: float) -> torch.Tensor:
-    """Unstructured masking from ``[N, L]`` noise: the ``int(mask_ratio * L)`` largest are masked (VideoMAE V2 count)."""
-    length = noise.shape[1]
-    num_mask = int(mask_ratio * length)
-    ranks = torch.argsort(torch.argsort(noise, dim=1), dim=1)
-    return ranks >= length - num_mask
+# config.mask_type -> the layers.mask_from_noise kind; VideoMAE's "random" masks int(ratio * L) tokens (V2's count)
+MASK_KINDS = {"tube": "tube", "random": "count"}
 
 
 def draw_mask(mask_type: str, batch: int, grid, noise: torch.Tensor | None, mask_ratio: float, device) -> torch.Tensor:
-    """``[N, L]`` bool mask of ``mask_type`` ("tube" or "random") from ``noise`` (drawn with ``torch.rand`` when None)."""
-    t, h, w = grid
-    if not 0.0 <= mask_ratio < 1.0:
-        raise ValueError(f"mask_ratio must be in [0, 1), got {mask_ratio}")
-    if mask_type == "tube":
-        expected = (batch, h * w)
-        what = f"one value per spatial cell ({h}x{w}) for tube masking"
-    else:
-        expected = (batch, t * h * w)
-        what = "one value per token for random masking"
-    if noise is None:
-        noise = torch.rand(*expected, device=device)
-    if tuple(noise.shape) != expected:
-        raise ValueError(f"noise must have shape {expected} ({what}), got {tuple(noise.shape)}")
-    noise = noise.to(device)
-    if mask_type == "tube":
-        return tube_mask_from_noise(noise, t, mask_ratio)
-    return random_mask_from_noise(noise, mask_ratio)
-
-
-def _noise_shape(mask_type: str, batch: int, grid) -> tuple[int, int]:
-    t, h, w = grid
-    return (batch, h * w) if mask_type == "tube" else (batch, t * h * w)
+    """``[N, L]`` bool mask of ``mask_type`` ("tube" or "random") from ``noise`` (drawn when None): the model's own
+    draw (:func:`~hf_maskedav.layers.mask_from_noise`) as a mask to give as ``bool_masked_pos``."""
+    kind = MASK_KINDS[mask_type]
+    return mask_from_noise(kind, noise, grid, mask_ratio, batch=batch, device=device).mask.bool()
 
 
 class MaskedAVVideoMAEEmbeddings(nn.Module):
@@ -341,24 +307,34 @@ class MaskedAVVideoMAEModel(MaskedAVVideoMAEPreTrainedModel):
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         video = _as_video(pixel_values, self.config)
-        batch = video.shape[0]
         grid = self.embeddings.patch_embed.grid_size(*video.shape[-3:])
-        length = grid[0] * grid[1] * grid[2]
+        if bool_masked_pos is None and noise is None and mask_ratio is None:
+            masking = None  # every token is encoded
+        else:
+            masking = self._masking(video, grid, bool_masked_pos, noise, mask_ratio)
+        encoded = self._encode(video, masking, output_hidden_states, output_attentions)
+        if not return_dict:
+            return encoded.to_tuple()
+        return encoded
 
-        masking = None
+    def _masking(self, video, grid, bool_masked_pos, noise, mask_ratio) -> MaskingIndices:
+        """The mask: given (``bool_masked_pos``, any fixed count) or drawn (``config.mask_type`` from ``noise``, drawn
+        when None, at ``mask_ratio`` or ``config.mask_ratio``; the count is known in advance, so nothing is read back
+        from the device)."""
         if bool_masked_pos is not None:
             if noise is not None:
                 raise ValueError("give either bool_masked_pos or noise, not both")
-            _check_token_mask("bool_masked_pos", bool_masked_pos, batch, grid)
-            masking = ids_from_bool_mask(bool_masked_pos.to(video.device))
-        elif noise is not None or mask_ratio is not None:
-            ratio = self.config.mask_ratio if mask_ratio is None else mask_ratio
-            drawn = draw_mask(self.config.mask_type, batch, grid, noise, ratio, video.device)
-            masking = ids_from_fixed_count_mask(drawn, length - num_masked_tokens(self.config.mask_type, grid, ratio))
+            _check_token_mask("bool_masked_pos", bool_masked_pos, video.shape[0], grid)
+            return ids_from_bool_mask(bool_masked_pos.to(video.device))
+        ratio = self.config.mask_ratio if mask_ratio is None else mask_ratio
+        kind = MASK_KINDS[self.config.mask_type]
+        return mask_from_noise(kind, noise, grid, ratio, batch=video.shape[0], device=video.device)
 
+    def _encode(self, video, masking: MaskingIndices | None, output_hidden_states, output_attentions):
+        """Encode a checked ``[N, C, T, H, W]`` clip: every token (``masking`` None) or the kept ones only."""
         if masking is None:
-            tokens, _ = self.embeddings(video)  # [N, L, D]
-            mask, ids_restore = torch.zeros(batch, length, device=tokens.device), None
+            tokens, grid = self.embeddings(video)  # [N, L, D]
+            mask, ids_restore = torch.zeros(video.shape[0], math.prod(grid), device=tokens.device), None
         else:
             tokens, _ = self.embeddings(video, masking.ids_keep)  # [N, K, D], ascending token order
             mask, ids_restore = masking.mask, masking.ids_restore
@@ -366,8 +342,6 @@ class MaskedAVVideoMAEModel(MaskedAVVideoMAEPreTrainedModel):
         hidden, all_hidden, all_attentions = run_layers(self.layers, tokens, output_hidden_states, output_attentions)
         if self.norm is not None:
             hidden = self.norm(hidden)
-        if not return_dict:
-            return tuple(v for v in (hidden, mask, ids_restore, all_hidden, all_attentions) if v is not None)
         return MaskedAVVideoMAEModelOutput(
             last_hidden_state=hidden, mask=mask, ids_restore=ids_restore, hidden_states=all_hidden, attentions=all_attentions
         )
@@ -428,11 +402,8 @@ class MaskedAVVideoMAEForPreTraining(MaskedAVVideoMAEPreTrainedModel):
                 "on its start, so a batch would not have a fixed count: use an even number of patches per side (as "
                 "the official generator requires) or a multiple of 4 time slices"
             )
-        if decoder_noise is None:
-            decoder_noise = torch.rand(batch, device=device)
-        if tuple(decoder_noise.shape) != (batch,):
-            raise ValueError(f"decoder_noise must have shape {(batch,)} (one value per sample), got {tuple(decoder_noise.shape)}")
-        start = (decoder_noise.to(device) * 4).long().clamp(0, 3)  # the official np.random.randint(cell_size)
+        decoder_noise = checked_noise(decoder_noise, (batch,), device, "decoder_noise", "one value per sample")
+        start = (decoder_noise * 4).long().clamp(0, 3)  # the official np.random.randint(cell_size)
         return ids_from_fixed_count_mask(running_cell_mask(start, grid, ratio), length - counts[0])
 
     @torch.no_grad()  # official: labels are built under no_grad
@@ -490,15 +461,12 @@ class MaskedAVVideoMAEForPreTraining(MaskedAVVideoMAEPreTrainedModel):
         video = _as_video(pixel_values, self.config)
         grid = self.videomae.embeddings.patch_embed.grid_size(*video.shape[-3:])
         if bool_masked_pos is None:
-            # Drawn inside the encoder with a count known now: no device read-back, one compiled graph.
             ratio = self.config.mask_ratio if mask_ratio is None else mask_ratio
-            if num_masked_tokens(self.config.mask_type, grid, ratio) == 0:
+            if num_masked_tokens(MASK_KINDS[self.config.mask_type], grid, ratio) == 0:
                 raise ValueError(
                     f"mask_ratio {ratio} masks no token of a {grid[0]}x{grid[1]}x{grid[2]} grid: the loss is computed "
                     "on masked tokens only"
                 )
-            if noise is None:
-                noise = torch.rand(*_noise_shape(self.config.mask_type, video.shape[0], grid), device=video.device)
         else:
             if noise is not None:
                 raise ValueError("give either bool_masked_pos or noise, not both")
@@ -506,16 +474,8 @@ class MaskedAVVideoMAEForPreTraining(MaskedAVVideoMAEPreTrainedModel):
             if not bool_masked_pos.any(dim=1).all():
                 raise ValueError("every sample must mask at least one token: the loss is computed on masked tokens only")
             ratio = None
-
-        encoded = self.videomae(
-            pixel_values,
-            bool_masked_pos=bool_masked_pos,
-            noise=noise,
-            mask_ratio=ratio,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
-            return_dict=True,
-        )
+        masking = self.videomae._masking(video, grid, bool_masked_pos, noise, ratio)  # drawn once, here
+        encoded = self.videomae._encode(video, masking, output_hidden_states, output_attentions)
         num_visible = encoded.last_hidden_state.shape[1]
         ids_shuffle = torch.argsort(encoded.ids_restore, dim=1)  # [visible ascending, masked ascending]
         ids_visible, ids_masked = ids_shuffle[:, :num_visible], ids_shuffle[:, num_visible:]
