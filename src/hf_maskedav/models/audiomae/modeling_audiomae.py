@@ -24,11 +24,12 @@ from ...layers import (
     TransformerLayer,
     as_spectrogram,
     audiomae_position_table,
+    checked_noise,
     gather_tokens,
+    mask_from_noise,
     masked_mse,
     normalize_per_patch,
     patchify_2d,
-    random_masking,
     restore_with_mask_tokens,
     run_layers,
     time_frequency_masking,
@@ -196,11 +197,10 @@ class AudioMAEModel(AudioMAEPreTrainedModel):
 
         mask = ids_restore = None
         if ids_keep is None and (noise is not None or mask_ratio is not None):
-            if noise is None:
-                noise = torch.rand(batch, length, device=spectrogram.device)
-            if noise.shape != (batch, length):
-                raise ValueError(f"noise must have shape {(batch, length)} (batch, num_patches), got {tuple(noise.shape)}")
-            masking = random_masking(noise, self.config.mask_ratio if mask_ratio is None else mask_ratio)
+            ratio = self.config.mask_ratio if mask_ratio is None else mask_ratio
+            masking = mask_from_noise(
+                "random", noise, (length,), ratio, batch=batch, device=spectrogram.device, what="batch, num_patches"
+            )
             ids_keep, ids_restore, mask = masking.ids_keep, masking.ids_restore, masking.mask
         # only the kept tokens are embedded: [N, K, D] (all L without masking)
         tokens, cls, grid = self.embeddings(spectrogram, ids_keep)
@@ -390,15 +390,9 @@ class AudioMAEForAudioClassification(AudioMAEPreTrainedModel):
         if time_noise is not None or freq_noise is not None or (self.training and structured):
             time_patches, freq_patches = self.audiomae.embeddings.patch_embed.grid_size(*spectrogram.shape[-2:])
             batch = spectrogram.shape[0]
-            if time_noise is None:
-                time_noise = torch.rand(batch, time_patches, device=spectrogram.device)
-            if freq_noise is None:
-                freq_noise = torch.rand(batch, freq_patches, device=spectrogram.device)
-            if time_noise.shape != (batch, time_patches) or freq_noise.shape != (batch, freq_patches):
-                raise ValueError(
-                    f"time_noise/freq_noise must have shapes {(batch, time_patches)} and {(batch, freq_patches)}, "
-                    f"got {tuple(time_noise.shape)} and {tuple(freq_noise.shape)}"
-                )
+            device = spectrogram.device
+            time_noise = checked_noise(time_noise, (batch, time_patches), device, "time_noise", "batch, time patches")
+            freq_noise = checked_noise(freq_noise, (batch, freq_patches), device, "freq_noise", "batch, mel patches")
             ids_keep = time_frequency_masking(
                 time_noise, freq_noise, self.config.mask_time_prob, self.config.mask_freq_prob
             )

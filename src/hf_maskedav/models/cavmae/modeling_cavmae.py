@@ -35,10 +35,10 @@ from ...layers import (
     as_spectrogram,
     gather_tokens,
     info_nce,
+    mask_from_noise,
     masked_mse,
     normalize_per_patch,
     patchify_2d,
-    random_masking,
     restore_with_mask_tokens,
     run_layers,
     sincos_2d_table,
@@ -288,11 +288,9 @@ class CAVMAEPreTrainedModel(PreTrainedModel):
 
 def _mask_tokens(tokens, noise, ratio, name):
     batch, length, _ = tokens.shape
-    if noise is None:
-        noise = torch.rand(batch, length, device=tokens.device)
-    if noise.shape != (batch, length):
-        raise ValueError(f"{name} must have shape {(batch, length)} (batch, num_patches), got {tuple(noise.shape)}")
-    masking = random_masking(noise, ratio)
+    masking = mask_from_noise(
+        "random", noise, (length,), ratio, batch=batch, device=tokens.device, name=name, what="batch, num_patches"
+    )
     return gather_tokens(tokens, masking.ids_keep), masking
 
 

@@ -34,11 +34,11 @@ from ...layers import (
     as_video,
     gather_tokens,
     ids_from_bool_mask,
+    mask_from_noise,
     masked_mse,
     normalize_per_patch,
     num_kept,
     patchify_3d,
-    random_masking,
     restore_with_mask_tokens,
     run_layers,
     transformer_layers,
@@ -210,11 +210,8 @@ class MAESTModel(MAESTPreTrainedModel):
                 raise ValueError(f"bool_masked_pos must have shape {(batch, length)}, got {tuple(bool_masked_pos.shape)}")
             masking = ids_from_bool_mask(bool_masked_pos.to(video.device))
         elif noise is not None or mask_ratio is not None:
-            if noise is None:
-                noise = torch.rand(batch, length, device=video.device)
-            if tuple(noise.shape) != (batch, length):
-                raise ValueError(f"noise must have shape {(batch, length)} (batch, tokens), got {tuple(noise.shape)}")
-            masking = random_masking(noise.to(video.device), self.config.mask_ratio if mask_ratio is None else mask_ratio)
+            ratio = self.config.mask_ratio if mask_ratio is None else mask_ratio
+            masking = mask_from_noise("random", noise, (length,), ratio, batch=batch, device=video.device)
         else:
             masking = None
         if masking is not None:
