@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from ..models.mavil import MAViLConfig, MAViLForAudioVisualClassification, MAViLModel
-from ..models.mavil.modeling_mavil import time_major_audio_table, video_table
+from ..models.mavil.modeling_mavil import _pool, time_major_audio_table, video_table
 from ..layers import audiomae_position_table
 from .utils import KeyTable, load_official_checkpoint, unwrap_state_dict
 
@@ -421,10 +421,6 @@ def _call_arguments(fixture: Mapping) -> dict[str, float]:
     return {name: float(value) for name, value in found}
 
 
-def _pool(hidden: torch.Tensor) -> torch.Tensor:
-    return hidden[:, 1:].mean(dim=1)  # cls excluded (the authors' global_pool)
-
-
 def verify_fixture(model, folder, fixture: Mapping):
     """Run ``model`` on the inputs of an av-superb fixture; returns ``(name, ours, official, atol, rtol)`` rows.
 
@@ -473,23 +469,24 @@ def verify_fixture(model, folder, fixture: Mapping):
                 rows["fusion_feats[:-1]"] = (torch.stack(fusion_feats[:-1]), io["fusion_feats"][:-1])
 
         if av_head and "logits_masked" in io:
+            # the official forward call's token-dropping probabilities, passed per call as the authors do
             args = _call_arguments(fixture)
-            probs = (config.mask_time_prob, config.mask_freq_prob, config.mask_video_prob)
-            config.mask_time_prob = args.get("mask_t_prob", 0.0)
-            config.mask_freq_prob = args.get("mask_f_prob", 0.0)
-            config.mask_video_prob = args.get("mask_v_prob", 0.0)
+            probs = dict(
+                mask_time_prob=args.get("mask_t_prob", 0.0),
+                mask_freq_prob=args.get("mask_f_prob", 0.0),
+                mask_video_prob=args.get("mask_v_prob", 0.0),
+            )
             captured = {}
             hook = model.audio_visual_norm.register_forward_hook(lambda m, i, o: captured.__setitem__("normed", o))
             try:
                 noise = dict(time_noise=io["noise_t"], freq_noise=io["noise_f"], video_noise=io["noise_v"])
-                masked = model(input_values=audio, pixel_values=video, **noise)
-                # the kept indices our model used, against the official argsort of the same noise
-                audio_keep, video_keep = model._finetune_masking(
-                    audio, video.transpose(1, 2), io["noise_t"], io["noise_f"], io["noise_v"]
-                )
+                masked = model(input_values=audio, pixel_values=video, **noise, **probs)
             finally:
                 hook.remove()
-                config.mask_time_prob, config.mask_freq_prob, config.mask_video_prob = probs
+            # the kept indices our model used, against the official argsort of the same noise
+            audio_keep, video_keep = model._finetune_masking(
+                audio, video.transpose(1, 2), io["noise_t"], io["noise_f"], io["noise_v"], *probs.values()
+            )
             rows["logits_masked"] = (masked.logits, io["logits_masked"])
             if "pooled_normed_masked" in io:
                 rows["pooled_normed_masked"] = (captured["normed"], io["pooled_normed_masked"])

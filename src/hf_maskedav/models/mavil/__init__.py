@@ -12,6 +12,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "modeling_mavil": [
             "MAViLForAudioVisualClassification",
             "MAViLForPreTraining",
+            "MAViLForStage2PreTraining",
             "MAViLModel",
             "MAViLPreTrainedModel",
         ],
@@ -22,6 +23,12 @@ __getattr__, __dir__, __all__ = lazy_exports(
 
 if TYPE_CHECKING:
     from .configuration_mavil import MAViLConfig
-    from .modeling_mavil import MAViLForAudioVisualClassification, MAViLForPreTraining, MAViLModel, MAViLPreTrainedModel
+    from .modeling_mavil import (
+        MAViLForAudioVisualClassification,
+        MAViLForPreTraining,
+        MAViLForStage2PreTraining,
+        MAViLModel,
+        MAViLPreTrainedModel,
+    )
     from .processing_mavil import MAViLProcessor
     from .video_processing_mavil import MAViLVideoProcessor

@@ -1,4 +1,4 @@
-"""MAViL configuration (and the joint audio-visual MAE variants reachable through it)."""
+"""MAViL configuration."""
 
 from __future__ import annotations
 
@@ -9,11 +9,23 @@ from transformers import PreTrainedConfig
 
 CLASSIFIER_HEADS = ("audio_visual", "audio", "video")
 
+# Switches MAViLConfig once had to emulate Georgescu et al.'s audiovisual MAE, with the value that is MAViL. Saved
+# configs still carry them: MAViL's value is dropped on load, any other value is an AV-MAE model (AVMAEConfig).
+AVMAE_SWITCHES = {
+    "decoder_type": "separate",
+    "inpainting": "none",
+    "share_modality_encoders": False,
+    "use_cls_token": True,
+    "use_modality_embeddings": False,
+}
+
 
 @strict
 class MAViLConfig(PreTrainedConfig):
-    r"""Configuration of MAViL ("MAViL: Masked Audio-Video Learners", Huang et al., NeurIPS 2023) and of the joint
-    audio-visual masked autoencoders of Georgescu et al. ("Audiovisual Masked Autoencoders", ICCV 2023).
+    r"""Configuration of MAViL ("MAViL: Masked Audio-Video Learners", Huang et al., NeurIPS 2023). Georgescu et al.'s
+    "Audiovisual Masked Autoencoders" (ICCV 2023) has its own family, :class:`~hf_maskedav.AVMAEConfig`; the switches
+    MAViLConfig once had for it (``decoder_type`` shared/joint, ``inpainting``, ``share_modality_encoders``,
+    ``use_cls_token=False``, ``use_modality_embeddings``) are refused with a pointer there.
 
     The defaults describe MAViL-Base as far as the paper and the authors' encoder code (roger-tseng/av-superb,
     ``upstream_models/mavil/``) fix it: two ViT-B encoders (audio: 1024x128 fbank, 16x16 patches, 512 tokens; video:
@@ -44,32 +56,22 @@ class MAViLConfig(PreTrainedConfig):
         hidden_size (768), num_attention_heads (12), intermediate_size (3072): shared by every encoder layer (the
             fusion layers see both modalities' tokens, so widths must agree).
         audio_num_hidden_layers (12), video_num_hidden_layers (12): modality-specific layers.
-        fusion_num_hidden_layers (2): joint layers over the concatenated tokens (the authors' fine-tuned models use 3).
-            Georgescu et al.'s encoder variants are depth choices: early fusion = 0/0/N, mid fusion = n/n/k, late
-            fusion (separate encoders) = n/n/0.
-        share_modality_encoders (`bool`, False): one set of modality-specific layers used for both modalities
-            (Georgescu et al.'s "shared" encoder; the patch embeddings stay separate).
-        use_cls_token (`bool`, True): a cls token per modality (MAViL); AV-MAE has none.
-        use_modality_embeddings (`bool`, False): a learned vector per modality added to its tokens (useful with a
-            shared encoder or early fusion; not in MAViL).
+        fusion_num_hidden_layers (2): joint layers over the concatenated tokens (the authors' fine-tuned models use 3;
+            0 = two separate encoders side by side).
         hidden_act, layer_norm_eps (1e-6), qkv_bias, hidden_dropout_prob, attention_probs_dropout_prob,
         drop_path_rate: as in ViT. Stochastic depth rises linearly within each stack (the authors' inference code
             applies it to the audio stack only; at inference it is inactive either way).
-        initializer_range (0.02): std of the cls/mask-token/modality-embedding init.
+        initializer_range (0.02): std of the cls/mask-token init.
     Pretraining (stage 1: masked reconstruction + contrastive; stage 2: teacher features):
         audio_mask_ratio (0.8), video_mask_ratio (0.8): unstructured random masking per modality from ``noise``.
-        decoder_type (`"separate"`, `"shared"` or `"joint"`, `"separate"`): one decoder per modality (MAViL), one
-            decoder's weights run on each modality separately (AV-MAE "same decoder"), or one decoder over the
-            concatenated tokens of both modalities (joint; needed for cross-modal inpainting).
         decoder_hidden_size (512), decoder_num_hidden_layers (8), decoder_num_attention_heads (16),
-        decoder_intermediate_size (2048): decoder shape (MAViL paper). Decoders use global attention and fixed
-            sin-cos tables at decoder width *(our choice)*.
+        decoder_intermediate_size (2048): shape of each modality's decoder (MAViL paper: one per modality).
+            Decoders use global attention and fixed sin-cos tables at decoder width *(our choice)*.
         audio_norm_pix_loss, video_norm_pix_loss (`bool`, True): per-patch normalised pixel targets *(our choice,
-            as Audio-MAE and MAE-ST)*; AV-MAE uses raw targets (set both False).
-        audio_reconstruction_weight, video_reconstruction_weight (1.0): weights of the reconstruction terms (AV-MAE
-            uses 0.5/0.5).
+            as Audio-MAE and MAE-ST)*.
+        audio_reconstruction_weight, video_reconstruction_weight (1.0): weights of the reconstruction terms.
         inter_contrastive_weight (0.01), intra_contrastive_weight (0.01): weights of the audio<->video InfoNCE and of
-            the two-masked-views InfoNCE per modality; 0 switches a term off (AV-MAE: both 0) *(our choice of
+            the two-masked-views InfoNCE per modality; 0 switches a term off *(our choice of
             values: CAV-MAE's 0.01)*.
         inter_contrastive_temperature (0.05), intra_contrastive_temperature (0.05): InfoNCE temperatures *(our
             choice: CAV-MAE's 0.05)*.
@@ -79,19 +81,17 @@ class MAViLConfig(PreTrainedConfig):
             modality parts of the fusion output *(our choice)*. Pooling = mean over patch tokens (cls excluded).
         contrastive_projection_dim (`int` or None, None): a linear projection of the pooled features before the
             InfoNCE and for retrieval (None: none, CAV-MAE style) *(our choice)*.
-        reconstruction_target (`"pixels"` or `"teacher"`, `"pixels"`): stage 1 reconstructs raw spectrogram/pixel
-            patches; stage 2 reconstructs a frozen teacher's fusion-encoder features of the masked tokens (the
-            teacher sees the full inputs).
+        reconstruction_target (`"pixels"` or `"teacher"`, `"pixels"`): stage 1 (:class:`MAViLForPreTraining`)
+            reconstructs raw spectrogram/pixel patches; stage 2 (:class:`MAViLForStage2PreTraining`) reconstructs a
+            frozen teacher's fusion-encoder features of the masked tokens (the teacher sees the full inputs).
         teacher_hidden_size (`int` or None): width of the teacher features (None: ``hidden_size``).
         teacher_target_norm (`bool`, True): LayerNorm (no affine) on each teacher layer's features *(our choice)*.
         teacher_num_target_layers (`int`, 1): average of the teacher's last k fusion-layer outputs *(our choice: 1,
             the final, "contextualised" output)*.
-        inpainting (`"none"`, `"audio_to_video"`, `"video_to_audio"`): Georgescu et al.'s cross-modal
-            reconstruction: the second modality is hidden from the encoder entirely and reconstructed by the joint
-            decoder from the first (needs ``decoder_type="joint"``).
     Fine-tuning:
         mask_time_prob, mask_freq_prob (0.0): training-time dropping of whole audio time rows / mel columns of
-            tokens (the authors' ``random_masking_2d``); mask_video_prob (0.0): random video token dropping.
+            tokens (the authors' ``random_masking_2d``); mask_video_prob (0.0): random video token dropping. Defaults
+            of the forward arguments of the same names (the authors pass them per call).
         classifier_heads (`list[str]`): heads of :class:`MAViLForAudioVisualClassification` among
             `"audio_visual"` (LayerNorm + linear on the concatenated mean-pooled fusion outputs of both modalities,
             as the authors' ``fc_norm_av``/``head_av``), `"audio"` and `"video"` (on the mean-pooled modality
@@ -121,9 +121,6 @@ class MAViLConfig(PreTrainedConfig):
     audio_num_hidden_layers: int = 12
     video_num_hidden_layers: int = 12
     fusion_num_hidden_layers: int = 2
-    share_modality_encoders: bool = False
-    use_cls_token: bool = True
-    use_modality_embeddings: bool = False
     hidden_act: str = "gelu"
     layer_norm_eps: float = 1e-6
     qkv_bias: bool = True
@@ -134,7 +131,6 @@ class MAViLConfig(PreTrainedConfig):
     # pretraining
     audio_mask_ratio: float = 0.8
     video_mask_ratio: float = 0.8
-    decoder_type: Literal["separate", "shared", "joint"] = "separate"
     decoder_hidden_size: int = 512
     decoder_num_hidden_layers: int = 8
     decoder_num_attention_heads: int = 16
@@ -154,13 +150,21 @@ class MAViLConfig(PreTrainedConfig):
     teacher_hidden_size: int | None = None
     teacher_target_norm: bool = True
     teacher_num_target_layers: int = 1
-    inpainting: Literal["none", "audio_to_video", "video_to_audio"] = "none"
     # fine-tuning
     mask_time_prob: float = 0.0
     mask_freq_prob: float = 0.0
     mask_video_prob: float = 0.0
     classifier_heads: list[str] | tuple[str, ...] = CLASSIFIER_HEADS
     classifier_dropout: float = 0.0
+
+    def __post_init__(self, **kwargs):
+        for name, mavil_value in AVMAE_SWITCHES.items():
+            if name in kwargs and kwargs.pop(name) != mavil_value:
+                raise ValueError(
+                    f"{name} is a switch of Georgescu et al.'s audiovisual MAE, which MAViLConfig no longer emulates "
+                    f"(MAViL: {name}={mavil_value!r}): use AVMAEConfig (hf_maskedav.models.avmae) and its classes instead"
+                )
+        super().__post_init__(**kwargs)
 
     @classmethod
     def from_dict(cls, config_dict, **kwargs):
@@ -227,11 +231,6 @@ class MAViLConfig(PreTrainedConfig):
         for name in ("audio_num_hidden_layers", "video_num_hidden_layers", "fusion_num_hidden_layers"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.share_modality_encoders and self.audio_num_hidden_layers != self.video_num_hidden_layers:
-            raise ValueError(
-                "share_modality_encoders needs audio_num_hidden_layers == video_num_hidden_layers, got "
-                f"{self.audio_num_hidden_layers} and {self.video_num_hidden_layers}"
-            )
         for name in ("audio_mask_ratio", "video_mask_ratio", "mask_time_prob", "mask_freq_prob", "mask_video_prob"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
@@ -246,13 +245,6 @@ class MAViLConfig(PreTrainedConfig):
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.inpainting != "none" and self.decoder_type != "joint":
-            raise ValueError(
-                f"inpainting={self.inpainting!r} reconstructs one modality from the other, which needs a decoder that "
-                "sees both: set decoder_type='joint'"
-            )
-        if self.inpainting != "none" and self.reconstruction_target != "pixels":
-            raise ValueError("inpainting reconstructs pixels; it cannot be combined with reconstruction_target='teacher'")
         if self.teacher_num_target_layers < 1:
             raise ValueError(f"teacher_num_target_layers must be >= 1, got {self.teacher_num_target_layers}")
         unknown = [h for h in self.classifier_heads if h not in CLASSIFIER_HEADS]

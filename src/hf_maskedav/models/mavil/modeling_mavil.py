@@ -1,11 +1,20 @@
-"""MAViL: masked audio-video learners (Huang et al., NeurIPS 2023), and the joint audio-visual MAE variants of
-Georgescu et al. (ICCV 2023) through the same configuration.
+"""MAViL: masked audio-video learners (Huang et al., NeurIPS 2023).
 
 Meta released no MAViL code. The encoder follows the MAViL authors' code given to AV-SUPERB (roger-tseng/av-superb,
 ``upstream_models/mavil/models_vitmm.py``): an Audio-MAE-style audio ViT, a video ViT on 2x16x16 tubelets with a fixed
 3-D sin-cos table, a cls token per modality, and fusion layers over ``[cls_a, audio, cls_v, video]``, with no final
 LayerNorm anywhere. Decoders, contrastive terms and the stage-2 teacher are not in any public code; how we built them is
-documented in the config docstring and ``docs/mavil.md``.
+documented in the config docstring and ``docs/mavil.md``. (Georgescu et al.'s audiovisual MAE lives in
+:mod:`hf_maskedav.models.avmae`.)
+
+Classes, one algorithm per forward:
+
+* :class:`MAViLModel` -- the encoders (audio ViT, video ViT, fusion layers), optional masking.
+* :class:`MAViLForPreTraining` -- stage 1: per-modality decoders reconstruct the masked spectrogram and pixel patches,
+  plus inter-modal (audio<->video) and intra-modal (two masked views) InfoNCE.
+* :class:`MAViLForStage2PreTraining` -- stage 2: the same student predicts a frozen teacher's fused features of the
+  masked tokens, plus the same contrastive terms.
+* :class:`MAViLForAudioVisualClassification` -- fine-tuning heads.
 
 Shapes in comments: N = batch, D = encoder width, Dd = decoder width, La/Lv = audio/video patch tokens, Ka/Kv = kept
 tokens; audio tokens are time-major (``t * F' + f``), video tokens ``(t, h, w)``. In every mask 1 = masked.
@@ -18,6 +27,7 @@ import math
 import os
 from dataclasses import dataclass
 from functools import partial
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -26,14 +36,17 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput, logging
 
 from ...layers import (
-    FixedPositionTable,
     PatchEmbed2D,
-    TransformerLayer,
+    PositionTable,
     TubeletEmbed3D,
+    as_spectrogram,
+    as_video,
     audiomae_position_table,
+    checked_noise,
     gather_tokens,
     ids_from_bool_mask,
     info_nce,
+    mask_from_noise,
     masked_mse,
     normalize_per_patch,
     patchify_2d,
@@ -44,22 +57,16 @@ from ...layers import (
     sincos_2d_table,
     sincos_3d_table,
     time_frequency_masking,
+    transformer_layers,
 )
-from ...modeling_utils import (
-    check_head_matches_labels,
-    check_model_input,
-    classification_loss,
-    init_mae_weights,
-)
+from ...modeling_utils import check_head_matches_labels, classification_loss, init_mae_weights
 from .configuration_mavil import MAViLConfig
 
 logger = logging.get_logger(__name__)
 
-MODALITIES = ("audio", "video")
-
 
 # ----------------------------------------------------------------------------------------------------------------------
-# Outputs
+# Outputs (each ModelOutput declares its own fields: the repeated audio/video field lists are the dataclass form)
 # ----------------------------------------------------------------------------------------------------------------------
 
 
@@ -161,62 +168,24 @@ class MAViLClassifierOutput(ModelOutput):
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# Input checks and position tables
+# Input checks, position tables, pooling
 # ----------------------------------------------------------------------------------------------------------------------
 
 
 def _as_spectrogram(input_values: torch.Tensor, config: MAViLConfig) -> torch.Tensor:
-    """Accept ``[N, T, F]`` (feature-extractor layout) or ``[N, 1, T, F]`` and return ``[N, 1, T, F]``."""
-    if not isinstance(input_values, torch.Tensor):
-        raise TypeError(f"input_values must be a torch.Tensor, got {type(input_values).__name__}")
-    if input_values.dim() == 3:
-        input_values = input_values.unsqueeze(1)
-    if input_values.dim() != 4 or input_values.shape[1] != 1:
-        raise ValueError(
-            "input_values must have shape (batch, frames, mel_bins) or (batch, 1, frames, mel_bins); got "
-            f"{tuple(input_values.shape)}. Use MAViLProcessor (or AudioMAEFeatureExtractor) to make them from audio."
-        )
-    frames, mel_bins = input_values.shape[-2:]
-    if mel_bins != config.num_mel_bins:
-        raise ValueError(
-            f"input_values has {mel_bins} mel bins but the model expects {config.num_mel_bins} (config.num_mel_bins); "
-            "is the (frames, mel_bins) order swapped?"
-        )
-    if frames < config.audio_patch_size or frames % config.audio_patch_size:
-        raise ValueError(
-            f"input_values has {frames} frames; the audio branch needs a positive multiple of the patch size "
-            f"{config.audio_patch_size} (pad or crop to config.max_length={config.max_length})"
-        )
-    if not input_values.is_floating_point():
-        raise TypeError(f"input_values must be a floating-point tensor, got {input_values.dtype}")
-    check_model_input(input_values, "input_values")
-    return input_values
+    """``[N, T, F]`` or ``[N, 1, T, F]`` -> ``[N, 1, T, F]``; any whole number of patches of frames."""
+    return as_spectrogram(
+        input_values, num_mel_bins=config.num_mel_bins, processor="MAViLProcessor (or AudioMAEFeatureExtractor)",
+        patch_size=config.audio_patch_size, whole_patches=True,
+    )
 
 
 def _as_video(pixel_values: torch.Tensor, config: MAViLConfig) -> torch.Tensor:
-    """Accept ``[N, T, C, H, W]`` (transformers video layout) and return ``[N, C, T, H, W]`` for the tubelet conv."""
-    if not isinstance(pixel_values, torch.Tensor):
-        raise TypeError(f"pixel_values must be a torch.Tensor, got {type(pixel_values).__name__}")
-    channels = config.num_channels
-    if pixel_values.dim() != 5 or pixel_values.shape[2] != channels:
-        hint = ""
-        if pixel_values.dim() == 5 and pixel_values.shape[1] == channels:
-            hint = " It looks like (batch, channels, frames, height, width): use pixel_values.permute(0, 2, 1, 3, 4)."
-        raise ValueError(
-            f"pixel_values must have shape (batch, frames, {channels}, height, width); got "
-            f"{tuple(pixel_values.shape)}.{hint} MAViLProcessor makes them from a video."
-        )
-    frames, height, width = pixel_values.shape[1], pixel_values.shape[3], pixel_values.shape[4]
-    if frames % config.tubelet_size or height % config.video_patch_size or width % config.video_patch_size:
-        raise ValueError(
-            f"a video of {frames} frames of {height}x{width} does not split into {config.tubelet_size}x"
-            f"{config.video_patch_size}x{config.video_patch_size} tubelets (the model expects {config.num_frames} frames "
-            f"of {config.image_size}x{config.image_size})"
-        )
-    if not pixel_values.is_floating_point():
-        raise TypeError(f"pixel_values must be a floating-point tensor, got {pixel_values.dtype}")
-    check_model_input(pixel_values, "pixel_values")
-    return pixel_values.transpose(1, 2)
+    """``[N, T, C, H, W]`` (transformers video layout) -> ``[N, C, T, H, W]`` for the tubelet conv."""
+    return as_video(
+        pixel_values, num_channels=config.num_channels, num_frames=config.num_frames,
+        tubelet_size=config.tubelet_size, patch_size=config.video_patch_size, processor="MAViLProcessor",
+    )
 
 
 def time_major_audio_table(embed_dim: int, time_patches: int, freq_patches: int) -> torch.Tensor:
@@ -236,42 +205,9 @@ def audio_table_function(config: MAViLConfig):
     return audiomae_position_table if config.audio_position_table == "audiomae" else time_major_audio_table
 
 
-class StoredPositionTable(nn.Module):
-    """A position table kept as a *persistent* buffer: in the state dict, loaded as stored, never trained.
-
-    Used with ``config.position_tables = "stored"`` (converted checkpoints whose tables are stored values). It starts
-    as the sin-cos table of ``builder`` and is refilled with it in ``_init_weights`` unless a checkpoint loaded it.
-    """
-
-    def __init__(self, builder, *grid):
-        super().__init__()
-        self.builder = builder
-        self.grid = tuple(grid)
-        self.register_buffer("table", builder(*grid).unsqueeze(0), persistent=True)
-
-    def build(self) -> torch.Tensor:
-        return self.builder(*self.grid).unsqueeze(0)
-
-    def for_grid(self, *grid) -> torch.Tensor:
-        if tuple(grid) != self.grid:
-            raise ValueError(
-                f"this model stores its position table for a token grid of {self.grid}; the input gives {tuple(grid)}. "
-                "A stored table cannot be rebuilt for another size: resize/pad the input to the configured size."
-            )
-        return self.table
-
-    def extra_repr(self) -> str:
-        return f"grid={self.grid}, shape={tuple(self.table.shape)}"
-
-
-def _position_table(config: MAViLConfig, builder, grid):
-    table_class = StoredPositionTable if config.position_tables == "stored" else FixedPositionTable
-    return table_class(builder, *grid)
-
-
-def _pool(hidden: torch.Tensor, has_cls: bool) -> torch.Tensor:
+def _pool(hidden: torch.Tensor) -> torch.Tensor:
     """Mean over the patch tokens (cls excluded), as the authors' ``global_pool``: ``[N, 1 + K, D] -> [N, D]``."""
-    return (hidden[:, 1:] if has_cls else hidden).mean(dim=1)
+    return hidden[:, 1:].mean(dim=1)
 
 
 def _ids_restore_from_keep(ids_keep: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -288,199 +224,122 @@ def _ids_restore_from_keep(ids_keep: torch.Tensor, length: int) -> tuple[torch.T
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def _embed_with_positions(patch_embed, values: torch.Tensor, positions: torch.Tensor, ids_keep: torch.Tensor | None):
-    """Patch tokens plus their positions (added before masking, authors' code); with ``ids_keep`` only the kept
-    tokens are cut and projected."""
-    values = values.to(patch_embed.proj.weight.dtype)
-    if ids_keep is None:
-        return patch_embed(values) + positions
-    tokens = patch_embed.embed_selected(values, ids_keep)  # [N, K, D]
-    return tokens + gather_tokens(positions.to(tokens.dtype).expand(tokens.shape[0], -1, -1), ids_keep)
+class MAViLEmbeddings(nn.Module):
+    """Patch tokens of one modality with their positions (added before masking, authors' code) and the cls token.
 
+    Audio: Conv2d spectrogram patches (time-major tokens) and the 2-D table of ``config.audio_position_table``;
+    video: Conv3d tubelets (``(t, h, w)`` tokens) and the 3-D table. The table is fixed (rebuilt from the config) or
+    stored (``config.position_tables = "stored"``: a persistent buffer, the converted checkpoints' own values).
+    """
 
-class MAViLAudioEmbeddings(nn.Module):
-    """Spectrogram patches (Conv2d, time-major tokens), cls token and the fixed/stored 2-D table (Audio-MAE style)."""
-
-    def __init__(self, config: MAViLConfig):
+    def __init__(self, config: MAViLConfig, patch_embed: nn.Module, table_builder, grid):
         super().__init__()
         dim = config.hidden_size
-        self.patch_embed = PatchEmbed2D(1, dim, config.audio_patch_size)
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim)) if config.use_cls_token else None
-        self.position_embeddings = _position_table(
-            config, partial(audio_table_function(config), dim), config.audio_grid_size
-        )
-        self.modality_embedding = nn.Parameter(torch.zeros(1, 1, dim)) if config.use_modality_embeddings else None
+        self.patch_embed = patch_embed
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.position_embeddings = PositionTable(partial(table_builder, dim), *grid, mode=config.position_tables)
 
-    def grid_size(self, spectrogram: torch.Tensor) -> tuple[int, int]:
-        return self.patch_embed.grid_size(*spectrogram.shape[-2:])
+    @classmethod
+    def for_audio(cls, config: MAViLConfig) -> MAViLEmbeddings:
+        patch_embed = PatchEmbed2D(1, config.hidden_size, config.audio_patch_size)
+        return cls(config, patch_embed, audio_table_function(config), config.audio_grid_size)
 
-    def forward(self, spectrogram: torch.Tensor, ids_keep: torch.Tensor | None = None):
-        """``[N, 1, T, F]`` -> patch tokens with positions ``[N, La, D]`` (only the ``[N, K]`` tokens ``ids_keep``
-        when given) and the cls token with its position."""
-        grid = self.grid_size(spectrogram)
-        positions = self.position_embeddings.for_grid(*grid)  # [1, 1 + La, D], cls row first
-        tokens = _embed_with_positions(self.patch_embed, spectrogram, positions[:, 1:], ids_keep)
-        cls = self.cls_token + positions[:, :1] if self.cls_token is not None else None
-        if self.modality_embedding is not None:
-            tokens = tokens + self.modality_embedding
-            cls = cls + self.modality_embedding if cls is not None else None
-        return tokens, cls
+    @classmethod
+    def for_video(cls, config: MAViLConfig) -> MAViLEmbeddings:
+        patch_embed = TubeletEmbed3D(config.num_channels, config.hidden_size, config.tubelet_size, config.video_patch_size)
+        return cls(config, patch_embed, video_table, config.video_grid_size)
 
+    def grid_size(self, values: torch.Tensor) -> tuple[int, ...]:
+        """Token grid of ``[N, 1, T, F]`` audio (``(T', F')``) or ``[N, C, T, H, W]`` video (``(T', H', W')``)."""
+        return self.patch_embed.grid_size(*values.shape[2:])
 
-class MAViLVideoEmbeddings(nn.Module):
-    """Tubelets (Conv3d, ``(t, h, w)`` tokens), cls token and the fixed/stored 3-D table."""
-
-    def __init__(self, config: MAViLConfig):
-        super().__init__()
-        dim = config.hidden_size
-        self.patch_embed = TubeletEmbed3D(config.num_channels, dim, config.tubelet_size, config.video_patch_size)
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim)) if config.use_cls_token else None
-        self.position_embeddings = _position_table(config, partial(video_table, dim), config.video_grid_size)
-        self.modality_embedding = nn.Parameter(torch.zeros(1, 1, dim)) if config.use_modality_embeddings else None
-
-    def grid_size(self, video: torch.Tensor) -> tuple[int, int, int]:
-        return self.patch_embed.grid_size(*video.shape[-3:])
-
-    def forward(self, video: torch.Tensor, ids_keep: torch.Tensor | None = None):
-        """``[N, C, T, H, W]`` -> tubelet tokens with positions ``[N, Lv, D]`` (only the ``[N, K]`` tokens
-        ``ids_keep`` when given) and the cls token with its position."""
-        grid = self.grid_size(video)
-        positions = self.position_embeddings.for_grid(*grid)  # [1, 1 + Lv, D]
-        tokens = _embed_with_positions(self.patch_embed, video, positions[:, 1:], ids_keep)
-        cls = self.cls_token + positions[:, :1] if self.cls_token is not None else None
-        if self.modality_embedding is not None:
-            tokens = tokens + self.modality_embedding
-            cls = cls + self.modality_embedding if cls is not None else None
-        return tokens, cls
+    def forward(self, values: torch.Tensor, ids_keep: torch.Tensor | None = None):
+        """Patch tokens with positions ``[N, L, D]`` (only the ``[N, K]`` tokens ``ids_keep`` when given: only those
+        are cut and projected) and the cls token with its position ``[1, 1, D]``."""
+        positions = self.position_embeddings.for_grid(*self.grid_size(values))  # [1, 1 + L, D], cls row first
+        values = values.to(self.patch_embed.proj.weight.dtype)
+        if ids_keep is None:
+            tokens = self.patch_embed(values) + positions[:, 1:]
+        else:
+            tokens = self.patch_embed.embed_selected(values, ids_keep)  # [N, K, D]
+            tokens = tokens + gather_tokens(positions[:, 1:].to(tokens.dtype).expand(tokens.shape[0], -1, -1), ids_keep)
+        return tokens, self.cls_token + positions[:, :1]
 
 
-def _encoder_layers(config: MAViLConfig, depth: int, drop_path: bool = True) -> nn.ModuleList:
-    rates = torch.linspace(0, config.drop_path_rate, depth).tolist() if drop_path else [0.0] * depth
-    return nn.ModuleList(
-        TransformerLayer(
-            config,
-            config.hidden_size,
-            config.num_attention_heads,
-            config.intermediate_size,
-            qkv_bias="qkv" if config.qkv_bias else "none",
-            layer_norm_eps=config.layer_norm_eps,
-            hidden_act=config.hidden_act,
-            drop_path=rates[i],
-            dropout=config.hidden_dropout_prob,
-            attention_dropout=config.attention_probs_dropout_prob,
-        )
-        for i in range(depth)
-    )
-
-
-def _decoder_layers(config: MAViLConfig) -> nn.ModuleList:
-    return nn.ModuleList(
-        TransformerLayer(
-            config,
-            config.decoder_hidden_size,
-            config.decoder_num_attention_heads,
-            config.decoder_intermediate_size,
-            qkv_bias="qkv" if config.qkv_bias else "none",
-            layer_norm_eps=config.layer_norm_eps,
-            hidden_act=config.hidden_act,
-        )
-        for _ in range(config.decoder_num_hidden_layers)
+def _encoder_layers(config: MAViLConfig, depth: int) -> nn.ModuleList:
+    return transformer_layers(
+        config, depth, config.hidden_size, config.num_attention_heads, config.intermediate_size,
+        qkv_bias="qkv" if config.qkv_bias else "none", drop_path_rate=config.drop_path_rate,
+        dropout=config.hidden_dropout_prob, attention_dropout=config.attention_probs_dropout_prob,
     )
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# Decoder
+# Decoders
 # ----------------------------------------------------------------------------------------------------------------------
 
 
 class MAViLDecoderEnds(nn.Module):
-    """The modality-specific ends of a decoder: input projection, mask token, fixed table, output head.
+    """The modality-specific ends of a decoder: input projection, mask token, fixed table at decoder width, and the
+    output head -- ``pixel_head`` (spectrogram/pixel patches, stage 1) or ``teacher_head`` (the teacher's features,
+    stage 2); the head's name says what it predicts."""
 
-    ``pixel_head`` predicts spectrogram/pixel patches (stage 1); ``teacher_head`` predicts the teacher's features
-    (stage 2). Only the one ``config.reconstruction_target`` needs is built.
-    """
-
-    def __init__(self, config: MAViLConfig, builder, grid, pixel_dim: int, modality_embedding: bool):
+    def __init__(self, config: MAViLConfig, table_builder, grid, head: str, head_dim: int):
         super().__init__()
         dim = config.decoder_hidden_size
-        self.has_cls = config.use_cls_token
         self.embed = nn.Linear(config.hidden_size, dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, dim))
-        self.position_embeddings = FixedPositionTable(partial(builder, dim), *grid)
-        self.modality_embedding = nn.Parameter(torch.zeros(1, 1, dim)) if modality_embedding else None
-        if config.reconstruction_target == "pixels":
-            self.pixel_head, self.teacher_head = nn.Linear(dim, pixel_dim), None
-        else:
-            self.pixel_head, self.teacher_head = None, nn.Linear(dim, config.teacher_hidden_size or config.hidden_size)
+        self.position_embeddings = PositionTable(partial(table_builder, dim), *grid)
+        self.pixel_head = nn.Linear(dim, head_dim) if head == "pixel" else None
+        self.teacher_head = nn.Linear(dim, head_dim) if head == "teacher" else None
 
-    def prepare(self, hidden: torch.Tensor | None, ids_restore: torch.Tensor | None, grid, batch: int):
-        """Encoder tokens ``[N, (1) + K, D]`` -> full decoder sequence ``[N, (1) + L, Dd]`` in token order.
+    def prepare(self, hidden: torch.Tensor, ids_restore: torch.Tensor, grid) -> torch.Tensor:
+        """Encoder tokens ``[N, 1 + K, D]`` -> full decoder sequence ``[N, 1 + L, Dd]`` in token order."""
+        hidden = self.embed(hidden)  # [N, 1 + K, Dd]
+        tokens = restore_with_mask_tokens(hidden[:, 1:], self.mask_token, ids_restore)  # [N, L, Dd], token order
+        return torch.cat([hidden[:, :1], tokens], dim=1) + self.position_embeddings.for_grid(*grid)
 
-        ``hidden=None`` (the inpainted modality, never encoded) gives mask tokens only, without a cls row.
-        Returns the sequence and whether its first row is a cls row.
-        """
-        positions = self.position_embeddings.for_grid(*grid)  # [1, 1 + L, Dd]
-        if hidden is None:
-            length = positions.shape[1] - 1
-            sequence = self.mask_token.expand(batch, length, -1) + positions[:, 1:]
-            has_cls = False
-        else:
-            hidden = self.embed(hidden)  # [N, (1) + K, Dd]
-            tokens = hidden[:, 1:] if self.has_cls else hidden
-            tokens = restore_with_mask_tokens(tokens, self.mask_token, ids_restore)  # [N, L, Dd], token order
-            if self.has_cls:
-                sequence = torch.cat([hidden[:, :1], tokens], dim=1) + positions
-            else:
-                sequence = tokens + positions[:, 1:]
-            has_cls = self.has_cls
-        if self.modality_embedding is not None:
-            sequence = sequence + self.modality_embedding
-        return sequence, has_cls
-
-    def predict(self, sequence: torch.Tensor, has_cls: bool) -> torch.Tensor:
+    def predict(self, sequence: torch.Tensor) -> torch.Tensor:
+        """``[N, 1 + L, Dd]`` -> ``[N, L, P]`` (cls row dropped)."""
         head = self.pixel_head if self.pixel_head is not None else self.teacher_head
-        out = head(sequence)
-        return out[:, 1:] if has_cls else out  # [N, L, P]
+        return head(sequence)[:, 1:]
 
 
 class MAViLDecoder(nn.Module):
-    """Audio and video decoders: ``separate`` (one per modality, MAViL), ``shared`` (one set of layers run on each
-    modality in turn, AV-MAE) or ``joint`` (one set of layers over both modalities' tokens)."""
+    """MAViL's two decoders, one per modality (paper: 8 layers, 512 wide, 16 heads each), global attention.
 
-    def __init__(self, config: MAViLConfig):
+    The attribute names (``audio``/``video`` for the ends, ``audio_layers``/``video_layers``, ``audio_norm``/
+    ``video_norm``) are the state-dict layout every saved MAViL pretraining checkpoint has; they stay as they are.
+    """
+
+    def __init__(self, config: MAViLConfig, head: str):
         super().__init__()
-        self.decoder_type = config.decoder_type
-        joint = config.decoder_type == "joint"
-        self.audio = MAViLDecoderEnds(
-            config, audio_table_function(config), config.audio_grid_size, config.audio_patch_dim, joint
+        dim = config.decoder_hidden_size
+        if head == "pixel":
+            audio_dim, video_dim = config.audio_patch_dim, config.video_patch_dim
+        else:
+            audio_dim = video_dim = config.teacher_hidden_size or config.hidden_size
+        self.audio = MAViLDecoderEnds(config, audio_table_function(config), config.audio_grid_size, head, audio_dim)
+        self.video = MAViLDecoderEnds(config, video_table, config.video_grid_size, head, video_dim)
+        self.audio_layers = self._layers(config)
+        self.video_layers = self._layers(config)
+        self.audio_norm = nn.LayerNorm(dim, eps=config.layer_norm_eps)
+        self.video_norm = nn.LayerNorm(dim, eps=config.layer_norm_eps)
+
+    @staticmethod
+    def _layers(config: MAViLConfig) -> nn.ModuleList:
+        return transformer_layers(
+            config, config.decoder_num_hidden_layers, config.decoder_hidden_size, config.decoder_num_attention_heads,
+            config.decoder_intermediate_size, qkv_bias="qkv" if config.qkv_bias else "none",
         )
-        self.video = MAViLDecoderEnds(config, video_table, config.video_grid_size, config.video_patch_dim, joint)
-        if config.decoder_type == "separate":
-            self.audio_layers, self.video_layers = _decoder_layers(config), _decoder_layers(config)
-            self.audio_norm = nn.LayerNorm(config.decoder_hidden_size, eps=config.layer_norm_eps)
-            self.video_norm = nn.LayerNorm(config.decoder_hidden_size, eps=config.layer_norm_eps)
-        else:
-            self.layers = _decoder_layers(config)
-            self.norm = nn.LayerNorm(config.decoder_hidden_size, eps=config.layer_norm_eps)
 
-    def _run(self, modality: str, sequence: torch.Tensor) -> torch.Tensor:
-        if self.decoder_type == "separate":
-            layers, norm = getattr(self, f"{modality}_layers"), getattr(self, f"{modality}_norm")
-        else:
-            layers, norm = self.layers, self.norm
-        sequence, _, _ = run_layers(layers, sequence)
-        return norm(sequence)
-
-    def forward(self, audio, audio_ids_restore, audio_grid, video, video_ids_restore, video_grid, batch: int):
-        """Returns ``([N, La, Pa], [N, Lv, Pv])`` predictions for every token of both modalities."""
-        audio_seq, audio_cls = self.audio.prepare(audio, audio_ids_restore, audio_grid, batch)
-        video_seq, video_cls = self.video.prepare(video, video_ids_restore, video_grid, batch)
-        if self.decoder_type == "joint":
-            joint = self._run("joint", torch.cat([audio_seq, video_seq], dim=1))
-            audio_seq, video_seq = joint[:, : audio_seq.shape[1]], joint[:, audio_seq.shape[1] :]
-        else:
-            audio_seq, video_seq = self._run("audio", audio_seq), self._run("video", video_seq)
-        return self.audio.predict(audio_seq, audio_cls), self.video.predict(video_seq, video_cls)
+    def forward(self, audio, audio_ids_restore, audio_grid, video, video_ids_restore, video_grid):
+        """Fused encoder tokens of each modality -> ``([N, La, Pa], [N, Lv, Pv])`` predictions for every token."""
+        audio_sequence = self.audio.prepare(audio, audio_ids_restore, audio_grid)  # [N, 1 + La, Dd]
+        audio_sequence = self.audio_norm(run_layers(self.audio_layers, audio_sequence)[0])
+        video_sequence = self.video.prepare(video, video_ids_restore, video_grid)  # [N, 1 + Lv, Dd]
+        video_sequence = self.video_norm(run_layers(self.video_layers, video_sequence)[0])
+        return self.audio.predict(audio_sequence), self.video.predict(video_sequence)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -502,20 +361,15 @@ class MAViLPreTrainedModel(PreTrainedModel):
 
     @torch.no_grad()
     def _init_weights(self, module):
-        """MAE initialisation of the shared blocks (``init_mae_weights``) plus MAViL's tokens and stored tables."""
+        """MAE initialisation of the shared blocks (``init_mae_weights``, position tables included) plus MAViL's cls
+        and mask tokens."""
         if init_mae_weights(module):
             return
         std = self.config.initializer_range
-        if isinstance(module, (MAViLAudioEmbeddings, MAViLVideoEmbeddings)):
-            for param in (module.cls_token, module.modality_embedding):
-                if param is not None:
-                    init.normal_(param, std=std)
+        if isinstance(module, MAViLEmbeddings):
+            init.normal_(module.cls_token, std=std)
         elif isinstance(module, MAViLDecoderEnds):
             init.normal_(module.mask_token, std=std)
-            if module.modality_embedding is not None:
-                init.normal_(module.modality_embedding, std=std)
-        elif isinstance(module, StoredPositionTable):
-            init.copy_(module.table, module.build())
 
     @classmethod
     def from_unimodal_pretrained(cls, audio=None, video=None, config: MAViLConfig | None = None, **config_overrides):
@@ -536,30 +390,35 @@ class MAViLPreTrainedModel(PreTrainedModel):
         return build_from_unimodal(cls, audio=audio, video=video, config=config, **config_overrides)
 
 
+class _Encoded(NamedTuple):
+    """One modality's encoder pass."""
+
+    hidden: torch.Tensor  # [N, 1 + K, D], cls first
+    mask: torch.Tensor  # [N, L], 1 = masked
+    ids_restore: torch.Tensor | None
+    ids_keep: torch.Tensor | None
+    all_hidden: tuple | None
+    all_attentions: tuple | None
+
+
 class MAViLModel(MAViLPreTrainedModel):
     """The MAViL encoders: audio ViT, video ViT and the fusion layers over both modalities' tokens.
 
     Call it with both ``input_values`` and ``pixel_values`` for the fused representation, or with one of them for that
-    modality's encoder alone (the fusion layers need both, unless ``fuse=True``). Without masking arguments every
-    token is encoded.
+    modality's encoder alone. Without masking arguments every token is encoded.
     """
 
     def __init__(self, config: MAViLConfig):
         super().__init__(config)
-        self.audio_embeddings = MAViLAudioEmbeddings(config)
-        self.video_embeddings = MAViLVideoEmbeddings(config)
+        self.audio_embeddings = MAViLEmbeddings.for_audio(config)
+        self.video_embeddings = MAViLEmbeddings.for_video(config)
         self.audio_layers = _encoder_layers(config, config.audio_num_hidden_layers)
-        # a shared encoder ("shared" variant of Georgescu et al.) runs audio_layers on both modalities
-        self.video_layers = None if config.share_modality_encoders else _encoder_layers(config, config.video_num_hidden_layers)
+        self.video_layers = _encoder_layers(config, config.video_num_hidden_layers)
         self.fusion_layers = _encoder_layers(config, config.fusion_num_hidden_layers)
         self.post_init()
 
-    def modality_layers(self, modality: str) -> nn.ModuleList:
-        if modality == "video" and self.video_layers is not None:
-            return self.video_layers
-        return self.audio_layers
-
-    def _mask(self, batch, length, device, noise, mask_ratio, default_ratio, bool_masked_pos, ids_keep, name):
+    @staticmethod
+    def _mask(batch, length, device, noise, mask_ratio, default_ratio, bool_masked_pos, ids_keep, name):
         """One modality's masking. Returns ``(mask, ids_restore, ids_keep)`` (``ids_keep`` None: keep every token)."""
         given = [n for n, v in (("noise", noise), ("bool_masked_pos", bool_masked_pos), ("ids_keep", ids_keep)) if v is not None]
         if len(given) > 1:
@@ -571,34 +430,29 @@ class MAViLModel(MAViLPreTrainedModel):
                     f"{tuple(bool_masked_pos.shape)}"
                 )
             masking = ids_from_bool_mask(bool_masked_pos)
-            ids_keep, ids_restore, mask = masking.ids_keep, masking.ids_restore, masking.mask
         elif ids_keep is not None:
             ids_restore, mask = _ids_restore_from_keep(ids_keep, length)
+            return mask.to(device), ids_restore, ids_keep
         elif noise is not None or mask_ratio is not None:
-            if noise is None:
-                noise = torch.rand(batch, length, device=device)
-            if noise.shape != (batch, length):
-                raise ValueError(f"{name}_noise must have shape {(batch, length)} (batch, {name} patches), got {tuple(noise.shape)}")
-            masking = random_masking(noise, default_ratio if mask_ratio is None else mask_ratio)
-            ids_keep, ids_restore, mask = masking.ids_keep, masking.ids_restore, masking.mask
+            ratio = default_ratio if mask_ratio is None else mask_ratio
+            masking = mask_from_noise(
+                "random", noise, (length,), ratio, batch=batch, device=device, name=f"{name}_noise",
+                what=f"batch, {name} patches",
+            )
         else:
             return torch.zeros(batch, length, device=device), None, None
-        return mask.to(device), ids_restore, ids_keep
+        return masking.mask.to(device), masking.ids_restore, masking.ids_keep
 
-    def _encode(self, modality, values, noise, mask_ratio, bool_masked_pos, ids_keep, output_hidden_states, output_attentions):
-        embeddings = self.audio_embeddings if modality == "audio" else self.video_embeddings
-        length = math.prod(embeddings.grid_size(values))
-        default_ratio = self.config.audio_mask_ratio if modality == "audio" else self.config.video_mask_ratio
+    def _encode(self, embeddings, layers, values, masking: dict, default_ratio, name, output_hidden_states, output_attentions):
+        """Mask, embed (only the kept tokens) and run one modality's encoder layers."""
         mask, ids_restore, ids_keep = self._mask(
-            values.shape[0], length, values.device, noise, mask_ratio, default_ratio, bool_masked_pos, ids_keep, modality
+            values.shape[0], math.prod(embeddings.grid_size(values)), values.device, default_ratio=default_ratio,
+            name=name, **masking,
         )
-        # positions are added before masking (authors' code); only the kept tokens are embedded
-        tokens, cls = embeddings(values, ids_keep)
-        hidden = tokens if cls is None else torch.cat([cls.expand(tokens.shape[0], -1, -1), tokens], dim=1)
-        hidden, all_hidden, all_attentions = run_layers(
-            self.modality_layers(modality), hidden, output_hidden_states, output_attentions
-        )
-        return dict(hidden=hidden, mask=mask, ids_restore=ids_restore, ids_keep=ids_keep, all_hidden=all_hidden, all_attentions=all_attentions)
+        tokens, cls = embeddings(values, ids_keep)  # positions are added before masking (authors' code)
+        hidden = torch.cat([cls.expand(tokens.shape[0], -1, -1), tokens], dim=1)
+        hidden, all_hidden, all_attentions = run_layers(layers, hidden, output_hidden_states, output_attentions)
+        return _Encoded(hidden, mask, ids_restore, ids_keep, all_hidden, all_attentions)
 
     def forward(
         self,
@@ -628,67 +482,61 @@ class MAViLModel(MAViLPreTrainedModel):
             audio_bool_masked_pos, video_bool_masked_pos: ``[N, L]`` explicit masks (True = masked; the same count per
                 sample).
             audio_ids_keep, video_ids_keep: ``[N, K]`` explicit kept token indices (e.g. time/frequency dropping).
-            fuse: run the fusion layers; default: when both modalities are given. ``fuse=True`` with one modality
-                runs them on that modality alone (cross-modal inpainting).
+            fuse: run the fusion layers (default: when both modalities are given; they need both).
         """
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        config = self.config
+        return_dict = return_dict if return_dict is not None else config.return_dict
         output_hidden_states = bool(output_hidden_states)
         output_attentions = bool(output_attentions)
         if input_values is None and pixel_values is None:
             raise ValueError("MAViLModel needs input_values (audio), pixel_values (video) or both")
-        encoded = {}
-        if input_values is not None:
-            spectrogram = _as_spectrogram(input_values, self.config)
-            encoded["audio"] = self._encode(
-                "audio", spectrogram, audio_noise, audio_mask_ratio, audio_bool_masked_pos, audio_ids_keep,
-                output_hidden_states, output_attentions,
-            )
-        if pixel_values is not None:
-            video = _as_video(pixel_values, self.config)
-            encoded["video"] = self._encode(
-                "video", video, video_noise, video_mask_ratio, video_bool_masked_pos, video_ids_keep,
-                output_hidden_states, output_attentions,
-            )
         if input_values is not None and pixel_values is not None and input_values.shape[0] != pixel_values.shape[0]:
             raise ValueError(f"batch sizes differ: {input_values.shape[0]} audio clips, {pixel_values.shape[0]} videos")
+        fuse = (input_values is not None and pixel_values is not None) if fuse is None else fuse
+        if fuse and (input_values is None or pixel_values is None):
+            raise ValueError("the fusion layers read both modalities: pass input_values and pixel_values (or fuse=False)")
 
-        fuse = len(encoded) == 2 if fuse is None else fuse
-        fused = fusion_hidden = fusion_attentions = None
-        fused_parts = {}
+        audio = video = None
+        if input_values is not None:
+            masking = dict(noise=audio_noise, mask_ratio=audio_mask_ratio, bool_masked_pos=audio_bool_masked_pos, ids_keep=audio_ids_keep)
+            audio = self._encode(
+                self.audio_embeddings, self.audio_layers, _as_spectrogram(input_values, config), masking,
+                config.audio_mask_ratio, "audio", output_hidden_states, output_attentions,
+            )
+        if pixel_values is not None:
+            masking = dict(noise=video_noise, mask_ratio=video_mask_ratio, bool_masked_pos=video_bool_masked_pos, ids_keep=video_ids_keep)
+            video = self._encode(
+                self.video_embeddings, self.video_layers, _as_video(pixel_values, config), masking,
+                config.video_mask_ratio, "video", output_hidden_states, output_attentions,
+            )
+
+        fused = fusion_hidden = fusion_attentions = fused_audio = fused_video = None
         if fuse:
             # [cls_a, audio, cls_v, video] (authors' forward_features_av: torch.cat along the token axis, audio first)
-            fused = torch.cat([encoded[m]["hidden"] for m in MODALITIES if m in encoded], dim=1)
             fused, fusion_hidden, fusion_attentions = run_layers(
-                self.fusion_layers, fused, output_hidden_states, output_attentions
+                self.fusion_layers, torch.cat([audio.hidden, video.hidden], dim=1), output_hidden_states, output_attentions
             )
-            start = 0
-            for m in MODALITIES:
-                if m in encoded:
-                    length = encoded[m]["hidden"].shape[1]
-                    fused_parts[m] = fused[:, start : start + length]
-                    start += length
-        last = fused if fused is not None else next(iter(encoded.values()))["hidden"]
-
-        def get(modality, key):
-            return encoded[modality][key] if modality in encoded else None
+            audio_length = audio.hidden.shape[1]
+            fused_audio, fused_video = fused[:, :audio_length], fused[:, audio_length:]
+        last = fused if fuse else (audio if audio is not None else video).hidden
 
         output = MAViLModelOutput(
             last_hidden_state=last,
-            audio_last_hidden_state=get("audio", "hidden"),
-            video_last_hidden_state=get("video", "hidden"),
-            fused_audio_hidden_state=fused_parts.get("audio"),
-            fused_video_hidden_state=fused_parts.get("video"),
-            audio_mask=get("audio", "mask"),
-            video_mask=get("video", "mask"),
-            audio_ids_restore=get("audio", "ids_restore"),
-            video_ids_restore=get("video", "ids_restore"),
-            audio_ids_keep=get("audio", "ids_keep"),
-            video_ids_keep=get("video", "ids_keep"),
-            audio_hidden_states=get("audio", "all_hidden"),
-            video_hidden_states=get("video", "all_hidden"),
+            audio_last_hidden_state=audio.hidden if audio is not None else None,
+            video_last_hidden_state=video.hidden if video is not None else None,
+            fused_audio_hidden_state=fused_audio,
+            fused_video_hidden_state=fused_video,
+            audio_mask=audio.mask if audio is not None else None,
+            video_mask=video.mask if video is not None else None,
+            audio_ids_restore=audio.ids_restore if audio is not None else None,
+            video_ids_restore=video.ids_restore if video is not None else None,
+            audio_ids_keep=audio.ids_keep if audio is not None else None,
+            video_ids_keep=video.ids_keep if video is not None else None,
+            audio_hidden_states=audio.all_hidden if audio is not None else None,
+            video_hidden_states=video.all_hidden if video is not None else None,
             fusion_hidden_states=fusion_hidden,
-            audio_attentions=get("audio", "all_attentions"),
-            video_attentions=get("video", "all_attentions"),
+            audio_attentions=audio.all_attentions if audio is not None else None,
+            video_attentions=video.all_attentions if video is not None else None,
             fusion_attentions=fusion_attentions,
         )
         return output if return_dict else output.to_tuple()
@@ -697,13 +545,11 @@ class MAViLModel(MAViLPreTrainedModel):
 
     def get_audio_features(self, input_values: torch.Tensor) -> torch.Tensor:
         """``[N, D]`` mean-pooled audio-encoder output (no masking, no fusion)."""
-        hidden = self(input_values=input_values, return_dict=True).audio_last_hidden_state
-        return _pool(hidden, self.config.use_cls_token)
+        return _pool(self(input_values=input_values, return_dict=True).audio_last_hidden_state)
 
     def get_video_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """``[N, D]`` mean-pooled video-encoder output (no masking, no fusion)."""
-        hidden = self(pixel_values=pixel_values, return_dict=True).video_last_hidden_state
-        return _pool(hidden, self.config.use_cls_token)
+        return _pool(self(pixel_values=pixel_values, return_dict=True).video_last_hidden_state)
 
     def get_retrieval_embeddings(self, input_values: torch.Tensor, pixel_values: torch.Tensor):
         """l2-normalised ``([N, D] audio, [N, D] video)`` embeddings; ``audio @ video.T`` ranks videos for each
@@ -714,79 +560,28 @@ class MAViLModel(MAViLPreTrainedModel):
         return audio, video
 
 
-def _teacher_module(teacher) -> MAViLModel:
-    """A frozen :class:`MAViLModel` from a model, a model with a ``mavil`` base, or a saved folder/Hub id."""
-    if isinstance(teacher, (str, os.PathLike)):
-        teacher = MAViLModel.from_pretrained(teacher)
-    if isinstance(teacher, MAViLPreTrainedModel) and not isinstance(teacher, MAViLModel):
-        teacher = teacher.mavil
-    if not isinstance(teacher, MAViLModel):
-        raise TypeError(
-            f"the teacher must be a MAViL model (MAViLModel, MAViLForPreTraining) or the path of one, got "
-            f"{type(teacher).__name__}"
-        )
-    teacher.eval()
-    teacher.requires_grad_(False)
-    return teacher
-
-
 class MAViLForPreTraining(MAViLPreTrainedModel):
-    """MAViL pretraining: masked reconstruction by per-modality decoders plus inter- and intra-modal InfoNCE.
+    """MAViL stage 1: per-modality decoders reconstruct the masked spectrogram and pixel patches from the fused
+    tokens, plus the inter-modal (audio<->video) and intra-modal (two masked views) InfoNCE terms.
 
-    * Stage 1 (``config.reconstruction_target = "pixels"``): the decoders reconstruct the raw spectrogram and video
-      patches of the masked tokens.
-    * Stage 2 (``"teacher"``): a frozen teacher (a stage-1 model, later the previous student) encodes the *full*
-      inputs; the decoders predict its fusion-layer features (aligned across modalities, contextualised) of the
-      masked tokens. Give the teacher as ``teacher=`` (a model or a path), with :meth:`set_teacher`, or build the
-      next stage with :meth:`from_previous_stage`. The teacher is not a submodule: it is neither trained nor saved
-      with the student.
-    * AV-MAE variants (Georgescu et al.): contrastive weights 0, ``decoder_type`` shared/joint, fusion depths,
-      ``share_modality_encoders`` and ``inpainting`` in the config.
-
-    Args:
-        config: the model configuration.
-        teacher: the stage-2 teacher (model or path); needed only when ``config.reconstruction_target = "teacher"``.
+    Stage 2 is :class:`MAViLForStage2PreTraining` (build it with :meth:`from_previous_stage`). This class also loads a
+    stage-2 checkpoint (its decoders then end in teacher-feature heads), for features, retrieval and
+    :meth:`from_previous_stage`, but trains stage 1 only.
     """
 
-    def __init__(self, config: MAViLConfig, teacher=None):
+    def __init__(self, config: MAViLConfig):
         super().__init__(config)
         self.mavil = MAViLModel(config)
-        self.decoder = MAViLDecoder(config)
+        self.decoder = MAViLDecoder(config, head="teacher" if config.reconstruction_target == "teacher" else "pixel")
         projection = config.contrastive_projection_dim
         self.audio_projection = nn.Linear(config.hidden_size, projection) if projection else None
         self.video_projection = nn.Linear(config.hidden_size, projection) if projection else None
-        object.__setattr__(self, "_teacher", None)  # deliberately not a registered submodule
         self.post_init()
-        if teacher is not None:
-            self.set_teacher(teacher)
-        if config.inpainting != "none" and (config.inter_contrastive_weight or config.intra_contrastive_weight):
-            raise ValueError(
-                "inpainting (AV-MAE's cross-modal objective) hides one modality from the encoder, so there is no pair "
-                "to contrast: set inter_contrastive_weight=0 and intra_contrastive_weight=0"
-            )
-
-    # -- teacher -----------------------------------------------------------------------------------------------------
-
-    @property
-    def teacher(self) -> MAViLModel | None:
-        return self._teacher
-
-    def set_teacher(self, teacher) -> None:
-        """Use ``teacher`` (a MAViL model or the path of a saved one) as the frozen stage-2 teacher."""
-        teacher = _teacher_module(teacher)
-        expected = self.config.teacher_hidden_size or self.config.hidden_size
-        if teacher.config.hidden_size != expected:
-            raise ValueError(
-                f"the teacher's features are {teacher.config.hidden_size}-d but this student predicts {expected}-d "
-                "targets (config.teacher_hidden_size)"
-            )
-        if {id(p) for p in teacher.parameters()} & {id(p) for p in self.parameters()}:
-            raise ValueError("the teacher shares parameters with the student; pass a copy (copy.deepcopy(model))")
-        object.__setattr__(self, "_teacher", teacher)
 
     @classmethod
     def from_previous_stage(cls, previous, teacher=None, init_from_previous: bool = True, **config_overrides):
-        """The next stage-2 iteration: the student predicts the features of ``previous`` (frozen).
+        """The next stage-2 iteration, a :class:`MAViLForStage2PreTraining`: the student predicts the features of
+        ``previous`` (frozen).
 
         Args:
             previous: the stage-1 model or the previous student (a model or a path).
@@ -797,24 +592,24 @@ class MAViLForPreTraining(MAViLPreTrainedModel):
             config_overrides: other config fields of the student.
         """
         if isinstance(previous, (str, os.PathLike)):
-            previous = cls.from_pretrained(previous)
+            previous = MAViLForPreTraining.from_pretrained(previous)
         if not isinstance(previous, MAViLForPreTraining):
             raise TypeError(f"previous must be a MAViLForPreTraining or its path, got {type(previous).__name__}")
         fields = previous.config.to_dict()
         fields.update(reconstruction_target="teacher", **config_overrides)
         for key in ("model_type", "transformers_version", "architectures"):
             fields.pop(key, None)
-        student = cls(MAViLConfig(**fields))
+        student = MAViLForStage2PreTraining(MAViLConfig(**fields))
         if init_from_previous:
             missing, unexpected = student.load_state_dict(previous.state_dict(), strict=False)
-            allowed = ("decoder.audio.pixel_head.", "decoder.video.pixel_head.", "decoder.audio.teacher_head.", "decoder.video.teacher_head.")
-            wrong = [k for k in list(missing) + list(unexpected) if not k.startswith(allowed)]
+            heads = [f"decoder.{m}.{h}_head." for m in ("audio", "video") for h in ("pixel", "teacher")]
+            wrong = [k for k in list(missing) + list(unexpected) if not k.startswith(tuple(heads))]
             if wrong:
                 raise ValueError(f"the previous model does not match the student's architecture: {wrong}")
         student.set_teacher(teacher if teacher is not None else copy.deepcopy(previous.mavil))
         return student
 
-    # -- helpers -----------------------------------------------------------------------------------------------------
+    # -- pieces both stages use --------------------------------------------------------------------------------------
 
     def patchify_audio(self, spectrogram: torch.Tensor) -> torch.Tensor:
         """``[N, 1, T, F] -> [N, La, p*p]`` (time-major tokens)."""
@@ -824,56 +619,69 @@ class MAViLForPreTraining(MAViLPreTrainedModel):
         """``[N, C, T, H, W] -> [N, Lv, t*p*p*C]`` (tokens (t, h, w), values (frame, row, col, channel))."""
         return patchify_3d(video, self.config.tubelet_size, self.config.video_patch_size)
 
-    def _project(self, modality: str, pooled: torch.Tensor) -> torch.Tensor:
-        projection = self.audio_projection if modality == "audio" else self.video_projection
-        return projection(pooled) if projection is not None else pooled
+    def _embeds(self, audio_pooled: torch.Tensor, video_pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pooled features through the contrastive projections (when the config has them)."""
+        audio = self.audio_projection(audio_pooled) if self.audio_projection is not None else audio_pooled
+        video = self.video_projection(video_pooled) if self.video_projection is not None else video_pooled
+        return audio, video
 
-    def _contrastive_features(self, encoded: MAViLModelOutput, modality: str) -> torch.Tensor:
+    def _contrastive_embeds(self, encoded: MAViLModelOutput) -> tuple[torch.Tensor, torch.Tensor]:
+        """``([N, P], [N, P])`` audio and video features of one masked view (``config.contrastive_features``)."""
         if self.config.contrastive_features == "fusion":
-            hidden = getattr(encoded, f"fused_{modality}_hidden_state")
+            audio, video = encoded.fused_audio_hidden_state, encoded.fused_video_hidden_state
         else:
-            hidden = getattr(encoded, f"{modality}_last_hidden_state")
-        return self._project(modality, _pool(hidden, self.config.use_cls_token))
+            audio, video = encoded.audio_last_hidden_state, encoded.video_last_hidden_state
+        return self._embeds(_pool(audio), _pool(video))
+
+    def _contrastive_terms(self, audio_embeds, video_embeds, input_values, pixel_values, view2_noise, mask_ratios):
+        """The InfoNCE terms ``({name: loss}, {name: weight})``: audio<->video of the first view, and each modality
+        against a second, independently masked view (one more encoder pass)."""
+        config = self.config
+        terms, weights = {}, {}
+        if config.inter_contrastive_weight > 0:
+            terms["inter_contrastive_loss"] = info_nce(
+                audio_embeds, video_embeds, config.inter_contrastive_temperature, config.contrastive_symmetric
+            )
+            weights["inter_contrastive_loss"] = config.inter_contrastive_weight
+        if config.intra_contrastive_weight > 0:
+            view2 = self.mavil(
+                input_values=input_values, pixel_values=pixel_values, audio_noise=view2_noise[0],
+                video_noise=view2_noise[1], audio_mask_ratio=mask_ratios[0], video_mask_ratio=mask_ratios[1],
+                fuse=config.contrastive_features == "fusion", return_dict=True,
+            )
+            audio_view2, video_view2 = self._contrastive_embeds(view2)
+            temperature, symmetric = config.intra_contrastive_temperature, config.contrastive_symmetric
+            terms["audio_intra_contrastive_loss"] = info_nce(audio_embeds, audio_view2, temperature, symmetric)
+            terms["video_intra_contrastive_loss"] = info_nce(video_embeds, video_view2, temperature, symmetric)
+            weights["audio_intra_contrastive_loss"] = weights["video_intra_contrastive_loss"] = config.intra_contrastive_weight
+        return terms, weights
+
+    def _output(self, terms, weights, audio_pred, video_pred, encoded, audio_embeds, video_embeds, return_dict):
+        output = MAViLForPreTrainingOutput(
+            loss=sum(weights[name] * value for name, value in terms.items()),
+            **terms,
+            audio_logits=audio_pred,
+            video_logits=video_pred,
+            audio_mask=encoded.audio_mask,
+            video_mask=encoded.video_mask,
+            audio_ids_restore=encoded.audio_ids_restore,
+            video_ids_restore=encoded.video_ids_restore,
+            last_hidden_state=encoded.last_hidden_state,
+            audio_embeds=audio_embeds,
+            video_embeds=video_embeds,
+            audio_hidden_states=encoded.audio_hidden_states,
+            video_hidden_states=encoded.video_hidden_states,
+            fusion_hidden_states=encoded.fusion_hidden_states,
+        )
+        return output if return_dict else output.to_tuple()
 
     def get_retrieval_embeddings(self, input_values: torch.Tensor, pixel_values: torch.Tensor):
         """l2-normalised audio and video embeddings (through the contrastive projections when the config has them);
         see :meth:`MAViLModel.get_retrieval_embeddings`."""
-        audio = self._project("audio", self.mavil.get_audio_features(input_values))
-        video = self._project("video", self.mavil.get_video_features(pixel_values))
+        audio, video = self._embeds(self.mavil.get_audio_features(input_values), self.mavil.get_video_features(pixel_values))
         return nn.functional.normalize(audio, dim=-1), nn.functional.normalize(video, dim=-1)
 
-    @torch.no_grad()
-    def _teacher_targets(self, input_values, pixel_values, audio_length: int, video_length: int):
-        """The teacher's fusion features of every audio and video token ``([N, La, Dt], [N, Lv, Dt])``."""
-        if self._teacher is None:
-            raise ValueError(
-                "stage 2 (config.reconstruction_target='teacher') needs a teacher: MAViLForPreTraining(config, "
-                "teacher=model_or_path), model.set_teacher(...), or MAViLForPreTraining.from_previous_stage(...)"
-            )
-        teacher = self._teacher
-        reference = next(self.parameters())
-        if next(teacher.parameters()).device != reference.device:
-            teacher.to(reference.device)
-        k = self.config.teacher_num_target_layers
-        out = teacher(input_values=input_values, pixel_values=pixel_values, fuse=True, output_hidden_states=k > 1, return_dict=True)
-        layers = out.fusion_hidden_states[-k:] if k > 1 else (out.last_hidden_state,)
-        if len(layers) < k:
-            raise ValueError(f"teacher_num_target_layers={k} but the teacher has only {len(layers) - 1} fusion layers")
-        cls = int(teacher.config.use_cls_token)
-        targets = []
-        for hidden in layers:
-            if self.config.teacher_target_norm:
-                hidden = nn.functional.layer_norm(hidden.float(), hidden.shape[-1:])
-            targets.append(hidden)
-        target = torch.stack(targets).mean(0)  # [N, S, Dt]
-        audio = target[:, cls : cls + audio_length]
-        video = target[:, 2 * cls + audio_length :]
-        if video.shape[1] != video_length:
-            raise ValueError(
-                f"the teacher encodes {audio.shape[1]} audio and {video.shape[1]} video tokens; the student "
-                f"{audio_length} and {video_length}: both must see the same input sizes"
-            )
-        return audio, video
+    # -- stage 1 -----------------------------------------------------------------------------------------------------
 
     def forward(
         self,
@@ -901,111 +709,219 @@ class MAViLForPreTraining(MAViLPreTrainedModel):
         """
         config = self.config
         return_dict = return_dict if return_dict is not None else config.return_dict
+        if config.reconstruction_target != "pixels":
+            raise ValueError(
+                "this is a stage-2 configuration (reconstruction_target='teacher'): train it with "
+                "MAViLForStage2PreTraining (MAViLForPreTraining.from_previous_stage(...) builds one)"
+            )
         if input_values is None or pixel_values is None:
             raise ValueError("MAViL pretraining needs both input_values (audio) and pixel_values (video)")
         spectrogram = _as_spectrogram(input_values, config)
         video = _as_video(pixel_values, config)  # [N, C, T, H, W]
-        batch = spectrogram.shape[0]
         audio_ratio = config.audio_mask_ratio if audio_mask_ratio is None else audio_mask_ratio
         video_ratio = config.video_mask_ratio if video_mask_ratio is None else video_mask_ratio
-        audio_grid = self.mavil.audio_embeddings.grid_size(spectrogram)
-        video_grid = self.mavil.video_embeddings.grid_size(video)
-        audio_length, video_length = audio_grid[0] * audio_grid[1], video_grid[0] * video_grid[1] * video_grid[2]
 
-        # -- first view: masked encoders + fusion ----------------------------------------------------------------------
-        hide = {"audio_to_video": "video", "video_to_audio": "audio"}.get(config.inpainting)
+        # masked encoders + fusion (first view), then each modality's decoder: predictions for every token
         encoded = self.mavil(
-            input_values=None if hide == "audio" else input_values,
-            pixel_values=None if hide == "video" else pixel_values,
-            audio_noise=audio_noise,
-            video_noise=video_noise,
-            audio_mask_ratio=audio_ratio,
-            video_mask_ratio=video_ratio,
-            fuse=True,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
-            return_dict=True,
+            input_values=input_values, pixel_values=pixel_values, audio_noise=audio_noise, video_noise=video_noise,
+            audio_mask_ratio=audio_ratio, video_mask_ratio=video_ratio, fuse=True,
+            output_hidden_states=output_hidden_states, output_attentions=output_attentions, return_dict=True,
         )
-        masks, restores = {}, {}
-        for m, length in (("audio", audio_length), ("video", video_length)):
-            if m == hide:  # the inpainted modality: every token is hidden and reconstructed
-                masks[m] = torch.ones(batch, length, device=spectrogram.device)
-                restores[m] = torch.arange(length, device=spectrogram.device).expand(batch, -1)
-            else:
-                masks[m], restores[m] = getattr(encoded, f"{m}_mask"), getattr(encoded, f"{m}_ids_restore")
-
         audio_pred, video_pred = self.decoder(
-            encoded.fused_audio_hidden_state, restores["audio"], audio_grid,
-            encoded.fused_video_hidden_state, restores["video"], video_grid, batch,
+            encoded.fused_audio_hidden_state, encoded.audio_ids_restore, self.mavil.audio_embeddings.grid_size(spectrogram),
+            encoded.fused_video_hidden_state, encoded.video_ids_restore, self.mavil.video_embeddings.grid_size(video),
         )
 
-        # -- reconstruction targets ----------------------------------------------------------------------------------
-        if config.reconstruction_target == "teacher":
-            audio_target, video_target = self._teacher_targets(input_values, pixel_values, audio_length, video_length)
-        else:
-            # in the inputs' precision (float32 under autocast); masked_mse runs in float32
-            audio_target = self.patchify_audio(spectrogram)
-            video_target = self.patchify_video(video)
-            if config.audio_norm_pix_loss:
-                audio_target = normalize_per_patch(audio_target)
-            if config.video_norm_pix_loss:
-                video_target = normalize_per_patch(video_target)
+        # targets: the raw patches, in the inputs' precision (float32 under autocast); masked_mse runs in float32
+        audio_target = self.patchify_audio(spectrogram)
+        video_target = self.patchify_video(video)
+        if config.audio_norm_pix_loss:
+            audio_target = normalize_per_patch(audio_target)
+        if config.video_norm_pix_loss:
+            video_target = normalize_per_patch(video_target)
         terms = {
-            "audio_reconstruction_loss": masked_mse(audio_pred, audio_target, masks["audio"]),
-            "video_reconstruction_loss": masked_mse(video_pred, video_target, masks["video"]),
+            "audio_reconstruction_loss": masked_mse(audio_pred, audio_target, encoded.audio_mask),
+            "video_reconstruction_loss": masked_mse(video_pred, video_target, encoded.video_mask),
         }
         weights = {
             "audio_reconstruction_loss": config.audio_reconstruction_weight,
             "video_reconstruction_loss": config.video_reconstruction_weight,
         }
 
-        # -- contrastive terms ---------------------------------------------------------------------------------------
-        audio_embeds = video_embeds = None
-        if hide is None:
-            audio_embeds = self._contrastive_features(encoded, "audio")
-            video_embeds = self._contrastive_features(encoded, "video")
-        if config.inter_contrastive_weight > 0:
-            terms["inter_contrastive_loss"] = info_nce(
-                audio_embeds, video_embeds, config.inter_contrastive_temperature, config.contrastive_symmetric
-            )
-            weights["inter_contrastive_loss"] = config.inter_contrastive_weight
-        if config.intra_contrastive_weight > 0:
-            # a second, independently masked view of each modality
-            view2 = self.mavil(
-                input_values=input_values,
-                pixel_values=pixel_values,
-                audio_noise=audio_noise_view2,
-                video_noise=video_noise_view2,
-                audio_mask_ratio=audio_ratio,
-                video_mask_ratio=video_ratio,
-                fuse=config.contrastive_features == "fusion",
-                return_dict=True,
-            )
-            for m, first in (("audio", audio_embeds), ("video", video_embeds)):
-                terms[f"{m}_intra_contrastive_loss"] = info_nce(
-                    first, self._contrastive_features(view2, m), config.intra_contrastive_temperature,
-                    config.contrastive_symmetric,
-                )
-                weights[f"{m}_intra_contrastive_loss"] = config.intra_contrastive_weight
-        loss = sum(weights[name] * value for name, value in terms.items())
-
-        output = MAViLForPreTrainingOutput(
-            loss=loss,
-            **terms,
-            audio_logits=audio_pred,
-            video_logits=video_pred,
-            audio_mask=masks["audio"],
-            video_mask=masks["video"],
-            audio_ids_restore=restores["audio"],
-            video_ids_restore=restores["video"],
-            last_hidden_state=encoded.last_hidden_state,
-            audio_embeds=audio_embeds,
-            video_embeds=video_embeds,
-            audio_hidden_states=encoded.audio_hidden_states,
-            video_hidden_states=encoded.video_hidden_states,
-            fusion_hidden_states=encoded.fusion_hidden_states,
+        # contrastive terms
+        audio_embeds, video_embeds = self._contrastive_embeds(encoded)
+        contrastive, contrastive_weights = self._contrastive_terms(
+            audio_embeds, video_embeds, input_values, pixel_values, (audio_noise_view2, video_noise_view2),
+            (audio_ratio, video_ratio),
         )
-        return output if return_dict else output.to_tuple()
+        terms.update(contrastive)
+        weights.update(contrastive_weights)
+        return self._output(terms, weights, audio_pred, video_pred, encoded, audio_embeds, video_embeds, return_dict)
+
+
+def _teacher_module(teacher) -> MAViLModel:
+    """A frozen :class:`MAViLModel` from a model, a model with a ``mavil`` base, or a saved folder/Hub id."""
+    if isinstance(teacher, (str, os.PathLike)):
+        teacher = MAViLModel.from_pretrained(teacher)
+    if isinstance(teacher, MAViLPreTrainedModel) and not isinstance(teacher, MAViLModel):
+        teacher = teacher.mavil
+    if not isinstance(teacher, MAViLModel):
+        raise TypeError(
+            f"the teacher must be a MAViL model (MAViLModel, MAViLForPreTraining) or the path of one, got "
+            f"{type(teacher).__name__}"
+        )
+    teacher.eval()
+    teacher.requires_grad_(False)
+    return teacher
+
+
+class MAViLForStage2PreTraining(MAViLForPreTraining):
+    """MAViL stage 2: a frozen teacher (a stage-1 model, later the previous student) encodes the *full* inputs; the
+    student's decoders predict its fusion-layer features (aligned across modalities, contextualised) of the masked
+    tokens, next to the same contrastive terms as stage 1 (``config.reconstruction_target = "teacher"``).
+
+    Give the teacher as ``teacher=`` (a model or a path), with :meth:`set_teacher`, or build the next stage with
+    :meth:`from_previous_stage`.
+
+    How the teacher is held: it is *not* a submodule, so it is not in ``state_dict()`` (a saved student is the student
+    alone), not in ``parameters()`` (no optimizer, DDP or gradient sees it; its own parameters are frozen too), and
+    ``train()`` leaves it in eval mode. ``_apply`` is extended so that ``.to(device)``, ``.cuda()``, ``.half()`` move
+    and cast it with the student. (A registered submodule would need its keys hidden from saving, loading, parameter
+    counts and ``train()`` one by one; transformers' own models hold no frozen teacher.)
+
+    Args:
+        config: the model configuration, with ``reconstruction_target="teacher"``.
+        teacher: the teacher (model or path).
+    """
+
+    def __init__(self, config: MAViLConfig, teacher=None):
+        if config.reconstruction_target != "teacher":
+            raise ValueError(
+                "MAViLForStage2PreTraining predicts a teacher's features: its config needs reconstruction_target="
+                "'teacher' (MAViLForPreTraining.from_previous_stage(...) sets it)"
+            )
+        super().__init__(config)
+        object.__setattr__(self, "_teacher", None)  # not a submodule: see the class docstring
+        if teacher is not None:
+            self.set_teacher(teacher)
+
+    def _apply(self, fn, recurse: bool = True):
+        super()._apply(fn, recurse)
+        teacher = self.__dict__.get("_teacher")
+        if teacher is not None:
+            teacher._apply(fn, recurse)
+        return self
+
+    @property
+    def teacher(self) -> MAViLModel | None:
+        return self._teacher
+
+    def set_teacher(self, teacher) -> None:
+        """Use ``teacher`` (a MAViL model or the path of a saved one) as the frozen teacher; it moves to the student's
+        device."""
+        teacher = _teacher_module(teacher)
+        expected = self.config.teacher_hidden_size or self.config.hidden_size
+        if teacher.config.hidden_size != expected:
+            raise ValueError(
+                f"the teacher's features are {teacher.config.hidden_size}-d but this student predicts {expected}-d "
+                "targets (config.teacher_hidden_size)"
+            )
+        if {id(p) for p in teacher.parameters()} & {id(p) for p in self.parameters()}:
+            raise ValueError("the teacher shares parameters with the student; pass a copy (copy.deepcopy(model))")
+        object.__setattr__(self, "_teacher", teacher.to(next(self.parameters()).device))
+
+    @torch.no_grad()
+    def _teacher_targets(self, input_values, pixel_values, audio_length: int, video_length: int):
+        """The teacher's fusion features of every audio and video token ``([N, La, Dt], [N, Lv, Dt])``: the average of
+        its last ``teacher_num_target_layers`` fusion outputs, each LayerNormed (no affine) with
+        ``teacher_target_norm``."""
+        teacher = self._teacher
+        k = self.config.teacher_num_target_layers
+        out = teacher(input_values=input_values, pixel_values=pixel_values, fuse=True, output_hidden_states=k > 1, return_dict=True)
+        layers = out.fusion_hidden_states[-k:] if k > 1 else (out.last_hidden_state,)
+        if len(layers) < k:
+            raise ValueError(f"teacher_num_target_layers={k} but the teacher has only {len(layers) - 1} fusion layers")
+        targets = []
+        for hidden in layers:
+            if self.config.teacher_target_norm:
+                hidden = nn.functional.layer_norm(hidden.float(), hidden.shape[-1:])
+            targets.append(hidden)
+        target = torch.stack(targets).mean(0)  # [N, 1 + La + 1 + Lv, Dt]
+        audio, video = target[:, 1 : 1 + audio_length], target[:, 2 + audio_length :]
+        if video.shape[1] != video_length:
+            raise ValueError(
+                f"the teacher encodes {audio.shape[1]} audio and {video.shape[1]} video tokens; the student "
+                f"{audio_length} and {video_length}: both must see the same input sizes"
+            )
+        return audio, video
+
+    def forward(
+        self,
+        input_values: torch.Tensor,
+        pixel_values: torch.Tensor,
+        audio_noise: torch.Tensor | None = None,
+        video_noise: torch.Tensor | None = None,
+        audio_noise_view2: torch.Tensor | None = None,
+        video_noise_view2: torch.Tensor | None = None,
+        audio_mask_ratio: float | None = None,
+        video_mask_ratio: float | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> MAViLForPreTrainingOutput | tuple:
+        r"""
+        Args: as :meth:`MAViLForPreTraining.forward`; ``audio_logits``/``video_logits`` are ``[N, L, Dt]`` feature
+            predictions.
+        """
+        config = self.config
+        return_dict = return_dict if return_dict is not None else config.return_dict
+        if self._teacher is None:
+            raise ValueError(
+                "stage 2 needs a teacher: MAViLForStage2PreTraining(config, teacher=model_or_path), "
+                "model.set_teacher(...), or MAViLForPreTraining.from_previous_stage(...)"
+            )
+        if input_values is None or pixel_values is None:
+            raise ValueError("MAViL pretraining needs both input_values (audio) and pixel_values (video)")
+        spectrogram = _as_spectrogram(input_values, config)
+        video = _as_video(pixel_values, config)  # [N, C, T, H, W]
+        audio_ratio = config.audio_mask_ratio if audio_mask_ratio is None else audio_mask_ratio
+        video_ratio = config.video_mask_ratio if video_mask_ratio is None else video_mask_ratio
+        audio_grid = self.mavil.audio_embeddings.grid_size(spectrogram)
+        video_grid = self.mavil.video_embeddings.grid_size(video)
+
+        # the student: masked encoders + fusion (first view), then each modality's decoder predicts every token
+        encoded = self.mavil(
+            input_values=input_values, pixel_values=pixel_values, audio_noise=audio_noise, video_noise=video_noise,
+            audio_mask_ratio=audio_ratio, video_mask_ratio=video_ratio, fuse=True,
+            output_hidden_states=output_hidden_states, output_attentions=output_attentions, return_dict=True,
+        )
+        audio_pred, video_pred = self.decoder(
+            encoded.fused_audio_hidden_state, encoded.audio_ids_restore, audio_grid,
+            encoded.fused_video_hidden_state, encoded.video_ids_restore, video_grid,
+        )
+
+        # targets: the frozen teacher's fused features of the full inputs
+        audio_target, video_target = self._teacher_targets(
+            input_values, pixel_values, math.prod(audio_grid), math.prod(video_grid)
+        )
+        terms = {
+            "audio_reconstruction_loss": masked_mse(audio_pred, audio_target, encoded.audio_mask),
+            "video_reconstruction_loss": masked_mse(video_pred, video_target, encoded.video_mask),
+        }
+        weights = {
+            "audio_reconstruction_loss": config.audio_reconstruction_weight,
+            "video_reconstruction_loss": config.video_reconstruction_weight,
+        }
+
+        # contrastive terms, as in stage 1
+        audio_embeds, video_embeds = self._contrastive_embeds(encoded)
+        contrastive, contrastive_weights = self._contrastive_terms(
+            audio_embeds, video_embeds, input_values, pixel_values, (audio_noise_view2, video_noise_view2),
+            (audio_ratio, video_ratio),
+        )
+        terms.update(contrastive)
+        weights.update(contrastive_weights)
+        return self._output(terms, weights, audio_pred, video_pred, encoded, audio_embeds, video_embeds, return_dict)
 
 
 class MAViLForAudioVisualClassification(MAViLPreTrainedModel):
@@ -1021,8 +937,9 @@ class MAViLForAudioVisualClassification(MAViLPreTrainedModel):
     video-classification pipelines work with the same model. The loss (with ``labels``) is the sum over the heads
     that ran; multi-label (AudioSet) with ``problem_type="multi_label_classification"``.
 
-    In training, ``config.mask_time_prob``/``mask_freq_prob`` drop whole audio time rows/mel columns of tokens and
-    ``config.mask_video_prob`` random video tokens (the authors' fine-tuning masking).
+    In training, ``mask_time_prob``/``mask_freq_prob`` drop whole audio time rows/mel columns of tokens and
+    ``mask_video_prob`` random video tokens (the authors' fine-tuning masking; forward arguments as the authors'
+    ``forward(..., mask_t_prob, mask_f_prob, mask_v_prob)``, defaulting to the config's values).
     """
 
     def __init__(self, config: MAViLConfig):
@@ -1040,33 +957,25 @@ class MAViLForAudioVisualClassification(MAViLPreTrainedModel):
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.post_init()
 
-    def _finetune_masking(self, spectrogram, video, time_noise, freq_noise, video_noise):
-        """Kept token indices of the training-time token dropping (``None``: keep everything)."""
-        config = self.config
+    def _finetune_masking(
+        self, spectrogram, video, time_noise, freq_noise, video_noise, mask_time_prob, mask_freq_prob, mask_video_prob
+    ):
+        """Kept token indices of the training-time token dropping (``None``: keep everything); given noise applies it
+        outside training too."""
         audio_keep = video_keep = None
-        audio_on = config.mask_time_prob > 0 or config.mask_freq_prob > 0
+        audio_on = mask_time_prob > 0 or mask_freq_prob > 0
         if spectrogram is not None and (time_noise is not None or freq_noise is not None or (self.training and audio_on)):
             batch = spectrogram.shape[0]
             time_patches, freq_patches = self.mavil.audio_embeddings.grid_size(spectrogram)
-            if time_noise is None:
-                time_noise = torch.rand(batch, time_patches, device=spectrogram.device)
-            if freq_noise is None:
-                freq_noise = torch.rand(batch, freq_patches, device=spectrogram.device)
-            if time_noise.shape != (batch, time_patches) or freq_noise.shape != (batch, freq_patches):
-                raise ValueError(
-                    f"time_noise/freq_noise must have shapes {(batch, time_patches)} and {(batch, freq_patches)}, got "
-                    f"{tuple(time_noise.shape)} and {tuple(freq_noise.shape)}"
-                )
-            audio_keep = time_frequency_masking(time_noise, freq_noise, config.mask_time_prob, config.mask_freq_prob)
-        if video is not None and (video_noise is not None or (self.training and config.mask_video_prob > 0)):
-            batch = video.shape[0]
-            grid = self.mavil.video_embeddings.grid_size(video)
-            length = grid[0] * grid[1] * grid[2]
-            if video_noise is None:
-                video_noise = torch.rand(batch, length, device=video.device)
-            if video_noise.shape != (batch, length):
-                raise ValueError(f"video_noise must have shape {(batch, length)}, got {tuple(video_noise.shape)}")
-            video_keep = random_masking(video_noise, config.mask_video_prob).ids_keep
+            time_noise = checked_noise(time_noise, (batch, time_patches), spectrogram.device, "time_noise", what="batch, time patches")
+            freq_noise = checked_noise(freq_noise, (batch, freq_patches), spectrogram.device, "freq_noise", what="batch, mel patches")
+            audio_keep = time_frequency_masking(time_noise, freq_noise, mask_time_prob, mask_freq_prob)
+        if video is not None and (video_noise is not None or (self.training and mask_video_prob > 0)):
+            length = math.prod(self.mavil.video_embeddings.grid_size(video))
+            video_keep = mask_from_noise(
+                "random", video_noise, (length,), mask_video_prob, batch=video.shape[0], device=video.device, name="video_noise",
+                what="batch, video patches",
+            ).ids_keep
         return audio_keep, video_keep
 
     def forward(
@@ -1077,6 +986,9 @@ class MAViLForAudioVisualClassification(MAViLPreTrainedModel):
         time_noise: torch.Tensor | None = None,
         freq_noise: torch.Tensor | None = None,
         video_noise: torch.Tensor | None = None,
+        mask_time_prob: float | None = None,
+        mask_freq_prob: float | None = None,
+        mask_video_prob: float | None = None,
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
         return_dict: bool | None = None,
@@ -1088,6 +1000,8 @@ class MAViLForAudioVisualClassification(MAViLPreTrainedModel):
             labels: class indices ``[N]`` or multi-hot ``[N, num_labels]``.
             time_noise, freq_noise: ``[N, T']`` / ``[N, F']`` noise pinning the audio time/frequency token dropping.
             video_noise: ``[N, Lv]`` noise pinning the video token dropping.
+            mask_time_prob, mask_freq_prob, mask_video_prob: the token-dropping probabilities of this call
+                (``config.mask_*_prob`` when omitted).
         """
         config = self.config
         return_dict = return_dict if return_dict is not None else config.return_dict
@@ -1107,7 +1021,12 @@ class MAViLForAudioVisualClassification(MAViLPreTrainedModel):
             )
         spectrogram = _as_spectrogram(input_values, config) if input_values is not None else None
         video = _as_video(pixel_values, config) if pixel_values is not None else None
-        audio_keep, video_keep = self._finetune_masking(spectrogram, video, time_noise, freq_noise, video_noise)
+        audio_keep, video_keep = self._finetune_masking(
+            spectrogram, video, time_noise, freq_noise, video_noise,
+            config.mask_time_prob if mask_time_prob is None else mask_time_prob,
+            config.mask_freq_prob if mask_freq_prob is None else mask_freq_prob,
+            config.mask_video_prob if mask_video_prob is None else mask_video_prob,
+        )
         encoded = self.mavil(
             input_values=input_values if (run_av or run_audio) else None,
             pixel_values=pixel_values if (run_av or run_video) else None,
@@ -1118,19 +1037,14 @@ class MAViLForAudioVisualClassification(MAViLPreTrainedModel):
             output_attentions=output_attentions,
             return_dict=True,
         )
-        has_cls = config.use_cls_token
         logits = {}
         if run_av:
-            pooled = torch.cat(
-                [_pool(encoded.fused_audio_hidden_state, has_cls), _pool(encoded.fused_video_hidden_state, has_cls)], dim=-1
-            )  # [N, 2D]
-            logits["audio_visual"] = self.audio_visual_classifier(self.dropout(self.audio_visual_norm(pooled)))
+            pooled = torch.cat([_pool(encoded.fused_audio_hidden_state), _pool(encoded.fused_video_hidden_state)], dim=-1)
+            logits["audio_visual"] = self.audio_visual_classifier(self.dropout(self.audio_visual_norm(pooled)))  # [N, 2D]
         if run_audio:
-            pooled = _pool(encoded.audio_last_hidden_state, has_cls)
-            logits["audio"] = self.audio_classifier(self.dropout(self.audio_norm(pooled)))
+            logits["audio"] = self.audio_classifier(self.dropout(self.audio_norm(_pool(encoded.audio_last_hidden_state))))
         if run_video:
-            pooled = _pool(encoded.video_last_hidden_state, has_cls)
-            logits["video"] = self.video_classifier(self.dropout(self.video_norm(pooled)))
+            logits["video"] = self.video_classifier(self.dropout(self.video_norm(_pool(encoded.video_last_hidden_state))))
         for name, value in logits.items():
             check_head_matches_labels(config, value, f"{name}_classifier")
         main = next(logits[name] for name in ("audio_visual", "audio", "video") if name in logits)
@@ -1160,6 +1074,7 @@ class MAViLForAudioVisualClassification(MAViLPreTrainedModel):
 __all__ = [
     "MAViLForAudioVisualClassification",
     "MAViLForPreTraining",
+    "MAViLForStage2PreTraining",
     "MAViLModel",
     "MAViLPreTrainedModel",
 ]

@@ -46,20 +46,35 @@ def _load_audiomae(audio):
     return audio
 
 
+# MAViL config field -> the uni-modal config's field it is read from
+AUDIO_FIELDS = {
+    "num_mel_bins": "num_mel_bins", "max_length": "max_length", "audio_patch_size": "patch_size",
+    "hidden_size": "hidden_size", "num_attention_heads": "num_attention_heads",
+    "intermediate_size": "intermediate_size", "audio_num_hidden_layers": "num_hidden_layers",
+    "layer_norm_eps": "layer_norm_eps", "qkv_bias": "qkv_bias", "hidden_act": "hidden_act",
+}
+VIDEO_FIELDS = {
+    "num_frames": "num_frames", "image_size": "image_size", "video_patch_size": "patch_size",
+    "tubelet_size": "tubelet_size", "num_channels": "num_channels", "hidden_size": "hidden_size",
+    "num_attention_heads": "num_attention_heads", "intermediate_size": "intermediate_size",
+    "video_num_hidden_layers": "num_hidden_layers", "layer_norm_eps": "layer_norm_eps", "hidden_act": "hidden_act",
+}
+
+
 def _audio_fields(audio_config) -> dict:
-    return dict(
-        num_mel_bins=audio_config.num_mel_bins,
-        max_length=audio_config.max_length,
-        audio_patch_size=audio_config.patch_size,
-        hidden_size=audio_config.hidden_size,
-        num_attention_heads=audio_config.num_attention_heads,
-        intermediate_size=audio_config.intermediate_size,
-        audio_num_hidden_layers=audio_config.num_hidden_layers,
-        layer_norm_eps=audio_config.layer_norm_eps,
-        qkv_bias=audio_config.qkv_bias,
-        hidden_act=audio_config.hidden_act,
-        audio_position_table="audiomae",
-    )
+    # the Audio-MAE table is the one MAViL's "audiomae" audio table builds: positions stay as trained
+    return {**{ours: getattr(audio_config, theirs) for ours, theirs in AUDIO_FIELDS.items()}, "audio_position_table": "audiomae"}
+
+
+def _video_fields(video_config) -> dict:
+    return {ours: getattr(video_config, theirs) for ours, theirs in VIDEO_FIELDS.items()}
+
+
+def _check_matches(fields: dict, config: MAViLConfig, depth_field: str, what: str) -> None:
+    """Raise naming the fields where a uni-modal checkpoint and the MAViL config disagree (the depth may differ)."""
+    mismatched = {k: (v, getattr(config, k)) for k, v in fields.items() if k != depth_field and getattr(config, k) != v}
+    if mismatched:
+        raise ValueError(f"the {what} checkpoint does not match the MAViL config (checkpoint, config): {mismatched}")
 
 
 def _audio_state(audio, num_layers: int) -> tuple[dict[str, torch.Tensor], list[str]]:
@@ -96,22 +111,6 @@ def _load_video(video):
     if video.base_model is not video:
         video = video.base_model
     return video
-
-
-def _video_fields(video_config) -> dict:
-    return dict(
-        num_frames=video_config.num_frames,
-        image_size=video_config.image_size,
-        video_patch_size=video_config.patch_size,
-        tubelet_size=video_config.tubelet_size,
-        num_channels=video_config.num_channels,
-        hidden_size=video_config.hidden_size,
-        num_attention_heads=video_config.num_attention_heads,
-        intermediate_size=video_config.intermediate_size,
-        video_num_hidden_layers=video_config.num_hidden_layers,
-        layer_norm_eps=video_config.layer_norm_eps,
-        hidden_act=video_config.hidden_act,
-    )
 
 
 def _video_state(video, config: MAViLConfig, keep_positions: bool):
@@ -212,26 +211,17 @@ def build_from_unimodal(
 
     state, skipped = {}, []
     if audio_model is not None:
-        fields = _audio_fields(audio_model.config)
-        mismatched = {k: (v, getattr(config, k)) for k, v in fields.items() if k != "audio_num_hidden_layers" and getattr(config, k) != v}
-        if mismatched:
-            raise ValueError(f"the Audio-MAE checkpoint does not match the MAViL config (checkpoint, config): {mismatched}")
+        _check_matches(_audio_fields(audio_model.config), config, "audio_num_hidden_layers", "Audio-MAE")
         audio_state, audio_skipped = _audio_state(audio_model, config.audio_num_hidden_layers)
         state.update(audio_state)
         skipped += [f"audio:{k} (MAViL's encoders have no final norm)" for k in audio_skipped]
     if video_model is not None:
-        fields = _video_fields(video_model.config)
-        mismatched = {k: (v, getattr(config, k)) for k, v in fields.items() if k != "video_num_hidden_layers" and getattr(config, k) != v}
-        if mismatched:
-            raise ValueError(f"the video checkpoint does not match the MAViL config (checkpoint, config): {mismatched}")
+        _check_matches(_video_fields(video_model.config), config, "video_num_hidden_layers", "video")
         if keep_video_positions and config.position_tables != "stored":
             raise ValueError("keep_video_positions needs config.position_tables='stored' (or pass keep_video_positions=False)")
         video_state, video_skipped = _video_state(video_model, config, keep_video_positions)
         state.update(video_state)
         skipped += video_skipped
-    if not config.use_cls_token:
-        skipped += [f"{k} (config.use_cls_token=False)" for k in list(state) if k.endswith("cls_token")]
-        state = {k: v for k, v in state.items() if not k.endswith("cls_token")}
     missing, unexpected = base.load_state_dict(state, strict=False)
     if unexpected:
         raise KeyError(f"keys the MAViL model does not have: {unexpected}")
