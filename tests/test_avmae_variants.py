@@ -210,3 +210,25 @@ def test_unknown_strategies_are_refused():
         tiny_config(encoder_strategy="late_fusion")
     with pytest.raises(StrictDataclassClassValidationError, match="decoder_strategy"):
         tiny_config(decoder_strategy="joint")
+
+
+def test_training_script_interface_matches_mavil():
+    """What examples/pretrain_audiovisual.py reads from a pretraining model: loss, its terms by name, the
+    reconstructions and masks per modality, l2-normalised retrieval embeddings of each modality encoded alone."""
+    model = _build(AVMAEForPreTraining)
+    inputs = tiny_inputs(model.config)
+    out = _encode(model, inputs)
+    assert model.loss_terms == ("audio_loss", "video_loss")
+    total = sum(getattr(model.config, t.replace("_loss", "_loss_weight")) * getattr(out, t) for t in model.loss_terms)
+    torch.testing.assert_close(out.loss, total)
+    assert out.audio_logits.shape[:2] == out.audio_mask.shape == (2, 8)
+    assert out.video_logits.shape[:2] == out.video_mask.shape == (2, 8)
+    with torch.no_grad():
+        audio, video = model.get_retrieval_embeddings(**inputs)
+        alone = model.avmae(input_values=inputs["input_values"]).audio_last_hidden_state.mean(dim=1)
+        audio_other_video, _ = model.get_retrieval_embeddings(inputs["input_values"], inputs["pixel_values"] + 1.0)
+    torch.testing.assert_close(audio, torch.nn.functional.normalize(alone, dim=-1))
+    torch.testing.assert_close(audio.norm(dim=-1), torch.ones(2))
+    torch.testing.assert_close(video.norm(dim=-1), torch.ones(2))
+    assert torch.equal(audio, audio_other_video)  # the fusion layers never mix the candidates
+    assert _build(AVMAEForPreTraining, modalities=["video"]).loss_terms == ("video_loss",)

@@ -308,6 +308,21 @@ class AVMAEModel(AVMAEPreTrainedModel):
         )
         return output if return_dict else output.to_tuple()
 
+    def get_audio_features(self, input_values: torch.Tensor) -> torch.Tensor:
+        """``[N, D]`` mean-pooled encoder output of the audio alone (no masking; the joint layers need both)."""
+        return self(input_values=input_values, return_dict=True).audio_last_hidden_state.mean(dim=1)
+
+    def get_video_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """``[N, D]`` mean-pooled encoder output of the video alone (no masking; the joint layers need both)."""
+        return self(pixel_values=pixel_values, return_dict=True).video_last_hidden_state.mean(dim=1)
+
+    def get_retrieval_embeddings(self, input_values: torch.Tensor, pixel_values: torch.Tensor):
+        """l2-normalised ``([N, D] audio, [N, D] video)`` features; ``audio @ video.T`` ranks videos for each audio
+        clip. Each modality is encoded on its own (fusion would mix the candidates being ranked), as MAViL's."""
+        audio = nn.functional.normalize(self.get_audio_features(input_values), dim=-1)
+        video = nn.functional.normalize(self.get_video_features(pixel_values), dim=-1)
+        return audio, video
+
 
 def _mask_or_zeros(masking: MaskingIndices | None, encoded: torch.Tensor | None) -> torch.Tensor | None:
     """The ``[N, L]`` mask of a masked modality, zeros for one encoded whole, None for one not given."""
@@ -442,6 +457,15 @@ class AVMAEForPreTraining(AVMAEPreTrainedModel):
         self.avmae = AVMAEModel(config)
         self.decoder = AVMAEDecoder(config)
         self.post_init()
+
+    @property
+    def loss_terms(self) -> tuple[str, ...]:
+        """Output fields whose weighted sum is ``loss`` (what a training script logs per term)."""
+        return tuple(f"{name}_loss" for name in ("audio", "video") if name in self.config.modalities)
+
+    def get_retrieval_embeddings(self, input_values: torch.Tensor, pixel_values: torch.Tensor):
+        """See :meth:`AVMAEModel.get_retrieval_embeddings` (AV-MAE has no contrastive projections)."""
+        return self.avmae.get_retrieval_embeddings(input_values, pixel_values)
 
     def targets(self, name: str, values: torch.Tensor) -> torch.Tensor:
         """Patches to regress (Scenic ``get_spectogram_targets`` / ``extract_tubelets_from_video``)."""
