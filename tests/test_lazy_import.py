@@ -72,7 +72,7 @@ def test_public_names_all_and_dir_are_complete():
             assert getattr(package, name) is not None
             assert name in dir(package)
     assert set(hf_maskedav.__all__) == expected
-    assert len(hf_maskedav.__all__) == 51
+    assert len(hf_maskedav.__all__) == 52
     for name in hf_maskedav.__all__:
         value = getattr(hf_maskedav, name)
         assert name == "__version__" or value.__name__ == name

@@ -186,8 +186,12 @@ def test_pretraining_masks_and_shapes():
 
 def test_loss_terms_switch_off_with_zero_weight():
     config = tiny_config(inter_contrastive_weight=0.0, intra_contrastive_weight=0.0)
-    out = MAViLForPreTraining(config)(*batch(config))
+    model = MAViLForPreTraining(config)
+    out = model(*batch(config))
     assert out.inter_contrastive_loss is None and out.audio_intra_contrastive_loss is None
+    assert model.loss_terms == ("audio_reconstruction_loss", "video_reconstruction_loss")
+    both = MAViLForPreTraining(tiny_config())
+    assert set(both.loss_terms) == {k for k, v in both(*batch(config)).items() if k.endswith("_loss") and v is not None}
     torch.testing.assert_close(out.loss, out.audio_reconstruction_loss + out.video_reconstruction_loss)
 
 

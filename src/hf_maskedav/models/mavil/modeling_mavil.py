@@ -611,6 +611,18 @@ class MAViLForPreTraining(MAViLPreTrainedModel):
 
     # -- pieces both stages use --------------------------------------------------------------------------------------
 
+    @property
+    def loss_terms(self) -> tuple[str, ...]:
+        """The output fields whose weighted sum is ``loss``: the reconstruction terms, then the contrastive terms
+        whose weight is above 0."""
+        config = self.config
+        terms = ("audio_reconstruction_loss", "video_reconstruction_loss")
+        if config.inter_contrastive_weight > 0:
+            terms += ("inter_contrastive_loss",)
+        if config.intra_contrastive_weight > 0:
+            terms += ("audio_intra_contrastive_loss", "video_intra_contrastive_loss")
+        return terms
+
     def patchify_audio(self, spectrogram: torch.Tensor) -> torch.Tensor:
         """``[N, 1, T, F] -> [N, La, p*p]`` (time-major tokens)."""
         return patchify_2d(spectrogram, self.config.audio_patch_size)
