@@ -9,7 +9,7 @@ from huggingface_hub.errors import StrictDataclassClassValidationError
 from hf_maskedav import AVMAEConfig, AVMAEForPreTraining, AVMAEModel
 from hf_maskedav.layers import masked_mse
 
-from test_avmae import tiny_config, tiny_inputs
+from test_avmae import conv2d, conv3d, dense, norm, scenic_block, tiny_config, tiny_inputs
 
 
 def _noise(seed=1):
@@ -232,3 +232,58 @@ def test_training_script_interface_matches_mavil():
     torch.testing.assert_close(video.norm(dim=-1), torch.ones(2))
     assert torch.equal(audio, audio_other_video)  # the fusion layers never mix the candidates
     assert _build(AVMAEForPreTraining, modalities=["video"]).loss_terms == ("video_loss",)
+
+
+def _scenic_variant_tree(model: AVMAEForPreTraining) -> dict:
+    """The parameter tree Scenic's ViViTMultiMaskedAutoencoder names for a shared encoder stack ('Transformer'),
+    per-modality decoders ('Decoder_{key}') and modality tokens ('{Encoder,Decoder}_modality_token_{key}') —
+    written from vivit_multimodal.py, not from the converter."""
+    sd, config = model.state_dict(), model.config
+    key = {"audio": "spectrogram", "video": "rgb"}
+
+    def stack(prefix, norm_prefix, depth, heads):
+        tree = {f"encoderblock_{i}": scenic_block(sd, f"{prefix}.{i}", heads) for i in range(depth)}
+        tree["encoder_norm"] = norm(sd, norm_prefix)
+        return tree
+
+    tree = {"Transformer": stack("avmae.layers", "avmae.norm", config.num_hidden_layers, config.num_attention_heads)}
+    for name in config.modalities:
+        embed = conv2d if name == "audio" else conv3d
+        tree[f"embedding_{key[name]}"] = embed(sd, f"avmae.embeddings.{name}_patch_embed.proj")
+        tree[f"Encoder_modality_token_{key[name]}"] = sd[f"avmae.embeddings.{name}_modality_token"]
+        tree[f"Decoder_modality_token_{key[name]}"] = sd[f"decoder.{name}_modality_token"]
+        tree[f"decoder_projection_{key[name]}"] = dense(sd, f"decoder.{name}_projection")
+        tree[f"mask_token_{key[name]}"] = sd[f"decoder.{name}_mask_token"]
+        tree[f"output_projection_{key[name]}"] = dense(sd, f"decoder.{name}_pred")
+        tree[f"Decoder_{key[name]}"] = stack(f"decoder.{name}_layers", f"decoder.{name}_norm",
+                                             config.decoder_num_hidden_layers, config.decoder_num_attention_heads)
+    return tree
+
+
+@pytest.mark.parametrize("encoder_strategy", ["same_encoder", "concat_and_encode"])
+def test_variant_checkpoints_convert_through_the_key_table(encoder_strategy):
+    from hf_maskedav.conversion import UnmappedKeysError
+    from hf_maskedav.conversion.avmae import build_model_from_params
+    from hf_maskedav.conversion.flax_checkpoint import flatten_tree
+
+    torch.manual_seed(0)
+    original = AVMAEForPreTraining(tiny_config(
+        encoder_strategy=encoder_strategy, decoder_strategy="separate_decoders", use_modality_tokens=True
+    ))
+    with torch.no_grad():
+        for parameter in original.parameters():
+            parameter.add_(0.02 * torch.randn_like(parameter))
+    params = flatten_tree(_scenic_variant_tree(original))
+    sizes = dict(max_length=36, num_mel_bins=16, num_frames=4, image_size=16, video_mask_ratio=0.5)
+    with pytest.raises(ValueError, match="cannot tell them apart"):
+        build_model_from_params(params, **sizes)
+    converted = build_model_from_params(params, encoder_strategy=encoder_strategy, **sizes)
+    assert converted.config.decoder_strategy == "separate_decoders" and converted.config.use_modality_tokens
+    inputs = {**tiny_inputs(original.config), **_noise()}
+    with torch.no_grad():
+        expected, ours = original.eval()(**inputs), converted(**inputs)
+    for name in ("loss", "audio_logits", "video_logits"):
+        torch.testing.assert_close(getattr(ours, name), getattr(expected, name), msg=name)
+    del params["Decoder_modality_token_rgb"]
+    with pytest.raises(UnmappedKeysError, match=r"does not fill: \['decoder.video_modality_token'\]"):
+        build_model_from_params(params, encoder_strategy=encoder_strategy, **sizes)

@@ -11,15 +11,22 @@ The released files are Flax msgpack train states, read without JAX by :mod:`.fla
   (created even for one modality, whose forward never uses it: dropped on purpose then),
   ``ProjectionHeadAndClassifier_0/output_projection``.
 
+The paper's other variants (Scenic options, :class:`~hf_maskedav.AVMAEConfig`) have their own names and convert too:
+``Transformer`` (one encoder stack: ``concat_and_encode`` or ``same_encoder``, which the weights cannot tell apart:
+say which in ``--official_kwargs``), ``Decoder_{key}`` (``separate_decoders``), ``{Encoder,Decoder}_modality_token_{key}``
+(``use_modality_tokens``).
+
 Each Scenic block (Flax linen names, numbered per layer type): ``LayerNorm_0``,
 ``MultiHeadDotProductAttention_0/{query,key,value}`` (kernel ``[D, heads, head_dim]``, bias ``[heads, head_dim]``)
 and ``out`` (kernel ``[heads, head_dim, D]``), ``LayerNorm_1``, ``MlpBlock_0/Dense_{0,1}``. These names, and every
 other key and shape of the ten released architectures, were checked against the parameter trees the published Scenic
-code builds at full size (``conversion/manifests/avmae``, ``tests/test_preset_manifests.py``). Dense kernels are ``[in, out]`` (transposed here), q/k/v are fused into our
-``qkv_proj``, Conv kernels ``[kh, kw, in, out]`` / ``[kt, kh, kw, in, out]`` are permuted to PyTorch's layout.
+code builds at full size (``src/hf_maskedav/conversion/manifests/avmae``, ``tests/test_preset_manifests.py``).
 
-Every leaf of the parameter tree must be consumed and every weight of our model filled (strict accounting, as
-:class:`~hf_maskedav.conversion.utils.KeyTable`). What the weights do not say (input length, frame count, the
+Conversion as data, as the other families: :func:`torch_layout` puts every Flax tensor in PyTorch's layout under its
+Scenic name (Dense kernels ``[in, out]`` transposed, q/k/v fused into one ``qkv`` entry for our ``qkv_proj``, Conv
+kernels ``[kh, kw, in, out]`` / ``[kt, kh, kw, in, out]`` permuted), then a
+:class:`~hf_maskedav.conversion.utils.KeyTable` built for the model's configuration maps the names with its strict
+accounting (every leaf of the parameter tree consumed or deliberately ignored, every weight of our model filled). What the weights do not say (input length, frame count, the
 bottleneck fusion layer, mask ratios) comes from the preset or ``--official_kwargs``.
 
 No output of the official code was compared, so the conversion of the values is unverified; the architecture
@@ -36,7 +43,7 @@ import torch
 
 from ..models.avmae import AVMAEConfig
 from .flax_checkpoint import flatten_tree, model_parameters, read_flax_checkpoint
-from .utils import UnmappedKeysError
+from .utils import KeyTable
 
 SCENIC_KEYS = {"audio": "spectrogram", "video": "rgb"}
 # Flax linen names the unnamed submodules of a block per layer type: LayerNorm_0, MultiHeadDotProductAttention_0,
@@ -88,19 +95,35 @@ def config_from_params(params: Mapping[str, torch.Tensor], **overrides) -> AVMAE
         modalities = [m for m, key in SCENIC_KEYS.items() if f"embedding_{key}/kernel" in params]
         video_kernel = params.get("embedding_rgb/kernel")
         audio_kernel = params.get("embedding_spectrogram/kernel")
-        depths = {_count_blocks(params, f"Transformer_{SCENIC_KEYS[m]}") for m in modalities}
-        if len(depths) != 1:
-            raise ValueError(f"the modality encoders have different depths {sorted(depths)}; not an AV-MAE layout")
-        fusion = _count_blocks(params, "Transformer_concat")
-        hidden, heads, mlp = _block_shape(params, f"Transformer_{SCENIC_KEYS[modalities[0]]}/encoderblock_0")
-        dec_hidden, dec_heads, dec_mlp = _block_shape(params, "Decoder/encoderblock_0")
+        if _count_blocks(params, "Transformer"):  # one stack for both modalities: the trees of the two are identical
+            strategy = overrides.get("encoder_strategy")
+            if strategy not in ("concat_and_encode", "same_encoder"):
+                raise ValueError(
+                    "this checkpoint has one encoder stack ('Transformer') for both modalities: pass encoder_strategy "
+                    "'concat_and_encode' or 'same_encoder' in --official_kwargs (the weights cannot tell them apart)"
+                )
+            encoder = "Transformer"
+            fields.update(encoder_strategy=strategy, num_hidden_layers=_count_blocks(params, "Transformer"))
+        else:
+            depths = {_count_blocks(params, f"Transformer_{SCENIC_KEYS[m]}") for m in modalities}
+            if len(depths) != 1:
+                raise ValueError(f"the modality encoders have different depths {sorted(depths)}; not an AV-MAE layout")
+            fusion = _count_blocks(params, "Transformer_concat")
+            encoder = f"Transformer_{SCENIC_KEYS[modalities[0]]}"
+            fields.update(num_hidden_layers=depths.pop() + fusion, num_fusion_layers=fusion)
+        decoder = "Decoder"
+        if f"Decoder_{SCENIC_KEYS[modalities[0]]}/encoderblock_0/{MLP}/Dense_0/kernel" in params:
+            decoder = f"Decoder_{SCENIC_KEYS[modalities[0]]}"
+            fields["decoder_strategy"] = "separate_decoders"
+        if any(key.startswith("Encoder_modality_token_") for key in params):
+            fields["use_modality_tokens"] = True
+        hidden, heads, mlp = _block_shape(params, f"{encoder}/encoderblock_0")
+        dec_hidden, dec_heads, dec_mlp = _block_shape(params, f"{decoder}/encoderblock_0")
         fields.update(
-            num_hidden_layers=depths.pop() + fusion,
-            num_fusion_layers=fusion,
             decoder_hidden_size=dec_hidden,
             decoder_num_attention_heads=dec_heads,
             decoder_intermediate_size=dec_mlp,
-            decoder_num_hidden_layers=_count_blocks(params, "Decoder"),
+            decoder_num_hidden_layers=_count_blocks(params, decoder),
         )
     else:
         video_kernel = params.get("embedding/kernel")
@@ -129,151 +152,129 @@ def config_from_params(params: Mapping[str, torch.Tensor], **overrides) -> AVMAE
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Mapping
+# Mapping: Flax tensors to PyTorch layout (names kept), then a KeyTable from Scenic names to ours
 
 
-class _Reader:
-    """Takes tensors out of the flat parameter tree and remembers which were used."""
-
-    def __init__(self, params: Mapping[str, torch.Tensor]):
-        self.params = params
-        self.used: set[str] = set()
-        self.absent: list[str] = []
-
-    def take(self, key: str) -> torch.Tensor | None:
-        if key not in self.params:
-            self.absent.append(key)
-            return None
-        self.used.add(key)
-        return self.params[key].float()
+QKV = f"{ATTENTION}/qkv"  # the fused q/k/v kernel and bias of one block (not a Scenic name: made by torch_layout)
 
 
-def _linear(reader, src: str, dst: str, out: dict):
-    kernel, bias = reader.take(f"{src}/kernel"), reader.take(f"{src}/bias")
-    if kernel is not None:
-        out[f"{dst}.weight"] = kernel.t().contiguous()
-    if bias is not None:
-        out[f"{dst}.bias"] = bias
+def torch_layout(params: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Each Flax leaf in PyTorch's layout under its Scenic name (float32), so that a :class:`KeyTable` can map the names
+    one to one: Dense kernels ``[in, out]`` transposed; attention ``out`` kernels ``[heads, head_dim, D]`` flattened
+    and transposed; ``query``/``key``/``value`` kernels ``[D, heads, head_dim]`` and biases fused into one
+    ``.../qkv/kernel`` and ``.../qkv/bias`` (our ``qkv_proj``; left apart when one of the three is missing, and then
+    reported as unmapped); patch-embedding Conv kernels ``[kh, kw, in, out]`` / ``[kt, kh, kw, in, out]`` permuted to
+    ``[out, in, ...]``. Everything else (LayerNorm ``scale``/``bias``, biases, mask and bottleneck tokens) as is."""
+    out = {key: value.float() for key, value in params.items()}
+    for key in [k for k in out if k.endswith(f"/{ATTENTION}/query/kernel")]:
+        block = key[: -len("/query/kernel")]
+        parts = [f"{block}/{name}/{leaf}" for leaf in ("kernel", "bias") for name in ("query", "key", "value")]
+        if not all(part in out for part in parts):
+            continue
+        kernels, biases = [out.pop(part) for part in parts[:3]], [out.pop(part) for part in parts[3:]]
+        out[f"{block}/qkv/kernel"] = torch.cat([k.reshape(k.shape[0], -1).t() for k in kernels])
+        out[f"{block}/qkv/bias"] = torch.cat([b.reshape(-1) for b in biases])
+    for key, value in out.items():
+        if not key.endswith("/kernel") or key.endswith("/qkv/kernel"):
+            continue
+        if key.endswith(f"{ATTENTION}/out/kernel") and value.dim() == 3:  # [H, hd, D]
+            out[key] = value.reshape(-1, value.shape[-1]).t().contiguous()
+        elif value.dim() == 2:
+            out[key] = value.t().contiguous()
+        elif value.dim() == 4:  # [kh (time), kw (mel), 1, D]
+            out[key] = value.permute(3, 2, 0, 1).contiguous()
+        elif value.dim() == 5:  # [kt, kh, kw, C, D]
+            out[key] = value.permute(4, 3, 0, 1, 2).contiguous()
+    return out
 
 
-def _norm(reader, src: str, dst: str, out: dict):
-    scale, bias = reader.take(f"{src}/scale"), reader.take(f"{src}/bias")
-    if scale is not None:
-        out[f"{dst}.weight"] = scale
-    if bias is not None:
-        out[f"{dst}.bias"] = bias
+def _block_rules(src: str, dst: str) -> dict[str, str]:
+    """One Scenic ``EncoderBlock`` (``src`` with ``{}`` for its index) -> one of our ``TransformerLayer``."""
+    rules = {
+        f"{src}/{NORM1}/scale": f"{dst}.norm1.weight",
+        f"{src}/{NORM1}/bias": f"{dst}.norm1.bias",
+        f"{src}/{QKV}/kernel": f"{dst}.attention.qkv_proj.weight",
+        f"{src}/{QKV}/bias": f"{dst}.attention.qkv_proj.bias",
+        f"{src}/{ATTENTION}/out/kernel": f"{dst}.attention.o_proj.weight",
+        f"{src}/{ATTENTION}/out/bias": f"{dst}.attention.o_proj.bias",
+        f"{src}/{NORM2}/scale": f"{dst}.norm2.weight",
+        f"{src}/{NORM2}/bias": f"{dst}.norm2.bias",
+    }
+    for index, ours in ((0, "fc1"), (1, "fc2")):
+        rules.update({f"{src}/{MLP}/Dense_{index}/{leaf}": f"{dst}.mlp.{ours}.{param}" for leaf, param in _DENSE})
+    return rules
 
 
-def _block(reader, src: str, dst: str, out: dict):
-    """One Scenic ``EncoderBlock`` -> one of our ``TransformerLayer``."""
-    _norm(reader, f"{src}/{NORM1}", f"{dst}.norm1", out)
-    attention = f"{src}/{ATTENTION}"
-    kernels = [reader.take(f"{attention}/{name}/kernel") for name in ("query", "key", "value")]
-    biases = [reader.take(f"{attention}/{name}/bias") for name in ("query", "key", "value")]
-    if all(k is not None for k in kernels):
-        out[f"{dst}.attention.qkv_proj.weight"] = torch.cat([k.reshape(k.shape[0], -1).t() for k in kernels])
-    if all(b is not None for b in biases):
-        out[f"{dst}.attention.qkv_proj.bias"] = torch.cat([b.reshape(-1) for b in biases])
-    kernel = reader.take(f"{attention}/out/kernel")  # [H, hd, D]
-    if kernel is not None:
-        out[f"{dst}.attention.o_proj.weight"] = kernel.reshape(-1, kernel.shape[-1]).t().contiguous()
-    bias = reader.take(f"{attention}/out/bias")
-    if bias is not None:
-        out[f"{dst}.attention.o_proj.bias"] = bias
-    _norm(reader, f"{src}/{NORM2}", f"{dst}.norm2", out)
-    _linear(reader, f"{src}/{MLP}/Dense_0", f"{dst}.mlp.fc1", out)
-    _linear(reader, f"{src}/{MLP}/Dense_1", f"{dst}.mlp.fc2", out)
+_DENSE = (("kernel", "weight"), ("bias", "bias"))
+_NORM = (("scale", "weight"), ("bias", "bias"))
 
 
-def _embeddings(reader, audio_src: str, video_src: str, dst: str, modalities, out: dict):
-    if "audio" in modalities:
-        kernel = reader.take(f"{audio_src}/kernel")  # [kh (time), kw (mel), 1, D]
-        if kernel is not None:
-            out[f"{dst}.audio_patch_embed.proj.weight"] = kernel.permute(3, 2, 0, 1).contiguous()
-        bias = reader.take(f"{audio_src}/bias")
-        if bias is not None:
-            out[f"{dst}.audio_patch_embed.proj.bias"] = bias
-    if "video" in modalities:
-        kernel = reader.take(f"{video_src}/kernel")  # [kt, kh, kw, C, D]
-        if kernel is not None:
-            out[f"{dst}.video_patch_embed.proj.weight"] = kernel.permute(4, 3, 0, 1, 2).contiguous()
-        bias = reader.take(f"{video_src}/bias")
-        if bias is not None:
-            out[f"{dst}.video_patch_embed.proj.bias"] = bias
+def _stack_rules(src: str, dst: str, norm_dst: str) -> dict[str, str]:
+    """A Scenic ``Encoder`` (``encoderblock_{i}`` + ``encoder_norm``) -> our layer list and its LayerNorm."""
+    rules = _block_rules(f"{src}/encoderblock_{{}}", f"{dst}.{{}}")
+    rules.update({f"{src}/encoder_norm/{leaf}": f"{norm_dst}.{param}" for leaf, param in _NORM})
+    return rules
 
 
-def _map_pretraining(reader, config: AVMAEConfig, out: dict):
-    _embeddings(reader, "embedding_spectrogram", "embedding_rgb", "avmae.embeddings", config.modalities, out)
-    depth = config.num_hidden_layers - config.num_fusion_layers
+def _linear_rules(src: str, dst: str) -> dict[str, str]:
+    return {f"{src}/{leaf}": f"{dst}.{param}" for leaf, param in _DENSE}
+
+
+def pretraining_key_table(config: AVMAEConfig) -> KeyTable:
+    """Scenic ``ViViTMultiMaskedAutoencoder`` names -> :class:`AVMAEForPreTraining`, for ``config``'s strategies."""
+    rules = {}
     for name in config.modalities:
         scenic = SCENIC_KEYS[name]
-        for i in range(depth):
-            _block(reader, f"Transformer_{scenic}/encoderblock_{i}", f"avmae.{name}_layers.{i}", out)
-        _norm(reader, f"Transformer_{scenic}/encoder_norm", f"avmae.{name}_norm", out)
-        _linear(reader, f"decoder_projection_{scenic}", f"decoder.{name}_projection", out)
-        token = reader.take(f"mask_token_{scenic}")
-        if token is not None:
-            out[f"decoder.{name}_mask_token"] = token
-        _linear(reader, f"output_projection_{scenic}", f"decoder.{name}_pred", out)
-    for i in range(config.num_fusion_layers):
-        _block(reader, f"Transformer_concat/encoderblock_{i}", f"avmae.fusion_layers.{i}", out)
-    if config.num_fusion_layers:
-        _norm(reader, "Transformer_concat/encoder_norm", "avmae.fusion_norm", out)
-    for i in range(config.decoder_num_hidden_layers):
-        _block(reader, f"Decoder/encoderblock_{i}", f"decoder.layers.{i}", out)
-    _norm(reader, "Decoder/encoder_norm", "decoder.norm", out)
+        rules.update(_linear_rules(f"embedding_{scenic}", f"avmae.embeddings.{name}_patch_embed.proj"))
+        rules.update(_linear_rules(f"decoder_projection_{scenic}", f"decoder.{name}_projection"))
+        rules[f"mask_token_{scenic}"] = f"decoder.{name}_mask_token"
+        rules.update(_linear_rules(f"output_projection_{scenic}", f"decoder.{name}_pred"))
+        if config.use_modality_tokens:
+            rules[f"Encoder_modality_token_{scenic}"] = f"avmae.embeddings.{name}_modality_token"
+            rules[f"Decoder_modality_token_{scenic}"] = f"decoder.{name}_modality_token"
+        if config.encoder_strategy in ("separate_encoders", "separate_encoders_and_concat"):
+            rules.update(_stack_rules(f"Transformer_{scenic}", f"avmae.{name}_layers", f"avmae.{name}_norm"))
+        if config.decoder_strategy == "separate_decoders":
+            rules.update(_stack_rules(f"Decoder_{scenic}", f"decoder.{name}_layers", f"decoder.{name}_norm"))
+    if config.encoder_strategy == "separate_encoders_and_concat":
+        rules.update(_stack_rules("Transformer_concat", "avmae.fusion_layers", "avmae.fusion_norm"))
+    if config.encoder_strategy in ("concat_and_encode", "same_encoder"):
+        rules.update(_stack_rules("Transformer", "avmae.layers", "avmae.norm"))
+    if config.decoder_strategy != "separate_decoders":
+        rules.update(_stack_rules("Decoder", "decoder.layers", "decoder.norm"))
+    return KeyTable(rules)
 
 
-def _map_classification(reader, config: AVMAEConfig, out: dict):
-    _embeddings(reader, "embedding_spectrogram", "embedding", "embeddings", config.modalities, out)
-    # official modality_fusion = ('rgb', 'spectrogram'): the first one owns the unsuffixed blocks
+def classification_key_table(config: AVMAEConfig) -> KeyTable:
+    """Scenic ``mbt.MBT`` names -> :class:`AVMAEForAudioVisualClassification`. The first modality of the official
+    ``modality_fusion = ('rgb', 'spectrogram')`` owns the unsuffixed blocks, the spectrogram next to rgb ``_spec``.
+    MBT creates ``bottleneck`` for one modality too, whose forward never reads it: ignored then."""
+    rules = {}
     first = "video" if "video" in config.modalities else "audio"
     for name in config.modalities:
+        embedding = "embedding" if name == "video" else "embedding_spectrogram"
+        rules.update(_linear_rules(embedding, f"embeddings.{name}_patch_embed.proj"))
         suffix = "" if name == first else "_spec"
-        for i in range(config.num_hidden_layers):
-            _block(reader, f"Transformer/encoderblock_{i}{suffix}", f"{name}_layers.{i}", out)
-    _norm(reader, "Transformer/encoder_norm", "norm", out)
-    if len(config.modalities) > 1:
-        bottleneck = reader.take("bottleneck")
-        if bottleneck is not None:
-            out["bottleneck"] = bottleneck
-    elif "bottleneck" in reader.params:  # MBT creates it for one modality too; that forward never reads it
-        reader.used.add("bottleneck")
-    _linear(reader, CLASSIFIER, "classifier", out)
+        rules.update(_block_rules(f"Transformer/encoderblock_{{}}{suffix}", f"{name}_layers.{{}}"))
+    rules.update({f"Transformer/encoder_norm/{leaf}": f"norm.{param}" for leaf, param in _NORM})
+    rules.update(_linear_rules(CLASSIFIER, "classifier"))
+    fused = len(config.modalities) > 1
+    if fused:
+        rules["bottleneck"] = "bottleneck"
+    return KeyTable(rules, ignore=() if fused else ("bottleneck",))
+
+
+def key_table(model) -> KeyTable:
+    from ..models.avmae import AVMAEForPreTraining
+
+    if isinstance(model, AVMAEForPreTraining):
+        return pretraining_key_table(model.config)
+    return classification_key_table(model.config)
 
 
 def convert_params(params: Mapping[str, torch.Tensor], model) -> dict[str, torch.Tensor]:
     """Map a flat Scenic parameter tree onto ``model`` with strict accounting (raises :class:`UnmappedKeysError`)."""
-    from ..models.avmae import AVMAEForPreTraining
-
-    reader, converted = _Reader(params), {}
-    if isinstance(model, AVMAEForPreTraining):
-        _map_pretraining(reader, model.config, converted)
-    else:
-        _map_classification(reader, model.config, converted)
-    expected = model.state_dict()
-    problems = []
-    unused = sorted(set(params) - reader.used)
-    if unused:
-        problems.append(f"checkpoint parameters nobody maps: {unused}")
-    if reader.absent:
-        problems.append(f"parameters the model needs but the checkpoint lacks: {sorted(reader.absent)}")
-    unexpected = sorted(k for k in converted if k not in expected)
-    if unexpected:
-        problems.append(f"mapped keys the model does not have: {unexpected}")
-    missing = sorted(k for k in expected if k not in converted)
-    if missing:
-        problems.append(f"model keys the checkpoint does not fill: {missing}")
-    mismatched = sorted(
-        f"{k}: checkpoint {tuple(converted[k].shape)} vs model {tuple(expected[k].shape)}"
-        for k in converted
-        if k in expected and converted[k].shape != expected[k].shape
-    )
-    if mismatched:
-        problems.append(f"shape mismatches: {mismatched}")
-    if problems:
-        raise UnmappedKeysError("checkpoint does not match the model architecture:\n  " + "\n  ".join(problems))
-    return converted
+    return key_table(model).convert(torch_layout(params), model)
 
 
 def build_model_from_params(params: Mapping[str, torch.Tensor], **overrides):
