@@ -43,6 +43,7 @@ from .targets import (
     select_patches,
     unpatchify_2d,
     unpatchify_3d,
+    video_pixel_targets,
 )
 from .transformer import MLP, DropPath, TransformerLayer, run_layers, transformer_layers
 from .window_attention import ShiftedWindowLayer, WindowCosineAttention

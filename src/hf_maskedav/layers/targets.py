@@ -72,6 +72,37 @@ def normalize_per_patch_channel(patches: torch.Tensor, channels: int, eps: float
     return ((x - mean) / (std + eps)).reshape(batch, length, width)
 
 
+def video_pixel_targets(
+    video: torch.Tensor,
+    ids: torch.Tensor,
+    kernel: tuple[int, int, int],
+    pixel_mean,
+    pixel_std,
+    normalize: bool,
+    eps: float = 1e-6,
+) -> torch.Tensor:
+    """VideoMAE's reconstruction target of the tokens ``ids`` only, ``[N, M, t*p*p*C]`` (values ordered (frame, row,
+    column, channel), as :func:`patchify_3d`), as the official ``engine_for_pretraining.py`` builds it.
+
+    ``video`` is the normalised ``[N, C, T, H, W]`` clip; only the ``ids`` tubelets are cut (:func:`select_patches`),
+    un-normalised with ``pixel_mean``/``pixel_std`` and, with ``normalize``, normalised per channel of each tubelet:
+    ``(x - mean) / (sqrt(unbiased var) + eps)``, the statistics taken over a contiguous row (channel-first, in place).
+    """
+    patches = select_patches(video, ids, kernel).flatten(3)  # [N, M, C, K]; a new tensor, so updated in place
+    batch, num_tokens, channels, values = patches.shape
+    shape = (1, 1, channels, 1)
+    patches.mul_(torch.tensor(pixel_std, device=video.device, dtype=patches.dtype).view(shape))
+    patches.add_(torch.tensor(pixel_mean, device=video.device, dtype=patches.dtype).view(shape))  # raw pixels
+    if normalize:
+        # The statistic of normalize_per_patch_channel in another form; kept apart because the parity fixtures pin
+        # both to the bit (this one the official loss, that one the official labels; merging moves one by 1 ulp).
+        patches.sub_(patches.mean(dim=-1, keepdim=True))
+        patches.div_(torch.linalg.vector_norm(patches, dim=-1, keepdim=True).div_((values - 1) ** 0.5).add_(eps))
+    out = torch.empty(batch, num_tokens, values, channels, device=video.device, dtype=patches.dtype)
+    out.transpose(2, 3).copy_(patches)  # into the logits' layout, so that the loss reads both contiguously
+    return out.view(batch, num_tokens, values * channels)
+
+
 def select_patches(pixels: torch.Tensor, ids: torch.Tensor, kernel: tuple[int, ...]) -> torch.Tensor:
     """Cut only the non-overlapping patches ``ids`` of an image or clip, channel first inside each patch.
 

@@ -49,13 +49,12 @@ from ...layers import (
     masked_mse,
     normalize_per_patch_channel,
     num_masked_tokens,
-    patchify_3d,
     run_layers,
     running_cell_counts,
     running_cell_mask,
-    select_patches,
     sinusoid_1d_table,
     transformer_layers,
+    video_pixel_targets,
 )
 from ...modeling_utils import check_head_matches_labels, classification_loss, init_mae_weights
 from .configuration_videomae import MaskedAVVideoMAEConfig
@@ -368,16 +367,22 @@ class MaskedAVVideoMAEForPreTraining(MaskedAVVideoMAEPreTrainedModel):
 
         Un-normalise with ``config.pixel_mean``/``pixel_std``, cut into tubelets with values ordered (frame, row,
         column, channel), then, when ``normalize`` (default ``config.norm_pix_loss``), normalise each channel of each
-        tubelet: ``(x - mean) / (sqrt(unbiased var) + 1e-6)``.
+        tubelet: ``(x - mean) / (sqrt(unbiased var) + 1e-6)`` (:func:`~hf_maskedav.layers.video_pixel_targets`).
         """
         video = _as_video(pixel_values, self.config)  # [N, C, T, H, W]
-        shape = (1, -1, 1, 1, 1)
-        mean = torch.tensor(self.config.pixel_mean, device=video.device, dtype=video.dtype).view(shape)
-        std = torch.tensor(self.config.pixel_std, device=video.device, dtype=video.dtype).view(shape)
-        patches = patchify_3d(video * std + mean, self.config.tubelet_size, self.config.patch_size)
+        grid = self.videomae.embeddings.patch_embed.grid_size(*video.shape[-3:])
+        every_token = torch.arange(math.prod(grid), device=video.device).expand(video.shape[0], -1)
+        patches = self._masked_targets(video, every_token, normalize=False)
         if self.config.norm_pix_loss if normalize is None else normalize:
             patches = normalize_per_patch_channel(patches, self.config.num_channels)
         return patches
+
+    def _masked_targets(self, video: torch.Tensor, ids: torch.Tensor, normalize: bool | None = None) -> torch.Tensor:
+        """The targets of the tokens ``ids`` of a checked ``[N, C, T, H, W]`` clip, ``[N, M, t*p*p*C]``."""
+        config = self.config
+        kernel = (config.tubelet_size, config.patch_size, config.patch_size)
+        normalize = config.norm_pix_loss if normalize is None else normalize
+        return video_pixel_targets(video, ids, kernel, config.pixel_mean, config.pixel_std, normalize)
 
     def _decoder_mask(self, decode_masked_pos, decoder_noise, ratio, batch: int, grid):
         """VideoMAE V2's decoder mask as :class:`~hf_maskedav.layers.MaskingIndices` (``ids_keep`` = reconstructed
@@ -405,30 +410,6 @@ class MaskedAVVideoMAEForPreTraining(MaskedAVVideoMAEPreTrainedModel):
         decoder_noise = checked_noise(decoder_noise, (batch,), device, "decoder_noise", "one value per sample")
         start = (decoder_noise * 4).long().clamp(0, 3)  # the official np.random.randint(cell_size)
         return ids_from_fixed_count_mask(running_cell_mask(start, grid, ratio), length - counts[0])
-
-    @torch.no_grad()  # official: labels are built under no_grad
-    def _masked_targets(self, video: torch.Tensor, ids_masked: torch.Tensor) -> torch.Tensor:
-        """:meth:`reconstruction_target` of the tokens ``ids_masked`` only, ``[N, M, t*p*p, C]`` (the logits' layout).
-
-        Only the masked tubelets are cut (:func:`select_patches`), the statistics of each channel are taken over a
-        contiguous row (channel-first layout, one pass each, in place) and the result is written straight into the
-        logits' (value, channel) layout: the values of ``reconstruction_target`` gathered at ``ids_masked``.
-        """
-        config = self.config
-        patches = select_patches(video, ids_masked, (config.tubelet_size, config.patch_size, config.patch_size))
-        patches = patches.flatten(3)  # [N, M, C, K] with K = t*p*p; a new tensor, so it is updated in place
-        batch, num_masked, channels, values = patches.shape
-        shape = (1, 1, channels, 1)
-        mean = torch.tensor(config.pixel_mean, device=video.device, dtype=patches.dtype).view(shape)
-        std = torch.tensor(config.pixel_std, device=video.device, dtype=patches.dtype).view(shape)
-        patches.mul_(std).add_(mean)  # un-normalised pixels
-        if config.norm_pix_loss:
-            patches.sub_(patches.mean(dim=-1, keepdim=True))
-            # unbiased std (the official .var()) from the centred values, plus the official eps on the std
-            patches.div_(torch.linalg.vector_norm(patches, dim=-1, keepdim=True).div_((values - 1) ** 0.5).add_(1e-6))
-        out = torch.empty(batch, num_masked, values, channels, device=video.device, dtype=patches.dtype)
-        out.transpose(2, 3).copy_(patches)  # into the logits' layout, so that the loss reads both contiguously
-        return out
 
     def forward(
         self,
@@ -486,12 +467,13 @@ class MaskedAVVideoMAEForPreTraining(MaskedAVVideoMAEPreTrainedModel):
             ids_decoded = decoder_mask.ids_keep
         logits = self.decoder(encoded.last_hidden_state, ids_visible, ids_decoded, grid)  # [N, R, t*p*p*C]
 
-        labels = self._masked_targets(video, ids_decoded)  # [N, R, t*p*p, C], no grad, the input's precision
+        with torch.no_grad():  # official: labels are built under no_grad
+            labels = self._masked_targets(video, ids_decoded)  # [N, R, t*p*p*C], the input's precision
         # in float32, as the official loss under autocast
         if decoder_mask is None:
-            loss = nn.functional.mse_loss(logits.float(), labels.flatten(2).float())
+            loss = nn.functional.mse_loss(logits.float(), labels.float())
         else:  # official V2 engine: only reconstructed tokens that the encoder did not see count
-            loss = masked_mse(logits, labels.flatten(2), torch.gather(encoded.mask, 1, ids_decoded))
+            loss = masked_mse(logits, labels, torch.gather(encoded.mask, 1, ids_decoded))
 
         decoder_mask = None if decoder_mask is None else decoder_mask.mask
         if not return_dict:
