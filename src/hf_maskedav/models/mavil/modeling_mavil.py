@@ -668,32 +668,30 @@ class MAViLForPreTraining(MAViLPreTrainedModel):
             weights["audio_intra_contrastive_loss"] = weights["video_intra_contrastive_loss"] = config.intra_contrastive_weight
         return terms, weights
 
-    def _output(self, terms, weights, audio_pred, video_pred, encoded, audio_embeds, video_embeds, return_dict):
-        output = MAViLForPreTrainingOutput(
-            loss=sum(weights[name] * value for name, value in terms.items()),
-            **terms,
-            audio_logits=audio_pred,
-            video_logits=video_pred,
-            audio_mask=encoded.audio_mask,
-            video_mask=encoded.video_mask,
-            audio_ids_restore=encoded.audio_ids_restore,
-            video_ids_restore=encoded.video_ids_restore,
-            last_hidden_state=encoded.last_hidden_state,
-            audio_embeds=audio_embeds,
-            video_embeds=video_embeds,
-            audio_hidden_states=encoded.audio_hidden_states,
-            video_hidden_states=encoded.video_hidden_states,
-            fusion_hidden_states=encoded.fusion_hidden_states,
-        )
-        return output if return_dict else output.to_tuple()
-
     def get_retrieval_embeddings(self, input_values: torch.Tensor, pixel_values: torch.Tensor):
         """l2-normalised audio and video embeddings (through the contrastive projections when the config has them);
         see :meth:`MAViLModel.get_retrieval_embeddings`."""
         audio, video = self._embeds(self.mavil.get_audio_features(input_values), self.mavil.get_video_features(pixel_values))
         return nn.functional.normalize(audio, dim=-1), nn.functional.normalize(video, dim=-1)
 
-    # -- stage 1 -----------------------------------------------------------------------------------------------------
+    # -- the objective -----------------------------------------------------------------------------------------------
+
+    def reconstruction_targets(self, input_values, pixel_values, spectrogram, video):
+        """Stage 1's targets of every token: the raw spectrogram and pixel patches ``([N, La, Pa], [N, Lv, Pv])``,
+        per-patch normalised with ``*_norm_pix_loss``, in the inputs' precision (float32 under autocast; masked_mse
+        runs in float32). :class:`MAViLForStage2PreTraining` replaces them by the teacher's features."""
+        if self.config.reconstruction_target != "pixels":
+            raise ValueError(
+                "this is a stage-2 configuration (reconstruction_target='teacher'): train it with "
+                "MAViLForStage2PreTraining (MAViLForPreTraining.from_previous_stage(...) builds one)"
+            )
+        audio_target = self.patchify_audio(spectrogram)
+        video_target = self.patchify_video(video)
+        if self.config.audio_norm_pix_loss:
+            audio_target = normalize_per_patch(audio_target)
+        if self.config.video_norm_pix_loss:
+            video_target = normalize_per_patch(video_target)
+        return audio_target, video_target
 
     def forward(
         self,
@@ -709,7 +707,10 @@ class MAViLForPreTraining(MAViLPreTrainedModel):
         output_attentions: bool | None = None,
         return_dict: bool | None = None,
     ) -> MAViLForPreTrainingOutput | tuple:
-        r"""
+        r"""MAViL's objective: each modality's decoder predicts the targets of its masked tokens from the fused tokens
+        of a masked view (:meth:`reconstruction_targets`: patches in stage 1, the teacher's features in stage 2), plus
+        the inter- and intra-modal InfoNCE terms.
+
         Args:
             input_values: ``[N, T, F]`` or ``[N, 1, T, F]`` normalised fbank.
             pixel_values: ``[N, frames, C, H, W]`` normalised video.
@@ -721,17 +722,15 @@ class MAViLForPreTraining(MAViLPreTrainedModel):
         """
         config = self.config
         return_dict = return_dict if return_dict is not None else config.return_dict
-        if config.reconstruction_target != "pixels":
-            raise ValueError(
-                "this is a stage-2 configuration (reconstruction_target='teacher'): train it with "
-                "MAViLForStage2PreTraining (MAViLForPreTraining.from_previous_stage(...) builds one)"
-            )
         if input_values is None or pixel_values is None:
             raise ValueError("MAViL pretraining needs both input_values (audio) and pixel_values (video)")
         spectrogram = _as_spectrogram(input_values, config)
         video = _as_video(pixel_values, config)  # [N, C, T, H, W]
         audio_ratio = config.audio_mask_ratio if audio_mask_ratio is None else audio_mask_ratio
         video_ratio = config.video_mask_ratio if video_mask_ratio is None else video_mask_ratio
+
+        # targets of every token (no randomness: computed first, so an unusable model fails before any work)
+        audio_target, video_target = self.reconstruction_targets(input_values, pixel_values, spectrogram, video)
 
         # masked encoders + fusion (first view), then each modality's decoder: predictions for every token
         encoded = self.mavil(
@@ -743,14 +742,6 @@ class MAViLForPreTraining(MAViLPreTrainedModel):
             encoded.fused_audio_hidden_state, encoded.audio_ids_restore, self.mavil.audio_embeddings.grid_size(spectrogram),
             encoded.fused_video_hidden_state, encoded.video_ids_restore, self.mavil.video_embeddings.grid_size(video),
         )
-
-        # targets: the raw patches, in the inputs' precision (float32 under autocast); masked_mse runs in float32
-        audio_target = self.patchify_audio(spectrogram)
-        video_target = self.patchify_video(video)
-        if config.audio_norm_pix_loss:
-            audio_target = normalize_per_patch(audio_target)
-        if config.video_norm_pix_loss:
-            video_target = normalize_per_patch(video_target)
         terms = {
             "audio_reconstruction_loss": masked_mse(audio_pred, audio_target, encoded.audio_mask),
             "video_reconstruction_loss": masked_mse(video_pred, video_target, encoded.video_mask),
@@ -768,7 +759,23 @@ class MAViLForPreTraining(MAViLPreTrainedModel):
         )
         terms.update(contrastive)
         weights.update(contrastive_weights)
-        return self._output(terms, weights, audio_pred, video_pred, encoded, audio_embeds, video_embeds, return_dict)
+        output = MAViLForPreTrainingOutput(
+            loss=sum(weights[name] * value for name, value in terms.items()),
+            **terms,
+            audio_logits=audio_pred,
+            video_logits=video_pred,
+            audio_mask=encoded.audio_mask,
+            video_mask=encoded.video_mask,
+            audio_ids_restore=encoded.audio_ids_restore,
+            video_ids_restore=encoded.video_ids_restore,
+            last_hidden_state=encoded.last_hidden_state,
+            audio_embeds=audio_embeds,
+            video_embeds=video_embeds,
+            audio_hidden_states=encoded.audio_hidden_states,
+            video_hidden_states=encoded.video_hidden_states,
+            fusion_hidden_states=encoded.fusion_hidden_states,
+        )
+        return output if return_dict else output.to_tuple()
 
 
 def _teacher_module(teacher) -> MAViLModel:
@@ -790,7 +797,8 @@ def _teacher_module(teacher) -> MAViLModel:
 class MAViLForStage2PreTraining(MAViLForPreTraining):
     """MAViL stage 2: a frozen teacher (a stage-1 model, later the previous student) encodes the *full* inputs; the
     student's decoders predict its fusion-layer features (aligned across modalities, contextualised) of the masked
-    tokens, next to the same contrastive terms as stage 1 (``config.reconstruction_target = "teacher"``).
+    tokens, next to the same contrastive terms as stage 1 (``config.reconstruction_target = "teacher"``). The forward
+    is stage 1's objective with :meth:`reconstruction_targets` giving the teacher's features instead of patches.
 
     Give the teacher as ``teacher=`` (a model or a path), with :meth:`set_teacher`, or build the next stage with
     :meth:`from_previous_stage`.
@@ -843,11 +851,18 @@ class MAViLForStage2PreTraining(MAViLForPreTraining):
         object.__setattr__(self, "_teacher", teacher.to(next(self.parameters()).device))
 
     @torch.no_grad()
-    def _teacher_targets(self, input_values, pixel_values, audio_length: int, video_length: int):
-        """The teacher's fusion features of every audio and video token ``([N, La, Dt], [N, Lv, Dt])``: the average of
-        its last ``teacher_num_target_layers`` fusion outputs, each LayerNormed (no affine) with
-        ``teacher_target_norm``."""
+    def reconstruction_targets(self, input_values, pixel_values, spectrogram, video):
+        """Stage 2's targets of every token: the frozen teacher's fused features of the full inputs
+        ``([N, La, Dt], [N, Lv, Dt])``, the average of its last ``teacher_num_target_layers`` fusion outputs, each
+        LayerNormed (no affine) with ``teacher_target_norm``; cls rows dropped."""
         teacher = self._teacher
+        if teacher is None:
+            raise ValueError(
+                "stage 2 needs a teacher: MAViLForStage2PreTraining(config, teacher=model_or_path), "
+                "model.set_teacher(...), or MAViLForPreTraining.from_previous_stage(...)"
+            )
+        audio_length = math.prod(self.mavil.audio_embeddings.grid_size(spectrogram))
+        video_length = math.prod(self.mavil.video_embeddings.grid_size(video))
         k = self.config.teacher_num_target_layers
         out = teacher(input_values=input_values, pixel_values=pixel_values, fuse=True, output_hidden_states=k > 1, return_dict=True)
         layers = out.fusion_hidden_states[-k:] if k > 1 else (out.last_hidden_state,)
@@ -866,74 +881,6 @@ class MAViLForStage2PreTraining(MAViLForPreTraining):
                 f"{audio_length} and {video_length}: both must see the same input sizes"
             )
         return audio, video
-
-    def forward(
-        self,
-        input_values: torch.Tensor,
-        pixel_values: torch.Tensor,
-        audio_noise: torch.Tensor | None = None,
-        video_noise: torch.Tensor | None = None,
-        audio_noise_view2: torch.Tensor | None = None,
-        video_noise_view2: torch.Tensor | None = None,
-        audio_mask_ratio: float | None = None,
-        video_mask_ratio: float | None = None,
-        output_hidden_states: bool | None = None,
-        output_attentions: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> MAViLForPreTrainingOutput | tuple:
-        r"""
-        Args: as :meth:`MAViLForPreTraining.forward`; ``audio_logits``/``video_logits`` are ``[N, L, Dt]`` feature
-            predictions.
-        """
-        config = self.config
-        return_dict = return_dict if return_dict is not None else config.return_dict
-        if self._teacher is None:
-            raise ValueError(
-                "stage 2 needs a teacher: MAViLForStage2PreTraining(config, teacher=model_or_path), "
-                "model.set_teacher(...), or MAViLForPreTraining.from_previous_stage(...)"
-            )
-        if input_values is None or pixel_values is None:
-            raise ValueError("MAViL pretraining needs both input_values (audio) and pixel_values (video)")
-        spectrogram = _as_spectrogram(input_values, config)
-        video = _as_video(pixel_values, config)  # [N, C, T, H, W]
-        audio_ratio = config.audio_mask_ratio if audio_mask_ratio is None else audio_mask_ratio
-        video_ratio = config.video_mask_ratio if video_mask_ratio is None else video_mask_ratio
-        audio_grid = self.mavil.audio_embeddings.grid_size(spectrogram)
-        video_grid = self.mavil.video_embeddings.grid_size(video)
-
-        # the student: masked encoders + fusion (first view), then each modality's decoder predicts every token
-        encoded = self.mavil(
-            input_values=input_values, pixel_values=pixel_values, audio_noise=audio_noise, video_noise=video_noise,
-            audio_mask_ratio=audio_ratio, video_mask_ratio=video_ratio, fuse=True,
-            output_hidden_states=output_hidden_states, output_attentions=output_attentions, return_dict=True,
-        )
-        audio_pred, video_pred = self.decoder(
-            encoded.fused_audio_hidden_state, encoded.audio_ids_restore, audio_grid,
-            encoded.fused_video_hidden_state, encoded.video_ids_restore, video_grid,
-        )
-
-        # targets: the frozen teacher's fused features of the full inputs
-        audio_target, video_target = self._teacher_targets(
-            input_values, pixel_values, math.prod(audio_grid), math.prod(video_grid)
-        )
-        terms = {
-            "audio_reconstruction_loss": masked_mse(audio_pred, audio_target, encoded.audio_mask),
-            "video_reconstruction_loss": masked_mse(video_pred, video_target, encoded.video_mask),
-        }
-        weights = {
-            "audio_reconstruction_loss": config.audio_reconstruction_weight,
-            "video_reconstruction_loss": config.video_reconstruction_weight,
-        }
-
-        # contrastive terms, as in stage 1
-        audio_embeds, video_embeds = self._contrastive_embeds(encoded)
-        contrastive, contrastive_weights = self._contrastive_terms(
-            audio_embeds, video_embeds, input_values, pixel_values, (audio_noise_view2, video_noise_view2),
-            (audio_ratio, video_ratio),
-        )
-        terms.update(contrastive)
-        weights.update(contrastive_weights)
-        return self._output(terms, weights, audio_pred, video_pred, encoded, audio_embeds, video_embeds, return_dict)
 
 
 class MAViLForAudioVisualClassification(MAViLPreTrainedModel):
