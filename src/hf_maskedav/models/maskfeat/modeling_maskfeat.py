@@ -24,7 +24,7 @@ from transformers import initialization as init
 from transformers.modeling_outputs import ImageClassifierOutput
 from transformers.utils import ModelOutput
 
-from ...layers import SeparableSpaceTimePositionEmbedding, block_masking, cube_masking
+from ...layers import SeparableSpaceTimePositionEmbedding, block_masking, cube_masking, masked_mse
 from ...layers.hog import HOGLayer, gaussian_kernel_2d, hog_token_targets, sobel_kernels
 from ...modeling_utils import check_head_matches_labels, check_model_input, classification_loss
 from .configuration_maskfeat import MaskFeatConfig
@@ -452,9 +452,7 @@ class MaskFeatForPreTraining(MaskFeatPreTrainedModel):
         targets = self.hog_targets(pixel_values).to(logits.device)  # [N, L, K] float32
         # mean over the masked tokens' values (official mse_loss(preds[mask], labels[mask])), without boolean
         # indexing: no data-dependent shapes, so the step compiles into one graph
-        per_token = (logits.float() - targets).pow(2).mean(dim=-1)  # [N, L]
-        weights = mask.to(per_token.dtype)
-        loss = (per_token * weights).sum() / weights.sum().clamp(min=1.0)
+        loss = masked_mse(logits, targets, mask)
 
         if not return_dict:
             return (loss, logits, targets, mask, encoded.last_hidden_state)
