@@ -9,6 +9,7 @@ from huggingface_hub.errors import StrictDataclassClassValidationError
 from hf_maskedav import AVMAEConfig, AVMAEForPreTraining, AVMAEModel
 from hf_maskedav.layers import masked_mse
 
+import test_avmae
 from test_avmae import conv2d, conv3d, dense, norm, scenic_block, tiny_config, tiny_inputs
 
 
@@ -287,3 +288,93 @@ def test_variant_checkpoints_convert_through_the_key_table(encoder_strategy):
     del params["Decoder_modality_token_rgb"]
     with pytest.raises(UnmappedKeysError, match=r"does not fill: \['decoder.video_modality_token'\]"):
         build_model_from_params(params, encoder_strategy=encoder_strategy, **sizes)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The AV-MAE variant tests that tests/test_modeling_mavil.py held while MAViL emulated AV-MAE, on AV-MAE's own classes
+
+
+class TestAVMAESharedEncoderJointDecoder(test_avmae.TestAVMAE):
+    """Georgescu et al.: shared encoder, joint decoder, modality tokens (the whole model-tester suite)."""
+
+    all_model_classes = (AVMAEModel, AVMAEForPreTraining)
+
+    def get_config(self):
+        return tiny_config(encoder_strategy="same_encoder", decoder_strategy="concat_and_decode", use_modality_tokens=True)
+
+
+class TestAVMAEInpainting(test_avmae.TestAVMAE):
+    """Scenic's modality inpainting: unlike the emulation's one-way version, both modalities are still encoded and
+    each is reconstructed, so every parameter gets a gradient (the mixin's test checks it)."""
+
+    all_model_classes = (AVMAEForPreTraining,)
+
+    def get_config(self):
+        return tiny_config(decoder_strategy="concat_and_decode", use_inpainting=True)
+
+
+def _train(model, steps, inputs, lr=3e-3):
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
+    history = []
+    model.train()
+    for _ in range(steps):
+        out = model(**inputs)
+        optimizer.zero_grad()
+        out.loss.backward()
+        optimizer.step()
+        history.append({k: float(v.detach()) for k, v in out.items() if k.endswith("loss") and v is not None})
+    return history
+
+
+def _decreased(history, name):
+    first = sum(h[name] for h in history[:3]) / 3
+    last = sum(h[name] for h in history[-3:]) / 3
+    return last < first, (first, last)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [dict(encoder_strategy="separate_encoders"),  # the emulation's test: shared decoder, no fusion layer, 0.5/0.5
+     dict(encoder_strategy="same_encoder", decoder_strategy="concat_and_decode", use_modality_tokens=True),
+     dict(encoder_strategy="concat_and_encode", use_inpainting=True)],
+)
+def test_av_mae_variant_losses_decrease(fields):
+    torch.manual_seed(0)
+    config = tiny_config(audio_mask_ratio=0.5, video_mask_ratio=0.5, **fields)
+    gen = torch.Generator().manual_seed(0)
+    inputs = {"input_values": torch.randn(4, 36, 16, generator=gen),
+              "pixel_values": torch.randn(4, 4, 3, 16, 16, generator=gen),
+              "audio_noise": torch.rand(4, 8, generator=gen), "video_noise": torch.rand(4, 8, generator=gen)}
+    model = AVMAEForPreTraining(config)
+    history = _train(model, 15, inputs)
+    assert set(history[0]) == {"loss", *model.loss_terms} == {"loss", "audio_loss", "video_loss"}
+    for name in history[0]:
+        assert _decreased(history, name)[0], name
+
+
+def test_inpainting_target_changes_the_loss_not_the_prediction():
+    """With separate encoders and decoders, another video changes the video target (its loss), not the video
+    prediction, which is made from the audio's kept tokens alone."""
+    model = _build(AVMAEForPreTraining, encoder_strategy="separate_encoders", decoder_strategy="separate_decoders",
+                   use_inpainting=True)
+    inputs = tiny_inputs(model.config)
+    out, other = _encode(model, inputs), _encode(model, _other_video(inputs))
+    torch.testing.assert_close(other.video_logits, out.video_logits, rtol=0, atol=0)
+    assert not torch.allclose(other.video_loss, out.video_loss)
+
+
+def test_encoder_variants_output_every_token():
+    early = _build(AVMAEModel, encoder_strategy="concat_and_encode")
+    late = _build(AVMAEModel, encoder_strategy="separate_encoders")
+    mid = _build(AVMAEModel)
+    shared = _build(AVMAEModel, encoder_strategy="same_encoder")
+    assert shared.video_layers is None and not any(k.startswith(("video_layers", "audio_layers")) for k in shared.state_dict())
+    inputs = tiny_inputs(mid.config)
+    for model in (early, late, mid, shared):
+        with torch.no_grad():
+            out = model(**inputs)  # no masking without noise or ratio
+        assert out.last_hidden_state.shape == (2, 8 + 8, 32)  # no cls token
+    # late fusion: the output is just the two encoder outputs side by side
+    with torch.no_grad():
+        out = late(**inputs)
+    torch.testing.assert_close(out.last_hidden_state, torch.cat([out.audio_last_hidden_state, out.video_last_hidden_state], 1))
