@@ -64,8 +64,12 @@ def test_import_loads_no_model_processor_or_pipeline_module():
 
 
 def test_public_names_all_and_dir_are_complete():
+    from hf_maskedav.registration import FAMILIES
+
     expected = {"__version__"}
-    for family in ("audiomae", "avmae", "cavmae", "mae_st", "maskfeat", "mavil", "videomae"):
+    families = ("audiomae", "avmae", "cavmae", "mae_st", "maskfeat", "mavil", "videomae")
+    assert sorted(FAMILIES) == list(families)  # the top level re-exports the packages of the family table
+    for family in families:
         package = __import__(f"hf_maskedav.models.{family}", fromlist=["_"])
         expected |= set(package.__all__) - {"PRESETS"}
         for name in package.__all__:

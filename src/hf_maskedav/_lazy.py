@@ -44,6 +44,49 @@ def lazy_exports(package: str, exports: dict[str, list[str]], eager: dict | None
     return __getattr__, __dir__, public
 
 
+def lazy_reexports(package: str, subpackages: list[str], eager: dict | None = None):
+    """``(__getattr__, __dir__)`` for a package that re-exports the public names of its ``subpackages`` (each made
+    with :func:`lazy_exports`, relative to ``package``), so that the names are written once, in the subpackage.
+
+    Nothing is imported until a name is asked for: then the (small) subpackages are imported to find its owner, and
+    the owner imports the one module that defines it. ``__all__`` is one of these names, computed on first access:
+    every public name of the subpackages except constants (``MaskFeat``'s ``PRESETS`` stays in its package), plus
+    ``eager`` (``__version__``).
+    """
+    owners: dict[str, str] = {}
+
+    def _owners() -> dict[str, str]:
+        if not owners:
+            found = {}
+            for sub in subpackages:
+                for name in importlib.import_module(f"{package}.{sub}").__all__:
+                    if name.isupper():
+                        continue
+                    if name in found:
+                        raise ValueError(f"{package}: {name} is exported by {found[name]} and {sub}")
+                    found[name] = sub
+            owners.update(found)
+        return owners
+
+    def __getattr__(name: str):
+        namespace = importlib.import_module(package).__dict__
+        if name == "__all__":
+            value = list(_owners()) + [n for n in (eager or {}) if n not in _owners()]
+        elif not name.startswith("__") and name in _owners():
+            value = getattr(importlib.import_module(f"{package}.{_owners()[name]}"), name)
+        elif not name.startswith("__") and importlib.util.find_spec(f"{package}.{name}") is not None:
+            return importlib.import_module(f"{package}.{name}")
+        else:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        namespace[name] = value
+        return value
+
+    def __dir__():
+        return sorted(set(importlib.import_module(package).__dict__) | set(_owners()))
+
+    return __getattr__, __dir__
+
+
 class Deferred:
     """A class named by ``module:attribute``, imported only when something needs the class itself."""
 

@@ -12,8 +12,10 @@ once if transformers already did:
   Audio-MAE folder then imports ``hf_maskedav.models.audiomae.modeling_audiomae`` and no other model module;
 * ``transformers.pipelines``: the ``audio-video-classification`` task.
 
-:data:`FAMILIES` is the single table of what is registered where. :func:`register_auto_classes` does everything now
-(it imports the transformers modules, not ours).
+:data:`FAMILIES` is the single table of the families: what is registered where, the name people know each by, and
+the package whose public names ``hf_maskedav`` re-exports (``hf_maskedav.models.<family>``). The remote-code export,
+the pipeline's Auto class and the demo read it too. :func:`register_auto_classes` does everything now (it imports the
+transformers modules, not ours).
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ from ._lazy import Deferred, deferred_content
 
 _MODELS = "hf_maskedav.models."
 
-# family -> {"config": module:Class, Auto class name: module:Class}; modules relative to hf_maskedav.models
+# family (its package hf_maskedav.models.<family>) -> {"name": what people call it, "config": module:Class,
+# Auto class name: module:Class}; modules relative to hf_maskedav.models
 FAMILIES: dict[str, dict[str, str]] = {
     "audiomae": {
+        "name": "Audio-MAE",
         "config": "audiomae.configuration_audiomae:AudioMAEConfig",
         "AutoModel": "audiomae.modeling_audiomae:AudioMAEModel",
         "AutoModelForPreTraining": "audiomae.modeling_audiomae:AudioMAEForPreTraining",
@@ -39,6 +43,7 @@ FAMILIES: dict[str, dict[str, str]] = {
         "AutoProcessor": "audiomae.feature_extraction_audiomae:AudioMAEFeatureExtractor",
     },
     "maskfeat": {
+        "name": "MaskFeat",
         "config": "maskfeat.configuration_maskfeat:MaskFeatConfig",
         "AutoModel": "maskfeat.modeling_maskfeat:MaskFeatModel",
         "AutoModelForPreTraining": "maskfeat.modeling_maskfeat:MaskFeatForPreTraining",
@@ -50,6 +55,7 @@ FAMILIES: dict[str, dict[str, str]] = {
     # MAViL, CAV-MAE, AV-MAE: one classification model for the audio, video and audio-visual classification tasks
     # (its audio / video / audio+visual heads)
     "mavil": {
+        "name": "MAViL",
         "config": "mavil.configuration_mavil:MAViLConfig",
         "AutoModel": "mavil.modeling_mavil:MAViLModel",
         "AutoModelForPreTraining": "mavil.modeling_mavil:MAViLForPreTraining",
@@ -61,6 +67,7 @@ FAMILIES: dict[str, dict[str, str]] = {
         "AutoProcessor": "mavil.processing_mavil:MAViLProcessor",
     },
     "videomae": {
+        "name": "VideoMAE",
         "config": "videomae.configuration_videomae:MaskedAVVideoMAEConfig",
         "AutoModel": "videomae.modeling_videomae:MaskedAVVideoMAEModel",
         "AutoModelForPreTraining": "videomae.modeling_videomae:MaskedAVVideoMAEForPreTraining",
@@ -68,6 +75,7 @@ FAMILIES: dict[str, dict[str, str]] = {
         "AutoVideoProcessor": "videomae.video_processing_videomae:MaskedAVVideoMAEVideoProcessor",
     },
     "mae_st": {
+        "name": "MAE-ST",
         "config": "mae_st.configuration_mae_st:MAESTConfig",
         "AutoModel": "mae_st.modeling_mae_st:MAESTModel",
         "AutoModelForPreTraining": "mae_st.modeling_mae_st:MAESTForPreTraining",
@@ -75,6 +83,7 @@ FAMILIES: dict[str, dict[str, str]] = {
         "AutoVideoProcessor": "mae_st.video_processing_mae_st:MAESTVideoProcessor",
     },
     "cavmae": {
+        "name": "CAV-MAE",
         "config": "cavmae.configuration_cavmae:CAVMAEConfig",
         "AutoModel": "cavmae.modeling_cavmae:CAVMAEModel",
         "AutoModelForPreTraining": "cavmae.modeling_cavmae:CAVMAEForPreTraining",
@@ -87,6 +96,7 @@ FAMILIES: dict[str, dict[str, str]] = {
     },
     # AV-MAE (Scenic checkpoints, unverified conversion): pretraining encoder/decoder and the MBT classifier
     "avmae": {
+        "name": "AV-MAE",
         "config": "avmae.configuration_avmae:AVMAEConfig",
         "AutoModel": "avmae.modeling_avmae:AVMAEModel",
         "AutoModelForPreTraining": "avmae.modeling_avmae:AVMAEForPreTraining",
@@ -99,6 +109,8 @@ FAMILIES: dict[str, dict[str, str]] = {
     },
 }
 
+# the transformers Auto model classes the families register with (the pipeline's own Auto class,
+# AutoModelForAudioVisualClassification, is hf_maskedav.pipelines')
 MODEL_AUTO_CLASSES = (
     "AutoModel",
     "AutoModelForPreTraining",
@@ -106,6 +118,7 @@ MODEL_AUTO_CLASSES = (
     "AutoModelForVideoClassification",
     "AutoModelForImageClassification",
 )
+AUDIO_VISUAL_AUTO_CLASS = "AutoModelForAudioVisualClassification"
 
 # transformers module -> (its Auto mapping attribute, the FAMILIES key, how the value is stored)
 _PROCESSOR_MAPPINGS = {
@@ -124,6 +137,22 @@ def config_class(family: str):
     """The config class of ``family`` (imports its configuration module only)."""
     module, _, name = _absolute(FAMILIES[family]["config"]).partition(":")
     return getattr(importlib.import_module(module), name)
+
+
+def model_types() -> dict[str, str]:
+    """``{model_type: family}`` (imports the configuration modules only)."""
+    return {config_class(family).model_type: family for family in FAMILIES}
+
+
+def family_of(config_class_or_model_type) -> str | None:
+    """The family of a config class or a ``model_type`` string (``None`` if it is not one of ours)."""
+    model_type = getattr(config_class_or_model_type, "model_type", config_class_or_model_type)
+    return model_types().get(model_type)
+
+
+def is_audio_visual(family: str) -> bool:
+    """Whether ``family`` takes audio and video together (it has an audio-visual classifier: MAViL, CAV-MAE, AV-MAE)."""
+    return AUDIO_VISUAL_AUTO_CLASS in FAMILIES[family]
 
 
 def _register_configs(configuration_auto) -> None:

@@ -86,26 +86,20 @@ AUDIO_VIDEO_TASK = "audio-video-classification"
 
 def _is_audio_visual(config_class) -> bool:
     """Whether ``config_class`` is an audio-visual family (one registered for the audio-video-classification task)."""
-    from ..registration import FAMILIES, config_class as family_config
+    from ..registration import family_of, is_audio_visual
 
-    return any(
-        "AutoModelForAudioVisualClassification" in entries and family_config(family) is config_class
-        for family, entries in FAMILIES.items()
-    )
+    family = family_of(config_class)
+    return family is not None and is_audio_visual(family)
 
 
 def _auto_map(config) -> dict[str, str]:
     import transformers
 
+    from ..registration import MODEL_AUTO_CLASSES
+
     config_class = type(config)
     mapping = {"AutoConfig": f"{_flat_name(config_class.__module__)}.{config_class.__name__}"}
-    for auto_name in (
-        "AutoModel",
-        "AutoModelForPreTraining",
-        "AutoModelForAudioClassification",
-        "AutoModelForVideoClassification",
-        "AutoModelForImageClassification",
-    ):
+    for auto_name in MODEL_AUTO_CLASSES:
         registered = getattr(transformers, auto_name)._model_mapping._extra_content.get(config_class)
         if registered is None:
             continue

@@ -19,12 +19,12 @@ from collections import OrderedDict
 from transformers.models.auto.auto_factory import _BaseAutoModelClass, _LazyAutoMapping
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
 
-from ..registration import register_models
+from ..registration import AUDIO_VISUAL_AUTO_CLASS, register_models
 from .audio_video_pipeline import AudioVideoClassificationPipeline
 
 MODEL_FOR_AUDIO_VISUAL_CLASSIFICATION_MAPPING = _LazyAutoMapping(CONFIG_MAPPING_NAMES, OrderedDict())
 # MAViL, CAV-MAE, AV-MAE: deferred references, so the model module is imported when a folder of that family is loaded
-register_models(MODEL_FOR_AUDIO_VISUAL_CLASSIFICATION_MAPPING, "AutoModelForAudioVisualClassification")
+register_models(MODEL_FOR_AUDIO_VISUAL_CLASSIFICATION_MAPPING, AUDIO_VISUAL_AUTO_CLASS)
 
 
 class AutoModelForAudioVisualClassification(_BaseAutoModelClass):
