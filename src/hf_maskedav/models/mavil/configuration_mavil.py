@@ -20,6 +20,24 @@ AVMAE_SWITCHES = {
 }
 
 
+# (fields, test, what the error says they must be): the range checks of validate_architecture
+_FIELD_RANGES = (
+    (("audio_num_hidden_layers", "video_num_hidden_layers", "fusion_num_hidden_layers"), lambda v: v >= 0, ">= 0"),
+    (
+        ("audio_mask_ratio", "video_mask_ratio", "mask_time_prob", "mask_freq_prob", "mask_video_prob"),
+        lambda v: 0.0 <= v < 1.0,
+        "in [0, 1)",
+    ),
+    (("inter_contrastive_temperature", "intra_contrastive_temperature"), lambda v: v > 0, "> 0"),
+    (
+        ("audio_reconstruction_weight", "video_reconstruction_weight", "inter_contrastive_weight", "intra_contrastive_weight"),
+        lambda v: v >= 0,
+        ">= 0",
+    ),
+    (("teacher_num_target_layers",), lambda v: v >= 1, ">= 1"),
+)
+
+
 @strict
 class MAViLConfig(PreTrainedConfig):
     r"""Configuration of MAViL ("MAViL: Masked Audio-Video Learners", Huang et al., NeurIPS 2023). Georgescu et al.'s
@@ -102,6 +120,7 @@ class MAViLConfig(PreTrainedConfig):
 
     model_type = "maskedav_mavil"
 
+    # dataclass fields, one per config key (the audio_*/video_* pairs are separate keys of saved configs)
     # audio input
     num_mel_bins: int = 128
     max_length: int = 1024
@@ -228,25 +247,10 @@ class MAViLConfig(PreTrainedConfig):
             raise ValueError(f"image_size {self.image_size} is not divisible by video_patch_size {self.video_patch_size}")
         if self.num_frames % self.tubelet_size:
             raise ValueError(f"num_frames {self.num_frames} is not divisible by tubelet_size {self.tubelet_size}")
-        for name in ("audio_num_hidden_layers", "video_num_hidden_layers", "fusion_num_hidden_layers"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("audio_mask_ratio", "video_mask_ratio", "mask_time_prob", "mask_freq_prob", "mask_video_prob"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
-        for name in ("inter_contrastive_temperature", "intra_contrastive_temperature"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in (
-            "audio_reconstruction_weight",
-            "video_reconstruction_weight",
-            "inter_contrastive_weight",
-            "intra_contrastive_weight",
-        ):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.teacher_num_target_layers < 1:
-            raise ValueError(f"teacher_num_target_layers must be >= 1, got {self.teacher_num_target_layers}")
+        for names, valid, expected in _FIELD_RANGES:
+            for name in names:
+                if not valid(getattr(self, name)):
+                    raise ValueError(f"{name} must be {expected}, got {getattr(self, name)}")
         unknown = [h for h in self.classifier_heads if h not in CLASSIFIER_HEADS]
         if unknown or not self.classifier_heads or len(set(self.classifier_heads)) != len(self.classifier_heads):
             raise ValueError(
