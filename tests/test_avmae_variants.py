@@ -11,6 +11,7 @@ from hf_maskedav.layers import masked_mse
 
 import test_avmae
 from test_avmae import conv2d, conv3d, dense, norm, scenic_block, tiny_config, tiny_inputs
+from test_modeling_mavil import _decreased, _train  # the few-steps training check MAViL's tests use
 
 
 def _noise(seed=1):
@@ -311,25 +312,6 @@ class TestAVMAEInpainting(test_avmae.TestAVMAE):
 
     def get_config(self):
         return tiny_config(decoder_strategy="concat_and_decode", use_inpainting=True)
-
-
-def _train(model, steps, inputs, lr=3e-3):
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
-    history = []
-    model.train()
-    for _ in range(steps):
-        out = model(**inputs)
-        optimizer.zero_grad()
-        out.loss.backward()
-        optimizer.step()
-        history.append({k: float(v.detach()) for k, v in out.items() if k.endswith("loss") and v is not None})
-    return history
-
-
-def _decreased(history, name):
-    first = sum(h[name] for h in history[:3]) / 3
-    last = sum(h[name] for h in history[-3:]) / 3
-    return last < first, (first, last)
 
 
 @pytest.mark.parametrize(
