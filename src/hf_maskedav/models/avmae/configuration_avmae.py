@@ -135,6 +135,7 @@ class AVMAEConfig(PreTrainedConfig):
             return self.num_hidden_layers
         return 0
 
+    # token grids: the same formulas as MAViLConfig's / CAVMAEConfig's (asked H1 for one config mixin; see report)
     @property
     def audio_grid_size(self) -> tuple[int, int]:
         """Audio token grid ``(time, freq)`` (time-major tokens; "VALID" patches drop a partial last row)."""

@@ -178,6 +178,7 @@ def _run_concatenated(layers: nn.ModuleList, norm: nn.LayerNorm, parts: dict[str
 
 
 class AVMAEPreTrainedModel(PreTrainedModel):
+    # the class attributes transformers reads, declared per family as transformers' own models do (data, not logic)
     config: AVMAEConfig
     config_class = AVMAEConfig
     base_model_prefix = "avmae"
