@@ -262,3 +262,19 @@ def test_bare_encoders_convert_from_every_layout(tmp_path):
         torch.testing.assert_close(
             encoder(x).last_hidden_state, pretrain.videomae(x).last_hidden_state, atol=1e-5, rtol=1e-4
         )
+
+
+def test_config_checks_that_the_processor_normalises_with_its_pixel_statistics():
+    from hf_maskedav.conversion.videomae import build_processor
+    from hf_maskedav.models.videomae import MaskedAVVideoMAEVideoProcessor
+
+    config = MaskedAVVideoMAEConfig()
+    config.check_video_processor(MaskedAVVideoMAEVideoProcessor())  # both ImageNet
+    config.check_video_processor(build_processor(config, {}))
+    with pytest.raises(ValueError, match=r"normalises frames with mean \[0.45, 0.45, 0.45\].*config.pixel_mean"):
+        config.check_video_processor(MaskedAVVideoMAEVideoProcessor(image_mean=[0.45] * 3, image_std=[0.225] * 3))
+    with pytest.raises(ValueError, match="image_mean=config.pixel_mean"):
+        config.check_video_processor(MaskedAVVideoMAEVideoProcessor(do_normalize=False))
+    plain = MaskedAVVideoMAEConfig(pixel_mean=[0.0] * 3, pixel_std=[1.0] * 3)
+    plain.check_video_processor(MaskedAVVideoMAEVideoProcessor(do_normalize=False))  # [0, 1] pixels
+    assert list(build_processor(plain, {}).image_mean) == [0.0] * 3  # the processor is built from the config

@@ -488,10 +488,14 @@ def build_processor(config, processor_kwargs: Mapping):
     from ..models.videomae import MaskedAVVideoMAEVideoProcessor
 
     height, width = config.image_hw
+    # the config's pixel statistics are the one source: the processor normalises with what the target un-normalises
     kwargs = dict(num_frames=config.num_frames, size={"shortest_edge": min(height, width)},
-                  crop_size={"height": height, "width": width})
+                  crop_size={"height": height, "width": width},
+                  image_mean=list(config.pixel_mean), image_std=list(config.pixel_std))
     kwargs.update(processor_kwargs)
-    return MaskedAVVideoMAEVideoProcessor(**kwargs)
+    processor = MaskedAVVideoMAEVideoProcessor(**kwargs)
+    config.check_video_processor(processor)
+    return processor
 
 
 def verify_fixture(model, folder, fixture: Mapping):

@@ -158,5 +158,30 @@ class MaskedAVVideoMAEConfig(PreTrainedConfig):
                 f"{list(self.pixel_mean)} and {list(self.pixel_std)}"
             )
 
+    def check_video_processor(self, processor) -> None:
+        """Start-up check that ``processor`` normalises frames with the statistics the pretraining target
+        un-normalises them with (``pixel_mean``/``pixel_std``; mean 0 and std 1 for a processor that does not
+        normalise). The processor's ``image_mean``/``image_std`` are what the model sees; these fields are only read
+        back by the target, so a mismatch trains silently on wrong targets.
+
+        Raises:
+            ValueError: naming both sets of statistics and how to make them agree.
+        """
+        channels = self.num_channels
+        if getattr(processor, "do_normalize", True):
+            mean, std = list(processor.image_mean), list(processor.image_std)
+        else:
+            mean, std = [0.0] * channels, [1.0] * channels
+        same = len(mean) == len(std) == channels and all(
+            abs(float(a) - float(b)) <= 1e-6 for a, b in zip(mean + std, list(self.pixel_mean) + list(self.pixel_std))
+        )
+        if not same:
+            raise ValueError(
+                f"the video processor normalises frames with mean {mean} and std {std}, but the model's pretraining "
+                f"target un-normalises them with config.pixel_mean {list(self.pixel_mean)} and config.pixel_std "
+                f"{list(self.pixel_std)}; build the processor with image_mean=config.pixel_mean and "
+                "image_std=config.pixel_std (or set the config's fields to the processor's)"
+            )
+
 
 __all__ = ["MaskedAVVideoMAEConfig"]
