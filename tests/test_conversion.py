@@ -138,6 +138,38 @@ def test_refuses_non_empty_output_dir_without_overwrite(tmp_path):
     assert (out / "model.safetensors").is_file()
 
 
+def test_spec_hooks_for_other_formats_unverifiable_families_and_merged_kwargs(tmp_path):
+    """ConversionSpec.load_checkpoint (a reader for another file format), unverifiable (recorded whatever --verify
+    says) and merge_official_kwargs (--official_kwargs updates the preset's arguments), as AV-MAE uses them."""
+    import dataclasses
+
+    folder = _audiomae_fixture()
+    spec = SCRIPTS["convert_audiomae"].SPEC
+    kwargs = json.loads((folder / "fixture.json").read_text())["constructor_kwargs"]
+    seen = {}
+
+    def read_other_format(path):
+        seen["path"] = Path(path)
+        return load_official_checkpoint(path)
+
+    def build_model(official_kwargs, task, **rest):
+        seen["kwargs"] = dict(official_kwargs)
+        return spec.build_model(kwargs, task, **rest)
+
+    preset = dataclasses.replace(next(iter(spec.presets.values())), name="tiny", official_kwargs={"a": 1, "b": 2})
+    hooked = dataclasses.replace(spec, presets={"tiny": preset}, build_model=build_model, load_checkpoint=read_other_format,
+                                 unverifiable="no official outputs exist", merge_official_kwargs=True)
+    argv = ["--preset", "tiny", "--official_kwargs", '{"b": 3}', "--checkpoint", str(folder / "checkpoint.pth")]
+    for verify in ([], ["--verify"]):
+        out = convert(hooked, argv + verify + ["--output_dir", str(tmp_path / f"out{len(verify)}")])
+        assert seen.pop("path") == folder / "checkpoint.pth"
+        assert seen.pop("kwargs") == {"a": 1, "b": 3}
+        record = json.loads((out / "conversion.json").read_text())["verification"]
+        assert record == {"status": "unverified", "reason": "no official outputs exist"}
+    convert(dataclasses.replace(hooked, merge_official_kwargs=False), argv + ["--output_dir", str(tmp_path / "o")])
+    assert seen["kwargs"] == {"b": 3}  # the default: --official_kwargs replaces the preset's arguments
+
+
 class _Boom:
     def __reduce__(self):
         return (os.system, ("touch pwned_by_pickle",))

@@ -97,6 +97,12 @@ class ConversionSpec:
         from_transformers: ``(folder_or_hub_id) -> (model, task)`` for families with a transformers-format
             counterpart (VideoMAE: the Hub's ``MCG-NJU/videomae-*`` repos); enables ``--transformers_checkpoint``.
         verify_transformers: ``(model, folder_or_hub_id) -> rows`` comparing with the transformers model itself.
+        load_checkpoint: ``(path) -> checkpoint`` for files that are not PyTorch pickles (AV-MAE's Flax msgpack);
+            default :func:`~hf_maskedav.conversion.utils.load_official_checkpoint` (``weights_only=True``).
+        unverifiable: the reason no official outputs can verify this family's conversions; when set, every
+            conversion is recorded (card, ``conversion.json``) as ``unverified`` with it, ``--verify`` or not.
+        merge_official_kwargs: ``--official_kwargs`` given with ``--preset`` updates the preset's arguments
+            (AV-MAE: the fields the weights cannot tell) instead of replacing them.
     """
 
     def handles(self, fixture: Mapping) -> bool:
@@ -124,6 +130,9 @@ class ConversionSpec:
     fixture_filter: Callable | None = None
     from_transformers: Callable | None = None
     verify_transformers: Callable | None = None
+    load_checkpoint: Callable | None = None
+    unverifiable: str | None = None
+    merge_official_kwargs: bool = False
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -402,6 +411,8 @@ def convert(spec: ConversionSpec, argv=None) -> Path:
     fixture_folder = fixture = None
     if args.official_kwargs:
         official_kwargs, fixture_folder, fixture = _read_official_kwargs(args.official_kwargs)
+        if spec.merge_official_kwargs and preset is not None:
+            official_kwargs = {**preset.official_kwargs, **official_kwargs}
     elif preset is not None:
         official_kwargs = dict(preset.official_kwargs)
     else:
@@ -413,8 +424,12 @@ def convert(spec: ConversionSpec, argv=None) -> Path:
     if source is None:
         raise SystemExit("error: no checkpoint: pass --checkpoint URL_OR_PATH")
     checkpoint_path = resolve_checkpoint(source)
-    print(f"loading {checkpoint_path} (weights_only=True)")
-    checkpoint = load_official_checkpoint(checkpoint_path)
+    if spec.load_checkpoint is None:
+        print(f"loading {checkpoint_path} (weights_only=True)")
+        checkpoint = load_official_checkpoint(checkpoint_path)
+    else:
+        print(f"loading {checkpoint_path} ({spec.load_checkpoint.__name__})")
+        checkpoint = spec.load_checkpoint(checkpoint_path)
     if not official_kwargs and spec.kwargs_from_checkpoint is not None:
         official_kwargs = dict(spec.kwargs_from_checkpoint(checkpoint) or {})
     state_dict = unwrap_state_dict(checkpoint, containers=spec.containers)
@@ -442,7 +457,11 @@ def convert(spec: ConversionSpec, argv=None) -> Path:
     print(f"converted {len(state_dict)} official tensors into {type(model).__name__} (strict key accounting passed)")
 
     verification = {"status": "not run"}
-    if args.verify:
+    if spec.unverifiable:
+        verification = {"status": "unverified", "reason": spec.unverifiable}
+        if args.verify:
+            print(f"verify: {spec.unverifiable}")
+    elif args.verify:
         reference = Path(args.reference) if args.reference else fixture_folder
         if reference is None or not (reference / "io.safetensors").is_file():
             verification = {

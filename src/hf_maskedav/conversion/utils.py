@@ -53,6 +53,18 @@ def unwrap_state_dict(checkpoint: Mapping, containers=("model", "module", "model
     return dict(state_dict)
 
 
+# A timm ``Block``'s parts -> ours (layers.TransformerLayer), for the families ported from timm ViTs (Audio-MAE, CAV-MAE,
+# MAViL); each appends ``.weight``/``.bias`` under its own block prefixes.
+TIMM_BLOCK_PARTS = {
+    "norm1": "norm1",
+    "attn.qkv": "attention.qkv_proj",
+    "attn.proj": "attention.o_proj",
+    "norm2": "norm2",
+    "mlp.fc1": "mlp.fc1",
+    "mlp.fc2": "mlp.fc2",
+}
+
+
 class KeyTable:
     """A declarative mapping from official keys to ours.
 
