@@ -138,3 +138,19 @@ def test_official_position_table_is_time_major_scrambled():
     j = torch.arange(32)
     expected = torch.cat([sincos_1d(8, j % 8), sincos_1d(8, j // 8)], dim=1).float()
     torch.testing.assert_close(table[1:], expected)
+
+
+def test_mask_probabilities_per_call_equal_the_config_ones():
+    """Official ``forward(x, mask_t_prob=..., mask_f_prob=...)``: per-call probabilities, config untouched."""
+    torch.manual_seed(0)
+    plain = AudioMAEForAudioClassification(tiny_config()).eval()
+    masked = AudioMAEForAudioClassification(tiny_config(mask_time_prob=0.5, mask_freq_prob=0.25)).eval()
+    masked.load_state_dict(plain.state_dict())
+    x, time_noise, freq_noise = torch.randn(2, 64, 32), torch.rand(2, 8), torch.rand(2, 4)
+    with torch.no_grad():
+        per_call = plain(x, time_noise=time_noise, freq_noise=freq_noise, mask_time_prob=0.5, mask_freq_prob=0.25)
+        from_config = masked(x, time_noise=time_noise, freq_noise=freq_noise)
+        unmasked = plain(x, time_noise=time_noise, freq_noise=freq_noise)
+    torch.testing.assert_close(per_call.logits, from_config.logits)
+    assert not torch.allclose(per_call.logits, unmasked.logits)
+    assert (plain.config.mask_time_prob, plain.config.mask_freq_prob) == (0.0, 0.0)

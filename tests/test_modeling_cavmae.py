@@ -275,3 +275,21 @@ def test_processor_round_trip_and_audio_video_pipeline(tmp_path):
     assert [s["label"] for s in scores] == [config.id2label[int(i)] for i in expected.argsort(descending=True)]
     audio_only = classifier({"audio": sample["audio"], "sampling_rate": 16000}, top_k=1)
     assert len(audio_only) == 1
+
+
+def test_loss_weights_per_call_equal_the_config_ones():
+    """Official ``forward(..., mae_loss_weight=, contrast_loss_weight=)``: per-call weights, config untouched."""
+    config = tiny_config()
+    torch.manual_seed(0)
+    model = CAVMAEForPreTraining(config).eval()
+    weighted = CAVMAEForPreTraining(tiny_config(mae_loss_weight=3.0, contrastive_loss_weight=0.5)).eval()
+    weighted.load_state_dict(model.state_dict())
+    noise = dict(audio_noise=torch.rand(2, config.num_audio_patches), video_noise=torch.rand(2, config.num_video_patches))
+    with torch.no_grad():
+        per_call = model(**inputs_for(config), **noise, mae_loss_weight=3.0, contrastive_loss_weight=0.5)
+        from_config = weighted(**inputs_for(config), **noise)
+        default = model(**inputs_for(config), **noise)
+    torch.testing.assert_close(per_call.loss, from_config.loss)
+    torch.testing.assert_close(per_call.contrastive_loss, from_config.contrastive_loss)
+    assert not torch.allclose(per_call.loss, default.loss)
+    assert model.config.mae_loss_weight == config.mae_loss_weight

@@ -270,11 +270,8 @@ def verify_fixture(model, folder, fixture: Mapping):
             if model.fc_norm is not None:
                 ours["pooled_normed"] = model.fc_norm(model.audiomae(inputs).last_hidden_state[:, 1:].mean(1))
             if "noise_t" in io:
-                probs = (model.config.mask_time_prob, model.config.mask_freq_prob)
-                model.config.mask_time_prob = args.get("mask_t_prob", probs[0])
-                model.config.mask_freq_prob = args.get("mask_f_prob", probs[1])
-                try:
-                    ours["logits_masked"] = model(inputs, time_noise=io["noise_t"], freq_noise=io["noise_f"]).logits
-                finally:
-                    model.config.mask_time_prob, model.config.mask_freq_prob = probs
+                ours["logits_masked"] = model(
+                    inputs, time_noise=io["noise_t"], freq_noise=io["noise_f"],
+                    mask_time_prob=args.get("mask_t_prob"), mask_freq_prob=args.get("mask_f_prob"),
+                ).logits
     return [(name, value.detach(), io[name], atol, rtol) for name, value in ours.items() if name in io]

@@ -325,15 +325,10 @@ def verify_fixture(model, folder, fixture: Mapping):
         if isinstance(model, CAVMAEForPreTraining):
             ratio_a, ratio_v = forward_mask_ratios(fixture)
             weights = _call_weights(fixture)
-            config = model.config
-            saved = (config.mae_loss_weight, config.contrastive_loss_weight)
-            config.mae_loss_weight = weights.get("mae_loss_weight", saved[0])
-            config.contrastive_loss_weight = weights.get("contrast_loss_weight", saved[1])
-            try:
-                out = model(audio, frames, audio_noise=io.get("noise_a"), video_noise=io.get("noise_v"),
-                            audio_mask_ratio=ratio_a, video_mask_ratio=ratio_v)
-            finally:
-                config.mae_loss_weight, config.contrastive_loss_weight = saved
+            out = model(audio, frames, audio_noise=io.get("noise_a"), video_noise=io.get("noise_v"),
+                        audio_mask_ratio=ratio_a, video_mask_ratio=ratio_v,
+                        mae_loss_weight=weights.get("mae_loss_weight"),
+                        contrastive_loss_weight=weights.get("contrast_loss_weight"))
             features = model.cavmae(audio, frames)
             ours = {
                 "loss": out.loss, "loss_mae": out.mae_loss, "loss_mae_a": out.audio_mae_loss,

@@ -370,6 +370,8 @@ class AudioMAEForAudioClassification(AudioMAEPreTrainedModel):
         labels: torch.Tensor | None = None,
         time_noise: torch.Tensor | None = None,
         freq_noise: torch.Tensor | None = None,
+        mask_time_prob: float | None = None,
+        mask_freq_prob: float | None = None,
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
         return_dict: bool | None = None,
@@ -382,20 +384,22 @@ class AudioMAEForAudioClassification(AudioMAEPreTrainedModel):
             time_noise, freq_noise: ``[N, T']`` and ``[N, F']`` noise pinning the time/frequency token dropping.
                 The dropping runs in training when ``config.mask_time_prob`` or ``config.mask_freq_prob`` is set,
                 and whenever these are passed.
+            mask_time_prob, mask_freq_prob: override the config's probabilities for this call (official
+                ``forward(x, mask_t_prob=..., mask_f_prob=...)``).
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         spectrogram = _as_spectrogram_batch(input_values, self.config)
+        mask_time_prob = self.config.mask_time_prob if mask_time_prob is None else mask_time_prob
+        mask_freq_prob = self.config.mask_freq_prob if mask_freq_prob is None else mask_freq_prob
         ids_keep = None
-        structured = self.config.mask_time_prob > 0 or self.config.mask_freq_prob > 0
+        structured = mask_time_prob > 0 or mask_freq_prob > 0
         if time_noise is not None or freq_noise is not None or (self.training and structured):
             time_patches, freq_patches = self.audiomae.embeddings.patch_embed.grid_size(*spectrogram.shape[-2:])
             batch = spectrogram.shape[0]
             device = spectrogram.device
             time_noise = checked_noise(time_noise, (batch, time_patches), device, "time_noise", "batch, time patches")
             freq_noise = checked_noise(freq_noise, (batch, freq_patches), device, "freq_noise", "batch, mel patches")
-            ids_keep = time_frequency_masking(
-                time_noise, freq_noise, self.config.mask_time_prob, self.config.mask_freq_prob
-            )
+            ids_keep = time_frequency_masking(time_noise, freq_noise, mask_time_prob, mask_freq_prob)
         encoded = self.audiomae(
             spectrogram,
             ids_keep=ids_keep,

@@ -507,6 +507,8 @@ class CAVMAEForPreTraining(CAVMAEPreTrainedModel):
         video_noise: torch.Tensor | None = None,
         audio_mask_ratio: float | None = None,
         video_mask_ratio: float | None = None,
+        mae_loss_weight: float | None = None,
+        contrastive_loss_weight: float | None = None,
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
         return_dict: bool | None = None,
@@ -517,7 +519,9 @@ class CAVMAEForPreTraining(CAVMAEPreTrainedModel):
             pixel_values: ``[N, C, H, W]`` normalised frame.
             audio_noise, video_noise: ``[N, La]`` / ``[N, Lv]`` noise pinning the masks (drawn with ``torch.rand``,
                 audio first, when omitted).
-            audio_mask_ratio, video_mask_ratio: override the config's ratios.
+            audio_mask_ratio, video_mask_ratio: override the config's ratios (official ``mask_ratio_a``/``_v``).
+            mae_loss_weight, contrastive_loss_weight: override the config's loss weights for this call (official
+                ``forward(..., mae_loss_weight, contrast_loss_weight)``).
         """
         config = self.config
         return_dict = return_dict if return_dict is not None else config.return_dict
@@ -551,9 +555,10 @@ class CAVMAEForPreTraining(CAVMAEPreTrainedModel):
             audio_target, video_target = normalize_per_patch(audio_target), normalize_per_patch(video_target)
         audio_mae = masked_mse(audio_pred, audio_target, audio_masking.mask)
         video_mae = masked_mse(video_pred, video_target, video_masking.mask)
-        mae_loss = config.mae_loss_weight * (audio_mae + video_mae)
+        mae_loss = (config.mae_loss_weight if mae_loss_weight is None else mae_loss_weight) * (audio_mae + video_mae)
         nce, accuracy = self.contrastive(audio_c.mean(dim=1), video_c.mean(dim=1))
-        contrastive_loss = config.contrastive_loss_weight * nce
+        contrastive_weight = config.contrastive_loss_weight if contrastive_loss_weight is None else contrastive_loss_weight
+        contrastive_loss = contrastive_weight * nce
         loss = mae_loss + contrastive_loss
 
         attentions = None
