@@ -23,31 +23,21 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..registration import FAMILIES, is_audio_visual, model_types
+
 CLASSIFICATION_TASKS = {
     "ForAudioClassification": "audio-classification",
     "ForVideoClassification": "video-classification",
     "ForAudioVisualClassification": "audio-video-classification",
 }
-AUDIO_VISUAL = ("maskedav_mavil", "maskedav_cavmae", "maskedav_avmae")
-RETRIEVAL_FAMILIES = ("maskedav_mavil", "maskedav_cavmae")
-FAMILY_NAMES = {
-    "maskedav_audiomae": "Audio-MAE",
-    "maskedav_videomae": "VideoMAE",
-    "maskedav_mae_st": "MAE-ST",
-    "maskedav_maskfeat": "MaskFeat",
-    "maskedav_mavil": "MAViL",
-    "maskedav_cavmae": "CAV-MAE",
-    "maskedav_avmae": "AV-MAE",
-}
-# the config attributes a mask-ratio slider sets, per family
+# model_type -> family name and the audio-visual model types, from the family table (hf_maskedav.registration)
+FAMILY_NAMES = {model_type: FAMILIES[family]["name"] for model_type, family in model_types().items()}
+AUDIO_VISUAL = tuple(model_type for model_type, family in model_types().items() if is_audio_visual(family))
+RETRIEVAL_FAMILIES = ("maskedav_mavil", "maskedav_cavmae")  # the encoders with a retrieval page (not AV-MAE's)
+# the config attributes a mask-ratio slider sets, per family: one per modality
 MASK_RATIO_ATTRIBUTES = {
-    "maskedav_audiomae": ("mask_ratio",),
-    "maskedav_videomae": ("mask_ratio",),
-    "maskedav_mae_st": ("mask_ratio",),
-    "maskedav_maskfeat": ("mask_ratio",),
-    "maskedav_mavil": ("audio_mask_ratio", "video_mask_ratio"),
-    "maskedav_cavmae": ("audio_mask_ratio", "video_mask_ratio"),
-    "maskedav_avmae": ("audio_mask_ratio", "video_mask_ratio"),
+    model_type: ("audio_mask_ratio", "video_mask_ratio") if model_type in AUDIO_VISUAL else ("mask_ratio",)
+    for model_type in FAMILY_NAMES
 }
 MODES = ("classification", "reconstruction", "retrieval")
 
