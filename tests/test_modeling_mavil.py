@@ -267,8 +267,9 @@ def test_stage2_needs_a_teacher_and_checks_it(tmp_path):
     student = MAViLForStage2PreTraining(config)
     with pytest.raises(ValueError, match="needs a teacher"):
         student(*batch(config))
-    with pytest.raises(ValueError, match="reconstruction_target"):
-        MAViLForStage2PreTraining(tiny_config())
+    assert MAViLForStage2PreTraining(tiny_config()).config.reconstruction_target == "teacher"  # the class is stage 2
+    with pytest.raises(ValueError, match="MAViLForStage2PreTraining"):
+        MAViLForPreTraining(config)(*batch(config))  # stage 1 refuses a stage-2 configuration
     teacher_model = MAViLForPreTraining(tiny_config())
     teacher_model.save_pretrained(tmp_path / "teacher")
     from_path = MAViLForStage2PreTraining(config, teacher=str(tmp_path / "teacher"))
