@@ -7,6 +7,8 @@ from typing import Literal
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 
+from ..config_checks import UNIT_INTERVAL, check_divisible, check_ranges
+
 
 @strict
 class AudioMAEConfig(PreTrainedConfig):
@@ -92,13 +94,9 @@ class AudioMAEConfig(PreTrainedConfig):
 
     def validate_architecture(self):
         """Checked at construction: sizes that the model cannot be built with."""
-        if self.hidden_size % self.num_attention_heads:
-            raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_attention_heads {self.num_attention_heads}")
-        if self.decoder_hidden_size % self.decoder_num_attention_heads:
-            raise ValueError(
-                f"decoder_hidden_size {self.decoder_hidden_size} is not divisible by decoder_num_attention_heads "
-                f"{self.decoder_num_attention_heads}"
-            )
+        check_divisible(
+            self, ("hidden_size", "num_attention_heads"), ("decoder_hidden_size", "decoder_num_attention_heads")
+        )
         if self.hidden_size % 4 or self.decoder_hidden_size % 4:
             raise ValueError("hidden_size and decoder_hidden_size must be divisible by 4 (2-D sin-cos position table)")
         if self.max_length < self.patch_size or self.num_mel_bins < self.patch_size:
@@ -111,11 +109,7 @@ class AudioMAEConfig(PreTrainedConfig):
             window = tuple(min(g, w) for g, w in zip(grid, self.decoder_window_size))
             if any(g % w for g, w in zip(grid, window)):
                 raise ValueError(f"token grid {grid} is not divisible by decoder_window_size {tuple(self.decoder_window_size)}")
-        if not 0.0 <= self.mask_ratio < 1.0:
-            raise ValueError(f"mask_ratio must be in [0, 1), got {self.mask_ratio}")
-        for name in ("mask_time_prob", "mask_freq_prob"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        check_ranges(self, [(("mask_ratio", "mask_time_prob", "mask_freq_prob"), UNIT_INTERVAL)])
 
 
 __all__ = ["AudioMAEConfig"]

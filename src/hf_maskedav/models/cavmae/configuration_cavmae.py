@@ -7,6 +7,8 @@ from typing import Literal
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 
+from ..config_checks import NON_NEGATIVE, POSITIVE, UNIT_INTERVAL, check_divisible, check_ranges
+
 CLASSIFICATION_MODES = ("multimodal", "audioonly", "videoonly", "missingaudioonly", "missingvideoonly")
 
 
@@ -126,15 +128,9 @@ class CAVMAEConfig(PreTrainedConfig):
 
     def validate_architecture(self):
         """Checked at construction: sizes that the model cannot be built with."""
-        if self.hidden_size % self.num_attention_heads:
-            raise ValueError(
-                f"hidden_size {self.hidden_size} is not divisible by num_attention_heads {self.num_attention_heads}"
-            )
-        if self.decoder_hidden_size % self.decoder_num_attention_heads:
-            raise ValueError(
-                f"decoder_hidden_size {self.decoder_hidden_size} is not divisible by decoder_num_attention_heads "
-                f"{self.decoder_num_attention_heads}"
-            )
+        check_divisible(
+            self, ("hidden_size", "num_attention_heads"), ("decoder_hidden_size", "decoder_num_attention_heads")
+        )
         if self.hidden_size % 4 or self.decoder_hidden_size % 4:
             raise ValueError("hidden_size and decoder_hidden_size must be divisible by 4 (2-D sin-cos position table)")
         if self.max_length % self.patch_size or self.num_mel_bins % self.patch_size:
@@ -142,17 +138,16 @@ class CAVMAEConfig(PreTrainedConfig):
                 f"the spectrogram size {self.max_length} frames x {self.num_mel_bins} mel bins is not divisible by "
                 f"patch_size {self.patch_size}"
             )
-        if self.image_size % self.patch_size:
-            raise ValueError(f"image_size {self.image_size} is not divisible by patch_size {self.patch_size}")
-        if self.num_modality_specific_layers < 0 or self.num_shared_layers < 0:
-            raise ValueError("num_modality_specific_layers and num_shared_layers must be >= 0")
-        for name in ("audio_mask_ratio", "video_mask_ratio"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
-        if self.contrastive_temperature <= 0:
-            raise ValueError(f"contrastive_temperature must be > 0, got {self.contrastive_temperature}")
-        if self.mae_loss_weight < 0 or self.contrastive_loss_weight < 0:
-            raise ValueError("mae_loss_weight and contrastive_loss_weight must be >= 0")
+        check_divisible(self, ("image_size", "patch_size"))
+        check_ranges(
+            self,
+            [
+                (("num_modality_specific_layers", "num_shared_layers"), NON_NEGATIVE),
+                (("audio_mask_ratio", "video_mask_ratio"), UNIT_INTERVAL),
+                (("contrastive_temperature",), POSITIVE),
+                (("mae_loss_weight", "contrastive_loss_weight"), NON_NEGATIVE),
+            ],
+        )
 
 
 __all__ = ["CAVMAEConfig", "CLASSIFICATION_MODES"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 
+from ..config_checks import UNIT_INTERVAL, check_divisible, check_ranges
+
 
 @strict
 class MAESTConfig(PreTrainedConfig):
@@ -84,17 +86,10 @@ class MAESTConfig(PreTrainedConfig):
 
     def validate_architecture(self):
         """Checked at construction: sizes that the model cannot be built with."""
-        if self.hidden_size % self.num_attention_heads:
-            raise ValueError(
-                f"hidden_size {self.hidden_size} is not divisible by num_attention_heads {self.num_attention_heads}"
-            )
-        if self.decoder_hidden_size % self.decoder_num_attention_heads:
-            raise ValueError(
-                f"decoder_hidden_size {self.decoder_hidden_size} is not divisible by decoder_num_attention_heads "
-                f"{self.decoder_num_attention_heads}"
-            )
-        if self.image_size % self.patch_size:
-            raise ValueError(f"image_size {self.image_size} is not divisible by patch_size {self.patch_size}")
+        check_divisible(
+            self, ("hidden_size", "num_attention_heads"), ("decoder_hidden_size", "decoder_num_attention_heads")
+        )
+        check_divisible(self, ("image_size", "patch_size"))
         if self.num_frames % self.tubelet_size or self.num_frames < self.tubelet_size:
             raise ValueError(f"num_frames {self.num_frames} is not a positive multiple of tubelet_size {self.tubelet_size}")
         grid_t = self.num_frames // self.tubelet_size
@@ -103,8 +98,7 @@ class MAESTConfig(PreTrainedConfig):
                 f"pred_t_dim {self.pred_t_dim} must be a multiple of the {grid_t} temporal tokens and at most "
                 f"num_frames ({self.num_frames}): each token predicts pred_t_dim / {grid_t} frames"
             )
-        if not 0.0 <= self.mask_ratio < 1.0:
-            raise ValueError(f"mask_ratio must be in [0, 1), got {self.mask_ratio}")
+        check_ranges(self, [(("mask_ratio",), UNIT_INTERVAL)])
 
 
 __all__ = ["MAESTConfig"]

@@ -8,6 +8,8 @@ from typing import Literal
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 
+from ..config_checks import check_divisible
+
 
 def _official_pool_q(strides: list[tuple[int, int, int]]) -> list[list[int]]:
     """``[[block, t, h, w], ...]`` listing every block, as the official MViTv2 yaml files do."""
@@ -255,10 +257,7 @@ class MaskFeatConfig(PreTrainedConfig):
             raise ValueError(f"2-D patches take images (num_frames=1), got num_frames={self.num_frames}")
         if self.backbone == "mvit" and dims != 3:
             raise ValueError("the MViTv2 backbone takes video: give 3-D patch_kernel_size/patch_stride/patch_padding")
-        if self.hidden_size % self.num_attention_heads:
-            raise ValueError(
-                f"hidden_size {self.hidden_size} is not divisible by num_attention_heads {self.num_attention_heads}"
-            )
+        check_divisible(self, ("hidden_size", "num_attention_heads"))
         # The patch convolution must tile the input exactly (the official model asserts T, H, W == size // stride).
         sizes = (self.num_frames, self.image_size, self.image_size)[-dims:]
         for axis, size, k, s, p in zip(("frames", "height", "width")[-dims:], sizes, self.patch_kernel_size,

@@ -7,6 +7,8 @@ from typing import Literal
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 
+from ..config_checks import UNIT_INTERVAL, check_divisible, check_ranges
+
 # The official engine (engine_for_pretraining.py) un-normalises the input with these before building the target.
 IMAGENET_DEFAULT_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_DEFAULT_STD = (0.229, 0.224, 0.225)
@@ -131,22 +133,15 @@ class MaskedAVVideoMAEConfig(PreTrainedConfig):
 
     def validate_architecture(self):
         """Checked at construction: sizes that the model cannot be built with."""
-        if self.hidden_size % self.num_attention_heads:
-            raise ValueError(
-                f"hidden_size {self.hidden_size} is not divisible by num_attention_heads {self.num_attention_heads}"
-            )
-        if self.decoder_hidden_size % self.decoder_num_attention_heads:
-            raise ValueError(
-                f"decoder_hidden_size {self.decoder_hidden_size} is not divisible by decoder_num_attention_heads "
-                f"{self.decoder_num_attention_heads}"
-            )
+        check_divisible(
+            self, ("hidden_size", "num_attention_heads"), ("decoder_hidden_size", "decoder_num_attention_heads")
+        )
         height, width = self.image_hw
         if height % self.patch_size or width % self.patch_size:
             raise ValueError(f"image_size {self.image_size} is not divisible by patch_size {self.patch_size}")
         if self.num_frames % self.tubelet_size or self.num_frames < self.tubelet_size:
             raise ValueError(f"num_frames {self.num_frames} is not a positive multiple of tubelet_size {self.tubelet_size}")
-        if not 0.0 <= self.mask_ratio < 1.0:
-            raise ValueError(f"mask_ratio must be in [0, 1), got {self.mask_ratio}")
+        check_ranges(self, [(("mask_ratio",), UNIT_INTERVAL)])
         if self.decoder_mask_ratio and not 0 < int(4 * self.decoder_mask_ratio) < 4:
             raise ValueError(
                 f"decoder_mask_ratio must be 0 (no decoder masking) or drop 1-3 of the 4 positions of a running cell "
