@@ -310,6 +310,32 @@ def _random_block(rng: random.Random, min_patches: float, max_patches: float, lo
     return int(round(math.sqrt(target_area * aspect))), int(round(math.sqrt(target_area / aspect)))
 
 
+def _grow_blocks(mask: torch.Tensor, num_masking_patches: int, tries: int, budget_of, draw) -> torch.Tensor:
+    """The generators' shared loop: add blocks until about ``num_masking_patches`` cells of ``mask`` are masked.
+
+    Each round allows ``budget_of(cells still missing)`` new cells and makes up to ``tries`` draws; ``draw(budget)``
+    returns the region (a view of ``mask``) of a random block, or None when it does not fit. A block is accepted when
+    it adds between 1 and ``budget`` cells; a round with none accepted ends the loop.
+    """
+    count = 0
+    while count < num_masking_patches:
+        budget = budget_of(num_masking_patches - count)
+        added = 0
+        for _ in range(tries):
+            region = draw(budget)
+            if region is None:
+                continue
+            new = region.numel() - int(region.sum())
+            if 0 < new <= budget:
+                region.fill_(True)
+                added = new
+                break
+        if added == 0:
+            break
+        count += added
+    return mask
+
+
 def block_masking(
     height: int,
     width: int,
@@ -330,24 +356,15 @@ def block_masking(
     max_num_patches = num_masking_patches if max_num_patches is None else max_num_patches
     log_aspect = (math.log(min_aspect), math.log(max_aspect or 1 / min_aspect))
     mask = torch.zeros(height, width, dtype=torch.bool)
-    count = 0
-    while count < num_masking_patches:
-        budget = min(num_masking_patches - count, max_num_patches)
-        added = 0
-        for _ in range(10):
-            h, w = _random_block(rng, min_num_patches, budget, log_aspect)
-            if h < height and w < width:
-                top, left = rng.randint(0, height - h), rng.randint(0, width - w)
-                region = mask[top : top + h, left : left + w]
-                new = h * w - int(region.sum())
-                if 0 < new <= budget:
-                    region.fill_(True)
-                    added = new
-                    break
-        if added == 0:
-            break
-        count += added
-    return mask
+
+    def draw_block(budget):
+        h, w = _random_block(rng, min_num_patches, budget, log_aspect)
+        if h < height and w < width:
+            top, left = rng.randint(0, height - h), rng.randint(0, width - w)
+            return mask[top : top + h, left : left + w]
+        return None
+
+    return _grow_blocks(mask, num_masking_patches, 10, lambda missing: min(missing, max_num_patches), draw_block)
 
 
 def cube_masking(
@@ -371,23 +388,14 @@ def cube_masking(
     max_num_patches = num_masking_patches if max_num_patches is None else max_num_patches
     log_aspect = (math.log(min_aspect), math.log(max_aspect or 1 / min_aspect))
     mask = torch.zeros(frames, height, width, dtype=torch.bool)
-    count = 0
-    while count < num_masking_patches:
-        budget = num_masking_patches - count
-        added = 0
-        for _ in range(100):
-            h, w = _random_block(rng, min_num_patches, max_num_patches, log_aspect)
-            t = rng.randint(1, frames)
-            if h < height and w < width:
-                top, left = rng.randint(0, height - h), rng.randint(0, width - w)
-                front = rng.randint(0, frames - t)
-                region = mask[front : front + t, top : top + h, left : left + w]
-                new = t * h * w - int(region.sum())
-                if 0 < new <= budget:
-                    region.fill_(True)
-                    added = new
-                    break
-        if added == 0:
-            break
-        count += added
-    return mask
+
+    def draw_cube(budget):
+        h, w = _random_block(rng, min_num_patches, max_num_patches, log_aspect)
+        t = rng.randint(1, frames)
+        if h < height and w < width:
+            top, left = rng.randint(0, height - h), rng.randint(0, width - w)
+            front = rng.randint(0, frames - t)
+            return mask[front : front + t, top : top + h, left : left + w]
+        return None
+
+    return _grow_blocks(mask, num_masking_patches, 100, lambda missing: missing, draw_cube)
