@@ -326,6 +326,7 @@ class MViTEncoder(nn.Module):
         """``[N, 1 + t*h*w, C]`` tokens on ``grid`` -> ``(tokens, grid, all_hidden_states, all_attentions)``."""
         all_hidden = (hidden_states,) if output_hidden_states else None
         all_attentions = () if output_attentions else None
+        # layers.run_layers' loop, plus the token grid each pooling layer changes (a TransformerLayer keeps it)
         for layer in self.layers:
             hidden_states, grid, attn_weights = layer(hidden_states, grid, output_attentions)
             if output_hidden_states:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ...layers import transformer_layers
+from ...layers import run_layers, transformer_layers
 from .configuration_maskfeat import MaskFeatConfig
 
 Grid = tuple[int, int, int]
@@ -38,15 +38,10 @@ class ViTEncoder(nn.Module):
         output_hidden_states: bool = False,
         output_attentions: bool = False,
     ):
-        """``[N, 1 + L, D]`` tokens -> ``(tokens, grid, all_hidden_states, all_attentions)``."""
-        all_hidden = (hidden_states,) if output_hidden_states else None
-        all_attentions = () if output_attentions else None
-        for layer in self.layers:
-            hidden_states, attn_weights = layer(hidden_states, None, output_attentions)
-            if output_hidden_states:
-                all_hidden = all_hidden + (hidden_states,)
-            if output_attentions:
-                all_attentions = all_attentions + (attn_weights,)
+        """``[N, 1 + L, D]`` tokens -> ``(tokens, grid, all_hidden_states, all_attentions)``; the grid never changes."""
+        hidden_states, all_hidden, all_attentions = run_layers(
+            self.layers, hidden_states, output_hidden_states, output_attentions
+        )
         return hidden_states, grid, all_hidden, all_attentions
 
 
