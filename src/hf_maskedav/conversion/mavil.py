@@ -27,21 +27,13 @@ import torch
 from ..models.mavil import MAViLConfig, MAViLForAudioVisualClassification, MAViLModel
 from ..models.mavil.modeling_mavil import _pool, time_major_audio_table, video_table
 from ..layers import audiomae_position_table
-from .utils import KeyTable, load_official_checkpoint, unwrap_state_dict
+from .utils import TIMM_BLOCK_PARTS, KeyTable, load_official_checkpoint, unwrap_state_dict
 
 # Official head key prefixes -> our head names (config.classifier_heads) and module names.
 HEADS = {
     "audio_visual": ("fc_norm_av", "head_av", "audio_visual_norm", "audio_visual_classifier"),
     "audio": ("fc_norm_a", "head_a", "audio_norm", "audio_classifier"),
     "video": ("fc_norm_v", "head_v", "video_norm", "video_classifier"),
-}
-BLOCK_PARTS = {
-    "norm1": "norm1",
-    "attn.qkv": "attention.qkv_proj",
-    "attn.proj": "attention.o_proj",
-    "norm2": "norm2",
-    "mlp.fc1": "mlp.fc1",
-    "mlp.fc2": "mlp.fc2",
 }
 STACKS = {"blocks": "audio_layers", "blocks_v": "video_layers", "blocks_av": "fusion_layers"}
 
@@ -211,7 +203,7 @@ def key_table(config: MAViLConfig, prefix: str = "mavil.", ignore: Iterable[str]
         "pos_embed_v": f"{prefix}video_embeddings.position_embeddings.table",
     }
     for official, ours in STACKS.items():
-        for src, dst in BLOCK_PARTS.items():
+        for src, dst in TIMM_BLOCK_PARTS.items():
             for param in ("weight", "bias"):
                 rules[f"{official}.{{}}.{src}.{param}"] = f"{prefix}{ours}.{{}}.{dst}.{param}"
     if prefix:  # heads exist only on the classification model

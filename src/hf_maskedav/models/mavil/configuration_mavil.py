@@ -7,6 +7,8 @@ from typing import Literal
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 
+from ..config_checks import NON_NEGATIVE, POSITIVE, UNIT_INTERVAL, check_divisible, check_ranges
+
 CLASSIFIER_HEADS = ("audio_visual", "audio", "video")
 
 # Switches MAViLConfig once had to emulate Georgescu et al.'s audiovisual MAE, with the value that is MAViL. Saved
@@ -20,21 +22,16 @@ AVMAE_SWITCHES = {
 }
 
 
-# (fields, test, what the error says they must be): the range checks of validate_architecture
+# the range checks of validate_architecture: (fields, (test, what the error says they must be))
 _FIELD_RANGES = (
-    (("audio_num_hidden_layers", "video_num_hidden_layers", "fusion_num_hidden_layers"), lambda v: v >= 0, ">= 0"),
-    (
-        ("audio_mask_ratio", "video_mask_ratio", "mask_time_prob", "mask_freq_prob", "mask_video_prob"),
-        lambda v: 0.0 <= v < 1.0,
-        "in [0, 1)",
-    ),
-    (("inter_contrastive_temperature", "intra_contrastive_temperature"), lambda v: v > 0, "> 0"),
+    (("audio_num_hidden_layers", "video_num_hidden_layers", "fusion_num_hidden_layers"), NON_NEGATIVE),
+    (("audio_mask_ratio", "video_mask_ratio", "mask_time_prob", "mask_freq_prob", "mask_video_prob"), UNIT_INTERVAL),
+    (("inter_contrastive_temperature", "intra_contrastive_temperature"), POSITIVE),
     (
         ("audio_reconstruction_weight", "video_reconstruction_weight", "inter_contrastive_weight", "intra_contrastive_weight"),
-        lambda v: v >= 0,
-        ">= 0",
+        NON_NEGATIVE,
     ),
-    (("teacher_num_target_layers",), lambda v: v >= 1, ">= 1"),
+    (("teacher_num_target_layers",), (lambda v: v >= 1, ">= 1")),
 )
 
 
@@ -225,15 +222,9 @@ class MAViLConfig(PreTrainedConfig):
 
     def validate_architecture(self):
         """Checked at construction: sizes and combinations that the model cannot be built with."""
-        if self.hidden_size % self.num_attention_heads:
-            raise ValueError(
-                f"hidden_size {self.hidden_size} is not divisible by num_attention_heads {self.num_attention_heads}"
-            )
-        if self.decoder_hidden_size % self.decoder_num_attention_heads:
-            raise ValueError(
-                f"decoder_hidden_size {self.decoder_hidden_size} is not divisible by decoder_num_attention_heads "
-                f"{self.decoder_num_attention_heads}"
-            )
+        check_divisible(
+            self, ("hidden_size", "num_attention_heads"), ("decoder_hidden_size", "decoder_num_attention_heads")
+        )
         for name in ("hidden_size", "decoder_hidden_size"):
             # the video table splits D into D/4 (time) + 3D/4 (2-D space), which must itself be divisible by 4
             if getattr(self, name) % 16:
@@ -243,14 +234,8 @@ class MAViLConfig(PreTrainedConfig):
                 f"the spectrogram size {self.max_length}x{self.num_mel_bins} is not divisible by audio_patch_size "
                 f"{self.audio_patch_size}"
             )
-        if self.image_size % self.video_patch_size:
-            raise ValueError(f"image_size {self.image_size} is not divisible by video_patch_size {self.video_patch_size}")
-        if self.num_frames % self.tubelet_size:
-            raise ValueError(f"num_frames {self.num_frames} is not divisible by tubelet_size {self.tubelet_size}")
-        for names, valid, expected in _FIELD_RANGES:
-            for name in names:
-                if not valid(getattr(self, name)):
-                    raise ValueError(f"{name} must be {expected}, got {getattr(self, name)}")
+        check_divisible(self, ("image_size", "video_patch_size"), ("num_frames", "tubelet_size"))
+        check_ranges(self, _FIELD_RANGES)
         unknown = [h for h in self.classifier_heads if h not in CLASSIFIER_HEADS]
         if unknown or not self.classifier_heads or len(set(self.classifier_heads)) != len(self.classifier_heads):
             raise ValueError(
