@@ -301,3 +301,29 @@ def test_post_import_hook(tmp_path, monkeypatch):
     assert "hf_maskedav_hook_broken" not in _import_hooks.pending()
     for name in ("hf_maskedav_hook_probe", "hf_maskedav_hook_broken"):
         sys.modules.pop(name, None)
+
+
+def test_post_import_hook_waits_for_the_import_chain(tmp_path, monkeypatch):
+    """A watched module imported by one of our modules: its callback runs once our module has finished, not while
+    it is half-initialised (the pipeline bug's general form), and in the order the watched modules loaded."""
+    (tmp_path / "hf_maskedav_chain_watched.py").write_text("import hf_maskedav_chain_inner\nVALUE = 1\n")
+    (tmp_path / "hf_maskedav_chain_inner.py").write_text("INNER = 1\n")
+    (tmp_path / "hf_maskedav_chain_outer.py").write_text("import hf_maskedav_chain_watched\nREADY = True\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(_import_hooks, "_TRACKED_PREFIXES", ("hf_maskedav.", "hf_maskedav_chain_outer"))
+    seen = []
+
+    def callback(module):
+        outer = sys.modules["hf_maskedav_chain_outer"]
+        seen.append((module.__name__, getattr(outer, "READY", "half-initialised")))
+
+    _import_hooks.when_imported("hf_maskedav_chain_inner", callback)
+    _import_hooks.when_imported("hf_maskedav_chain_watched", callback)
+    try:
+        import hf_maskedav_chain_outer  # noqa: F401
+
+        assert seen == [("hf_maskedav_chain_inner", True), ("hf_maskedav_chain_watched", True)]
+        assert _import_hooks._finder not in sys.meta_path or _import_hooks.pending()
+    finally:
+        for name in ("hf_maskedav_chain_outer", "hf_maskedav_chain_watched", "hf_maskedav_chain_inner"):
+            sys.modules.pop(name, None)

@@ -5,11 +5,6 @@ The names below resolve on first access (importing ``transformers.pipelines`` ta
 
 from typing import TYPE_CHECKING
 
-# Load transformers' pipelines package before any module of ours does: its import fires our registration (an import
-# hook), which imports ``audio_video_pipeline``; were that module the one importing ``transformers.pipelines``, the
-# registration would meet it half-initialised (``import hf_maskedav.pipelines.audio_video_pipeline`` first failed).
-import transformers.pipelines  # noqa: F401,E402
-
 from .._lazy import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(
