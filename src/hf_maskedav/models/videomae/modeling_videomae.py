@@ -126,7 +126,10 @@ def videomae_position_table(
 
 
 def _as_video(pixel_values: torch.Tensor, config: MaskedAVVideoMAEConfig) -> torch.Tensor:
-    """Check ``[N, T, C, H, W]`` pixel values and return them as ``[N, C, T, H, W]`` (:func:`as_video`)."""
+    """Check ``[N, T, C, H, W]`` pixel values and return them as ``[N, C, T, H, W]`` (:func:`as_video`).
+
+    No logic of its own (MAE-ST and VideoMAE bind the same fields): the family's sizes and processor name, bound once.
+    """
     return as_video(
         pixel_values,
         num_channels=config.num_channels,
