@@ -348,3 +348,23 @@ print("ok")
 def test_no_code_path_finds_files_through_the_source_checkout():
     sources = [p for p in (REPO / "src" / "hf_maskedav").rglob("*.py")]
     assert [str(p) for p in sources if "parents[3]" in p.read_text() or "repo_root" in p.read_text()] == []
+
+
+def test_fixture_helpers_and_main_with_argv(tmp_path, capsys):
+    from hf_maskedav.conversion.cli import main
+    from hf_maskedav.conversion.utils import fixture_io, forward_call_arguments
+
+    folder = _audiomae_fixture()
+    fixture = json.loads((folder / "fixture.json").read_text())
+    io, atol, rtol = fixture_io(folder, fixture)
+    assert "input_values" in io and all(isinstance(v, torch.Tensor) for v in io.values())
+    assert (atol, rtol) == (float(fixture.get("suggested_tolerance", {}).get("atol", 1e-5)),
+                            float(fixture.get("suggested_tolerance", {}).get("rtol", 1e-4)))
+    assert fixture_io(folder, {})[1:] == (1e-5, 1e-4)
+    call = {"forward_call": "model(imgs, mask_ratio=0.8, eps=1e-6, shift=-2)"}
+    assert forward_call_arguments(call) == {"mask_ratio": 0.8, "eps": 1e-6, "shift": -2.0}
+    assert forward_call_arguments({}) == {}
+    with pytest.raises(SystemExit) as exit_info:  # errors: one line and status 1, argv taken as given
+        main(SCRIPTS["convert_audiomae"].SPEC, ["--checkpoint", str(tmp_path / "missing.pth"),
+                                                 "--output_dir", str(tmp_path / "o")])
+    assert exit_info.value.code == 1 and "checkpoint not found" in capsys.readouterr().err

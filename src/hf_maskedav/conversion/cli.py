@@ -509,9 +509,10 @@ def _write_output(spec, args, output: Path, model, preset, task, source, verific
     return output
 
 
-def main(spec: ConversionSpec) -> None:
+def main(spec: ConversionSpec, argv=None) -> None:
+    """``convert`` with errors printed as one line (exit status 1); ``argv`` defaults to the command line."""
     try:
-        convert(spec)
+        convert(spec, argv)
     except (FileNotFoundError, KeyError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(1) from error

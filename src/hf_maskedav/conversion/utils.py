@@ -13,6 +13,23 @@ import torch
 SAFE_GLOBALS = [argparse.Namespace]
 
 
+def fixture_io(folder: str | Path, fixture: Mapping) -> tuple[dict[str, torch.Tensor], float, float]:
+    """A parity fixture's ``io.safetensors`` tensors (inputs and the official outputs) and its suggested
+    ``(atol, rtol)`` (defaults ``1e-5``, ``1e-4``): the start of every family's ``verify_fixture``."""
+    from safetensors.torch import load_file
+
+    io = load_file(str(Path(folder) / "io.safetensors"))
+    tol = fixture.get("suggested_tolerance", {})
+    return io, float(tol.get("atol", 1e-5)), float(tol.get("rtol", 1e-4))
+
+
+def forward_call_arguments(fixture: Mapping) -> dict[str, float]:
+    """Numeric keyword arguments of the official call a fixture recorded in ``forward_call`` (``mask_ratio=0.8``): the
+    per-call options to pass to our forward the same way."""
+    found = re.findall(r"(\w+)\s*=\s*(-?\d+(?:\.\d+)?(?:e-?\d+)?)", fixture.get("forward_call", ""))
+    return {name: float(value) for name, value in found}
+
+
 class UnmappedKeysError(KeyError):
     """A checkpoint and a model disagree: lists every unmapped, missing, unexpected or mis-shaped key."""
 
