@@ -1,6 +1,7 @@
 """Convert AV-MAE checkpoints (google-research/scenic projects/av_mae, Flax) into Hub-ready hf_maskedav folders.
 
-The Flax msgpack checkpoint is read without JAX. The conversion is UNVERIFIED: no outputs of the official code were
+The shared command line (hf_maskedav.conversion.cli) with the JAX-free Flax msgpack reader in place of torch.load;
+the architecture comes from the parameter shapes, the task (pretraining or MBT) from the parameter names. The conversion is UNVERIFIED: no outputs of the official code were
 available to compare with (see docs/cavmae_avmae.md); the model card says so.
 
 Examples:
@@ -15,7 +16,7 @@ Examples:
 import sys
 
 from hf_maskedav.conversion import avmae
-from hf_maskedav.conversion.cli import ConversionSpec
+from hf_maskedav.conversion.cli import ConversionSpec, convert
 
 SPEC = ConversionSpec(
     family="avmae",
@@ -25,9 +26,12 @@ SPEC = ConversionSpec(
     build_processor=avmae.build_processor,
     verify_fixture=avmae.verify_fixture,
     containers=(),
+    load_checkpoint=avmae.load_flax_params,
+    task_from_checkpoint=avmae.task_from_params,
+    unverifiable=avmae.UNVERIFIABLE,
+    merge_official_kwargs=True,  # --official_kwargs adds to a preset's (input length, frame count...)
     pipeline_tag={"pretraining": "feature-extraction", "classification": "audio-classification"},
     tags=("audio", "video", "audio-visual", "av-mae", "masked-autoencoder", "self-supervised-learning", "unverified"),
-    task_from_kwargs=avmae.task_from_kwargs,
     default_license="apache-2.0",
     official_repos=(),  # no parity fixture exists: the official code is JAX and was not run here
     paper={
@@ -42,7 +46,7 @@ SPEC = ConversionSpec(
 
 def main(argv=None):
     try:
-        avmae.convert(SPEC, argv)
+        convert(SPEC, argv)
     except (FileNotFoundError, KeyError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(1) from error

@@ -289,7 +289,8 @@ def build_model_from_params(params: Mapping[str, torch.Tensor], **overrides):
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Released checkpoints and the pieces conversion/convert_avmae.py plugs into the shared command line.
+# Released checkpoints and the pieces conversion/convert_avmae.py plugs into the shared command line
+# (cli.convert with load_checkpoint=load_flax_params, task_from_checkpoint=task_from_params, unverifiable=UNVERIFIABLE).
 
 _BUCKET = "https://storage.googleapis.com/scenic-bucket/av_mae"
 _LICENSE = "apache-2.0"
@@ -364,10 +365,6 @@ def _presets():
 PRESETS = _presets()
 
 
-def task_from_kwargs(kwargs: Mapping) -> str:
-    return "classification" if "bottleneck_fusion_layer" in kwargs or "num_labels" in kwargs else "pretraining"
-
-
 def build_model(official_kwargs: Mapping, task: str, fixture: Mapping | None = None, state_dict=None, **overrides):
     """A randomly initialised model: architecture from the shapes of the flat Flax parameter tree ``state_dict``,
     the rest (``max_length``, ``num_frames``, ``bottleneck_fusion_layer``...) from ``official_kwargs``."""
@@ -401,76 +398,11 @@ def build_processor(config, processor_kwargs: Mapping):
     return AVMAEProcessor(AVMAEFeatureExtractor(**kwargs), video)
 
 
+# The verification record of every AV-MAE conversion (ConversionSpec.unverifiable).
+UNVERIFIABLE = "no outputs of the official AV-MAE (JAX/Flax) code were available to compare with"
+
+
 def verify_fixture(model, folder, fixture: Mapping):
     raise ValueError(
         "no outputs of the official AV-MAE (JAX/Flax) code exist to verify against; the conversion is unverified"
     )
-
-
-def convert(spec, argv=None) -> Path:
-    """The shared command line (:func:`hf_maskedav.conversion.cli.convert`) for Flax checkpoints.
-
-    Same arguments and output folder (safetensors weights, processor, model card, ``conversion.json``, optional push);
-    the checkpoint is read with the JAX-free msgpack reader and the architecture comes from its parameter shapes.
-    ``--official_kwargs`` takes a JSON object of the config fields the weights cannot tell (``max_length``,
-    ``num_frames``, ``bottleneck_fusion_layer``...).
-    """
-    import json
-    import shutil
-
-    from .cli import (
-        _labels_from_csv, build_parser, export_demo_space, hub_operations, push_to_hub, render_model_card,
-        resolve_checkpoint,
-    )
-
-    args = build_parser(spec).parse_args(argv)
-    output = Path(args.output_dir)
-    if output.exists() and any(output.iterdir()) and not args.overwrite:
-        raise SystemExit(f"error: {output} is not empty; choose another --output_dir or pass --overwrite")
-    preset = spec.presets[args.preset] if args.preset else None
-    overrides = dict(preset.official_kwargs) if preset else {}
-    if args.official_kwargs:
-        path = Path(args.official_kwargs)
-        overrides.update(json.loads(path.read_text() if path.is_file() else args.official_kwargs))
-    source = args.checkpoint or (preset.url if preset else None)
-    if source is None:
-        raise SystemExit("error: no checkpoint: pass --preset NAME or --checkpoint URL_OR_PATH")
-    checkpoint_path = resolve_checkpoint(source)
-    print(f"reading {checkpoint_path} (Flax msgpack, no JAX)")
-    params = load_flax_params(checkpoint_path)
-    task = task_from_params(params)
-    if args.labels_csv:
-        id2label = _labels_from_csv(args.labels_csv)
-        overrides.update(id2label=id2label, label2id={v: k for k, v in id2label.items()})
-    model = build_model(overrides, task, state_dict=params)
-    model.load_state_dict(convert_state_dict(params, model), strict=True)
-    model.eval()
-    print(f"converted {len(params)} Flax parameters into {type(model).__name__} (strict accounting passed)")
-    verification = {
-        "status": "unverified",
-        "reason": "no outputs of the official AV-MAE (JAX/Flax) code were available to compare with",
-    }
-    if args.verify:
-        print(f"verify: {verification['reason']}")
-
-    if output.exists() and args.overwrite:
-        shutil.rmtree(output)
-    output.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(output)
-    processor = spec.build_processor(model.config, dict(preset.processor) if preset else {})
-    processor.save_pretrained(output)
-    card = render_model_card(spec, preset, task, verification, source, args.push_to_hub or output.name,
-                             space_id=args.space_id)
-    card.save(output / "README.md")
-    export_demo_space(args)
-    (output / "conversion.json").write_text(
-        json.dumps({"source": source, "preset": args.preset, "task": task, "verification": verification}, indent=2)
-    )
-    print(f"wrote {output}")
-    if args.push_to_hub:
-        if args.dry_run:
-            for op in hub_operations(output):
-                print(f"would upload {op.path_in_repo} -> {args.push_to_hub}@{args.revision or 'main'}")
-        else:
-            push_to_hub(output, args.push_to_hub, private=args.private, revision=args.revision)
-    return output
