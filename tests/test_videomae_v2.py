@@ -241,9 +241,9 @@ def test_pretrain_video_videomae_v2_option_defaults_and_one_step(tmp_path):
     script = _load_example("pretrain_video")
     args = script.parse_args(["--model", "videomae_v2"])
     assert args.config_name == "videomae_v2-tiny" and args.decoder_mask_ratio is None
-    from hf_maskedav.training.video_training import build_video_config
+    from hf_maskedav.training import build_config
 
-    config = build_video_config(args.config_name)
+    config = build_config(args.config_name)
     assert (config.decoder_mask_type, config.decoder_mask_ratio) == ("run_cell", 0.5)  # the official V2 scripts
     script.main(["--model", "videomae_v2", "--decoder_mask_ratio", "0.25", "--demo_num_clips", "4",
                  "--per_device_train_batch_size", "2", "--max_train_steps", "1", "--eval_split", "none",
