@@ -14,7 +14,7 @@ from collections.abc import Mapping
 import torch
 
 from ..models.audiomae import AudioMAEConfig
-from .utils import KeyTable
+from .utils import TIMM_BLOCK_PARTS, KeyTable, fixture_io, forward_call_arguments
 
 # Official local decoder (models_mae.py, decoder_mode=1): a hard-coded loop of 16 Swin blocks with 16 heads.
 OFFICIAL_LOCAL_DECODER_DEPTH = 16
@@ -89,14 +89,7 @@ def key_table(config: AudioMAEConfig) -> KeyTable:
         "decoder_pred.weight": "decoder.pred.weight",
         "decoder_pred.bias": "decoder.pred.bias",
     }
-    vit_block = {
-        "norm1": "norm1",
-        "attn.qkv": "attention.qkv_proj",
-        "attn.proj": "attention.o_proj",
-        "norm2": "norm2",
-        "mlp.fc1": "mlp.fc1",
-        "mlp.fc2": "mlp.fc2",
-    }
+    vit_block = TIMM_BLOCK_PARTS
     for src, dst in vit_block.items():
         for param in ("weight", "bias"):
             rules[f"blocks.{{}}.{src}.{param}"] = f"audiomae.layers.{{}}.{dst}.{param}"
@@ -232,25 +225,12 @@ def build_processor(config, processor_kwargs: Mapping):
     return AudioMAEFeatureExtractor(**kwargs)
 
 
-def _call_arguments(fixture: Mapping) -> dict[str, float]:
-    import re
-
-    found = re.findall(r"(\w+)\s*=\s*(-?\d+(?:\.\d+)?(?:e-?\d+)?)", fixture.get("forward_call", ""))
-    return {name: float(value) for name, value in found}
-
-
 def verify_fixture(model, folder, fixture: Mapping):
     """Run ``model`` on the inputs of an official-code fixture; returns ``(name, ours, official, atol, rtol)`` rows."""
-    from pathlib import Path
-
-    from safetensors.torch import load_file
-
     from ..layers import normalize_per_patch
 
-    io = load_file(str(Path(folder) / "io.safetensors"))
-    tol = fixture.get("suggested_tolerance", {})
-    atol, rtol = float(tol.get("atol", 1e-5)), float(tol.get("rtol", 1e-4))
-    args = _call_arguments(fixture)
+    io, atol, rtol = fixture_io(folder, fixture)
+    args = forward_call_arguments(fixture)
     inputs = io["input_values"]
     ours = {}
     model.eval()

@@ -20,25 +20,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from pathlib import Path
 
 import torch
 
 from ..models.cavmae import CAVMAEConfig
 from .audiomae import check_fixed_table
-from .utils import KeyTable
+from .utils import TIMM_BLOCK_PARTS, KeyTable, fixture_io, forward_call_arguments
 
 OFFICIAL_TOTAL_DEPTH = 12  # blocks_u has 12 - modality_specific_depth blocks (hard-coded in cav_mae.py)
 OFFICIAL_MEL_BINS = 128  # num_patches = audio_length * 128 / 256: 128 mel bins and p=16 are hard-wired
 
-VIT_PARTS = {
-    "norm1": "norm1",
-    "attn.qkv": "attention.qkv_proj",
-    "attn.proj": "attention.o_proj",
-    "norm2": "norm2",
-    "mlp.fc1": "mlp.fc1",
-    "mlp.fc2": "mlp.fc2",
-}
+VIT_PARTS = TIMM_BLOCK_PARTS
 SHARED_PARTS = dict(
     VIT_PARTS, norm1_a="audio_norm1", norm1_v="video_norm1", norm2_a="audio_norm2", norm2_v="video_norm2"
 )
@@ -304,27 +296,18 @@ def forward_mask_ratios(fixture: Mapping) -> tuple[float, float]:
     return ratios[0], ratios[1]
 
 
-def _call_weights(fixture: Mapping) -> dict[str, float]:
-    found = re.findall(r"(mae_loss_weight|contrast_loss_weight)\s*=\s*(-?\d+(?:\.\d+)?)", fixture.get("forward_call", ""))
-    return {name: float(value) for name, value in found}
-
-
 def verify_fixture(model, folder, fixture: Mapping):
     """Run ``model`` on the inputs of an official-code fixture; returns ``(name, ours, official, atol, rtol)`` rows."""
-    from safetensors.torch import load_file
-
     from ..models.cavmae import CAVMAEForPreTraining
 
-    io = load_file(str(Path(folder) / "io.safetensors"))
-    tol = fixture.get("suggested_tolerance", {})
-    atol, rtol = float(tol.get("atol", 1e-5)), float(tol.get("rtol", 1e-4))
+    io, atol, rtol = fixture_io(folder, fixture)
     audio, frames = io["audio"], io["pixel_values"]
     ours = {}
     model.eval()
     with torch.no_grad():
         if isinstance(model, CAVMAEForPreTraining):
             ratio_a, ratio_v = forward_mask_ratios(fixture)
-            weights = _call_weights(fixture)
+            weights = forward_call_arguments(fixture)
             out = model(audio, frames, audio_noise=io.get("noise_a"), video_noise=io.get("noise_v"),
                         audio_mask_ratio=ratio_a, video_mask_ratio=ratio_v,
                         mae_loss_weight=weights.get("mae_loss_weight"),

@@ -29,7 +29,7 @@ from collections.abc import Mapping
 import torch
 
 from ..models.mae_st import MAESTConfig, MAESTForPreTraining, MAESTModel
-from .utils import KeyTable, load_official_checkpoint, unwrap_state_dict
+from .utils import KeyTable, fixture_io, forward_call_arguments, load_official_checkpoint, unwrap_state_dict
 
 # mae_st writes "model"; PySlowFast writes "model_state" (mae_st's own loaders fall back to it).
 OFFICIAL_CONTAINERS = ("model", "model_state")
@@ -269,15 +269,8 @@ def build_processor(config, processor_kwargs: Mapping):
 
 def verify_fixture(model, folder, fixture: Mapping):
     """Run ``model`` on the inputs of an official-code fixture; returns ``(name, ours, official, atol, rtol)`` rows."""
-    from pathlib import Path
-
-    from safetensors.torch import load_file
-
-    io = load_file(str(Path(folder) / "io.safetensors"))
-    tol = fixture.get("suggested_tolerance", {})
-    atol, rtol = float(tol.get("atol", 1e-5)), float(tol.get("rtol", 1e-4))
-    found = re.search(r"mask_ratio\s*=\s*([0-9.]+)", fixture.get("forward_call", ""))
-    ratio = float(found.group(1)) if found else None
+    io, atol, rtol = fixture_io(folder, fixture)
+    ratio = forward_call_arguments(fixture).get("mask_ratio")
     pixel_values = io["pixel_values"].permute(0, 2, 1, 3, 4)  # official [N, C, T, H, W] -> ours [N, T, C, H, W]
     model.eval()
     with torch.no_grad():

@@ -22,7 +22,7 @@ import yaml
 
 from ..layers.hog import sobel_kernels
 from ..models.maskfeat import MaskFeatConfig, MaskFeatModel
-from .utils import KeyTable
+from .utils import KeyTable, fixture_io
 
 
 def _cfg_dict(cfg) -> dict:
@@ -388,16 +388,10 @@ def verify_fixture(model, folder, fixture: Mapping):
     probabilities (the official head applies ``MODEL.HEAD_ACT`` in eval mode; ours returns logits) and the normed
     pooled features.
     """
-    from pathlib import Path
-
-    from safetensors.torch import load_file
-
     from ..models.maskfeat import MaskFeatForPreTraining
     from ..models.maskfeat.modeling_maskfeat import resize_mask
 
-    io = load_file(str(Path(folder) / "io.safetensors"))
-    tol = fixture.get("suggested_tolerance", {})
-    atol, rtol = float(tol.get("atol", 1e-5)), float(tol.get("rtol", 1e-4))
+    io, atol, rtol = fixture_io(folder, fixture)
     config = model.config
     pixels = io["pixel_values"]  # SlowFast layout: [N, C, H, W] or [N, C, T, H, W]
     pixel_values = pixels.permute(0, 2, 1, 3, 4) if config.is_video else pixels  # ours: [N, T, C, H, W]

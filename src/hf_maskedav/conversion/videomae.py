@@ -36,7 +36,7 @@ from ..models.videomae import (
     MaskedAVVideoMAEForVideoClassification,
     MaskedAVVideoMAEModel,
 )
-from .utils import KeyTable, load_official_checkpoint, unwrap_state_dict
+from .utils import KeyTable, fixture_io, load_official_checkpoint, unwrap_state_dict
 
 # Official VideoMAE containers: pretraining saves "model", DeepSpeed fine-tuning "module".
 OFFICIAL_CONTAINERS = ("model", "module")
@@ -500,13 +500,9 @@ def build_processor(config, processor_kwargs: Mapping):
 
 def verify_fixture(model, folder, fixture: Mapping):
     """Run ``model`` on the inputs of an official-code fixture; returns ``(name, ours, official, atol, rtol)`` rows."""
-    from safetensors.torch import load_file
-
     from ..layers import gather_tokens
 
-    io = load_file(str(Path(folder) / "io.safetensors"))
-    tol = fixture.get("suggested_tolerance", {})
-    atol, rtol = float(tol.get("atol", 1e-5)), float(tol.get("rtol", 1e-4))
+    io, atol, rtol = fixture_io(folder, fixture)
     pixel_values = io["pixel_values"].permute(0, 2, 1, 3, 4)  # official [N, C, T, H, W] -> ours [N, T, C, H, W]
     model.eval()
     with torch.no_grad():

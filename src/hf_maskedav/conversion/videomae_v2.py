@@ -18,12 +18,12 @@ V2's models are V1's with a few constructor options (``all_frames`` on the pretr
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 
 import torch
 
 from ..models.videomae import MaskedAVVideoMAEForPreTraining, MaskedAVVideoMAEForVideoClassification
 from . import videomae as v1
+from .utils import fixture_io
 
 OFFICIAL_CONTAINERS = ("model", "module")
 COMPILE_PREFIX = "_orig_mod."
@@ -61,13 +61,9 @@ def verify_fixture(model, folder, fixture: Mapping):
     """Run ``model`` on a V2 fixture's inputs (both masks for pretraining); ``(name, ours, official, atol, rtol)``."""
     if not isinstance(model, MaskedAVVideoMAEForPreTraining):
         return v1.verify_fixture(model, folder, fixture)
-    from safetensors.torch import load_file
-
     from ..layers import gather_tokens, ids_from_bool_mask
 
-    io = load_file(str(Path(folder) / "io.safetensors"))
-    tol = fixture.get("suggested_tolerance", {})
-    atol, rtol = float(tol.get("atol", 1e-5)), float(tol.get("rtol", 1e-4))
+    io, atol, rtol = fixture_io(folder, fixture)
     pixel_values = io["pixel_values"].permute(0, 2, 1, 3, 4)  # official [N, C, T, H, W] -> ours [N, T, C, H, W]
     mask, decode_mask = io["bool_masked_pos"].bool(), io["decode_masked_pos"].bool()
     model.eval()
