@@ -7,6 +7,8 @@ from typing import Literal
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 
+from ..config_checks import NON_NEGATIVE, UNIT_INTERVAL, check_divisible, check_ranges
+
 MODALITIES = ("audio", "video")
 # Scenic ``ViViTMultiMaskedAutoencoder`` option values (``config.model.encoder_strategy`` / ``decoder_strategy``)
 ENCODER_STRATEGIES = ("separate_encoders", "separate_encoders_and_concat", "concat_and_encode", "same_encoder")
@@ -135,7 +137,7 @@ class AVMAEConfig(PreTrainedConfig):
             return self.num_hidden_layers
         return 0
 
-    # token grids: the same formulas as MAViLConfig's / CAVMAEConfig's (asked H1 for one config mixin; see report)
+    # token grids: the same formulas as MAViLConfig's (each config states its own grid: the models' contract)
     @property
     def audio_grid_size(self) -> tuple[int, int]:
         """Audio token grid ``(time, freq)`` (time-major tokens; "VALID" patches drop a partial last row)."""
@@ -158,15 +160,9 @@ class AVMAEConfig(PreTrainedConfig):
 
     def validate_architecture(self):
         """Checked at construction: sizes and combinations the model cannot be built with."""
-        if self.hidden_size % self.num_attention_heads:
-            raise ValueError(
-                f"hidden_size {self.hidden_size} is not divisible by num_attention_heads {self.num_attention_heads}"
-            )
-        if self.decoder_hidden_size % self.decoder_num_attention_heads:
-            raise ValueError(
-                f"decoder_hidden_size {self.decoder_hidden_size} is not divisible by decoder_num_attention_heads "
-                f"{self.decoder_num_attention_heads}"
-            )
+        check_divisible(
+            self, ("hidden_size", "num_attention_heads"), ("decoder_hidden_size", "decoder_num_attention_heads")
+        )
         if self.hidden_size % 2 or self.decoder_hidden_size % 2:
             raise ValueError("hidden_size and decoder_hidden_size must be even (1-D sinusoidal position table)")
         unknown = [m for m in self.modalities if m not in MODALITIES]
@@ -184,11 +180,9 @@ class AVMAEConfig(PreTrainedConfig):
             raise ValueError("use_inpainting reconstructs each modality from the other: it needs both modalities")
         if not 0 <= self.num_fusion_layers <= self.num_hidden_layers:
             raise ValueError(f"num_fusion_layers must be in [0, num_hidden_layers], got {self.num_fusion_layers}")
-        if self.bottleneck_fusion_layer < 0:
-            raise ValueError(f"bottleneck_fusion_layer must be >= 0, got {self.bottleneck_fusion_layer}")
-        for name in ("audio_mask_ratio", "video_mask_ratio"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        check_ranges(
+            self, [(("bottleneck_fusion_layer",), NON_NEGATIVE), (("audio_mask_ratio", "video_mask_ratio"), UNIT_INTERVAL)]
+        )
 
 
 __all__ = ["AVMAEConfig"]
