@@ -276,8 +276,10 @@ def verify_fixture(model, folder, fixture: Mapping):
     with torch.no_grad():
         if isinstance(model, MAESTForPreTraining):
             out = model(pixel_values, noise=io["noise"], mask_ratio=ratio)
+            encoded = model.mae_st(pixel_values, noise=io["noise"], mask_ratio=ratio)
             ours = {
                 "loss": out.loss.reshape(1), "pred": out.logits, "mask": out.mask, "ids_restore": out.ids_restore,
+                "ids_keep": encoded.ids_keep,
                 "latent": out.last_hidden_state[:, 1:], "encoder_output_with_cls": out.last_hidden_state,
                 "target": model.reconstruction_target(pixel_values),
                 "target_frame_indices": model.target_frame_indices(pixel_values.shape[1]),
