@@ -514,14 +514,20 @@ def verify_fixture(model, folder, fixture: Mapping):
                 "logits": out.logits, "loss": out.loss.reshape(1), "encoder_output": out.last_hidden_state,
                 "labels": gather_tokens(model.reconstruction_target(pixel_values, normalize=True), ids_masked),
                 "labels_no_norm": gather_tokens(model.reconstruction_target(pixel_values, normalize=False), ids_masked),
+                "encoder_pos_embed": model.videomae.embeddings.position_embeddings.table,
+                "decoder_pos_embed": model.decoder.position_embeddings.table,
             }
+        elif isinstance(model, MaskedAVVideoMAEModel):
+            mask = io["bool_masked_pos"].bool()
+            ours = {"encoder_output": model(pixel_values, bool_masked_pos=mask).last_hidden_state}
         else:
             out = model(pixel_values, output_hidden_states=True)
-            hidden = model.videomae(pixel_values).last_hidden_state
+            hidden = model.videomae(pixel_values).last_hidden_state  # no final norm under mean pooling
             ours = {
                 "logits": out.logits,
                 "last_block_output": out.hidden_states[-1],
                 "pooled_normed": model.fc_norm(hidden.mean(dim=1)) if model.fc_norm is not None else hidden[:, 0],
+                "pos_embed": model.videomae.embeddings.position_embeddings.table,
             }
     return [(name, value.detach(), io[name], atol, rtol) for name, value in ours.items() if name in io]
 

@@ -58,22 +58,42 @@ build_processor = v1.build_processor
 
 
 def verify_fixture(model, folder, fixture: Mapping):
-    """Run ``model`` on a V2 fixture's inputs (both masks for pretraining); ``(name, ours, official, atol, rtol)``."""
+    """Run ``model`` on a V2 fixture's inputs (both masks for pretraining, ``model(x, bool_masked_pos,
+    decode_masked_pos)``, the engine's loss, and decoder masking off as the official argparse default);
+    ``(name, ours, official, atol, rtol)`` rows."""
     if not isinstance(model, MaskedAVVideoMAEForPreTraining):
         return v1.verify_fixture(model, folder, fixture)
-    from ..layers import gather_tokens, ids_from_bool_mask
+    from ..layers import gather_tokens, ids_from_bool_mask, masked_mse, running_cell_mask
 
     io, atol, rtol = fixture_io(folder, fixture)
     pixel_values = io["pixel_values"].permute(0, 2, 1, 3, 4)  # official [N, C, T, H, W] -> ours [N, T, C, H, W]
-    mask, decode_mask = io["bool_masked_pos"].bool(), io["decode_masked_pos"].bool()
+    mask, decode_mask = io["bool_masked_pos"], io["decode_masked_pos"]
+    grid = model.videomae.embeddings.patch_embed.grid_size(*io["pixel_values"].shape[-3:])
+    ids_decoded = ids_from_bool_mask(decode_mask).ids_keep  # reconstructed tokens, ascending
     model.eval()
     with torch.no_grad():
         out = model(pixel_values, bool_masked_pos=mask, decode_masked_pos=decode_mask)
-        ids_decoded = ids_from_bool_mask(decode_mask).ids_keep
+        labels_no_norm = gather_tokens(model.reconstruction_target(pixel_values, normalize=False), ids_decoded)
+        counted = torch.gather(mask, 1, ids_decoded)
+        # decoder masking off (the official argparse default): V1 decoding
+        v1_out = model(pixel_values, bool_masked_pos=mask, decoder_mask_ratio=0.0)
+        ids_masked = ids_from_bool_mask(~mask).ids_keep
         ours = {
-            "logits": out.logits, "loss": out.loss.reshape(1), "encoder_output": out.last_hidden_state,
+            "logits": out.logits,
+            "loss": out.loss.reshape(1),
+            "encoder_output": out.last_hidden_state,
             "labels": gather_tokens(model.reconstruction_target(pixel_values, normalize=True), ids_decoded),
-            "logits_no_decoder_mask": model(pixel_values, bool_masked_pos=mask, decoder_mask_ratio=0.0).logits,
+            "labels_no_norm": labels_no_norm,
+            "cal_loss_mask": counted,
+            "loss_no_norm_target": masked_mse(out.logits, labels_no_norm, counted).reshape(1),
+            "logits_no_decoder_mask": v1_out.logits,
+            "labels_no_decoder_mask": gather_tokens(model.reconstruction_target(pixel_values), ids_masked),
+            "loss_no_decoder_mask": v1_out.loss.reshape(1),
+            "encoder_pos_embed": model.videomae.embeddings.position_embeddings.table,
+            "decoder_pos_embed": model.decoder.position_embeddings.table,
+            "running_cell_all_mask_maps": running_cell_mask(
+                torch.arange(4), grid, model.config.decoder_mask_ratio
+            ).reshape(4, grid[0], -1),
         }
     return [(name, value.detach(), io[name], atol, rtol) for name, value in ours.items() if name in io]
 
