@@ -27,7 +27,7 @@ import torch
 from ..models.mavil import MAViLConfig, MAViLForAudioVisualClassification, MAViLModel
 from ..models.mavil.modeling_mavil import _pool, time_major_audio_table, video_table
 from ..layers import audiomae_position_table
-from .utils import TIMM_BLOCK_PARTS, KeyTable, load_official_checkpoint, unwrap_state_dict
+from .utils import TIMM_BLOCK_PARTS, KeyTable, fixture_io, forward_call_arguments, load_official_checkpoint, unwrap_state_dict
 
 # Official head key prefixes -> our head names (config.classifier_heads) and module names.
 HEADS = {
@@ -408,11 +408,6 @@ def build_processor(config: MAViLConfig, processor_kwargs: Mapping):
     return MAViLProcessor(AudioMAEFeatureExtractor(**audio), MAViLVideoProcessor(**video))
 
 
-def _call_arguments(fixture: Mapping) -> dict[str, float]:
-    found = re.findall(r"(\w+)\s*=\s*(-?\d+(?:\.\d+)?(?:e-?\d+)?)", fixture.get("forward_call", ""))
-    return {name: float(value) for name, value in found}
-
-
 def verify_fixture(model, folder, fixture: Mapping):
     """Run ``model`` on the inputs of an av-superb fixture; returns ``(name, ours, official, atol, rtol)`` rows.
 
@@ -420,11 +415,7 @@ def verify_fixture(model, folder, fixture: Mapping):
     with an A+V head also its normed input, the logits, and a forward with the fine-tuning token dropping pinned by
     the fixture's noise (probabilities from ``forward_call``) with the kept indices.
     """
-    from safetensors.torch import load_file
-
-    io = load_file(str(Path(folder) / "io.safetensors"))
-    tol = fixture.get("suggested_tolerance", {})
-    atol, rtol = float(tol.get("atol", 1e-5)), float(tol.get("rtol", 1e-4))
+    io, atol, rtol = fixture_io(folder, fixture)
     config = model.config
     audio = io["input_values"]  # [N, 1, T, F]
     # official forward: source video [N, C, T, H, W] cut to the first n_frm frames; ours takes [N, T, C, H, W]
@@ -462,7 +453,7 @@ def verify_fixture(model, folder, fixture: Mapping):
 
         if av_head and "logits_masked" in io:
             # the official forward call's token-dropping probabilities, passed per call as the authors do
-            args = _call_arguments(fixture)
+            args = forward_call_arguments(fixture)
             probs = dict(
                 mask_time_prob=args.get("mask_t_prob", 0.0),
                 mask_freq_prob=args.get("mask_f_prob", 0.0),

@@ -51,7 +51,6 @@ from ...layers import (
     normalize_per_patch,
     patchify_2d,
     patchify_3d,
-    random_masking,
     restore_with_mask_tokens,
     run_layers,
     sincos_2d_table,
