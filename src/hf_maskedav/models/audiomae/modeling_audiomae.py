@@ -18,8 +18,8 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.utils import ModelOutput
 
 from ...layers import (
-    FixedPositionTable,
     PatchEmbed2D,
+    PositionTable,
     ShiftedWindowLayer,
     TransformerLayer,
     as_spectrogram,
@@ -98,7 +98,7 @@ class AudioMAEEmbeddings(nn.Module):
         self.config = config
         self.patch_embed = PatchEmbed2D(config.num_channels, config.hidden_size, config.patch_size, config.patch_stride)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size))
-        self.position_embeddings = FixedPositionTable(
+        self.position_embeddings = PositionTable(
             partial(audiomae_position_table, config.hidden_size), *config.grid_size
         )
 
@@ -239,7 +239,7 @@ class AudioMAEDecoder(nn.Module):
         dim = config.decoder_hidden_size
         self.decoder_embed = nn.Linear(config.hidden_size, dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, dim))
-        self.position_embeddings = FixedPositionTable(partial(audiomae_position_table, dim), *self.grid)
+        self.position_embeddings = PositionTable(partial(audiomae_position_table, dim), *self.grid)
         if config.decoder_type == "local":
             self.layers = nn.ModuleList(
                 ShiftedWindowLayer(

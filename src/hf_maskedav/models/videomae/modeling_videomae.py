@@ -36,8 +36,8 @@ from transformers.modeling_outputs import ImageClassifierOutput
 from transformers.utils import ModelOutput
 
 from ...layers import (
-    FixedPositionTable,
     MaskingIndices,
+    PositionTable,
     TransformerLayer,
     TubeletEmbed3D,
     as_video,
@@ -168,7 +168,7 @@ class MaskedAVVideoMAEEmbeddings(nn.Module):
         super().__init__()
         self.config = config
         self.patch_embed = TubeletEmbed3D(config.num_channels, config.hidden_size, config.tubelet_size, config.patch_size)
-        self.position_embeddings = FixedPositionTable(
+        self.position_embeddings = PositionTable(
             partial(videomae_position_table, config.hidden_size, config.grid_size, config.position_interpolation),
             *config.grid_size,
         )
@@ -197,7 +197,7 @@ class MaskedAVVideoMAEDecoder(nn.Module):
         dim = config.decoder_hidden_size
         self.encoder_to_decoder = nn.Linear(config.hidden_size, dim, bias=False)  # official: no bias
         self.mask_token = nn.Parameter(torch.zeros(1, 1, dim))
-        self.position_embeddings = FixedPositionTable(
+        self.position_embeddings = PositionTable(
             partial(videomae_position_table, dim, config.grid_size, config.position_interpolation), *config.grid_size
         )
         self.layers = transformer_layers(
