@@ -27,7 +27,8 @@ import torch
 
 from hf_maskedav.data.video import VideoClipDataset, VideoCollator, load_video_source
 from hf_maskedav.data.video_transforms import video_recipe
-from hf_maskedav.training.video_training import build_video_config, video_processor_for
+from hf_maskedav.training import build_config
+from hf_maskedav.training.presets import video_processor_for
 from hf_maskedav.video import available_backends
 
 
@@ -74,7 +75,7 @@ def measure(dataset, workers: int, batch_size: int, batches: int, warmup: int) -
 def main(argv=None) -> str:
     args = parse_args(argv)
     config_name = args.config_name or f"{args.family}-tiny"
-    config = build_video_config(config_name)
+    config = build_config(config_name)
     recipe = video_recipe(video_processor_for(config, config_name), config.model_type, "pretrain")
     source = load_video_source(split="train", demo_num_clips=args.num_videos, demo_cache_dir=args.demo_cache_dir)
     backends = args.backend or available_backends()

@@ -33,8 +33,7 @@ import sys
 import time
 
 import torch
-from accelerate import Accelerator
-from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
+from accelerate.utils import set_seed
 from transformers import AutoConfig
 
 import hf_maskedav  # noqa: F401  (registers the models with the Auto classes)
@@ -50,45 +49,37 @@ from hf_maskedav.data import (
     spectrogram_jitter,
 )
 from hf_maskedav.metrics import load_metric
-from hf_maskedav.training.utils import best_eval_text
-from hf_maskedav.training.loading import load_pretrained_quietly
-from hf_maskedav.training.validation_split import add_validation_split_argument, resolve_evaluation
-from hf_maskedav.training.threads import add_num_threads_argument, configure_cpu_threads
 from hf_maskedav.training import (
-    StepLog,
     LoopProgress,
+    StepLog,
     TimeBudget,
-    TrainingState,
+    TrainingRun,
     add_clip_seconds_argument,
     add_config_overrides_argument,
-    add_time_budget_argument,
     build_config,
-    check_world_size,
-    clear_previous_run,
+    check_output_dir,
     config_for_script,
     cosine_schedule_with_warmup,
     format_duration,
-    list_checkpoints,
-    load_checkpoint,
-    maybe_inject_fault,
+    ignore_stop_signals_in_worker,
     parameter_groups,
-    per_process_states,
     push_to_hub,
-    resolve_resume_path,
-    save_checkpoint,
     save_loss_curve,
+    save_model_and_processors,
     write_model_card,
 )
-from hf_maskedav.training.recipes import add_recipe_argument, add_spectrogram_arguments
-from hf_maskedav.training.faults import (
-    NonFiniteLossError,
-    NonFiniteLossGuard,
-    StopOnSignal,
-    ignore_stop_signals_in_worker,
-    maybe_poison_loss,
-    maybe_signal_self,
-    step_if_finite,
+from hf_maskedav.training.arguments import (
+    add_model_runtime_arguments,
+    add_training_arguments,
+    check_training_arguments,
+    make_accelerator,
+    tracker_config,
 )
+from hf_maskedav.training.classification import classification_loss
+from hf_maskedav.training.loading import load_pretrained_quietly
+from hf_maskedav.training.recipes import add_recipe_argument, add_spectrogram_arguments
+from hf_maskedav.training.utils import best_eval_text
+from hf_maskedav.training.validation_split import add_validation_split_argument, resolve_evaluation
 
 
 def parse_args(argv=None):
@@ -117,8 +108,7 @@ def parse_args(argv=None):
     )
     add_config_overrides_argument(model)
     add_clip_seconds_argument(model)
-    model.add_argument("--attn_implementation", default=None, choices=[None, "eager", "sdpa", "flash_attention_2"])
-    model.add_argument("--gradient_checkpointing", action="store_true")
+    add_model_runtime_arguments(model)  # --attn_implementation, --gradient_checkpointing
 
     data = parser.add_argument_group("data")
     data.add_argument("--dataset_name", default="demo", help="Hub dataset id, local dataset folder, or 'demo'")
@@ -162,50 +152,13 @@ def parse_args(argv=None):
 
     add_spectrogram_arguments(aug)  # --time_shift, --mel_shift, --time_stretch, --feature_normalization
 
-    train = parser.add_argument_group("training")
-    train.add_argument("--output_dir", default="outputs/finetune_audio")
-    train.add_argument("--overwrite_output_dir", action="store_true")
-    train.add_argument("--per_device_train_batch_size", type=int, default=32)
-    train.add_argument("--per_device_eval_batch_size", type=int, default=64)
-    train.add_argument("--learning_rate", type=float, default=3e-3, help="peak learning rate (of the head)")
-    train.add_argument("--layer_decay", type=float, default=0.75, help="layer-wise lr decay (1 disables)")
-    train.add_argument("--weight_decay", type=float, default=0.05)
-    train.add_argument("--adam_beta1", type=float, default=0.9)
-    train.add_argument("--adam_beta2", type=float, default=0.999)
-    train.add_argument("--max_grad_norm", type=float, default=None)
-    train.add_argument(
-        "--max_nonfinite_in_a_row",
-        type=int,
-        default=5,
-        help="a NaN/Inf loss skips its optimizer update; stop after this many such updates in a row",
+    add_training_arguments(
+        parser, output_dir="outputs/finetune_audio", learning_rate=3e-3, num_train_epochs=30, train_batch_size=32,
+        eval_batch_size=64, finetune=True, help={"learning_rate": "peak learning rate (of the head)"},
     )
-    train.add_argument("--num_train_epochs", type=int, default=30)
-    train.add_argument("--max_train_steps", type=int, default=None)
-    add_time_budget_argument(train)
-    add_num_threads_argument(train)
-    train.add_argument("--gradient_accumulation_steps", type=int, default=1)
-    train.add_argument("--num_warmup_steps", type=int, default=None)
-    train.add_argument("--warmup_ratio", type=float, default=0.1)
-    train.add_argument("--seed", type=int, default=42)
-    train.add_argument(
-        "--eval_every_steps", type=int, default=None, help="evaluate every N steps (default: every epoch)"
-    )
-    train.add_argument("--checkpointing_steps", default=None, help="an integer or 'epoch'")
-    train.add_argument("--checkpoints_total_limit", type=int, default=2)
-    train.add_argument("--resume_from_checkpoint", nargs="?", const="latest", default=None)
-    train.add_argument("--with_tracking", action="store_true")
-    train.add_argument("--report_to", default="tensorboard")
-    train.add_argument("--push_to_hub", action="store_true")
-    train.add_argument("--hub_model_id", default=None)
-    train.add_argument("--hub_token", default=None)
     add_recipe_argument(parser, "finetune_audio", argv)  # --recipe small-data: a measured set of defaults
     args = parser.parse_args(argv)
-    if args.checkpointing_steps is not None and args.checkpointing_steps != "epoch":
-        if not args.checkpointing_steps.isdigit() or int(args.checkpointing_steps) < 1:
-            parser.error(
-                f"--checkpointing_steps must be a positive integer or 'epoch', got {args.checkpointing_steps!r}"
-            )
-        args.checkpointing_steps = int(args.checkpointing_steps)
+    check_training_arguments(parser, args)
     return args
 
 
@@ -224,15 +177,6 @@ def open_source(args, split: str):
         demo_multi_label=args.demo_multi_label,
         demo_num_clips=args.demo_num_clips if split == args.train_split else None,
     )
-
-
-def classification_loss(logits: torch.Tensor, labels: torch.Tensor, multi_label: bool) -> torch.Tensor:
-    """Cross-entropy for class indices or soft (mixup) targets; BCE with logits for multi-label targets."""
-    if multi_label:
-        return torch.nn.functional.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
-    if labels.dim() == 2:  # soft targets after mixup
-        return torch.sum(-labels.to(logits.dtype) * torch.log_softmax(logits, dim=-1), dim=-1).mean()
-    return torch.nn.functional.cross_entropy(logits, labels)
 
 
 def evaluate_model(accelerator, model, dataloader, feature_extractor, multi_label: bool, tracker) -> dict:
@@ -258,56 +202,13 @@ def evaluate_model(accelerator, model, dataloader, feature_extractor, multi_labe
     return {"metric": result[name], "metric_name": "mAP" if multi_label else "accuracy", "loss": losses / max(count, 1)}
 
 
-def save_model_atomically(accelerator, model, feature_extractor, folder: str) -> None:
-    """save_pretrained into a temporary folder, then rename (a crash never leaves a half-written best model)."""
-    temporary = folder + ".tmp"
-    if accelerator.is_main_process and os.path.exists(temporary):
-        shutil.rmtree(temporary)
-    accelerator.wait_for_everyone()
-    accelerator.unwrap_model(model).save_pretrained(
-        temporary,
-        is_main_process=accelerator.is_main_process,
-        save_function=accelerator.save,
-        state_dict=accelerator.get_state_dict(model),
-    )
-    if accelerator.is_main_process:
-        feature_extractor.save_pretrained(temporary)
-        if os.path.exists(folder):
-            shutil.rmtree(folder)
-        os.replace(temporary, folder)
-    accelerator.wait_for_everyone()
-
-
 def main(argv=None):
     args = parse_args(argv)
-    if (
-        not (args.resume_from_checkpoint or args.overwrite_output_dir)
-        and os.path.isdir(args.output_dir)
-        and (list_checkpoints(args.output_dir) or os.path.isfile(os.path.join(args.output_dir, "config.json")))
-    ):
-        raise SystemExit(
-            f"{args.output_dir} already holds a run; pass --resume_from_checkpoint, "
-            "--overwrite_output_dir or another --output_dir"
-        )
+    check_output_dir(args)  # a folder holding another run needs --resume_from_checkpoint or --overwrite_output_dir
     start_time = time.time()
-    accelerator = Accelerator(
-        gradient_accumulation_steps=args.gradient_accumulation_steps,
-        log_with=args.report_to if args.with_tracking else None,
-        project_config=ProjectConfiguration(
-            project_dir=args.output_dir, logging_dir=os.path.join(args.output_dir, "runs")
-        ),
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
-    )
+    # seeded per-epoch shuffling (exact resume), world-size check, CPU threads, a fresh run's folder cleared
+    accelerator = make_accelerator(args)
     log = accelerator.print
-    check_world_size(accelerator)
-    configure_cpu_threads(accelerator, args.num_threads, log)  # on CPU: use the machine
-    if accelerator.is_main_process and not args.resume_from_checkpoint:
-        clear_previous_run(args.output_dir)  # only reached with --overwrite_output_dir or a new folder
-    accelerator.wait_for_everyone()
-    log(
-        f"world size: {accelerator.num_processes} process(es), device {accelerator.device}, "
-        f"mixed precision {accelerator.mixed_precision}"
-    )
     set_seed(args.seed, device_specific=True)
 
     # ---- data first: the labels decide the head ----------------------------------------------------------------
@@ -426,20 +327,12 @@ def main(argv=None):
         f"peak lr {args.learning_rate}, layer decay {args.layer_decay}"
     )
     if args.with_tracking:
-        accelerator.init_trackers(
-            "finetune_audio", {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))}
-        )
+        accelerator.init_trackers("finetune_audio", tracker_config(args))
 
+    # ---- resume: model, optimizer, schedule, RNGs, data position and fault counters --------------------------------
     tracker = BadSampleTracker(max_bad_fraction=args.max_bad_fraction)
-    nonfinite = NonFiniteLossGuard(args.max_nonfinite_in_a_row, log=log)
-    state = TrainingState()
-    resume_path = resolve_resume_path(args.resume_from_checkpoint, args.output_dir)
-    if resume_path:
-        state = load_checkpoint(accelerator, resume_path)
-        tracker.load_state_dict(state.bad_samples.get(str(accelerator.process_index), tracker.state_dict()))
-        nonfinite.load_state_dict(state.extra.get("nonfinite", {}))
-        budget.load_state_dict(state.extra.get("time_budget"))
-        log(f"resumed from {resume_path} at step {state.completed_steps}")
+    run = TrainingRun(accelerator, args, max_train_steps, budget=budget, tracker=tracker)
+    state = run.resume()
     step_log = StepLog(os.path.join(args.output_dir, "train_log.jsonl"), enabled=accelerator.is_main_process)
     eval_history = state.extra.setdefault("eval_history", [])
     best_dir = os.path.join(args.output_dir, "best_model")
@@ -468,39 +361,18 @@ def main(argv=None):
         if improved:
             state.best_metric = result["metric"]
             state.extra["best_step"] = state.completed_steps
-            save_model_atomically(accelerator, model, feature_extractor, best_dir)
-
-    saved_steps = []
-
-    def checkpoint(epoch: int, batches_in_epoch: int):
-        if batches_in_epoch >= len(train_dataloader):
-            epoch, batches_in_epoch = epoch + 1, 0
-        state.epoch, state.batches_in_epoch = epoch, batches_in_epoch
-        state.bad_samples = per_process_states(accelerator, tracker.state_dict())
-        state.extra["nonfinite"] = nonfinite.state_dict()
-        state.extra["time_budget"] = budget.state_dict()
-        log(f"saved checkpoint {save_checkpoint(accelerator, args.output_dir, state, args.checkpoints_total_limit)}")
-        saved_steps.append(state.completed_steps)
+            save_model_and_processors(accelerator, model, best_dir, [feature_extractor])
 
     progress = LoopProgress(
         budget, max_train_steps, state.completed_steps, desc="fine-tuning", disable=not accelerator.is_local_main_process
     )
     micro_losses = []
-    # SIGTERM/SIGUSR1 (pre-emption) stop the loop at the next optimizer-step boundary with a checkpoint
-    stopper, stopped = StopOnSignal(log=log), False
-    budget.start()  # --max_train_minutes counts from here (plus the time of a resumed run)
-    for epoch in range(state.epoch, num_train_epochs):
-        if state.completed_steps >= max_train_steps or stopped or budget.exhausted():
-            break
+    # epochs left from a resumed position; SIGTERM/SIGUSR1 (pre-emption) end the loop at the next optimizer-step
+    # boundary with a checkpoint; the time budget starts here
+    for epoch in run.epochs(num_train_epochs):
         model.train()
-        skip = state.batches_in_epoch if epoch == state.epoch else 0
-        train_dataloader.set_epoch(epoch)  # the epoch's shuffling order, also after a resume (see pretrain_audio.py)
-        batches = accelerator.skip_first_batches(train_dataloader, skip) if skip else train_dataloader
-        batches_in_epoch = skip
-        for batch in batches:
-            batches_in_epoch += 1
+        for batch in run.batches(train_dataloader, epoch):
             tracker.update(batch)
-            maybe_signal_self(state.completed_steps + 1)  # test aid (a SIGTERM mid-step), inert by default
             with accelerator.accumulate(model):
                 input_values = featurize(feature_extractor, batch, accelerator.device)
                 input_values = spectrogram_jitter(input_values, args.time_shift, args.mel_shift, args.time_stretch)
@@ -508,18 +380,12 @@ def main(argv=None):
                     input_values = spec_augment(input_values, args.freq_mask, args.time_mask)
                 logits = model(input_values=input_values).logits
                 loss = classification_loss(logits, batch["labels"], multi_label)
-                loss = maybe_poison_loss(loss, state.completed_steps + 1)  # test aid, inert unless its variable is set
+                loss = run.test_aids(loss)  # inert unless a test sets HF_MASKEDAV_*
                 accelerator.backward(loss)
                 micro_losses.append(loss.detach())
                 if accelerator.sync_gradients:
                     # the update's loss, averaged over processes: finite -> clip and step; NaN/Inf -> skip (counted)
-                    try:
-                        step_loss = step_if_finite(
-                            accelerator, model, optimizer, micro_losses, nonfinite, state.completed_steps + 1,
-                            args.max_grad_norm,
-                        )
-                    except NonFiniteLossError as error:
-                        raise SystemExit(f"stopped: {error}") from error
+                    step_loss = run.optimizer_step(model, optimizer, micro_losses, args.max_grad_norm)
                     micro_losses = []
             if not accelerator.sync_gradients:
                 continue
@@ -536,23 +402,14 @@ def main(argv=None):
             progress.set_postfix(loss=f"{step_loss:.4f}")
             if args.eval_every_steps and state.completed_steps % args.eval_every_steps == 0:
                 run_evaluation(epoch)
-            if isinstance(args.checkpointing_steps, int) and state.completed_steps % args.checkpointing_steps == 0:
-                checkpoint(epoch, batches_in_epoch)
-            maybe_inject_fault(state.completed_steps)
-            if stopper.should_stop(accelerator):
-                stopped = True
+            if run.step_done():  # checkpoint every --checkpointing_steps; a stop signal, the step or time budget
                 break
-            if state.completed_steps >= max_train_steps or budget.exhausted():
-                break
-        if stopped:
-            if not saved_steps or saved_steps[-1] != state.completed_steps:
-                checkpoint(epoch, batches_in_epoch)
+        if run.stopped:  # the checkpoint of this step, then exit 0
             progress.close()
-            return stopper.wind_down(accelerator, state.completed_steps, max_train_steps, log)
+            return run.wind_down()
         if not args.eval_every_steps:
             run_evaluation(epoch)
-        if args.checkpointing_steps == "epoch":
-            checkpoint(epoch, batches_in_epoch)
+        run.epoch_done()  # --checkpointing_steps epoch
     if budget.stopped:
         log(budget.describe(state.completed_steps, max_train_steps))
     if eval_dataloader is not None and (not eval_history or eval_history[-1][0] != state.completed_steps):
@@ -563,7 +420,7 @@ def main(argv=None):
     # ---- save: the best model (by the evaluation metric) becomes the output; the last one without evaluation ------
     accelerator.wait_for_everyone()
     if eval_dataloader is None or not os.path.isdir(best_dir):
-        save_model_atomically(accelerator, model, feature_extractor, best_dir)
+        save_model_and_processors(accelerator, model, best_dir, [feature_extractor])
 
     # ---- the kept model on the test split: the model was chosen on the evaluation split, so score it elsewhere --------
     test_result = None
@@ -614,8 +471,8 @@ def main(argv=None):
             "eval_history": eval_history,
             "wall_time_seconds": round(train_time, 1),
             "bad_samples": bad,
-            "nonfinite_loss_steps_skipped": nonfinite.skipped,
-            "nonfinite_loss_steps": nonfinite.skipped_steps,
+            "nonfinite_loss_steps_skipped": run.nonfinite.skipped,
+            "nonfinite_loss_steps": run.nonfinite.skipped_steps,
         }
         with open(os.path.join(args.output_dir, "train_summary.json"), "w") as handle:
             json.dump(summary, handle, indent=1)
@@ -665,7 +522,7 @@ def main(argv=None):
             )
             log(f"pushed to {url}")
     accelerator.wait_for_everyone()
-    stopper.close()  # everything is saved: a signal may end the process again
+    run.close()  # everything is saved: a signal may end the process again
     accelerator.end_training()  # closes the trackers and the process group
 
 

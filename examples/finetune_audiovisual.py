@@ -28,62 +28,49 @@ import time
 
 import numpy as np
 import torch
-from accelerate import Accelerator
-from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
+from accelerate.utils import set_seed
+from transformers import AutoConfig
 
 import hf_maskedav  # noqa: F401
-from hf_maskedav import MAViLConfig, MAViLForAudioVisualClassification
+from hf_maskedav import MAViLForAudioVisualClassification
 from hf_maskedav.data import clip_samples_for, spec_augment
 from hf_maskedav.data.video import AudioWindow, VideoBadSampleTracker, VideoClipDataset, VideoCollator
 from hf_maskedav.data.video_transforms import video_recipe
 from hf_maskedav.metrics import load_metric
-from hf_maskedav.training.utils import best_eval_text
-from hf_maskedav.training.loading import load_pretrained_quietly
-from hf_maskedav.training.validation_split import add_validation_split_argument, resolve_evaluation
-from hf_maskedav.training.threads import add_num_threads_argument, configure_cpu_threads
 from hf_maskedav.training import (
-    check_world_size,
-    StepLog,
     LoopProgress,
+    StepLog,
     TimeBudget,
-    TrainingState,
-    add_time_budget_argument,
+    TrainingRun,
+    add_config_overrides_argument,
+    build_config,
+    check_output_dir,
+    config_for_script,
     cosine_schedule_with_warmup,
     format_duration,
-    list_checkpoints,
-    load_checkpoint,
-    maybe_inject_fault,
-    parameter_groups,
-    per_process_states,
-    push_to_hub,
-    resolve_resume_path,
-    save_checkpoint,
-    save_loss_curve,
-)
-from hf_maskedav.training.faults import (
-    NonFiniteLossError,
-    NonFiniteLossGuard,
-    StopOnSignal,
     ignore_stop_signals_in_worker,
-    maybe_poison_loss,
-    maybe_signal_self,
-    step_if_finite,
-)
-from hf_maskedav.training.video_cli import add_video_data_arguments, open_video_split
-from hf_maskedav.training.video_model_card import write_video_model_card
-from hf_maskedav.training.config_overrides import add_config_overrides_argument, config_for_script
-from hf_maskedav.training.video_training import (
-    add_audiovisual_clip_arguments,
-    audiovisual_processor_for,
-    build_audiovisual_config,
-    has_saved_processor,
     mavil_layer_id,
     mavil_num_layers,
-    mix_batch,
-    one_hot_targets,
+    parameter_groups,
+    push_to_hub,
+    save_loss_curve,
     save_model_and_processors,
-    soft_target_loss,
+    write_model_card,
 )
+from hf_maskedav.training.arguments import (
+    add_model_runtime_arguments,
+    add_training_arguments,
+    check_training_arguments,
+    make_accelerator,
+    tracker_config,
+)
+from hf_maskedav.training.classification import classification_loss, mix_batch, one_hot_targets
+from hf_maskedav.training.clip_length import add_audiovisual_clip_arguments
+from hf_maskedav.training.loading import load_pretrained_quietly
+from hf_maskedav.training.presets import audiovisual_processor_for, processor_source
+from hf_maskedav.training.utils import best_eval_text
+from hf_maskedav.training.validation_split import add_validation_split_argument, resolve_evaluation
+from hf_maskedav.training.video_cli import add_video_data_arguments, open_video_split
 
 HEADS = ("audio_visual", "audio", "video")
 
@@ -101,7 +88,7 @@ def parse_args(argv=None):
     model.add_argument("--mask_video_prob", type=float, default=0.0, help="random video token dropping")
     add_config_overrides_argument(model)
     add_audiovisual_clip_arguments(model)
-    model.add_argument("--attn_implementation", default=None, choices=[None, "eager", "sdpa", "flash_attention_2"])
+    add_model_runtime_arguments(model, gradient_checkpointing=False)  # not wired to the classifier here: not offered
 
     add_validation_split_argument(add_video_data_arguments(parser, labels=True))
     parser.add_argument("--audio_column", default=None, help="a separate audio column (default: the videos' audio tracks)")
@@ -113,41 +100,13 @@ def parse_args(argv=None):
     aug.add_argument("--freq_mask", type=int, default=0, help="SpecAugment max band in mel bins")
     aug.add_argument("--time_mask", type=int, default=0, help="SpecAugment max band in frames")
 
-    train = parser.add_argument_group("training")
-    train.add_argument("--output_dir", default="outputs/finetune_audiovisual")
-    train.add_argument("--overwrite_output_dir", action="store_true")
-    train.add_argument("--per_device_train_batch_size", type=int, default=16, help="videos per process per step")
-    train.add_argument("--per_device_eval_batch_size", type=int, default=32)
-    train.add_argument("--learning_rate", type=float, default=1e-3)
-    train.add_argument("--layer_decay", type=float, default=0.75)
-    train.add_argument("--weight_decay", type=float, default=0.05)
-    train.add_argument("--adam_beta1", type=float, default=0.9)
-    train.add_argument("--adam_beta2", type=float, default=0.999)
-    train.add_argument("--max_grad_norm", type=float, default=None)
-    train.add_argument("--max_nonfinite_in_a_row", type=int, default=5,
-                       help="a NaN/Inf loss skips its optimizer update (counted, logged); stop after this many in a row")
-    train.add_argument("--num_train_epochs", type=int, default=10)
-    train.add_argument("--max_train_steps", type=int, default=None)
-    add_time_budget_argument(train)
-    add_num_threads_argument(train)
-    train.add_argument("--gradient_accumulation_steps", type=int, default=1)
-    train.add_argument("--num_warmup_steps", type=int, default=None)
-    train.add_argument("--warmup_ratio", type=float, default=0.1)
-    train.add_argument("--seed", type=int, default=42)
-    train.add_argument("--eval_every_steps", type=int, default=None)
-    train.add_argument("--checkpointing_steps", default=None)
-    train.add_argument("--checkpoints_total_limit", type=int, default=2)
-    train.add_argument("--resume_from_checkpoint", nargs="?", const="latest", default=None)
-    train.add_argument("--with_tracking", action="store_true")
-    train.add_argument("--report_to", default="tensorboard")
-    train.add_argument("--push_to_hub", action="store_true")
-    train.add_argument("--hub_model_id", default=None)
-    train.add_argument("--hub_token", default=None)
+    add_training_arguments(
+        parser, output_dir="outputs/finetune_audiovisual", learning_rate=1e-3, num_train_epochs=10,
+        train_batch_size=16, eval_batch_size=32, finetune=True,
+        help={"per_device_train_batch_size": "videos per process per step"},
+    )
     args = parser.parse_args(argv)
-    if args.checkpointing_steps is not None and args.checkpointing_steps != "epoch":
-        if not args.checkpointing_steps.isdigit() or int(args.checkpointing_steps) < 1:
-            parser.error(f"--checkpointing_steps must be a positive integer or 'epoch', got {args.checkpointing_steps!r}")
-        args.checkpointing_steps = int(args.checkpointing_steps)
+    check_training_arguments(parser, args)
     return args
 
 
@@ -179,22 +138,11 @@ def evaluate_model(accelerator, model, dataloader, multi_label: bool, tracker) -
 
 def main(argv=None):
     args = parse_args(argv)
-    if not (args.resume_from_checkpoint or args.overwrite_output_dir) and os.path.isdir(args.output_dir) and (
-        list_checkpoints(args.output_dir) or os.path.isfile(os.path.join(args.output_dir, "config.json"))
-    ):
-        raise SystemExit(f"{args.output_dir} already holds a run; pass --resume_from_checkpoint, "
-                         "--overwrite_output_dir or another --output_dir")
+    check_output_dir(args)  # a folder holding another run needs --resume_from_checkpoint or --overwrite_output_dir
     start_time = time.time()
-    accelerator = Accelerator(
-        gradient_accumulation_steps=args.gradient_accumulation_steps,
-        log_with=args.report_to if args.with_tracking else None,
-        project_config=ProjectConfiguration(project_dir=args.output_dir, logging_dir=os.path.join(args.output_dir, "runs")),
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
-    )
+    # seeded per-epoch shuffling (exact resume), world-size check, CPU threads, a fresh run's folder cleared
+    accelerator = make_accelerator(args)
     log = accelerator.print
-    check_world_size(accelerator)  # several launched processes but one in each: stop, say why
-    configure_cpu_threads(accelerator, args.num_threads, log)  # on CPU: use the machine
-    log(f"world size: {accelerator.num_processes} process(es), device {accelerator.device}")
     set_seed(args.seed, device_specific=True)
 
     train_source = open_video_split(args, args.train_split, accelerator, args.label_column, args.audio_column)
@@ -217,8 +165,14 @@ def main(argv=None):
                 problem_type="multi_label_classification" if multi_label else "single_label_classification",
                 classifier_heads=list(args.classifier_heads), drop_path_rate=args.drop_path_rate,
                 mask_time_prob=args.mask_time_prob, mask_freq_prob=args.mask_freq_prob, mask_video_prob=args.mask_video_prob)
-    base = MAViLConfig.from_pretrained(args.model_name_or_path, **head) if args.model_name_or_path else \
-        build_audiovisual_config(args.config_name, **head)
+    base = AutoConfig.from_pretrained(args.model_name_or_path, **head) if args.model_name_or_path else \
+        build_config(args.config_name, **head)
+    if base.model_type != "maskedav_mavil":
+        # AV-MAE fine-tunes as MBT (AVMAEForAudioVisualClassification), whose streams are not initialised from an
+        # AVMAEForPreTraining folder by any mapping here
+        raise SystemExit(f"{args.model_name_or_path or args.config_name}: model type {base.model_type!r}; this script "
+                         "fine-tunes MAViL models (AV-MAE fine-tuning is MBT: AVMAEForAudioVisualClassification, from a "
+                         "converted checkpoint, docs/cavmae_avmae.md)")
     # --config_overrides, --num_frames, --clip_seconds (max_length); the processor below follows the config
     config = config_for_script(base, args.config_overrides, args.clip_seconds, log, num_frames=args.num_frames)
     if args.model_name_or_path:
@@ -228,8 +182,8 @@ def main(argv=None):
     else:
         model = MAViLForAudioVisualClassification._from_config(config, attn_implementation=args.attn_implementation)
     config = model.config
-    processor_source = args.processor_name or (args.model_name_or_path if has_saved_processor(args.model_name_or_path) else None)
-    processor = audiovisual_processor_for(config, args.config_name, processor_source, video_fps=args.video_fps)
+    processor = audiovisual_processor_for(config, args.config_name, processor_source(args.processor_name, args.model_name_or_path),
+                                          video_fps=args.video_fps)
     feature_extractor = processor.feature_extractor
     recipe = video_recipe(processor.video_processor, config.model_type, "finetune")
     window = AudioWindow(feature_extractor.sampling_rate, clip_samples_for(feature_extractor))
@@ -267,18 +221,12 @@ def main(argv=None):
     log(f"heads {list(config.classifier_heads)}; optimizer steps: {max_train_steps} ({num_train_epochs} epochs of "
         f"{steps_per_epoch}), peak lr {args.learning_rate}, layer decay {args.layer_decay}, mixup {args.mixup}")
     if args.with_tracking:
-        accelerator.init_trackers("finetune_audiovisual", {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))})
+        accelerator.init_trackers("finetune_audiovisual", tracker_config(args))
 
+    # ---- resume: model, optimizer, schedule, RNGs, data position and fault counters ------------------------------
     tracker = VideoBadSampleTracker(max_bad_fraction=args.max_bad_fraction)
-    nonfinite = NonFiniteLossGuard(args.max_nonfinite_in_a_row, log=log)
-    state = TrainingState()
-    resume_path = resolve_resume_path(args.resume_from_checkpoint, args.output_dir)
-    if resume_path:
-        state = load_checkpoint(accelerator, resume_path)
-        nonfinite.load_state_dict(state.extra.get("nonfinite", {}))
-        budget.load_state_dict(state.extra.get("time_budget"))
-        tracker.load_state_dict(state.bad_samples.get(str(accelerator.process_index), tracker.state_dict()))
-        log(f"resumed from {resume_path} at step {state.completed_steps}")
+    run = TrainingRun(accelerator, args, max_train_steps, budget=budget, tracker=tracker)
+    state = run.resume()
     step_log = StepLog(os.path.join(args.output_dir, "train_log.jsonl"), enabled=accelerator.is_main_process)
     eval_history = state.extra.setdefault("eval_history", [])
     best_dir = os.path.join(args.output_dir, "best_model")
@@ -302,37 +250,16 @@ def main(argv=None):
             state.extra["best_step"], state.extra["best_result"] = state.completed_steps, result
             save_model_and_processors(accelerator, model, best_dir, [processor])
 
-    saved_steps = []
-
-    def checkpoint(epoch: int, batches_in_epoch: int):
-        if batches_in_epoch >= len(train_dataloader):
-            epoch, batches_in_epoch = epoch + 1, 0
-        state.epoch, state.batches_in_epoch = epoch, batches_in_epoch
-        state.bad_samples = per_process_states(accelerator, tracker.state_dict())
-        state.extra["nonfinite"] = nonfinite.state_dict()
-        state.extra["time_budget"] = budget.state_dict()
-        log(f"saved checkpoint {save_checkpoint(accelerator, args.output_dir, state, args.checkpoints_total_limit)}")
-        saved_steps.append(state.completed_steps)
-
     progress = LoopProgress(
         budget, max_train_steps, state.completed_steps, desc="fine-tuning", disable=not accelerator.is_local_main_process
     )
     micro_losses, micro = [], 0
-    # SIGTERM/SIGUSR1 (pre-emption) stop the loop at the next optimizer-step boundary, with a checkpoint
-    stopper, stopped = StopOnSignal(log=log), False
-    budget.start()  # --max_train_minutes counts from here (plus the time of a resumed run)
-    for epoch in range(state.epoch, num_train_epochs):
-        if state.completed_steps >= max_train_steps or stopped or budget.exhausted():
-            break
+    # epochs left from a resumed position; SIGTERM/SIGUSR1 (pre-emption) end the loop at the next optimizer-step
+    # boundary with a checkpoint; the time budget starts here
+    for epoch in run.epochs(num_train_epochs):
         model.train()
-        skip = state.batches_in_epoch if epoch == state.epoch else 0
-        train_dataloader.set_epoch(epoch)
-        batches = accelerator.skip_first_batches(train_dataloader, skip) if skip else train_dataloader
-        batches_in_epoch = skip
-        for batch in batches:
-            batches_in_epoch += 1
+        for batch in run.batches(train_dataloader, epoch):
             tracker.update(batch)
-            maybe_signal_self(state.completed_steps + 1)  # test aid (a SIGTERM mid-step), inert by default
             with accelerator.accumulate(model):
                 targets = one_hot_targets(batch["labels"], labels.num_labels, args.label_smoothing)
                 rng = np.random.default_rng([args.seed, accelerator.process_index, state.completed_steps, micro])
@@ -341,16 +268,13 @@ def main(argv=None):
                 if args.freq_mask or args.time_mask:
                     input_values = spec_augment(input_values, args.freq_mask, args.time_mask)
                 out = model(input_values=input_values, pixel_values=pixel_values)
-                loss = sum(soft_target_loss(value, targets, multi_label) for value in head_logits(out).values())
-                loss = maybe_poison_loss(loss, state.completed_steps + 1)  # test aid (a NaN loss), inert by default
+                loss = sum(classification_loss(value, targets, multi_label) for value in head_logits(out).values())
+                loss = run.test_aids(loss)  # inert unless a test sets HF_MASKEDAV_*
                 accelerator.backward(loss)
+                micro_losses.append(loss.detach())
                 if accelerator.sync_gradients:  # the update's loss over micro-batches and processes: finite -> step
-                    try:
-                        step_if_finite(accelerator, model, optimizer, [*micro_losses, loss.detach()], nonfinite,
-                                       state.completed_steps + 1, args.max_grad_norm)
-                    except NonFiniteLossError as error:
-                        raise SystemExit(f"stopped: {error}") from error
-            micro_losses.append(loss.detach())
+                    step_loss = run.optimizer_step(model, optimizer, micro_losses, args.max_grad_norm)
+                    micro_losses = []
             micro += 1
             if not accelerator.sync_gradients:
                 continue
@@ -358,8 +282,6 @@ def main(argv=None):
             budget.tick(accelerator)  # the loop time the schedule and the budget check see
             lr_scheduler.step()
             state.completed_steps += 1
-            step_loss = accelerator.reduce(torch.stack(micro_losses).mean(), reduction="mean").item()
-            micro_losses = []
             state.loss_history.append([state.completed_steps, step_loss])
             step_log.write(step=state.completed_steps, epoch=epoch, loss=step_loss, lr=lr_scheduler.get_last_lr()[-1])
             if args.with_tracking:
@@ -368,23 +290,14 @@ def main(argv=None):
             progress.set_postfix(loss=f"{step_loss:.4f}")
             if args.eval_every_steps and state.completed_steps % args.eval_every_steps == 0:
                 run_evaluation(epoch)
-            if isinstance(args.checkpointing_steps, int) and state.completed_steps % args.checkpointing_steps == 0:
-                checkpoint(epoch, batches_in_epoch)
-            maybe_inject_fault(state.completed_steps)
-            if stopper.should_stop(accelerator):
-                stopped = True
+            if run.step_done():  # checkpoint every --checkpointing_steps; a stop signal, the step or time budget
                 break
-            if state.completed_steps >= max_train_steps or budget.exhausted():
-                break
-        if stopped:
-            if not saved_steps or saved_steps[-1] != state.completed_steps:
-                checkpoint(epoch, batches_in_epoch)
+        if run.stopped:  # the checkpoint of this step, then exit 0
             progress.close()
-            raise SystemExit(stopper.wind_down(accelerator, state.completed_steps, max_train_steps, log))
+            raise SystemExit(run.wind_down())
         if not args.eval_every_steps:
             run_evaluation(epoch)
-        if args.checkpointing_steps == "epoch":
-            checkpoint(epoch, batches_in_epoch)
+        run.epoch_done()  # --checkpointing_steps epoch
     if budget.stopped:
         log(budget.describe(state.completed_steps, max_train_steps))
     if eval_dataloader is not None and (not eval_history or eval_history[-1][0] != state.completed_steps):
@@ -414,14 +327,14 @@ def main(argv=None):
             "eval_history": eval_history,
             "wall_time_seconds": round(train_time, 1),
             "bad_samples": bad,
-            "nonfinite_loss_steps_skipped": nonfinite.skipped,
-            "nonfinite_loss_steps": nonfinite.skipped_steps,
+            "nonfinite_loss_steps_skipped": run.nonfinite.skipped,
+            "nonfinite_loss_steps": run.nonfinite.skipped_steps,
         }
         with open(os.path.join(args.output_dir, "train_summary.json"), "w") as handle:
             json.dump(summary, handle, indent=1)
-        write_video_model_card(
+        write_model_card(
             args.output_dir, args.hub_model_id or os.path.basename(os.path.abspath(args.output_dir)),
-            task="audio-classification", audio_visual=True,
+            task="audio-classification", modality="audio-visual",
             summary=(f"A MAViL audio-visual classifier (heads {', '.join(config.classifier_heads)}; "
                      f"{'multi' if multi_label else 'single'}-label, {labels.num_labels} classes) fine-tuned with hf_maskedav."),
             base_model=args.model_name_or_path,
@@ -443,7 +356,7 @@ def main(argv=None):
                               token=args.hub_token)
             log(f"pushed to {url}")
     accelerator.wait_for_everyone()
-    stopper.close()  # everything is saved: a signal may end the process again
+    run.close()  # everything is saved: a signal may end the process again
     accelerator.end_training()
 
 

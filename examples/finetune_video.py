@@ -32,62 +32,44 @@ import time
 
 import numpy as np
 import torch
-from accelerate import Accelerator
-from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
+from accelerate.utils import set_seed
 from transformers import AutoConfig, AutoModelForVideoClassification
 
 import hf_maskedav  # noqa: F401
 from hf_maskedav.data.video import VideoBadSampleTracker, VideoClipDataset, VideoCollator
 from hf_maskedav.data.video_transforms import video_recipe
 from hf_maskedav.metrics import load_metric
-from hf_maskedav.training.utils import best_eval_text
-from hf_maskedav.training.loading import load_pretrained_quietly
-from hf_maskedav.training.validation_split import add_validation_split_argument, resolve_evaluation
-from hf_maskedav.training.threads import add_num_threads_argument, configure_cpu_threads
 from hf_maskedav.training import (
-    check_world_size,
-    StepLog,
     LoopProgress,
+    StepLog,
     TimeBudget,
-    TrainingState,
-    add_time_budget_argument,
+    TrainingRun,
+    add_config_overrides_argument,
+    build_config,
+    check_output_dir,
+    config_for_script,
     cosine_schedule_with_warmup,
     format_duration,
-    list_checkpoints,
-    load_checkpoint,
-    maybe_inject_fault,
-    parameter_groups,
-    per_process_states,
-    push_to_hub,
-    resolve_resume_path,
-    save_checkpoint,
-    save_loss_curve,
-)
-from hf_maskedav.training.faults import (
-    NonFiniteLossError,
-    NonFiniteLossGuard,
-    StopOnSignal,
     ignore_stop_signals_in_worker,
-    maybe_poison_loss,
-    maybe_signal_self,
-    step_if_finite,
-)
-from hf_maskedav.training.video_cli import SPLIT_MISSING_ERRORS, add_video_data_arguments, open_video_split
-from hf_maskedav.training.video_model_card import write_video_model_card
-from hf_maskedav.training.config_overrides import add_config_overrides_argument, config_for_script
-from hf_maskedav.training.video_training import (
-    build_video_config,
-    has_saved_processor,
-    mix_batch,
-    one_hot_targets,
+    parameter_groups,
+    push_to_hub,
+    save_loss_curve,
     save_model_and_processors,
-    soft_target_loss,
-    video_processor_for,
+    write_model_card,
 )
-
-DROP_PATH_FIELD = {"maskedav_videomae": "drop_path_rate", "maskedav_mae_st": "drop_path_rate",
-                   "maskedav_maskfeat": "drop_path_rate"}
-
+from hf_maskedav.training.arguments import (
+    add_model_runtime_arguments,
+    add_training_arguments,
+    check_training_arguments,
+    make_accelerator,
+    tracker_config,
+)
+from hf_maskedav.training.classification import classification_loss, mix_batch, one_hot_targets
+from hf_maskedav.training.loading import load_pretrained_quietly
+from hf_maskedav.training.presets import processor_source, video_processor_for
+from hf_maskedav.training.utils import best_eval_text
+from hf_maskedav.training.validation_split import add_validation_split_argument, resolve_evaluation
+from hf_maskedav.training.video_cli import SPLIT_MISSING_ERRORS, add_video_data_arguments, open_video_split
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -100,8 +82,7 @@ def parse_args(argv=None):
     model.add_argument("--drop_path_rate", type=float, default=0.1)
     model.add_argument("--classifier_dropout", type=float, default=None, help="dropout before the head (config default)")
     add_config_overrides_argument(model)
-    model.add_argument("--attn_implementation", default=None, choices=[None, "eager", "sdpa", "flash_attention_2"])
-    model.add_argument("--gradient_checkpointing", action="store_true")
+    add_model_runtime_arguments(model)  # --attn_implementation, --gradient_checkpointing
 
     add_validation_split_argument(add_video_data_arguments(parser, labels=True))
     clips = parser.add_argument_group("clips and augmentation")
@@ -118,41 +99,13 @@ def parse_args(argv=None):
     clips.add_argument("--test_num_clips", type=int, default=2, help="temporal views of the final evaluation (official 5-10)")
     clips.add_argument("--test_num_crops", type=int, default=3, help="spatial views of the final evaluation (official 3)")
 
-    train = parser.add_argument_group("training")
-    train.add_argument("--output_dir", default="outputs/finetune_video")
-    train.add_argument("--overwrite_output_dir", action="store_true")
-    train.add_argument("--per_device_train_batch_size", type=int, default=16, help="videos per process per step")
-    train.add_argument("--per_device_eval_batch_size", type=int, default=32)
-    train.add_argument("--learning_rate", type=float, default=1e-3)
-    train.add_argument("--layer_decay", type=float, default=0.75, help="layer-wise lr decay (1 disables)")
-    train.add_argument("--weight_decay", type=float, default=0.05)
-    train.add_argument("--adam_beta1", type=float, default=0.9)
-    train.add_argument("--adam_beta2", type=float, default=0.999)
-    train.add_argument("--max_grad_norm", type=float, default=None, help="official MAE-ST: 5.0")
-    train.add_argument("--max_nonfinite_in_a_row", type=int, default=5,
-                       help="a NaN/Inf loss skips its optimizer update (counted, logged); stop after this many in a row")
-    train.add_argument("--num_train_epochs", type=int, default=10)
-    train.add_argument("--max_train_steps", type=int, default=None)
-    add_time_budget_argument(train)
-    add_num_threads_argument(train)
-    train.add_argument("--gradient_accumulation_steps", type=int, default=1)
-    train.add_argument("--num_warmup_steps", type=int, default=None)
-    train.add_argument("--warmup_ratio", type=float, default=0.1)
-    train.add_argument("--seed", type=int, default=42)
-    train.add_argument("--eval_every_steps", type=int, default=None, help="evaluate every N steps (default: every epoch)")
-    train.add_argument("--checkpointing_steps", default=None, help="an integer or 'epoch'")
-    train.add_argument("--checkpoints_total_limit", type=int, default=2)
-    train.add_argument("--resume_from_checkpoint", nargs="?", const="latest", default=None)
-    train.add_argument("--with_tracking", action="store_true")
-    train.add_argument("--report_to", default="tensorboard")
-    train.add_argument("--push_to_hub", action="store_true")
-    train.add_argument("--hub_model_id", default=None)
-    train.add_argument("--hub_token", default=None)
+    add_training_arguments(
+        parser, output_dir="outputs/finetune_video", learning_rate=1e-3, num_train_epochs=10, train_batch_size=16,
+        eval_batch_size=32, finetune=True,
+        help={"per_device_train_batch_size": "videos per process per step", "max_grad_norm": "official MAE-ST: 5.0"},
+    )
     args = parser.parse_args(argv)
-    if args.checkpointing_steps is not None and args.checkpointing_steps != "epoch":
-        if not args.checkpointing_steps.isdigit() or int(args.checkpointing_steps) < 1:
-            parser.error(f"--checkpointing_steps must be a positive integer or 'epoch', got {args.checkpointing_steps!r}")
-        args.checkpointing_steps = int(args.checkpointing_steps)
+    check_training_arguments(parser, args)
     return args
 
 
@@ -189,23 +142,11 @@ def evaluate_model(accelerator, model, dataloader, multi_label: bool, tracker) -
 
 def main(argv=None):
     args = parse_args(argv)
-    if not (args.resume_from_checkpoint or args.overwrite_output_dir) and os.path.isdir(args.output_dir) and (
-        list_checkpoints(args.output_dir) or os.path.isfile(os.path.join(args.output_dir, "config.json"))
-    ):
-        raise SystemExit(f"{args.output_dir} already holds a run; pass --resume_from_checkpoint, "
-                         "--overwrite_output_dir or another --output_dir")
+    check_output_dir(args)  # a folder holding another run needs --resume_from_checkpoint or --overwrite_output_dir
     start_time = time.time()
-    accelerator = Accelerator(
-        gradient_accumulation_steps=args.gradient_accumulation_steps,
-        log_with=args.report_to if args.with_tracking else None,
-        project_config=ProjectConfiguration(project_dir=args.output_dir, logging_dir=os.path.join(args.output_dir, "runs")),
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
-    )
+    # seeded per-epoch shuffling (exact resume), world-size check, CPU threads, a fresh run's folder cleared
+    accelerator = make_accelerator(args)
     log = accelerator.print
-    check_world_size(accelerator)  # several launched processes but one in each: stop, say why
-    configure_cpu_threads(accelerator, args.num_threads, log)  # on CPU: use the machine
-    log(f"world size: {accelerator.num_processes} process(es), device {accelerator.device}, "
-        f"mixed precision {accelerator.mixed_precision}")
     set_seed(args.seed, device_specific=True)
 
     # ---- data first: the labels decide the head ------------------------------------------------------------------
@@ -239,13 +180,12 @@ def main(argv=None):
             attn_implementation=args.attn_implementation, ignore_mismatched_sizes=True, log=log,
         )
     else:
-        config = config_for_script(build_video_config(args.config_name, **head), args.config_overrides)
+        config = config_for_script(build_config(args.config_name, **head), args.config_overrides)
         model = AutoModelForVideoClassification.from_config(config, attn_implementation=args.attn_implementation)
     config = model.config
     if args.gradient_checkpointing:
         model.gradient_checkpointing_enable()
-    processor_source = args.processor_name or (args.model_name_or_path if has_saved_processor(args.model_name_or_path) else None)
-    processor = video_processor_for(config, args.config_name, processor_source)
+    processor = video_processor_for(config, args.config_name, processor_source(args.processor_name, args.model_name_or_path))
     recipe = video_recipe(processor, config.model_type, "finetune", sampling_rate=args.sampling_rate,
                           scale=(args.min_crop_scale, 1.0) if args.min_crop_scale else None,
                           flip=False if args.no_flip else None)
@@ -298,18 +238,12 @@ def main(argv=None):
         f"{args.learning_rate}, layer decay {args.layer_decay}, mixup {args.mixup}, cutmix {args.cutmix}, label "
         f"smoothing {args.label_smoothing}")
     if args.with_tracking:
-        accelerator.init_trackers("finetune_video", {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))})
+        accelerator.init_trackers("finetune_video", tracker_config(args))
 
+    # ---- resume: model, optimizer, schedule, RNGs, data position and fault counters ------------------------------
     tracker = VideoBadSampleTracker(max_bad_fraction=args.max_bad_fraction)
-    nonfinite = NonFiniteLossGuard(args.max_nonfinite_in_a_row, log=log)
-    state = TrainingState()
-    resume_path = resolve_resume_path(args.resume_from_checkpoint, args.output_dir)
-    if resume_path:
-        state = load_checkpoint(accelerator, resume_path)
-        nonfinite.load_state_dict(state.extra.get("nonfinite", {}))
-        budget.load_state_dict(state.extra.get("time_budget"))
-        tracker.load_state_dict(state.bad_samples.get(str(accelerator.process_index), tracker.state_dict()))
-        log(f"resumed from {resume_path} at step {state.completed_steps}")
+    run = TrainingRun(accelerator, args, max_train_steps, budget=budget, tracker=tracker)
+    state = run.resume()
     step_log = StepLog(os.path.join(args.output_dir, "train_log.jsonl"), enabled=accelerator.is_main_process)
     eval_history = state.extra.setdefault("eval_history", [])
     best_dir = os.path.join(args.output_dir, "best_model")
@@ -333,37 +267,16 @@ def main(argv=None):
             state.extra["best_step"] = state.completed_steps
             save_model_and_processors(accelerator, model, best_dir, [processor])
 
-    saved_steps = []
-
-    def checkpoint(epoch: int, batches_in_epoch: int):
-        if batches_in_epoch >= len(train_dataloader):
-            epoch, batches_in_epoch = epoch + 1, 0
-        state.epoch, state.batches_in_epoch = epoch, batches_in_epoch
-        state.bad_samples = per_process_states(accelerator, tracker.state_dict())
-        state.extra["nonfinite"] = nonfinite.state_dict()
-        state.extra["time_budget"] = budget.state_dict()
-        log(f"saved checkpoint {save_checkpoint(accelerator, args.output_dir, state, args.checkpoints_total_limit)}")
-        saved_steps.append(state.completed_steps)
-
     progress = LoopProgress(
         budget, max_train_steps, state.completed_steps, desc="fine-tuning", disable=not accelerator.is_local_main_process
     )
     micro_losses, micro = [], 0
-    # SIGTERM/SIGUSR1 (pre-emption) stop the loop at the next optimizer-step boundary, with a checkpoint
-    stopper, stopped = StopOnSignal(log=log), False
-    budget.start()  # --max_train_minutes counts from here (plus the time of a resumed run)
-    for epoch in range(state.epoch, num_train_epochs):
-        if state.completed_steps >= max_train_steps or stopped or budget.exhausted():
-            break
+    # epochs left from a resumed position; SIGTERM/SIGUSR1 (pre-emption) end the loop at the next optimizer-step
+    # boundary with a checkpoint; the time budget starts here
+    for epoch in run.epochs(num_train_epochs):
         model.train()
-        skip = state.batches_in_epoch if epoch == state.epoch else 0
-        train_dataloader.set_epoch(epoch)
-        batches = accelerator.skip_first_batches(train_dataloader, skip) if skip else train_dataloader
-        batches_in_epoch = skip
-        for batch in batches:
-            batches_in_epoch += 1
+        for batch in run.batches(train_dataloader, epoch):
             tracker.update(batch)
-            maybe_signal_self(state.completed_steps + 1)  # test aid (a SIGTERM mid-step), inert by default
             with accelerator.accumulate(model):
                 targets = one_hot_targets(batch["labels"], labels.num_labels, args.label_smoothing)
                 # mixing draws come from (seed, process, step, micro-batch): reproducible, also after a resume
@@ -371,16 +284,13 @@ def main(argv=None):
                 pixel_values, _, targets, _ = mix_batch(rng, batch["pixel_values"], targets, None, args.mixup,
                                                         args.cutmix, args.mix_prob, args.mix_switch_prob)
                 logits = model(pixel_values=pixel_values).logits
-                loss = soft_target_loss(logits, targets, multi_label)
-                loss = maybe_poison_loss(loss, state.completed_steps + 1)  # test aid (a NaN loss), inert by default
+                loss = classification_loss(logits, targets, multi_label)
+                loss = run.test_aids(loss)  # inert unless a test sets HF_MASKEDAV_*
                 accelerator.backward(loss)
+                micro_losses.append(loss.detach())
                 if accelerator.sync_gradients:  # the update's loss over micro-batches and processes: finite -> step
-                    try:
-                        step_if_finite(accelerator, model, optimizer, [*micro_losses, loss.detach()], nonfinite,
-                                       state.completed_steps + 1, args.max_grad_norm)
-                    except NonFiniteLossError as error:
-                        raise SystemExit(f"stopped: {error}") from error
-            micro_losses.append(loss.detach())
+                    step_loss = run.optimizer_step(model, optimizer, micro_losses, args.max_grad_norm)
+                    micro_losses = []
             micro += 1
             if not accelerator.sync_gradients:
                 continue
@@ -388,8 +298,6 @@ def main(argv=None):
             budget.tick(accelerator)  # the loop time the schedule and the budget check see
             lr_scheduler.step()
             state.completed_steps += 1
-            step_loss = accelerator.reduce(torch.stack(micro_losses).mean(), reduction="mean").item()
-            micro_losses = []
             state.loss_history.append([state.completed_steps, step_loss])
             step_log.write(step=state.completed_steps, epoch=epoch, loss=step_loss, lr=lr_scheduler.get_last_lr()[-1])
             if args.with_tracking:
@@ -398,23 +306,14 @@ def main(argv=None):
             progress.set_postfix(loss=f"{step_loss:.4f}")
             if args.eval_every_steps and state.completed_steps % args.eval_every_steps == 0:
                 run_evaluation(epoch)
-            if isinstance(args.checkpointing_steps, int) and state.completed_steps % args.checkpointing_steps == 0:
-                checkpoint(epoch, batches_in_epoch)
-            maybe_inject_fault(state.completed_steps)
-            if stopper.should_stop(accelerator):
-                stopped = True
+            if run.step_done():  # checkpoint every --checkpointing_steps; a stop signal, the step or time budget
                 break
-            if state.completed_steps >= max_train_steps or budget.exhausted():
-                break
-        if stopped:
-            if not saved_steps or saved_steps[-1] != state.completed_steps:
-                checkpoint(epoch, batches_in_epoch)
+        if run.stopped:  # the checkpoint of this step, then exit 0
             progress.close()
-            raise SystemExit(stopper.wind_down(accelerator, state.completed_steps, max_train_steps, log))
+            raise SystemExit(run.wind_down())
         if not args.eval_every_steps:
             run_evaluation(epoch)
-        if args.checkpointing_steps == "epoch":
-            checkpoint(epoch, batches_in_epoch)
+        run.epoch_done()  # --checkpointing_steps epoch
     if budget.stopped:
         log(budget.describe(state.completed_steps, max_train_steps))
     if eval_dataloader is not None and (not eval_history or eval_history[-1][0] != state.completed_steps):
@@ -455,8 +354,8 @@ def main(argv=None):
             "test_views": [args.test_num_clips, args.test_num_crops] if test_result else None,
             "wall_time_seconds": round(train_time, 1),
             "bad_samples": bad,
-            "nonfinite_loss_steps_skipped": nonfinite.skipped,
-            "nonfinite_loss_steps": nonfinite.skipped_steps,
+            "nonfinite_loss_steps_skipped": run.nonfinite.skipped,
+            "nonfinite_loss_steps": run.nonfinite.skipped_steps,
         }
         with open(os.path.join(args.output_dir, "train_summary.json"), "w") as handle:
             json.dump(summary, handle, indent=1)
@@ -465,9 +364,9 @@ def main(argv=None):
             metrics[f"eval {metric_name} (best, 1 view)"] = state.best_metric
         if test_result:
             metrics[f"{args.test_split} {metric_name} ({args.test_num_clips}x{args.test_num_crops} views)"] = test_result["metric"]
-        write_video_model_card(
+        write_model_card(
             args.output_dir, args.hub_model_id or os.path.basename(os.path.abspath(args.output_dir)),
-            task="video-classification",
+            task="video-classification", modality="video",
             summary=(f"A {config.model_type.replace('maskedav_', '')} video classifier "
                      f"({'multi' if multi_label else 'single'}-label, {labels.num_labels} classes) fine-tuned with hf_maskedav."),
             base_model=args.model_name_or_path,
@@ -488,7 +387,7 @@ def main(argv=None):
                               token=args.hub_token)
             log(f"pushed to {url}")
     accelerator.wait_for_everyone()
-    stopper.close()  # everything is saved: a signal may end the process again
+    run.close()  # everything is saved: a signal may end the process again
     accelerator.end_training()
 
 

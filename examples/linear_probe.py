@@ -20,19 +20,14 @@ Other model families plug in through ``hf_maskedav.training.probe.register_featu
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 
 import torch
-from accelerate import Accelerator
-from accelerate.utils import set_seed
 from tqdm.auto import tqdm
-from transformers import AutoConfig, AutoModel
 
 import hf_maskedav  # noqa: F401  (registers the models with the Auto classes)
-from hf_maskedav.training.threads import add_num_threads_argument, configure_cpu_threads
 from hf_maskedav import AudioMAEFeatureExtractor
 from hf_maskedav.data import (
     AudioClipDataset,
@@ -42,35 +37,22 @@ from hf_maskedav.data import (
     featurize,
     load_audio_source,
 )
-from hf_maskedav.training.loading import load_pretrained_quietly
-from hf_maskedav.training.config_overrides import add_config_overrides_argument, config_for_script
-from hf_maskedav.training import (
-    apply_linear_probe,
-    build_config,
-    check_world_size,
-    fit_linear_probe,
-    format_duration,
-    resolve_feature_function,
-)
+from hf_maskedav.training.arguments import add_encoder_arguments, check_encoder_arguments, make_eval_accelerator
+from hf_maskedav.training.probe import load_frozen_encoder, resolve_feature_function, run_linear_probe
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    parser.add_argument(
-        "--model_name_or_path", default=None, help="the encoder (a pretraining or fine-tuning output, or a Hub id)"
-    )
-    parser.add_argument("--config_name", default="audiomae-tiny", help="architecture for --random_init without a model")
-    add_config_overrides_argument(parser)
-    parser.add_argument(
-        "--random_init",
-        action="store_true",
-        help="same architecture (and feature extractor) with randomly initialised weights: the baseline",
+    add_encoder_arguments(  # --model_name_or_path, --config_name, --random_init, --seed, --output_dir...
+        parser, "audiomae-tiny", batch_size=64,
+        model_help="the encoder (a pretraining or fine-tuning output, or a Hub id)",
     )
     parser.add_argument(
         "--feature_fn", default=None, help="'package.module:function' overriding the registered feature function"
     )
+    # the audio data options (the video scripts' are hf_maskedav.training.video_cli's)
     parser.add_argument("--dataset_name", default="demo")
     parser.add_argument("--dataset_config_name", default=None)
     parser.add_argument("--data_dir", default=None)
@@ -81,7 +63,6 @@ def parse_args(argv=None):
     parser.add_argument("--label_names", nargs="+", default=None)
     parser.add_argument("--demo_multi_label", action="store_true")
     parser.add_argument("--demo_num_clips", type=int, default=None, help="size of the built-in data's train split")
-    parser.add_argument("--per_device_batch_size", type=int, default=64)
     parser.add_argument("--dataloader_num_workers", type=int, default=0)
     parser.add_argument(
         "--weight_decays",
@@ -90,35 +71,21 @@ def parse_args(argv=None):
         default=[1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0],
         help="L2 strengths tried for the linear classifier (chosen on 20%% of the training split)",
     )
-    parser.add_argument(
-        "--seed", type=int, default=0, help="seed of the random initialisation and of the validation split"
-    )
-    parser.add_argument("--output_dir", default=None, help="where to write probe_results.json (optional)")
-    add_num_threads_argument(parser)
     args = parser.parse_args(argv)
-    if args.model_name_or_path is None and not args.random_init:
-        parser.error("give --model_name_or_path (or --random_init for a random encoder of --config_name)")
+    check_encoder_arguments(parser, args)
     return args
 
 
 def load_encoder(args, log=print):
-    """The frozen encoder and its feature extractor."""
-    if args.model_name_or_path:
-        config = AutoConfig.from_pretrained(args.model_name_or_path)
-    else:
-        config = build_config(args.config_name)
-    config = config_for_script(config, args.config_overrides)
-    if args.random_init:
-        set_seed(args.seed)
-        model = AutoModel.from_config(config)
-    else:
-        model = load_pretrained_quietly(AutoModel, args.model_name_or_path, config=config, log=log)
+    """The frozen encoder and its feature extractor (the model folder's, else one matching the config)."""
+    model = load_frozen_encoder(args, log=log)
+    config = model.config
     fe_file = args.model_name_or_path and os.path.join(args.model_name_or_path, "preprocessor_config.json")
     if args.model_name_or_path and (not os.path.isdir(args.model_name_or_path) or os.path.isfile(fe_file)):
         feature_extractor = AudioMAEFeatureExtractor.from_pretrained(args.model_name_or_path)
     else:
         feature_extractor = AudioMAEFeatureExtractor(num_mel_bins=config.num_mel_bins, max_length=config.max_length)
-    return model.eval().requires_grad_(False), feature_extractor
+    return model, feature_extractor
 
 
 def extract(accelerator, model, feature_fn, source, feature_extractor, args, tracker, desc):
@@ -146,10 +113,8 @@ def extract(accelerator, model, feature_fn, source, feature_extractor, args, tra
 def main(argv=None):
     args = parse_args(argv)
     start = time.time()
-    accelerator = Accelerator()
+    accelerator = make_eval_accelerator(args)  # CPU threads, world-size check
     log = accelerator.print
-    configure_cpu_threads(accelerator, args.num_threads, log)  # on CPU: use the machine
-    check_world_size(accelerator)
     model, feature_extractor = load_encoder(args, log)
     feature_fn = resolve_feature_function(model.config.model_type, args.feature_fn)
     model = accelerator.prepare_model(model, evaluation_mode=True)
@@ -184,36 +149,9 @@ def main(argv=None):
     bad = tracker.totals(accelerator)
 
     if accelerator.is_main_process:
-        probe = fit_linear_probe(
-            train_x, train_y, labels.multi_label, labels.num_labels, tuple(args.weight_decays), seed=args.seed
-        )
-        metric_name = "mAP" if labels.multi_label else "accuracy"
-        train_score = apply_linear_probe(probe, train_x, train_y, labels.multi_label)
-        eval_score = apply_linear_probe(probe, eval_x, eval_y, labels.multi_label)
-        results = {
-            "model": args.model_name_or_path or args.config_name,
-            "random_init": args.random_init,
-            "metric": metric_name,
-            f"train_{metric_name}": train_score,
-            f"eval_{metric_name}": eval_score,
-            "feature_dim": int(train_x.shape[1]),
-            "num_train": int(train_x.shape[0]),
-            "num_eval": int(eval_x.shape[0]),
-            "weight_decay": probe["weight_decay"],
-            "validation_scores": {str(k): v for k, v in probe["validation_scores"].items()},
-            "wall_time_seconds": round(time.time() - start, 1),
-            "bad_samples": bad,
-        }
-        log(
-            f"linear probe {metric_name}: eval {eval_score:.4f} (train {train_score:.4f}; L2 {probe['weight_decay']}; "
-            f"{train_x.shape[0]} train / {eval_x.shape[0]} eval clips, {train_x.shape[1]}-d features) "
-            f"in {format_duration(time.time() - start)}"
-        )
+        # standardised features, L2 strength chosen on 20% of the training split; probe_results.json in --output_dir
+        run_linear_probe(train_x, train_y, eval_x, eval_y, labels, args, start, bad, unit="clips", log=log)
         log(BadSampleTracker.report(bad))
-        if args.output_dir:
-            os.makedirs(args.output_dir, exist_ok=True)
-            with open(os.path.join(args.output_dir, "probe_results.json"), "w") as handle:
-                json.dump(results, handle, indent=1)
     accelerator.wait_for_everyone()
     accelerator.end_training()
 

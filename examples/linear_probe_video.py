@@ -4,7 +4,7 @@
 The video counterpart of linear_probe.py, with the same probe (standardised features, L2-regularised logistic
 regression by full-batch L-BFGS, the L2 strength chosen on 20% of the training split): the encoder is frozen, each
 video gives one clip (the evaluation clip of the family's recipe) and one feature vector (the family's registered
-feature function, hf_maskedav.training.video_probe), computed on every process and gathered.
+feature function, hf_maskedav.training.probe), computed on every process and gathered.
 
 Pretrained vs random initialisation, on the built-in moving-shapes data:
 
@@ -21,79 +21,51 @@ MAViL encoders are probed on ``--modality audio_visual`` (default), ``audio`` or
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import time
 
 import torch
-from accelerate import Accelerator
-from accelerate.utils import set_seed
 from tqdm.auto import tqdm
-from transformers import AutoConfig, AutoModel
 
 import hf_maskedav  # noqa: F401
-import hf_maskedav.training.video_probe  # noqa: F401  (registers the video feature functions)
-from hf_maskedav.training.threads import add_num_threads_argument, configure_cpu_threads
 from hf_maskedav.data import clip_samples_for
 from hf_maskedav.data.video import AudioWindow, VideoBadSampleTracker, VideoClipDataset, VideoCollator
 from hf_maskedav.data.video_transforms import video_recipe
-from hf_maskedav.training import check_world_size, apply_linear_probe, fit_linear_probe, format_duration, resolve_feature_function
+from hf_maskedav.training.arguments import add_encoder_arguments, check_encoder_arguments, make_eval_accelerator
+from hf_maskedav.training.presets import audiovisual_processor_for, processor_source, video_processor_for
+from hf_maskedav.training.probe import load_frozen_encoder, resolve_feature_function, run_linear_probe
 from hf_maskedav.training.video_cli import add_video_data_arguments, open_video_split
-from hf_maskedav.training.loading import load_pretrained_quietly
-from hf_maskedav.training.config_overrides import add_config_overrides_argument, config_for_script
-from hf_maskedav.training.video_training import (
-    audiovisual_processor_for,
-    build_audiovisual_config,
-    build_video_config,
-    has_saved_processor,
-    video_processor_for,
-)
+
+AUDIO_VISUAL = ("maskedav_mavil", "maskedav_avmae")  # an audio-visual processor; features per --modality
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--model_name_or_path", default=None, help="the encoder (a pretraining or fine-tuning output, or a Hub id)")
-    parser.add_argument("--config_name", default="videomae-tiny",
-                        help="architecture for --random_init without a model (a video or audio-visual preset, or a config)")
-    parser.add_argument("--random_init", action="store_true",
-                        help="same architecture (and processor) with randomly initialised weights: the baseline")
+    add_encoder_arguments(  # --model_name_or_path, --config_name, --random_init, --seed, --output_dir...
+        parser, "videomae-tiny", batch_size=32,
+        model_help="the encoder (a pretraining or fine-tuning output, or a Hub id)",
+        config_help="architecture for --random_init without a model (a video or audio-visual preset, or a config)",
+    )
     parser.add_argument("--modality", default="audio_visual", choices=["audio_visual", "audio", "video"],
-                        help="MAViL only: which inputs the features come from")
+                        help="MAViL / AV-MAE only: which inputs the features come from")
     parser.add_argument("--feature_fn", default=None, help="'package.module:function' overriding the registered one")
-    add_config_overrides_argument(parser)
     add_video_data_arguments(parser, labels=True, eval_split="test")
-    parser.add_argument("--per_device_batch_size", type=int, default=32)
     parser.add_argument("--weight_decays", type=float, nargs="+", default=[1e-4, 1e-3, 1e-2, 1e-1, 1.0])
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random initialisation and of the validation split")
-    parser.add_argument("--output_dir", default=None, help="where to write probe_results.json (optional)")
-    add_num_threads_argument(parser)
     args = parser.parse_args(argv)
-    if args.model_name_or_path is None and not args.random_init:
-        parser.error("give --model_name_or_path (or --random_init for a random encoder of --config_name)")
+    check_encoder_arguments(parser, args)
     return args
 
 
 def load_encoder(args, log=print):
     """The frozen encoder and its processor (a video processor, or a MAViLProcessor)."""
-    if args.model_name_or_path:
-        config = AutoConfig.from_pretrained(args.model_name_or_path)
-    elif args.config_name.startswith(("mavil", "avmae")):
-        config = build_audiovisual_config(args.config_name)
-    else:
-        config = build_video_config(args.config_name)
-    config = config_for_script(config, args.config_overrides)
-    if args.random_init:
-        set_seed(args.seed)
-        model = AutoModel.from_config(config)
-    else:
-        model = load_pretrained_quietly(AutoModel, args.model_name_or_path, config=config, log=log)
-    saved = args.model_name_or_path if has_saved_processor(args.model_name_or_path) else None
-    if config.model_type == "maskedav_mavil":
+    model = load_frozen_encoder(args, log=log)
+    config = model.config
+    saved = processor_source(None, args.model_name_or_path)
+    if config.model_type in AUDIO_VISUAL:
         processor = audiovisual_processor_for(config, args.config_name, saved)
     else:
         processor = video_processor_for(config, args.config_name, saved)
-    return model.eval().requires_grad_(False), processor
+    return model, processor
 
 
 def extract(accelerator, model, feature_fn, dataset, collator, args, tracker, desc, modality):
@@ -120,15 +92,13 @@ def extract(accelerator, model, feature_fn, dataset, collator, args, tracker, de
 def main(argv=None):
     args = parse_args(argv)
     start = time.time()
-    accelerator = Accelerator()
+    accelerator = make_eval_accelerator(args)  # CPU threads, world-size check
     log = accelerator.print
-    configure_cpu_threads(accelerator, args.num_threads, log)  # on CPU: use the machine
-    check_world_size(accelerator)  # several launched processes but one in each: stop, say why
     model, processor = load_encoder(args, log)
     model_type = model.config.model_type
     feature_fn = resolve_feature_function(model_type, args.feature_fn)
     model = accelerator.prepare_model(model, evaluation_mode=True)
-    audio_visual = model_type == "maskedav_mavil"
+    audio_visual = model_type in AUDIO_VISUAL
     modality = args.modality if audio_visual else "video"
 
     video_processor = processor.video_processor if audio_visual else processor
@@ -154,35 +124,10 @@ def main(argv=None):
     bad = tracker.totals(accelerator)
 
     if accelerator.is_main_process:
-        probe = fit_linear_probe(train_x, train_y, labels.multi_label, labels.num_labels, tuple(args.weight_decays),
-                                 seed=args.seed)
-        metric_name = "mAP" if labels.multi_label else "accuracy"
-        train_score = apply_linear_probe(probe, train_x, train_y, labels.multi_label)
-        eval_score = apply_linear_probe(probe, eval_x, eval_y, labels.multi_label)
-        results = {
-            "model": args.model_name_or_path or args.config_name,
-            "model_type": model_type,
-            "modality": modality,
-            "random_init": args.random_init,
-            "metric": metric_name,
-            f"train_{metric_name}": train_score,
-            f"eval_{metric_name}": eval_score,
-            "feature_dim": int(train_x.shape[1]),
-            "num_train": int(train_x.shape[0]),
-            "num_eval": int(eval_x.shape[0]),
-            "weight_decay": probe["weight_decay"],
-            "validation_scores": {str(k): v for k, v in probe["validation_scores"].items()},
-            "wall_time_seconds": round(time.time() - start, 1),
-            "bad_samples": bad,
-        }
-        log(f"linear probe {metric_name}: eval {eval_score:.4f} (train {train_score:.4f}; L2 {probe['weight_decay']}; "
-            f"{train_x.shape[0]} train / {eval_x.shape[0]} eval videos, {train_x.shape[1]}-d features) "
-            f"in {format_duration(time.time() - start)}")
+        # standardised features, L2 strength chosen on 20% of the training split; probe_results.json in --output_dir
+        run_linear_probe(train_x, train_y, eval_x, eval_y, labels, args, start, bad, unit="videos", log=log,
+                         model_type=model_type, modality=modality)
         log(VideoBadSampleTracker.report(bad))
-        if args.output_dir:
-            os.makedirs(args.output_dir, exist_ok=True)
-            with open(os.path.join(args.output_dir, "probe_results.json"), "w") as handle:
-                json.dump(results, handle, indent=1)
     accelerator.wait_for_everyone()
     accelerator.end_training()
 

@@ -26,11 +26,9 @@ import math
 import os
 import sys
 import time
-from itertools import islice
 
 import torch
-from accelerate import Accelerator
-from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, send_to_device, set_seed
+from accelerate.utils import send_to_device, set_seed
 from transformers import AutoConfig
 
 import hf_maskedav  # noqa: F401  (registers the models with the Auto classes)
@@ -45,44 +43,36 @@ from hf_maskedav.data import (
     load_audio_source,
     spectrogram_jitter,
 )
-from hf_maskedav.training.threads import add_num_threads_argument, configure_cpu_threads
 from hf_maskedav.training import (
-    StepLog,
     LoopProgress,
+    StepLog,
     TimeBudget,
-    TrainingState,
+    TrainingRun,
     add_clip_seconds_argument,
     add_config_overrides_argument,
-    add_time_budget_argument,
     build_config,
-    check_world_size,
-    clear_previous_run,
+    check_output_dir,
     config_for_script,
     cosine_schedule_with_warmup,
     format_duration,
-    list_checkpoints,
-    load_checkpoint,
-    maybe_inject_fault,
+    ignore_stop_signals_in_worker,
     parameter_groups,
     per_process_states,
     push_to_hub,
-    resolve_resume_path,
-    save_checkpoint,
     save_loss_curve,
     save_spectrogram_reconstruction,
     spectrogram_reconstruction_images,
     write_model_card,
 )
-from hf_maskedav.training.recipes import add_recipe_argument, add_spectrogram_arguments
-from hf_maskedav.training.faults import (
-    NonFiniteLossError,
-    NonFiniteLossGuard,
-    StopOnSignal,
-    ignore_stop_signals_in_worker,
-    maybe_poison_loss,
-    maybe_signal_self,
-    step_if_finite,
+from hf_maskedav.training.arguments import (
+    add_model_runtime_arguments,
+    add_training_arguments,
+    check_training_arguments,
+    make_accelerator,
+    tracker_config,
 )
+from hf_maskedav.training.presets import presets_of
+from hf_maskedav.training.recipes import add_recipe_argument, add_spectrogram_arguments
 
 
 def parse_args(argv=None):
@@ -93,7 +83,7 @@ def parse_args(argv=None):
     model.add_argument(
         "--config_name",
         default="audiomae-tiny",
-        help="a preset (audiomae-tiny, -small, -base, -large), a config folder/JSON file or a Hub id",
+        help=f"a preset ({', '.join(presets_of('AudioMAEConfig'))}), a config folder/JSON file or a Hub id",
     )
     model.add_argument(
         "--model_name_or_path", default=None, help="continue pretraining from these weights (folder or Hub id)"
@@ -111,8 +101,7 @@ def parse_args(argv=None):
     )
     add_config_overrides_argument(model)
     add_clip_seconds_argument(model)
-    model.add_argument("--attn_implementation", default=None, choices=[None, "eager", "sdpa", "flash_attention_2"])
-    model.add_argument("--gradient_checkpointing", action="store_true")
+    add_model_runtime_arguments(model)  # --attn_implementation, --gradient_checkpointing
 
     data = parser.add_argument_group("data")
     data.add_argument(
@@ -143,78 +132,19 @@ def parse_args(argv=None):
 
     add_spectrogram_arguments(data)  # --time_shift, --mel_shift, --time_stretch, --feature_normalization
 
-    train = parser.add_argument_group("training")
-    train.add_argument("--output_dir", default="outputs/pretrain_audio")
-    train.add_argument("--overwrite_output_dir", action="store_true")
-    train.add_argument("--per_device_train_batch_size", type=int, default=32)
-    train.add_argument("--per_device_eval_batch_size", type=int, default=64)
-    train.add_argument(
-        "--learning_rate",
-        type=float,
-        default=2e-3,
-        help="peak learning rate after warm-up (2e-3 suits the default tiny model; official ViT-B recipe: 4e-4)",
+    add_training_arguments(
+        parser, output_dir="outputs/pretrain_audio", learning_rate=2e-3, num_train_epochs=20, train_batch_size=32,
+        eval_batch_size=64, finetune=False,
+        help={"learning_rate": "peak learning rate after warm-up (2e-3 suits the default tiny model; official ViT-B "
+                               "recipe: 4e-4)"},
     )
-    train.add_argument("--min_learning_rate", type=float, default=0.0)
-    train.add_argument("--weight_decay", type=float, default=0.05)
-    train.add_argument("--adam_beta1", type=float, default=0.9)
-    train.add_argument("--adam_beta2", type=float, default=0.95)
-    train.add_argument("--max_grad_norm", type=float, default=None, help="clip gradients to this norm")
-    train.add_argument(
-        "--max_nonfinite_in_a_row",
-        type=int,
-        default=5,
-        help="a NaN/Inf loss skips its optimizer update (counted, logged); stop after this many such updates in a row",
-    )
-    train.add_argument("--num_train_epochs", type=int, default=20)
-    train.add_argument(
-        "--max_train_steps", type=int, default=None, help="optimizer steps; overrides --num_train_epochs"
-    )
-    add_time_budget_argument(train)
-    add_num_threads_argument(train)
-    train.add_argument("--gradient_accumulation_steps", type=int, default=1)
-    train.add_argument("--num_warmup_steps", type=int, default=None, help="defaults to --warmup_ratio of the steps")
-    train.add_argument("--warmup_ratio", type=float, default=0.1)
-    train.add_argument("--seed", type=int, default=42)
-    train.add_argument("--checkpointing_steps", default=None, help="an integer (every N optimizer steps) or 'epoch'")
-    train.add_argument("--checkpoints_total_limit", type=int, default=2, help="keep only the newest N checkpoints")
-    train.add_argument(
-        "--resume_from_checkpoint",
-        nargs="?",
-        const="latest",
-        default=None,
-        help="a checkpoint folder, or no value / 'latest' for the newest one in --output_dir",
-    )
-    train.add_argument("--logging_steps", type=int, default=10, help="update the progress bar text every N steps")
-    train.add_argument("--with_tracking", action="store_true", help="log to --report_to (TensorBoard)")
-    train.add_argument("--report_to", default="tensorboard", help="accelerate tracker(s): tensorboard, wandb, all...")
-    train.add_argument("--push_to_hub", action="store_true")
-    train.add_argument("--hub_model_id", default=None, help="repo id to push to (defaults to the output folder's name)")
-    train.add_argument("--hub_token", default=None)
     add_recipe_argument(parser, "pretrain_audio", argv)  # --recipe small-data: a measured set of defaults
     args = parser.parse_args(argv)
 
     if args.streaming and args.max_train_steps is None:
         parser.error("--streaming needs --max_train_steps (a stream has no length to count epochs)")
-    if args.checkpointing_steps is not None and args.checkpointing_steps != "epoch":
-        if not args.checkpointing_steps.isdigit() or int(args.checkpointing_steps) < 1:
-            parser.error(
-                f"--checkpointing_steps must be a positive integer or 'epoch', got {args.checkpointing_steps!r}"
-            )
-        args.checkpointing_steps = int(args.checkpointing_steps)
-    if args.gradient_accumulation_steps < 1:
-        parser.error("--gradient_accumulation_steps must be at least 1")
+    check_training_arguments(parser, args)
     return args
-
-
-def check_output_dir(args) -> None:
-    """Refuse to mix a new run into a folder holding another run's checkpoints or model."""
-    if args.resume_from_checkpoint or args.overwrite_output_dir or not os.path.isdir(args.output_dir):
-        return
-    if list_checkpoints(args.output_dir) or os.path.isfile(os.path.join(args.output_dir, "config.json")):
-        raise SystemExit(
-            f"{args.output_dir} already holds a run (checkpoints or a saved model). Pass --resume_from_checkpoint to "
-            "continue it, --overwrite_output_dir to start again there, or another --output_dir."
-        )
 
 
 def open_source(args, split: str):
@@ -236,32 +166,11 @@ def open_source(args, split: str):
 
 def main(argv=None):
     args = parse_args(argv)
-    check_output_dir(args)
+    check_output_dir(args)  # a folder holding another run needs --resume_from_checkpoint or --overwrite_output_dir
     start_time = time.time()
-
-    accelerator = Accelerator(
-        gradient_accumulation_steps=args.gradient_accumulation_steps,
-        log_with=args.report_to if args.with_tracking else None,
-        project_config=ProjectConfiguration(
-            project_dir=args.output_dir, logging_dir=os.path.join(args.output_dir, "runs")
-        ),
-        # Seeded per-epoch shuffling: the order of epoch e is the same in every run, which makes resuming exact.
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
-    )
+    # seeded per-epoch shuffling (exact resume), world-size check, CPU threads, a fresh run's folder cleared
+    accelerator = make_accelerator(args)
     log = accelerator.print
-    check_world_size(accelerator)
-    configure_cpu_threads(accelerator, args.num_threads, log)  # on CPU: use the machine
-    if accelerator.is_main_process and not args.resume_from_checkpoint:
-        clear_previous_run(args.output_dir)  # only reached with --overwrite_output_dir or a new folder
-    accelerator.wait_for_everyone()
-    log(
-        f"world size: {accelerator.num_processes} process(es), device {accelerator.device}, "
-        f"mixed precision {accelerator.mixed_precision}, distributed type {accelerator.distributed_type.value}"
-    )
-    print(
-        f"process {accelerator.process_index} of {accelerator.num_processes} started on {accelerator.device}",
-        flush=True,
-    )
     # Different masks on every process, reproducible from the seed.
     set_seed(args.seed, device_specific=True)
 
@@ -373,86 +282,37 @@ def main(argv=None):
     )
 
     if args.with_tracking:
-        accelerator.init_trackers(
-            "pretrain_audio", {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))}
-        )
+        accelerator.init_trackers("pretrain_audio", tracker_config(args))
 
-    # ---- resume ------------------------------------------------------------------------------------------------
+    # ---- resume: model, optimizer, schedule, RNGs, data position and fault counters --------------------------------
     tracker = BadSampleTracker(max_bad_fraction=args.max_bad_fraction)
-    nonfinite = NonFiniteLossGuard(args.max_nonfinite_in_a_row, log=log)
-    state = TrainingState()
-    resume_path = resolve_resume_path(args.resume_from_checkpoint, args.output_dir)
-    if resume_path:
-        state = load_checkpoint(accelerator, resume_path)
-        if str(accelerator.process_index) in state.bad_samples:
-            tracker.load_state_dict(state.bad_samples[str(accelerator.process_index)])
-        nonfinite.load_state_dict(state.extra.get("nonfinite", {}))
-        budget.load_state_dict(state.extra.get("time_budget"))
-        log(
-            f"resumed from {resume_path}: step {state.completed_steps}, epoch {state.epoch}, "
-            f"{state.batches_in_epoch} batches into it"
-        )
-    elif args.resume_from_checkpoint:
-        log(f"no checkpoint in {args.output_dir}; starting from scratch")
+    run = TrainingRun(accelerator, args, max_train_steps, budget=budget, tracker=tracker)
+    state = run.resume()
     step_log = StepLog(os.path.join(args.output_dir, "train_log.jsonl"), enabled=accelerator.is_main_process)
-
-    def checkpoint(epoch: int, batches_in_epoch: int):
-        if num_update_steps_per_epoch is not None and batches_in_epoch >= len(train_dataloader):
-            epoch, batches_in_epoch = epoch + 1, 0  # the epoch is finished: resume at the next one
-        state.epoch, state.batches_in_epoch = epoch, batches_in_epoch
-        state.bad_samples = per_process_states(accelerator, tracker.state_dict())
-        state.extra["nonfinite"] = nonfinite.state_dict()
-        state.extra["time_budget"] = budget.state_dict()
-        path = save_checkpoint(accelerator, args.output_dir, state, args.checkpoints_total_limit)
-        log(f"saved checkpoint {path}")
-        saved_steps.append(state.completed_steps)
-
-    saved_steps = []
 
     # ---- training loop -----------------------------------------------------------------------------------------
     progress = LoopProgress(
         budget, max_train_steps, state.completed_steps, desc="pretraining", disable=not accelerator.is_local_main_process
     )
     micro_losses, last_input = [], None
-    # SIGTERM/SIGUSR1 (pre-emption) stop the loop at the next optimizer-step boundary, with a checkpoint
-    stopper, stopped = StopOnSignal(log=log), False
-    budget.start()  # --max_train_minutes counts from here (plus the time of a resumed run)
-    for epoch in range(state.epoch, num_train_epochs):
-        if state.completed_steps >= max_train_steps or stopped or budget.exhausted():
-            break
+    # epochs left from a resumed position; SIGTERM/SIGUSR1 (pre-emption) end the loop at the next optimizer-step
+    # boundary with a checkpoint; the time budget starts here
+    for epoch in run.epochs(num_train_epochs):
         model.train()
-        skip = state.batches_in_epoch if epoch == state.epoch else 0
-        if args.streaming:
-            batches = islice(iter(train_dataloader), skip, None)  # a stream is re-read up to the saved position
-        else:
-            # The epoch's shuffling order. A resumed run starts here at a later epoch: without this, the loader (and
-            # the skipping loader made from it, which copies its epoch) would replay epoch 0's order.
-            train_dataloader.set_epoch(epoch)
-            batches = accelerator.skip_first_batches(train_dataloader, skip) if skip else train_dataloader
-        batches_in_epoch = skip
-        for batch in batches:
-            batches_in_epoch += 1
+        for batch in run.batches(train_dataloader, epoch, streaming=args.streaming):
             if args.streaming:
                 batch = send_to_device(batch, accelerator.device)
             tracker.update(batch)
-            maybe_signal_self(state.completed_steps + 1)  # test aid (a SIGTERM mid-step), inert by default
             with accelerator.accumulate(model):
                 input_values = featurize(feature_extractor, batch, accelerator.device)
                 input_values = spectrogram_jitter(input_values, args.time_shift, args.mel_shift, args.time_stretch)
                 last_input = input_values[:1].detach()  # for the reconstruction picture when there is no eval split
-                loss = model(input_values=input_values).loss
-                loss = maybe_poison_loss(loss, state.completed_steps + 1)  # test aid (a NaN loss), inert by default
+                loss = run.test_aids(model(input_values=input_values).loss)  # inert unless a test sets HF_MASKEDAV_*
                 accelerator.backward(loss)
                 micro_losses.append(loss.detach())
                 if accelerator.sync_gradients:
                     # the update's loss, averaged over processes: finite -> clip and step; NaN/Inf -> skip (counted)
-                    try:
-                        step_loss = step_if_finite(
-                            accelerator, model, optimizer, micro_losses, nonfinite, state.completed_steps + 1,
-                            args.max_grad_norm,
-                        )
-                    except NonFiniteLossError as error:
-                        raise SystemExit(f"stopped: {error}") from error
+                    step_loss = run.optimizer_step(model, optimizer, micro_losses, args.max_grad_norm)
                     micro_losses = []
             if not accelerator.sync_gradients:
                 continue
@@ -471,21 +331,12 @@ def main(argv=None):
             progress.update(1)
             if state.completed_steps % args.logging_steps == 0 or state.completed_steps == 1:
                 progress.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.2e}")
-            if isinstance(args.checkpointing_steps, int) and state.completed_steps % args.checkpointing_steps == 0:
-                checkpoint(epoch, batches_in_epoch)
-            maybe_inject_fault(state.completed_steps)
-            if stopper.should_stop(accelerator):
-                stopped = True
+            if run.step_done():  # checkpoint every --checkpointing_steps; a stop signal, the step or time budget
                 break
-            if state.completed_steps >= max_train_steps or budget.exhausted():
-                break
-        if stopped:
-            if not saved_steps or saved_steps[-1] != state.completed_steps:
-                checkpoint(epoch, batches_in_epoch)
+        if run.stopped:  # the checkpoint of this step, then exit 0
             progress.close()
-            return stopper.wind_down(accelerator, state.completed_steps, max_train_steps, log)
-        if args.checkpointing_steps == "epoch" and not args.streaming:
-            checkpoint(epoch, batches_in_epoch)
+            return run.wind_down()
+        run.epoch_done()  # --checkpointing_steps epoch
     progress.close()
     if budget.stopped:
         log(budget.describe(state.completed_steps, max_train_steps))
@@ -575,8 +426,8 @@ def main(argv=None):
             "wall_time_seconds": round(train_time, 1),
             "bad_samples": bad,
             "train_samples_per_process": samples_per_process,
-            "nonfinite_loss_steps_skipped": nonfinite.skipped,
-            "nonfinite_loss_steps": nonfinite.skipped_steps,
+            "nonfinite_loss_steps_skipped": run.nonfinite.skipped,
+            "nonfinite_loss_steps": run.nonfinite.skipped_steps,
         }
         with open(os.path.join(args.output_dir, "train_summary.json"), "w") as handle:
             json.dump(summary, handle, indent=1)
@@ -617,7 +468,7 @@ def main(argv=None):
             )
             log(f"pushed to {url}")
     accelerator.wait_for_everyone()
-    stopper.close()  # everything is saved: a signal may end the process again
+    run.close()  # everything is saved: a signal may end the process again
     accelerator.end_training()  # closes the trackers and the process group
 
 

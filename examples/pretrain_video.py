@@ -31,62 +31,49 @@ import argparse
 import json
 import math
 import os
-import re
 import sys
 import time
 
 import torch
-from accelerate import Accelerator
-from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
+from accelerate.utils import set_seed
 from transformers import AutoConfig, AutoModelForPreTraining
 
 import hf_maskedav  # noqa: F401  (registers the models with the Auto classes)
 from hf_maskedav.data.video import VideoBadSampleTracker, VideoClipDataset, VideoCollator
 from hf_maskedav.data.video_transforms import video_recipe
-from hf_maskedav.training.threads import add_num_threads_argument, configure_cpu_threads
 from hf_maskedav.training import (
-    check_world_size,
-    StepLog,
     LoopProgress,
+    StepLog,
     TimeBudget,
-    TrainingState,
-    add_time_budget_argument,
+    TrainingRun,
+    add_config_overrides_argument,
+    build_config,
+    check_output_dir,
+    config_for_script,
     cosine_schedule_with_warmup,
     format_duration,
-    list_checkpoints,
-    load_checkpoint,
-    maybe_inject_fault,
+    ignore_stop_signals_in_worker,
     parameter_groups,
     per_process_states,
     push_to_hub,
-    resolve_resume_path,
-    save_checkpoint,
     save_loss_curve,
+    write_model_card,
 )
-from hf_maskedav.training.faults import (
-    NonFiniteLossError,
-    NonFiniteLossGuard,
-    StopOnSignal,
-    ignore_stop_signals_in_worker,
-    maybe_poison_loss,
-    maybe_signal_self,
-    step_if_finite,
+from hf_maskedav.training.arguments import (
+    add_model_runtime_arguments,
+    add_training_arguments,
+    check_training_arguments,
+    make_accelerator,
+    tracker_config,
 )
-from hf_maskedav.training.video_cli import SPLIT_MISSING_ERRORS, add_video_data_arguments, open_video_split
-from hf_maskedav.training.video_model_card import write_video_model_card
-from hf_maskedav.training.video_plotting import (
+from hf_maskedav.training.plotting import (
     mae_st_reconstruction_frames,
     maskfeat_hog_rows,
     save_frame_grid,
     videomae_reconstruction_frames,
 )
-from hf_maskedav.training.config_overrides import add_config_overrides_argument, config_for_script
-from hf_maskedav.training.video_training import (
-    PRETRAINING_FAMILIES,
-    build_video_config,
-    has_saved_processor,
-    video_processor_for,
-)
+from hf_maskedav.training.presets import PRETRAINING_FAMILIES, presets_of, processor_source, video_processor_for
+from hf_maskedav.training.video_cli import SPLIT_MISSING_ERRORS, add_video_data_arguments, open_video_split
 
 FAMILY_NAMES = {"maskedav_videomae": "VideoMAE", "maskedav_mae_st": "MAE-ST", "maskedav_maskfeat": "MaskFeat"}
 DEFAULT_REPEATS = {"maskedav_mae_st": 4}  # MAE-ST PRETRAIN.md: --repeat_aug 4
@@ -103,10 +90,10 @@ def parse_args(argv=None):
     model = parser.add_argument_group("model")
     model.add_argument("--model", default="videomae", choices=sorted(PRETRAINING_FAMILIES),
                        help="the family, when --config_name is not given (its tiny preset)")
+    video_presets = [n for c in ("MaskedAVVideoMAEConfig", "MAESTConfig", "MaskFeatConfig") for n in presets_of(c)]
     model.add_argument("--config_name", default=None,
-                       help="a preset (videomae-tiny/-small/-base, videomae_v2-tiny/-small/-base, "
-                            "mae_st-tiny/-base/-large, maskfeat-tiny, "
-                            "maskfeat-mvitv2-small/-large), a config folder/JSON or a Hub id; default <model>-tiny")
+                       help=f"a preset ({', '.join(video_presets)}), a config folder/JSON or a Hub id; default "
+                            "<model>-tiny")
     model.add_argument("--model_name_or_path", default=None, help="continue pretraining from these weights")
     model.add_argument("--processor_name", default=None,
                        help="video processor to use (defaults to --model_name_or_path's, else one matching the config)")
@@ -117,8 +104,7 @@ def parse_args(argv=None):
     model.add_argument("--decoder_mask_type", default=None, choices=[None, "run_cell"],
                        help="VideoMAE V2 decoder mask (config default run_cell, the official scripts' choice)")
     add_config_overrides_argument(model)
-    model.add_argument("--attn_implementation", default=None, choices=[None, "eager", "sdpa", "flash_attention_2"])
-    model.add_argument("--gradient_checkpointing", action="store_true")
+    add_model_runtime_arguments(model)  # --attn_implementation, --gradient_checkpointing
 
     add_video_data_arguments(parser)
     clips = parser.add_argument_group("clips")
@@ -130,62 +116,22 @@ def parse_args(argv=None):
     clips.add_argument("--min_crop_scale", type=float, default=None, help="random resized crop: smallest area fraction")
     clips.add_argument("--no_flip", action="store_true", help="no random horizontal flip")
 
-    train = parser.add_argument_group("training")
-    train.add_argument("--output_dir", default=None, help="default outputs/pretrain_<model>")
-    train.add_argument("--overwrite_output_dir", action="store_true")
-    train.add_argument("--per_device_train_batch_size", type=int, default=8, help="videos per process per step")
-    train.add_argument("--per_device_eval_batch_size", type=int, default=32)
-    train.add_argument("--learning_rate", type=float, default=None,
-                       help="peak learning rate (after warm-up); default per family: VideoMAE/MaskFeat 3e-4, MAE-ST 1e-4")
-    train.add_argument("--min_learning_rate", type=float, default=0.0)
-    train.add_argument("--weight_decay", type=float, default=0.05)
-    train.add_argument("--adam_beta1", type=float, default=0.9)
-    train.add_argument("--adam_beta2", type=float, default=0.95)
-    train.add_argument("--max_grad_norm", type=float, default=None, help="clip gradients to this norm (MAE-ST: 0.02)")
-    train.add_argument("--max_nonfinite_in_a_row", type=int, default=5,
-                       help="a NaN/Inf loss skips its optimizer update (counted, logged); stop after this many in a row")
-    train.add_argument("--num_train_epochs", type=int, default=None,
-                       help="default per family: VideoMAE 12, MAE-ST and MaskFeat 6")
-    train.add_argument("--max_train_steps", type=int, default=None, help="optimizer steps; overrides --num_train_epochs")
-    add_time_budget_argument(train)
-    add_num_threads_argument(train)
-    train.add_argument("--gradient_accumulation_steps", type=int, default=1)
-    train.add_argument("--num_warmup_steps", type=int, default=None, help="defaults to --warmup_ratio of the steps")
-    train.add_argument("--warmup_ratio", type=float, default=0.1)
-    train.add_argument("--seed", type=int, default=42)
-    train.add_argument("--checkpointing_steps", default=None, help="an integer (every N optimizer steps) or 'epoch'")
-    train.add_argument("--checkpoints_total_limit", type=int, default=2)
-    train.add_argument("--resume_from_checkpoint", nargs="?", const="latest", default=None,
-                       help="a checkpoint folder, or no value / 'latest' for the newest one in --output_dir")
-    train.add_argument("--logging_steps", type=int, default=10)
-    train.add_argument("--with_tracking", action="store_true", help="log to --report_to (TensorBoard)")
-    train.add_argument("--report_to", default="tensorboard")
-    train.add_argument("--push_to_hub", action="store_true")
-    train.add_argument("--hub_model_id", default=None)
-    train.add_argument("--hub_token", default=None)
+    add_training_arguments(
+        parser, output_dir=None, learning_rate=None, num_train_epochs=None, train_batch_size=8, eval_batch_size=32,
+        finetune=False,
+        help={"output_dir": "default outputs/pretrain_<model>", "per_device_train_batch_size": "videos per process per step",
+              "learning_rate": "peak learning rate (after warm-up); default per family: VideoMAE/MaskFeat 3e-4, MAE-ST 1e-4",
+              "max_grad_norm": "clip gradients to this norm (MAE-ST: 0.02)",
+              "num_train_epochs": "default per family: VideoMAE 12, MAE-ST and MaskFeat 6"},
+    )
     args = parser.parse_args(argv)
 
     args.config_name = args.config_name or f"{args.model}-tiny"
     args.output_dir = args.output_dir or f"outputs/pretrain_{args.model}"
-    if args.checkpointing_steps is not None and args.checkpointing_steps != "epoch":
-        if not args.checkpointing_steps.isdigit() or int(args.checkpointing_steps) < 1:
-            parser.error(f"--checkpointing_steps must be a positive integer or 'epoch', got {args.checkpointing_steps!r}")
-        args.checkpointing_steps = int(args.checkpointing_steps)
-    if args.gradient_accumulation_steps < 1:
-        parser.error("--gradient_accumulation_steps must be at least 1")
+    check_training_arguments(parser, args)
     if args.repeated_sampling is not None and args.repeated_sampling < 1:
         parser.error("--repeated_sampling must be at least 1")
     return args
-
-
-def check_output_dir(args) -> None:
-    if args.resume_from_checkpoint or args.overwrite_output_dir or not os.path.isdir(args.output_dir):
-        return
-    if list_checkpoints(args.output_dir) or os.path.isfile(os.path.join(args.output_dir, "config.json")):
-        raise SystemExit(
-            f"{args.output_dir} already holds a run (checkpoints or a saved model). Pass --resume_from_checkpoint to "
-            "continue it, --overwrite_output_dir to start again there, or another --output_dir."
-        )
 
 
 def reconstruction_rows(model, clip: torch.Tensor, output, mean, std) -> dict:
@@ -200,26 +146,16 @@ def reconstruction_rows(model, clip: torch.Tensor, output, mean, std) -> dict:
 
 def main(argv=None):
     args = parse_args(argv)
-    check_output_dir(args)
+    check_output_dir(args)  # a folder holding another run needs --resume_from_checkpoint or --overwrite_output_dir
     start_time = time.time()
-
-    accelerator = Accelerator(
-        gradient_accumulation_steps=args.gradient_accumulation_steps,
-        log_with=args.report_to if args.with_tracking else None,
-        project_config=ProjectConfiguration(project_dir=args.output_dir, logging_dir=os.path.join(args.output_dir, "runs")),
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
-    )
+    # seeded per-epoch shuffling (exact resume), world-size check, CPU threads, a fresh run's folder cleared
+    accelerator = make_accelerator(args)
     log = accelerator.print
-    check_world_size(accelerator)  # several launched processes but one in each: stop, say why
-    configure_cpu_threads(accelerator, args.num_threads, log)  # on CPU: use the machine
-    log(f"world size: {accelerator.num_processes} process(es), device {accelerator.device}, "
-        f"mixed precision {accelerator.mixed_precision}, distributed type {accelerator.distributed_type.value}")
-    print(f"process {accelerator.process_index} of {accelerator.num_processes} started on {accelerator.device}", flush=True)
     set_seed(args.seed, device_specific=True)  # different masks on every process, reproducible from the seed
 
     # ---- model and video processor -------------------------------------------------------------------------------
     # --mask_ratio, then --config_overrides, on the preset or the loaded config
-    base = AutoConfig.from_pretrained(args.model_name_or_path) if args.model_name_or_path else build_video_config(args.config_name)
+    base = AutoConfig.from_pretrained(args.model_name_or_path) if args.model_name_or_path else build_config(args.config_name)
     config = config_for_script(base, args.config_overrides, log=log, mask_ratio=args.mask_ratio,
                                decoder_mask_ratio=args.decoder_mask_ratio, decoder_mask_type=args.decoder_mask_type)
     if args.model_name_or_path:
@@ -235,8 +171,7 @@ def main(argv=None):
                     if getattr(config, "decoder_mask_ratio", 0) else "")
     if args.gradient_checkpointing:
         model.gradient_checkpointing_enable()
-    processor_source = args.processor_name or (args.model_name_or_path if has_saved_processor(args.model_name_or_path) else None)
-    processor = video_processor_for(config, args.config_name, processor_source)
+    processor = video_processor_for(config, args.config_name, processor_source(args.processor_name, args.model_name_or_path))
     repeats = args.repeated_sampling or DEFAULT_REPEATS.get(config.model_type, 1)
     if args.learning_rate is None:
         args.learning_rate = DEFAULT_LEARNING_RATE[config.model_type]
@@ -283,79 +218,41 @@ def main(argv=None):
     log(f"optimizer steps: {max_train_steps} ({num_train_epochs} epoch(s) of {num_update_steps_per_epoch} steps), "
         f"{total_videos} videos = {total_videos * repeats} clips per step, warm-up {warmup}, peak lr {args.learning_rate}")
     if args.with_tracking:
-        accelerator.init_trackers("pretrain_video", {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))})
+        accelerator.init_trackers("pretrain_video", tracker_config(args))
 
-    # ---- resume --------------------------------------------------------------------------------------------------
+    # ---- resume: model, optimizer, schedule, RNGs, data position and fault counters ------------------------------
     tracker = VideoBadSampleTracker(max_bad_fraction=args.max_bad_fraction)
-    nonfinite = NonFiniteLossGuard(args.max_nonfinite_in_a_row, log=log)
-    state = TrainingState()
-    resume_path = resolve_resume_path(args.resume_from_checkpoint, args.output_dir)
-    if resume_path:
-        state = load_checkpoint(accelerator, resume_path)
-        nonfinite.load_state_dict(state.extra.get("nonfinite", {}))
-        budget.load_state_dict(state.extra.get("time_budget"))
-        if str(accelerator.process_index) in state.bad_samples:
-            tracker.load_state_dict(state.bad_samples[str(accelerator.process_index)])
-        log(f"resumed from {resume_path}: step {state.completed_steps}, epoch {state.epoch}, "
-            f"{state.batches_in_epoch} batches into it")
-    elif args.resume_from_checkpoint:
-        log(f"no checkpoint in {args.output_dir}; starting from scratch")
+    run = TrainingRun(accelerator, args, max_train_steps, budget=budget, tracker=tracker)
+    state = run.resume()
     step_log = StepLog(os.path.join(args.output_dir, "train_log.jsonl"), enabled=accelerator.is_main_process)
-
-    saved_steps = []
-
-    def checkpoint(epoch: int, batches_in_epoch: int):
-        if batches_in_epoch >= len(train_dataloader):
-            epoch, batches_in_epoch = epoch + 1, 0  # the epoch is finished: resume at the next one
-        state.epoch, state.batches_in_epoch = epoch, batches_in_epoch
-        state.bad_samples = per_process_states(accelerator, tracker.state_dict())
-        state.extra["nonfinite"] = nonfinite.state_dict()
-        state.extra["time_budget"] = budget.state_dict()
-        log(f"saved checkpoint {save_checkpoint(accelerator, args.output_dir, state, args.checkpoints_total_limit)}")
-        saved_steps.append(state.completed_steps)
 
     # ---- training loop -------------------------------------------------------------------------------------------
     progress = LoopProgress(
         budget, max_train_steps, state.completed_steps, desc=f"pretraining {family}", disable=not accelerator.is_local_main_process
     )
     micro_losses, last_clip = [], None
-    # SIGTERM/SIGUSR1 (pre-emption) stop the loop at the next optimizer-step boundary, with a checkpoint
-    stopper, stopped = StopOnSignal(log=log), False
-    budget.start()  # --max_train_minutes counts from here (plus the time of a resumed run)
-    for epoch in range(state.epoch, num_train_epochs):
-        if state.completed_steps >= max_train_steps or stopped or budget.exhausted():
-            break
+    # epochs left from a resumed position; SIGTERM/SIGUSR1 (pre-emption) end the loop at the next optimizer-step
+    # boundary with a checkpoint; the time budget starts here
+    for epoch in run.epochs(num_train_epochs):
         model.train()
-        skip = state.batches_in_epoch if epoch == state.epoch else 0
-        train_dataloader.set_epoch(epoch)  # the epoch's shuffling order and random clips, also after a resume
-        batches = accelerator.skip_first_batches(train_dataloader, skip) if skip else train_dataloader
-        batches_in_epoch = skip
-        for batch in batches:
-            batches_in_epoch += 1
+        for batch in run.batches(train_dataloader, epoch):  # the epoch's order and random clips, also after a resume
             tracker.update(batch)
-            maybe_signal_self(state.completed_steps + 1)  # test aid (a SIGTERM mid-step), inert by default
             with accelerator.accumulate(model):
                 pixel_values = batch["pixel_values"]
                 last_clip = pixel_values[:1].detach()
                 loss = model(pixel_values=pixel_values).loss  # the mask is drawn inside the model
-                loss = maybe_poison_loss(loss, state.completed_steps + 1)  # test aid (a NaN loss), inert by default
+                loss = run.test_aids(loss)  # inert unless a test sets HF_MASKEDAV_*
                 accelerator.backward(loss)
+                micro_losses.append(loss.detach())
                 if accelerator.sync_gradients:  # the update's loss over micro-batches and processes: finite -> step
-                    try:
-                        step_if_finite(accelerator, model, optimizer, [*micro_losses, loss.detach()], nonfinite,
-                                       state.completed_steps + 1, args.max_grad_norm)
-                    except NonFiniteLossError as error:
-                        raise SystemExit(f"stopped: {error}") from error
-            micro_losses.append(loss.detach())
+                    step_loss = run.optimizer_step(model, optimizer, micro_losses, args.max_grad_norm)
+                    micro_losses = []
             if not accelerator.sync_gradients:
                 continue
 
             budget.tick(accelerator)  # the loop time the schedule and the budget check see
-
             lr_scheduler.step()
             state.completed_steps += 1
-            step_loss = accelerator.reduce(torch.stack(micro_losses).mean(), reduction="mean").item()
-            micro_losses = []
             lr = lr_scheduler.get_last_lr()[0]
             state.loss_history.append([state.completed_steps, step_loss])
             step_log.write(step=state.completed_steps, epoch=epoch, loss=step_loss, lr=lr)
@@ -364,21 +261,12 @@ def main(argv=None):
             progress.update(1)
             if state.completed_steps % args.logging_steps == 0 or state.completed_steps == 1:
                 progress.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.2e}")
-            if isinstance(args.checkpointing_steps, int) and state.completed_steps % args.checkpointing_steps == 0:
-                checkpoint(epoch, batches_in_epoch)
-            maybe_inject_fault(state.completed_steps)
-            if stopper.should_stop(accelerator):
-                stopped = True
+            if run.step_done():  # checkpoint every --checkpointing_steps; a stop signal, the step or time budget
                 break
-            if state.completed_steps >= max_train_steps or budget.exhausted():
-                break
-        if stopped:
-            if not saved_steps or saved_steps[-1] != state.completed_steps:
-                checkpoint(epoch, batches_in_epoch)
+        if run.stopped:  # the checkpoint of this step, then exit 0
             progress.close()
-            raise SystemExit(stopper.wind_down(accelerator, state.completed_steps, max_train_steps, log))
-        if args.checkpointing_steps == "epoch":
-            checkpoint(epoch, batches_in_epoch)
+            raise SystemExit(run.wind_down())
+        run.epoch_done()  # --checkpointing_steps epoch
     progress.close()
     if budget.stopped:
         log(budget.describe(state.completed_steps, max_train_steps))
@@ -451,15 +339,15 @@ def main(argv=None):
             "eval_loss": eval_loss,
             "wall_time_seconds": round(train_time, 1),
             "bad_samples": bad,
-            "nonfinite_loss_steps_skipped": nonfinite.skipped,
-            "nonfinite_loss_steps": nonfinite.skipped_steps,
+            "nonfinite_loss_steps_skipped": run.nonfinite.skipped,
+            "nonfinite_loss_steps": run.nonfinite.skipped_steps,
             "videos_per_process": videos_per_process,
         }
         with open(os.path.join(args.output_dir, "train_summary.json"), "w") as handle:
             json.dump(summary, handle, indent=1)
-        write_video_model_card(
+        write_model_card(
             args.output_dir, args.hub_model_id or os.path.basename(os.path.abspath(args.output_dir)),
-            task="feature-extraction",
+            task="feature-extraction", modality="video",
             summary=(f"A {family} ({getattr(config, 'num_hidden_layers', '?')} layers, width {config.hidden_size}) "
                      f"pretrained with masked {'HOG feature' if family == 'MaskFeat' else 'video'} modelling "
                      f"(mask ratio {config.mask_ratio}) using hf_maskedav."),
@@ -482,7 +370,7 @@ def main(argv=None):
                               token=args.hub_token)
             log(f"pushed to {url}")
     accelerator.wait_for_everyone()
-    stopper.close()  # everything is saved: a signal may end the process again
+    run.close()  # everything is saved: a signal may end the process again
     accelerator.end_training()
 
 

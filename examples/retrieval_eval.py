@@ -21,69 +21,54 @@ import sys
 import time
 
 import torch
-from accelerate import Accelerator
-from accelerate.utils import set_seed
 from tqdm.auto import tqdm
-from transformers import AutoConfig
 
 import hf_maskedav  # noqa: F401
-from hf_maskedav.training.threads import add_num_threads_argument, configure_cpu_threads
 from hf_maskedav import MAViLForPreTraining, MAViLModel
 from hf_maskedav.data import clip_samples_for
 from hf_maskedav.data.video import AudioWindow, VideoBadSampleTracker, VideoClipDataset, VideoCollator
 from hf_maskedav.data.video_transforms import video_recipe
-from hf_maskedav.training import check_world_size, format_duration
+from hf_maskedav.training import build_config, format_duration
+from hf_maskedav.training.arguments import add_encoder_arguments, check_encoder_arguments, make_eval_accelerator
+from hf_maskedav.training.presets import audiovisual_processor_for, processor_source
+from hf_maskedav.training.probe import load_frozen_encoder, recall_at_k
 from hf_maskedav.training.video_cli import add_video_data_arguments, open_video_split
-from hf_maskedav.training.video_probe import recall_at_k
-from hf_maskedav.training.config_overrides import add_config_overrides_argument, config_for_script
-from hf_maskedav.training.video_training import audiovisual_processor_for, build_audiovisual_config, has_saved_processor
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--model_name_or_path", default=None, help="a MAViL model (pretraining, fine-tuning or encoder)")
-    parser.add_argument("--config_name", default="mavil-tiny", help="architecture for --random_init without a model")
-    parser.add_argument("--random_init", action="store_true", help="same architecture with random weights: the baseline")
-    add_config_overrides_argument(parser)
+    add_encoder_arguments(  # --model_name_or_path, --config_name, --random_init, --seed, --output_dir...
+        parser, "mavil-tiny", batch_size=32, model_help="a MAViL model (pretraining, fine-tuning or encoder)",
+    )
     add_video_data_arguments(parser, eval_split="test")
     parser.add_argument("--audio_column", default=None)
     parser.add_argument("--ks", type=int, nargs="+", default=[1, 5, 10])
-    parser.add_argument("--per_device_batch_size", type=int, default=32)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output_dir", default=None, help="where to write retrieval_results.json (optional)")
-    add_num_threads_argument(parser)
     args = parser.parse_args(argv)
-    if args.model_name_or_path is None and not args.random_init:
-        parser.error("give --model_name_or_path (or --random_init)")
+    check_encoder_arguments(parser, args)
     return args
 
 
 def load_model(args):
     """A model with ``get_retrieval_embeddings``: the pretraining model (keeps its contrastive projections) when the
     folder holds one, else the bare encoders."""
+    from transformers import AutoConfig
+
     config = AutoConfig.from_pretrained(args.model_name_or_path) if args.model_name_or_path else \
-        build_audiovisual_config(args.config_name)
-    config = config_for_script(config, args.config_overrides)
+        build_config(args.config_name)
     if config.model_type != "maskedav_mavil":
         raise SystemExit(f"retrieval needs an audio-visual (MAViL) model, got model type {config.model_type!r}")
-    pretraining = "MAViLForPreTraining" in (config.architectures or [])
-    model_class = MAViLForPreTraining if pretraining else MAViLModel
-    if args.random_init:
-        set_seed(args.seed)
-        model = model_class(config)
-    else:
-        model = model_class.from_pretrained(args.model_name_or_path, config=config)
-    saved = args.model_name_or_path if has_saved_processor(args.model_name_or_path) else None
-    return model.eval().requires_grad_(False), audiovisual_processor_for(config, args.config_name, saved)
+    # a pretraining folder (stage 1 or 2) keeps its contrastive projections; MAViLForPreTraining loads both stages
+    pretraining = any(name.endswith("PreTraining") for name in (config.architectures or []))
+    model = load_frozen_encoder(args, MAViLForPreTraining if pretraining else MAViLModel)
+    saved = processor_source(None, args.model_name_or_path)
+    return model, audiovisual_processor_for(model.config, args.config_name, saved)
 
 
 def main(argv=None):
     args = parse_args(argv)
     start = time.time()
-    accelerator = Accelerator()
+    accelerator = make_eval_accelerator(args)  # CPU threads, world-size check
     log = accelerator.print
-    configure_cpu_threads(accelerator, args.num_threads, log)  # on CPU: use the machine
-    check_world_size(accelerator)  # several launched processes but one in each: stop, say why
     model, processor = load_model(args)
     model = accelerator.prepare_model(model, evaluation_mode=True)
     unwrapped = accelerator.unwrap_model(model)

@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from hf_maskedav import MAESTVideoProcessor, MaskedAVVideoMAEVideoProcessor, MAViLVideoProcessor, MaskFeatVideoProcessor
+from hf_maskedav import (
+    AVMAEVideoProcessor,
+    MAESTVideoProcessor,
+    MaskedAVVideoMAEVideoProcessor,
+    MaskFeatVideoProcessor,
+    MAViLVideoProcessor,
+)
 from hf_maskedav.data.demo_video import DEMO_VIDEO_CLASSES, DemoVideoDataset, render_clip, write_mp4
 from hf_maskedav.data.video import (
     AudioWindow,
@@ -26,8 +32,8 @@ from hf_maskedav.data.video_transforms import (
     random_resized_crop_box,
     video_recipe,
 )
-from hf_maskedav.training.video_probe import recall_at_k
-from hf_maskedav.training.video_training import mix_batch, one_hot_targets
+from hf_maskedav.training.classification import mix_batch, one_hot_targets
+from hf_maskedav.training.probe import recall_at_k
 from hf_maskedav.video import read_video
 
 SMALL = dict(num_frames=12, fps=12.0, height=32, width=48)  # tiny demo clips for the tests
@@ -134,6 +140,8 @@ def test_eval_clip_matches_the_family_processor(demo):
         (MaskFeatVideoProcessor(num_frames=4, frame_sampling_rate=2, size={"shortest_edge": 28},
                                 crop_size={"height": 24, "width": 24}), "maskedav_maskfeat"),
         (MAViLVideoProcessor(num_frames=4, fps=6.0, size={"height": 24, "width": 24}), "maskedav_mavil"),
+        (AVMAEVideoProcessor(num_frames=4, frame_sampling_rate=2, size={"shortest_edge": 28},
+                             crop_size={"height": 24, "width": 24}), "maskedav_avmae"),
     ):
         source = _demo_source(demo, labels=False)
         recipe = video_recipe(processor, model_type)

@@ -113,19 +113,15 @@ def test_default_variant_is_unchanged(tmp_path):
 
 
 def test_presets_for_the_objects_variant_keep_the_full_frame():
-    from hf_maskedav.training.video_training import (
-        audiovisual_processor_for,
-        build_audiovisual_config,
-        build_video_config,
-        video_processor_for,
-    )
+    from hf_maskedav.training import build_config
+    from hf_maskedav.training.presets import audiovisual_processor_for, video_processor_for
 
     for name in ("videomae-tiny-64", "mae_st-tiny-64"):
-        config = build_video_config(name)
+        config = build_config(name)
         processor = video_processor_for(config, name)
         assert config.image_size == 64 and config.patch_size == 8 and config.mask_ratio == 0.9
         assert processor.crop_size.height == 64 and processor.size.shortest_edge == 64
-    config = build_audiovisual_config("mavil-tiny-64")
+    config = build_config("mavil-tiny-64")
     processor = audiovisual_processor_for(config, "mavil-tiny-64")
     assert (config.image_size, config.num_frames, config.audio_mask_ratio, config.video_mask_ratio) == (64, 4, 0.5, 0.5)
     assert processor.video_processor.num_frames == 4 and processor.video_processor.fps == 4.0

@@ -303,13 +303,12 @@ def test_config_overrides_validated_unknown_keys_and_max_length():
 
 def test_clip_seconds_rounds_up_to_an_accepted_length():
     from hf_maskedav.training import build_config, max_length_for_seconds
-    from hf_maskedav.training.video_training import build_audiovisual_config
 
     tiny = build_config("audiomae-tiny")  # 8x8 patches, local decoder window (4, 4) -> multiples of 32 frames
     assert max_length_for_seconds(tiny, 2.0) == (200, 224)
     assert max_length_for_seconds(tiny, 0.96) == (96, 96)
     assert max_length_for_seconds(build_config("audiomae-base"), 10.0) == (1000, 1024)
-    assert max_length_for_seconds(build_audiovisual_config("mavil-tiny"), 2.0) == (200, 200)  # multiples of 8
+    assert max_length_for_seconds(build_config("mavil-tiny"), 2.0) == (200, 200)  # multiples of 8
 
 
 def test_pretrain_audio_clip_seconds_and_config_overrides(in_process, tmp_path, capsys):
@@ -327,10 +326,10 @@ def test_pretrain_audio_clip_seconds_and_config_overrides(in_process, tmp_path, 
 
 
 def test_mavil_processor_follows_the_config():
-    from hf_maskedav.training import config_for_script
-    from hf_maskedav.training.video_training import audiovisual_processor_for, build_audiovisual_config
+    from hf_maskedav.training import build_config, config_for_script
+    from hf_maskedav.training.presets import audiovisual_processor_for
 
-    config = config_for_script(build_audiovisual_config("mavil-tiny"), "image_size=48", 3.0, num_frames=4)
+    config = config_for_script(build_config("mavil-tiny"), "image_size=48", 3.0, num_frames=4)
     processor = audiovisual_processor_for(config, "mavil-tiny", video_fps=2.0)
     assert (config.max_length, config.num_frames) == (304, 4)
     assert processor.feature_extractor.max_length == 304 and processor.video_processor.num_frames == 4
@@ -429,10 +428,23 @@ def test_launched_script_uses_the_cores_unless_told_otherwise(tmp_path):
 
 
 def test_every_example_script_takes_num_threads():
-    """Training and evaluation scripts alike: --num_threads, and on CPU the machine's cores by default."""
-    scripts = [path for path in sorted(EXAMPLES.glob("*.py")) if "Accelerator(" in path.read_text()]
+    """Training and evaluation scripts alike: --num_threads, and on CPU the machine's cores by default. Every script
+    makes its Accelerator through one of the two shared set-ups, which take --num_threads and configure the threads."""
+    import inspect
+
+    from hf_maskedav.training import arguments
+
+    setups = ("make_accelerator(", "make_eval_accelerator(")
+    for setup in (arguments.make_accelerator, arguments.make_eval_accelerator):
+        assert "configure_cpu_threads(accelerator, args.num_threads" in inspect.getsource(setup), setup.__name__
+    assert "add_num_threads_argument(" in inspect.getsource(arguments.add_training_arguments)
+    assert "add_num_threads_argument(" in inspect.getsource(arguments.add_encoder_arguments)
+    scripts = [path for path in sorted(EXAMPLES.glob("*.py")) if any(s in path.read_text() for s in setups)]
     assert len(scripts) >= 9, scripts
+    for path in sorted(EXAMPLES.glob("*.py")):
+        text = path.read_text()
+        assert "Accelerator(" not in text, f"{path.name} makes its own Accelerator (use make_accelerator)"
     for path in scripts:
         text = path.read_text()
-        assert "add_num_threads_argument(" in text and "configure_cpu_threads(accelerator, args.num_threads" in text, (
-            f"{path.name} does not take --num_threads")
+        uses = ("add_training_arguments(" if "make_accelerator(" in text else "add_encoder_arguments(")
+        assert uses in text, f"{path.name} does not take --num_threads"

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from hf_maskedav import MAESTConfig, MaskedAVVideoMAEConfig, MaskFeatConfig, MAViLConfig
+from hf_maskedav import AVMAEConfig, MAESTConfig, MaskedAVVideoMAEConfig, MaskFeatConfig, MAViLConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -76,6 +76,12 @@ def configs(tmp_path_factory) -> dict[str, str]:
                 decoder_num_hidden_layers=1, decoder_num_attention_heads=2, decoder_intermediate_size=64,
                 inter_contrastive_weight=0.1).save_pretrained(folder)
     folders["mavil"] = str(folder)
+    folder = tmp_path_factory.mktemp("config_avmae")
+    AVMAEConfig(num_mel_bins=32, max_length=32, audio_patch_size=8, num_frames=8, image_size=32, video_patch_size=8,
+                hidden_size=32, num_attention_heads=2, intermediate_size=64, num_hidden_layers=2, num_fusion_layers=1,
+                decoder_hidden_size=32, decoder_num_hidden_layers=1, decoder_num_attention_heads=2,
+                decoder_intermediate_size=64, audio_mask_ratio=0.75, video_mask_ratio=0.75).save_pretrained(folder)
+    folders["avmae"] = str(folder)
     return folders
 
 
@@ -197,15 +203,23 @@ def test_pretrain_audiovisual_stage1_then_two_stage2_iterations_ddp(mavil_stage1
 
 
 def test_audiovisual_avmae_inpainting_variant_single_process(configs, cache, in_process, tmp_path):
+    """Georgescu et al.'s AV-MAE is its own family: the script's variant options build AVMAEConfig fields (joint
+    decoder, inpainting), and the same options on a MAViL config are refused with the reason."""
     output_dir = tmp_path / "avmae"
     in_process("pretrain_audiovisual", [
-        "--config_name", configs["mavil"], "--decoder_type", "joint", "--inpainting", "audio_to_video",
-        "--inter_contrastive_weight", "0", "--intra_contrastive_weight", "0", "--demo_num_clips", "4",
+        "--config_name", configs["avmae"], "--decoder_type", "joint", "--use_inpainting", "--demo_num_clips", "4",
         "--eval_split", "none", "--per_device_train_batch_size", "2", "--max_train_steps", "2",
         "--output_dir", str(output_dir)], cache)
     records = [json.loads(line) for line in (output_dir / "train_log.jsonl").read_text().splitlines()]
-    assert len(records) == 2 and "inter_contrastive_loss" not in records[0] and "video_reconstruction_loss" in records[0]
-    assert json.loads((output_dir / "config.json").read_text())["inpainting"] == "audio_to_video"
+    assert len(records) == 2 and "inter_contrastive_loss" not in records[0] and "video_loss" in records[0]
+    assert "audio_loss" in records[0]
+    saved = json.loads((output_dir / "config.json").read_text())
+    assert saved["use_inpainting"] is True and saved["decoder_strategy"] == "concat_and_decode"
+    for options, message in ((["--decoder_type", "joint"], "an AV-MAE variant needs an AV-MAE config"),
+                             (["--inpainting", "audio_to_video"], "--use_inpainting")):
+        with pytest.raises(SystemExit, match=message):
+            in_process("pretrain_audiovisual", ["--config_name", configs["mavil"], *options, "--demo_num_clips", "4",
+                                                "--output_dir", str(tmp_path / "refused")], cache)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -15,7 +15,19 @@ MAE-ST             random resized crop [0.5, 1], aspect [3/4, 4/3], flip        
 MaskFeat (video)   random resized crop [0.5, 1], aspect [3/4, 4/3], flip        random resized crop [0.08, 1], flip
 MAViL              resize to the square input, no flip (official inference;    same
                    the training augmentation was not published)
+AV-MAE             random resized crop [0.5, 1], flip (Scenic reads a random   same
+                   crop after the short-side resize and flips; the closest
+                   recipe here)
 =================  ==========================================================  =========================================
+
+The video processor is the one source of a clip's geometry and statistics: :func:`video_recipe` reads them from it
+(frames, sampling, sizes, mean/std, where the evaluation clip lies). The pixel work itself is not delegated to the
+processor, on purpose: training needs crops the processor does not make (random resized, multi-scale, flips) and
+multi-view testing needs several crops per clip; the evaluation path stays beside them so that one resize/crop/
+normalise code serves all three, on uint8 frames in the data workers. Its evaluation clips agree with the
+processor's output within 3 grey levels (both resize bilinearly with anti-aliasing; the rounding differs), which
+``tests/test_data_video.py::test_eval_clip_matches_the_family_processor`` checks for the VideoMAE, MaskFeat, MAViL
+and AV-MAE processors.
 
 Training clips start at a random frame; evaluation clips are centred (MAViL: taken from the start, as its
 processor). The functions work on ``uint8`` frames ``[T, H, W, 3]`` as the decoders return them and produce
@@ -49,6 +61,10 @@ FAMILY_AUGMENTATION: dict[str, dict[str, dict]] = {
     "maskedav_mavil": {
         "pretrain": dict(train_crop="resize", flip=False),
         "finetune": dict(train_crop="resize", flip=False),
+    },
+    "maskedav_avmae": {
+        "pretrain": dict(train_crop="random_resized", scale=(0.5, 1.0), flip=True),
+        "finetune": dict(train_crop="random_resized", scale=(0.5, 1.0), flip=True),
     },
 }
 

@@ -1,8 +1,9 @@
-"""Pieces shared by the training scripts in ``examples/`` (audio now; video and audio-visual reuse them).
+"""Pieces shared by the training scripts in ``examples/`` (audio, video and audio-visual).
 
-Checkpointing (atomic save, resume of model/optimizer/scheduler/RNG/data position), optimizer groups and the LR
-schedule, loss-curve and reconstruction pictures, model cards, Hub upload, metrics, the step log, and the fault
-handling (pre-emption signals, non-finite losses: ``faults``).
+The loop's correctness logic (``run.TrainingRun``: resume, atomic checkpoints, stopping on signals and budgets, the
+non-finite-loss guard and the test aids of ``faults``), the preset registry and ``build_config`` (``presets``), the
+shared command-line options (``arguments``), optimizer groups and the LR schedule, classification targets and loss,
+pictures, model cards, linear probes, Hub upload, metrics and the step log.
 """
 
 from .budget import LoopProgress, TimeBudget, add_time_budget_argument
@@ -15,6 +16,7 @@ from .config_overrides import (
 )
 from .checkpointing import (
     TrainingState,
+    save_model_and_processors,
     clear_previous_run,
     latest_checkpoint,
     list_checkpoints,
@@ -31,10 +33,18 @@ from .faults import (
     maybe_signal_self,
     step_if_finite,
 )
+from .presets import PRESETS, Preset, build_config
 from .hub import push_to_hub
 from .metrics import accuracy, load_metric, mean_average_precision
 from .model_card import write_model_card
-from .optim import NO_WEIGHT_DECAY_NAMES, cosine_schedule_with_warmup, default_layer_id, parameter_groups
+from .optim import (
+    NO_WEIGHT_DECAY_NAMES,
+    cosine_schedule_with_warmup,
+    default_layer_id,
+    mavil_layer_id,
+    mavil_num_layers,
+    parameter_groups,
+)
 from .probe import (
     FEATURE_FUNCTIONS,
     apply_linear_probe,
@@ -43,15 +53,8 @@ from .probe import (
     resolve_feature_function,
 )
 from .plotting import save_loss_curve, save_spectrogram_reconstruction, spectrogram_reconstruction_images
-from .utils import (
-    AUDIOMAE_PRESETS,
-    StepLog,
-    build_config,
-    check_world_size,
-    format_duration,
-    maybe_inject_fault,
-    per_process_states,
-)
+from .run import TrainingRun, check_output_dir
+from .utils import StepLog, check_world_size, format_duration, per_process_states
 
 __all__ = [
     "TimeBudget",
@@ -76,7 +79,11 @@ __all__ = [
     "fit_linear_probe",
     "register_feature_function",
     "resolve_feature_function",
-    "AUDIOMAE_PRESETS",
+    "PRESETS",
+    "Preset",
+    "TrainingRun",
+    "check_output_dir",
+    "save_model_and_processors",
     "NO_WEIGHT_DECAY_NAMES",
     "StepLog",
     "TrainingState",
@@ -88,11 +95,12 @@ __all__ = [
     "clear_previous_run",
     "cosine_schedule_with_warmup",
     "default_layer_id",
+    "mavil_layer_id",
+    "mavil_num_layers",
     "format_duration",
     "latest_checkpoint",
     "list_checkpoints",
     "load_checkpoint",
-    "maybe_inject_fault",
     "parameter_groups",
     "per_process_states",
     "push_to_hub",

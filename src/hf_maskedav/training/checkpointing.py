@@ -120,19 +120,49 @@ def save_checkpoint(accelerator, output_dir: str, state: TrainingState, total_li
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(os.path.join(temporary, STATE_FILE + ".part"), os.path.join(temporary, STATE_FILE))
-        if os.path.exists(final):  # the same step saved again (e.g. a resumed run): swap, never delete first
-            stale = final + ".old"
-            shutil.rmtree(stale, ignore_errors=True)
-            os.replace(final, stale)
-            os.replace(temporary, final)
-            shutil.rmtree(stale, ignore_errors=True)
-        else:
-            os.replace(temporary, final)
+        replace_folder(temporary, final)  # the same step saved again (a resumed run): swapped, never deleted first
         if total_limit is not None and total_limit > 0:
             for old in list_checkpoints(output_dir)[:-total_limit]:
                 shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
     return final
+
+
+def replace_folder(temporary: str, final: str) -> None:
+    """Rename the complete folder ``temporary`` to ``final``. An existing ``final`` (the same step saved again, e.g. by a
+    resumed run; a better model) is swapped out first and deleted after, never deleted before: a crash leaves either
+    the old folder or the new one."""
+    if os.path.exists(final):
+        stale = final + ".old"
+        shutil.rmtree(stale, ignore_errors=True)
+        os.replace(final, stale)
+        os.replace(temporary, final)
+        shutil.rmtree(stale, ignore_errors=True)
+    else:
+        os.replace(temporary, final)
+
+
+def save_model_and_processors(accelerator, model, folder: str, processors=(), atomic: bool = True) -> None:
+    """``save_pretrained`` of the (wrapped) model and its processors into ``folder`` (call on every process).
+
+    With ``atomic`` it writes into ``folder.tmp`` and renames it when complete, so a crash never leaves a
+    half-written model that looks valid.
+    """
+    target = folder + ".tmp" if atomic else folder
+    if accelerator.is_main_process and atomic and os.path.exists(target):
+        shutil.rmtree(target)
+    accelerator.wait_for_everyone()
+    accelerator.unwrap_model(model).save_pretrained(
+        target, is_main_process=accelerator.is_main_process, save_function=accelerator.save,
+        state_dict=accelerator.get_state_dict(model),
+    )
+    if accelerator.is_main_process:
+        for processor in processors:
+            if processor is not None:
+                processor.save_pretrained(target)
+        if atomic:
+            replace_folder(target, folder)
+    accelerator.wait_for_everyone()
 
 
 def clear_previous_run(output_dir: str, log_name: str = "train_log.jsonl") -> None:
@@ -163,6 +193,8 @@ __all__ = [
     "latest_checkpoint",
     "list_checkpoints",
     "load_checkpoint",
+    "replace_folder",
     "resolve_resume_path",
     "save_checkpoint",
+    "save_model_and_processors",
 ]

@@ -79,7 +79,18 @@ def add_clip_seconds_argument(group) -> None:
     )
 
 
+def add_audiovisual_clip_arguments(group) -> None:
+    """``--clip_seconds``, ``--num_frames``, ``--video_fps`` of the MAViL scripts: the input geometry, set on the config
+    and (through :func:`audiovisual_processor_for`) on the feature extractor and the video processor alike."""
+    add_clip_seconds_argument(group)
+    group.add_argument("--num_frames", type=int, default=None,
+                       help="frames per video clip (config num_frames and video processor; a multiple of tubelet_size)")
+    group.add_argument("--video_fps", type=float, default=None,
+                       help="rate at which the video processor takes the frames (clip span = num_frames / video_fps s)")
+
+
 __all__ = [
+    "add_audiovisual_clip_arguments",
     "FBANK_FRAMES_PER_SECOND",
     "accepts_max_length",
     "add_clip_seconds_argument",

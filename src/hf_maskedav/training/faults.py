@@ -13,28 +13,12 @@
   middle of optimizer update 3 (a deterministic pre-emption). Inert when the variable is unset.
 * :func:`ignore_stop_signals_in_worker` -- ``worker_init_fn`` for data-loader workers, so a SIGTERM sent to the whole
   process group does not kill the workers before the main process has saved its checkpoint.
+* :func:`maybe_inject_fault` -- a test aid: ``HF_MASKEDAV_KILL_AT_STEP=N`` makes the process SIGKILL itself once N
+  optimizer steps are done (after any checkpoint of that step), like a pre-empted machine. Inert when unset.
 
-How a loop uses them (``examples/pretrain_audio.py`` is the reference)::
-
-    stopper = StopOnSignal()                       # before the loop
-    guard = NonFiniteLossGuard(args.max_nonfinite_in_a_row, log=accelerator.print)
-    guard.load_state_dict(state.extra.get("nonfinite", {}))     # after a resume
-    for batch in batches:
-        maybe_signal_self(state.completed_steps + 1)      # test aid
-        with accelerator.accumulate(model):
-            loss = maybe_poison_loss(model(**batch).loss, state.completed_steps + 1)
-            accelerator.backward(loss)
-            micro_losses.append(loss.detach())
-            if accelerator.sync_gradients:        # last micro-batch: step if the loss is finite, else skip
-                step_loss = step_if_finite(accelerator, model, optimizer, micro_losses, guard,
-                                           state.completed_steps + 1, args.max_grad_norm)
-                micro_losses = []
-        if not accelerator.sync_gradients:
-            continue
-        ...                                        # count the step, step the LR schedule, log, checkpoint as usual
-        if stopper.should_stop(accelerator):       # at the step boundary, on every process
-            save_checkpoint(...)                   # unless this step was just saved
-            return PREEMPTED_EXIT_CODE
+The loops do not call these one by one: :class:`~hf_maskedav.training.run.TrainingRun` wires them in (its
+``optimizer_step``, ``step_done``, ``wind_down``; the test aids behind ``TrainingRun.test_aids``, which calls
+:func:`apply_test_aids`).
 """
 
 from __future__ import annotations
@@ -47,6 +31,8 @@ from collections.abc import Callable, Iterable
 import torch
 
 __all__ = [
+    "apply_test_aids",
+    "KILL_ENV",
     "NAN_LOSS_ENV",
     "PREEMPTED_EXIT_CODE",
     "SIGTERM_ENV",
@@ -54,6 +40,7 @@ __all__ = [
     "NonFiniteLossGuard",
     "StopOnSignal",
     "ignore_stop_signals_in_worker",
+    "maybe_inject_fault",
     "maybe_poison_loss",
     "maybe_signal_self",
     "parse_step_set",
@@ -66,6 +53,7 @@ PREEMPTED_EXIT_CODE = 0
 DEFAULT_STOP_SIGNALS = ("SIGTERM", "SIGUSR1")
 NAN_LOSS_ENV = "HF_MASKEDAV_NAN_LOSS_AT_STEPS"
 SIGTERM_ENV = "HF_MASKEDAV_SIGTERM_AT_STEP"
+KILL_ENV = "HF_MASKEDAV_KILL_AT_STEP"
 
 
 class StopOnSignal:
@@ -268,3 +256,18 @@ def maybe_poison_loss(loss: torch.Tensor, step: int) -> torch.Tensor:
     if spec and step in parse_step_set(spec):
         return loss * float("nan")
     return loss
+
+
+def maybe_inject_fault(completed_steps: int) -> None:
+    """Test aid: ``HF_MASKEDAV_KILL_AT_STEP=N`` makes the process SIGKILL itself once N optimizer steps are done
+    (after any checkpoint of that step), like a pre-empted machine. Used by the resume tests; inert otherwise."""
+    target = os.environ.get(KILL_ENV)
+    if target is not None and completed_steps == int(target):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def apply_test_aids(loss: torch.Tensor, step: int) -> torch.Tensor:
+    """The test aids of a micro-batch of optimizer update ``step`` (1-based), in one call: :func:`maybe_signal_self`
+    (a SIGTERM mid-step) and :func:`maybe_poison_loss` (a NaN loss). Returns ``loss``, unchanged unless poisoned."""
+    maybe_signal_self(step)
+    return maybe_poison_loss(loss, step)

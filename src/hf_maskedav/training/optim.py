@@ -103,4 +103,37 @@ def cosine_schedule_with_warmup(
     return torch.optim.lr_scheduler.LambdaLR(optimizer, [lambda s, k=k: factor(s) * k for k in scales])
 
 
-__all__ = ["NO_WEIGHT_DECAY_NAMES", "cosine_schedule_with_warmup", "default_layer_id", "parameter_groups"]
+_MAVIL_LAYER = re.compile(r"(?:^|\.)(audio_layers|video_layers|fusion_layers)\.(\d+)\.")
+
+
+def mavil_layer_id(config):
+    """``layer_id(name, num_layers)`` for MAViL: embeddings 0, modality layer ``i`` -> ``i + 1``, fusion layer ``j``
+    -> ``depth + j + 1`` (``depth`` = the deeper modality stack), heads ``num_layers + 1``. Use with
+    ``num_layers = mavil_num_layers(config)``."""
+    depth = max(config.audio_num_hidden_layers, config.video_num_hidden_layers)
+
+    def layer_id(name: str, num_layers: int) -> int:
+        match = _MAVIL_LAYER.search(name)
+        if match:
+            index = int(match.group(2))
+            return depth + index + 1 if match.group(1) == "fusion_layers" else index + 1
+        if "embeddings" in name:
+            return 0
+        return num_layers + 1
+
+    return layer_id
+
+
+def mavil_num_layers(config) -> int:
+    return max(config.audio_num_hidden_layers, config.video_num_hidden_layers) + config.fusion_num_hidden_layers
+
+
+__all__ = [
+    "NO_WEIGHT_DECAY_NAMES",
+    "cosine_schedule_with_warmup",
+    "default_layer_id",
+    "mavil_layer_id",
+    "mavil_num_layers",
+    "parameter_groups",
+]
+

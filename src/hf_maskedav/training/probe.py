@@ -3,6 +3,12 @@
 ``FEATURE_FUNCTIONS`` maps a config ``model_type`` to ``fn(model, inputs) -> [N, D]``; ``inputs`` are the keyword
 arguments the model takes (``input_values`` for audio, ``pixel_values`` for video...). Another family registers its
 own with :func:`register_feature_function` (or a script passes ``--feature_fn module:function``).
+
+Each registered function takes a bare encoder (``AutoModel``) and returns the mean of the final patch tokens (cls
+excluded), every token visible -- the pooling the family's classifier uses. MAViL gives the features of the inputs it
+receives: audio only (``input_values``), video only (``pixel_values``), or both: the mean-pooled audio and video parts
+of the fusion output, concatenated (what its audio+visual head sees). Also here: retrieval recall
+(:func:`recall_at_k`) and two hand-made baselines that learn nothing.
 """
 
 from __future__ import annotations
@@ -32,6 +38,54 @@ def audiomae_features(model, inputs: dict) -> torch.Tensor:
     pooling its classifier uses."""
     hidden = model(**inputs).last_hidden_state  # [N, 1 + L, D]
     return hidden[:, 1:].mean(dim=1)
+
+
+@register_feature_function("maskedav_videomae")
+def videomae_features(model, inputs: dict) -> torch.Tensor:
+    return model(pixel_values=inputs["pixel_values"]).last_hidden_state.mean(dim=1)
+
+
+@register_feature_function("maskedav_mae_st")
+def mae_st_features(model, inputs: dict) -> torch.Tensor:
+    return model(pixel_values=inputs["pixel_values"]).last_hidden_state[:, 1:].mean(dim=1)
+
+
+@register_feature_function("maskedav_maskfeat")
+def maskfeat_features(model, inputs: dict) -> torch.Tensor:
+    return model(pixel_values=inputs["pixel_values"]).last_hidden_state[:, 1:].mean(dim=1)
+
+
+@register_feature_function("maskedav_mavil")
+def mavil_features(model, inputs: dict) -> torch.Tensor:
+    audio, video = inputs.get("input_values"), inputs.get("pixel_values")
+    out = model(input_values=audio, pixel_values=video, return_dict=True)
+    skip = 1  # one cls token per modality
+    if audio is not None and video is not None:
+        return torch.cat([out.fused_audio_hidden_state[:, skip:].mean(dim=1),
+                          out.fused_video_hidden_state[:, skip:].mean(dim=1)], dim=-1)
+    hidden = out.audio_last_hidden_state if audio is not None else out.video_last_hidden_state
+    return hidden[:, skip:].mean(dim=1)
+
+
+@register_feature_function("maskedav_avmae")
+def avmae_features(model, inputs: dict) -> torch.Tensor:
+    """AV-MAE (no cls token): the mean of each given modality's tokens after the joint layers, concatenated (audio,
+    video) when both are given."""
+    audio, video = inputs.get("input_values"), inputs.get("pixel_values")
+    out = model(input_values=audio, pixel_values=video, return_dict=True)
+    parts = [hidden.mean(dim=1) for hidden, given in ((out.audio_last_hidden_state, audio),
+                                                       (out.video_last_hidden_state, video)) if given is not None]
+    return torch.cat(parts, dim=-1)
+
+
+def recall_at_k(similarity: torch.Tensor, ks=(1, 5, 10)) -> dict[int, float]:
+    """Recall@k of a square ``[N, N]`` query x candidate similarity matrix whose diagonal holds the true pairs
+    (ties are counted against the query: a candidate scoring equal to the true one ranks before it)."""
+    if similarity.dim() != 2 or similarity.shape[0] != similarity.shape[1]:
+        raise ValueError(f"expected a square similarity matrix, got {tuple(similarity.shape)}")
+    true = similarity.diagonal()[:, None]
+    rank = (similarity >= true).sum(dim=1) - 1  # candidates scoring at least as high, the true one excluded
+    return {k: float((rank < k).float().mean()) for k in ks}
 
 
 def resolve_feature_function(model_type: str, override: str | None = None) -> Callable:
@@ -135,6 +189,70 @@ def fit_linear_probe(
     return {"head": head, "mean": mean, "std": std, "weight_decay": best, "validation_scores": scores}
 
 
+def load_frozen_encoder(args, model_class=None, log=print):
+    """The encoder an evaluation script scores, frozen in eval mode: ``--model_name_or_path`` (its config), or with
+    ``--random_init`` the same architecture (or ``--config_name``'s) with weights drawn from ``--seed``; either with
+    ``--config_overrides``. ``model_class`` defaults to ``AutoModel``."""
+    from accelerate.utils import set_seed
+    from transformers import AutoConfig, AutoModel
+
+    from .config_overrides import config_for_script
+    from .loading import load_pretrained_quietly
+    from .presets import build_config
+
+    model_class = model_class or AutoModel
+    base = AutoConfig.from_pretrained(args.model_name_or_path) if args.model_name_or_path else \
+        build_config(args.config_name)
+    config = config_for_script(base, args.config_overrides)
+    if args.random_init:
+        set_seed(args.seed)
+        model = model_class.from_config(config) if model_class is AutoModel else model_class(config)
+    else:
+        model = load_pretrained_quietly(model_class, args.model_name_or_path, config=config, log=log)
+    return model.eval().requires_grad_(False)
+
+
+def run_linear_probe(train_x, train_y, eval_x, eval_y, labels, args, start: float, bad: dict, unit: str, log=print,
+                     **extra) -> dict:
+    """Fit the probe on the training features (L2 strength from ``args.weight_decays``, chosen on a held-out part),
+    score it on both splits, log the result, write ``probe_results.json`` to ``args.output_dir`` if given; returns
+    the results (``extra`` keys are recorded after the model's name, ``bad`` -- the bad-sample totals -- last)."""
+    import json
+    import os
+    import time
+
+    from .utils import format_duration
+
+    probe = fit_linear_probe(train_x, train_y, labels.multi_label, labels.num_labels, tuple(args.weight_decays),
+                             seed=args.seed)
+    metric_name = "mAP" if labels.multi_label else "accuracy"
+    train_score = apply_linear_probe(probe, train_x, train_y, labels.multi_label)
+    eval_score = apply_linear_probe(probe, eval_x, eval_y, labels.multi_label)
+    results = {
+        "model": args.model_name_or_path or args.config_name,
+        **extra,
+        "random_init": args.random_init,
+        "metric": metric_name,
+        f"train_{metric_name}": train_score,
+        f"eval_{metric_name}": eval_score,
+        "feature_dim": int(train_x.shape[1]),
+        "num_train": int(train_x.shape[0]),
+        "num_eval": int(eval_x.shape[0]),
+        "weight_decay": probe["weight_decay"],
+        "validation_scores": {str(k): v for k, v in probe["validation_scores"].items()},
+        "wall_time_seconds": round(time.time() - start, 1),
+        "bad_samples": bad,
+    }
+    log(f"linear probe {metric_name}: eval {eval_score:.4f} (train {train_score:.4f}; L2 {probe['weight_decay']}; "
+        f"{train_x.shape[0]} train / {eval_x.shape[0]} eval {unit}, {train_x.shape[1]}-d features) "
+        f"in {format_duration(time.time() - start)}")
+    if args.output_dir:
+        os.makedirs(args.output_dir, exist_ok=True)
+        with open(os.path.join(args.output_dir, "probe_results.json"), "w") as handle:
+            json.dump(results, handle, indent=1)
+    return results
+
+
 def apply_linear_probe(probe: dict, features: torch.Tensor, targets: torch.Tensor, multi_label: bool) -> float:
     """Score of a probe from :func:`fit_linear_probe` on new features."""
     features = (features.double() - probe["mean"]) / probe["std"]
@@ -146,10 +264,20 @@ __all__ = [
     "FEATURE_FUNCTIONS",
     "apply_linear_probe",
     "audiomae_features",
+    "avmae_features",
     "fit_linear_probe",
+    "load_frozen_encoder",
+    "mae_st_features",
+    "maskfeat_features",
+    "mavil_features",
+    "pooled_logmel_features",
+    "pooled_pixel_features",
     "probe_score",
+    "recall_at_k",
     "register_feature_function",
     "resolve_feature_function",
+    "run_linear_probe",
+    "videomae_features",
 ]
 
 

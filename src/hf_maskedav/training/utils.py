@@ -1,66 +1,9 @@
-"""Small pieces the training scripts share: the step log, per-process state collection, presets, fault hook."""
+"""Small pieces the training scripts share: the step log, per-process state collection, the world-size check, texts."""
 
 from __future__ import annotations
 
 import json
 import os
-import signal
-
-# Named model sizes for the example scripts' ``--config_name``. "tiny" is what the scripts train by default: it fits
-# the built-in 1-second demo clips (96 frames x 64 mel bins, 8x8 patches -> 12 x 8 tokens) and pretrains on a laptop
-# CPU in a few minutes. "base" is the released Audio-MAE ViT-B (1024 x 128 input, local decoder).
-AUDIOMAE_PRESETS: dict[str, dict] = {
-    "audiomae-tiny": dict(
-        num_mel_bins=64,
-        max_length=96,
-        patch_size=8,
-        patch_stride=8,
-        hidden_size=128,
-        num_hidden_layers=4,
-        num_attention_heads=4,
-        intermediate_size=512,
-        decoder_type="local",
-        decoder_hidden_size=64,
-        decoder_num_hidden_layers=2,
-        decoder_num_attention_heads=4,
-        decoder_intermediate_size=256,
-        decoder_window_size=[4, 4],
-        decoder_shift_size=[2, 0],
-        # 0.6 rather than the paper's 0.8: with only 96 tokens per clip, more visible context makes the tiny model
-        # learn useful features within the default few-minute budget (linear probe on the demo data, docs/training.md)
-        decoder_meta_hidden_size=64,
-        mask_ratio=0.6,
-        norm_pix_loss=True,
-    ),
-    "audiomae-small": dict(
-        num_mel_bins=128,
-        max_length=1024,
-        hidden_size=384,
-        num_hidden_layers=12,
-        num_attention_heads=6,
-        intermediate_size=1536,
-    ),
-    "audiomae-base": dict(),
-    "audiomae-large": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096),
-}
-
-
-def build_config(config_name: str, config_class=None, **overrides):
-    """A config from a preset name (``"audiomae-tiny"``...), a local folder/JSON file, or a Hub id."""
-    if config_name in AUDIOMAE_PRESETS:
-        if config_class is None:
-            from ..models.audiomae import AudioMAEConfig
-
-            config_class = AudioMAEConfig
-        return config_class(**{**AUDIOMAE_PRESETS[config_name], **overrides})
-    from transformers import AutoConfig
-
-    import hf_maskedav  # noqa: F401  (registers the model types with AutoConfig)
-
-    config = AutoConfig.from_pretrained(config_name)  # a folder, a config JSON file or a Hub id
-    for key, value in overrides.items():
-        setattr(config, key, value)
-    return config
 
 
 class StepLog:
@@ -134,17 +77,6 @@ def sharding_fallback_note(accelerator) -> str | None:
     )
 
 
-FAULT_ENV = "HF_MASKEDAV_KILL_AT_STEP"
-
-
-def maybe_inject_fault(completed_steps: int) -> None:
-    """Testing hook: ``HF_MASKEDAV_KILL_AT_STEP=N`` makes the process SIGKILL itself once N optimizer steps are done
-    (after any checkpoint of that step), like a pre-empted machine. Used by the resume tests; inert otherwise."""
-    target = os.environ.get(FAULT_ENV)
-    if target is not None and completed_steps == int(target):
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
 def best_eval_text(metric_name: str, best_metric: float | None, best_step: int | None) -> str:
     """The fine-tuning scripts' closing line about the kept model: the best evaluation score and its step, or, when
     nothing was evaluated, that the last model is kept (never "best eval accuracy: None (step None)")."""
@@ -160,13 +92,9 @@ def format_duration(seconds: float) -> str:
 
 
 __all__ = [
-    "AUDIOMAE_PRESETS",
-    "FAULT_ENV",
     "StepLog",
-    "build_config",
     "best_eval_text",
     "check_world_size",
     "format_duration",
-    "maybe_inject_fault",
     "per_process_states",
 ]
