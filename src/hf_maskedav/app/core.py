@@ -268,12 +268,13 @@ class Demo:
         return self._pictures(inputs, output, ratio, seed, output_dir, stem)
 
     def _pictures(self, inputs, output, ratio, seed, output_dir, stem) -> list[Reconstruction]:
-        from ..training.plotting import save_spectrogram_reconstruction, spectrogram_reconstruction_images
-        from ..training.video_plotting import (
+        from ..training.plotting import (
             mae_st_reconstruction_frames,
             maskfeat_hog_rows,
             mavil_video_reconstruction_frames,
             save_frame_grid,
+            save_spectrogram_reconstruction,
+            spectrogram_reconstruction_images,
             videomae_reconstruction_frames,
         )
 
