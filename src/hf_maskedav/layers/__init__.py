@@ -1,7 +1,7 @@
 """Shared building blocks. Nothing in here knows about a particular model family."""
 
 from .attention import SelfAttention, eager_attention_forward
-from .embeddings import FixedPositionTable, PatchEmbed2D, PositionTable, TubeletEmbed3D
+from .embeddings import FixedPositionTable, PatchEmbed2D, PositionTable, TubeletEmbed3D, embed_with_positions
 from .inputs import as_frame, as_spectrogram, as_video
 from .hog import HOGLayer, hog_token_targets
 from .losses import info_nce, masked_mse

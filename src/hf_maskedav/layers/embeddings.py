@@ -82,6 +82,23 @@ class TubeletEmbed3D(nn.Module):
         return _embed_selected(self.proj, self.kernel_size, self.stride, self.padding, pixel_values, ids)
 
 
+def embed_with_positions(
+    patch_embed: PatchEmbed2D | TubeletEmbed3D,
+    pixel_values: torch.Tensor,
+    positions: torch.Tensor,
+    ids_keep: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Patch tokens plus their ``[1, L, D]`` positions, added before masking (official MAE ``forward_encoder``), in the
+    tokens' dtype: ``[N, L, D]``, or with ``ids_keep`` (``[N, K]``) only those tokens, cut and projected alone
+    (:meth:`PatchEmbed2D.embed_selected`): ``[N, K, D]``."""
+    pixel_values = pixel_values.to(patch_embed.proj.weight.dtype)
+    if ids_keep is None:
+        tokens = patch_embed(pixel_values)  # [N, L, D]
+        return tokens + positions.to(tokens.dtype)
+    tokens = patch_embed.embed_selected(pixel_values, ids_keep)  # [N, K, D]
+    return tokens + gather_tokens(positions.to(tokens.dtype).expand(tokens.shape[0], -1, -1), ids_keep)
+
+
 def _embed_selected(proj, kernel, stride, padding, pixel_values: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     if tuple(stride) != tuple(kernel) or any(padding):  # overlapping or padded patches: convolve everything
         return gather_tokens(proj(pixel_values).flatten(2).transpose(1, 2), ids)

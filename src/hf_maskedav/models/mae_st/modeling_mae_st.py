@@ -32,7 +32,7 @@ from ...layers import (
     TransformerLayer,
     TubeletEmbed3D,
     as_video,
-    gather_tokens,
+    embed_with_positions,
     ids_from_bool_mask,
     mask_from_noise,
     masked_mse,
@@ -122,15 +122,9 @@ class MAESTEmbeddings(nn.Module):
         grid differs from the config's.
         """
         grid = self.patch_embed.grid_size(*video.shape[-3:])
-        video = video.to(self.patch_embed.proj.weight.dtype)
         positions = self.position_embeddings(num_frames=grid[0], grid_hw=grid[1:])  # [1, L, D]
         cls = self.cls_token + self.position_embeddings.cls
-        if ids_keep is None:
-            tokens = self.patch_embed(video)  # [N, L, D]
-            return tokens + positions.to(tokens.dtype), cls, grid
-        tokens = self.patch_embed.embed_selected(video, ids_keep)  # [N, K, D]
-        positions = gather_tokens(positions.to(tokens.dtype).expand(tokens.shape[0], -1, -1), ids_keep)
-        return tokens + positions, cls, grid
+        return embed_with_positions(self.patch_embed, video, positions, ids_keep), cls, grid
 
 
 class MAESTPreTrainedModel(PreTrainedModel):

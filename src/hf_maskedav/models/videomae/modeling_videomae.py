@@ -42,6 +42,7 @@ from ...layers import (
     TubeletEmbed3D,
     as_video,
     checked_noise,
+    embed_with_positions,
     gather_tokens,
     ids_from_bool_mask,
     ids_from_fixed_count_mask,
@@ -179,13 +180,8 @@ class MaskedAVVideoMAEEmbeddings(nn.Module):
         """``[N, C, T, H, W]`` -> tokens with positions ``[N, L, D]`` (only the ``[N, K]`` tokens ``ids_keep`` when
         given: the others are neither cut nor projected) and the token grid."""
         grid = self.patch_embed.grid_size(*video.shape[-3:])
-        video = video.to(self.patch_embed.proj.weight.dtype)
         positions = self.position_embeddings.for_grid(*grid)  # [1, L, D]
-        if ids_keep is None:
-            tokens = self.patch_embed(video)  # [N, L, D]
-            return tokens + positions.to(tokens.dtype), grid
-        tokens = self.patch_embed.embed_selected(video, ids_keep)  # [N, K, D]
-        return tokens + gather_tokens(positions.to(tokens.dtype).expand(tokens.shape[0], -1, -1), ids_keep), grid
+        return embed_with_positions(self.patch_embed, video, positions, ids_keep), grid
 
 
 class MaskedAVVideoMAEDecoder(nn.Module):
