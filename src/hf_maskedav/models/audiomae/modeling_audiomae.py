@@ -112,7 +112,8 @@ class AudioMAEEmbeddings(nn.Module):
         positions = self.position_embeddings.for_grid(*grid)  # [1, 1 + L, D], cls row first
         spectrogram = spectrogram.to(self.patch_embed.proj.weight.dtype)
         cls = self.cls_token + positions[:, :1]
-        # Positions are added before masking (official forward_encoder).
+        # Positions are added before masking (official forward_encoder). Not layers.embed_with_positions: the float32
+        # table is added without casting it to the tokens' dtype, so under autocast the residual stream stays float32.
         if ids_keep is None:
             return self.patch_embed(spectrogram) + positions[:, 1:], cls, grid  # [N, L, D]
         tokens = self.patch_embed.embed_selected(spectrogram, ids_keep)  # [N, K, D]
