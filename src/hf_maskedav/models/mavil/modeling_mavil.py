@@ -256,6 +256,8 @@ class MAViLEmbeddings(nn.Module):
         """Patch tokens with positions ``[N, L, D]`` (only the ``[N, K]`` tokens ``ids_keep`` when given: only those
         are cut and projected) and the cls token with its position ``[1, 1, D]``."""
         positions = self.position_embeddings.for_grid(*self.grid_size(values))  # [1, 1 + L, D], cls row first
+        # not layers.embed_with_positions: that casts the table to the tokens' dtype on the full path too, while ours
+        # adds the float32 table there (under autocast the unmasked residual stream stays float32, as before)
         values = values.to(self.patch_embed.proj.weight.dtype)
         if ids_keep is None:
             tokens = self.patch_embed(values) + positions[:, 1:]
