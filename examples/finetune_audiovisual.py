@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import shutil
 import sys
@@ -40,13 +39,11 @@ from hf_maskedav.metrics import load_metric
 from hf_maskedav.training import (
     LoopProgress,
     StepLog,
-    TimeBudget,
     TrainingRun,
     add_config_overrides_argument,
     build_config,
     check_output_dir,
     config_for_script,
-    cosine_schedule_with_warmup,
     format_duration,
     ignore_stop_signals_in_worker,
     mavil_layer_id,
@@ -55,6 +52,7 @@ from hf_maskedav.training import (
     push_to_hub,
     save_loss_curve,
     save_model_and_processors,
+    training_schedule,
     write_model_card,
 )
 from hf_maskedav.training.arguments import (
@@ -209,15 +207,10 @@ def main(argv=None):
         lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
     )
     model, optimizer, train_dataloader = accelerator.prepare(model, optimizer, train_dataloader)
-    if len(train_dataloader) == 0:
-        raise SystemExit("the training split gives no full batch per process; lower --per_device_train_batch_size")
-    steps_per_epoch = math.ceil(len(train_dataloader) / args.gradient_accumulation_steps)
-    max_train_steps = args.max_train_steps or args.num_train_epochs * steps_per_epoch
-    num_train_epochs = math.ceil(max_train_steps / steps_per_epoch)
-    warmup = args.num_warmup_steps if args.num_warmup_steps is not None else int(args.warmup_ratio * max_train_steps)
-    budget = TimeBudget(args.max_train_minutes)  # the schedule follows max(step / max_steps, elapsed / budget)
-    lr_scheduler = cosine_schedule_with_warmup(optimizer, warmup, max_train_steps, progress=budget.progress)
-    accelerator.register_for_checkpointing(lr_scheduler)
+    # optimizer steps once per update; the LR schedule stepped by hand once per update, saved in checkpoints
+    steps_per_epoch, max_train_steps, num_train_epochs, warmup, budget, lr_scheduler = training_schedule(
+        accelerator, args, optimizer, train_dataloader
+    )
     log(f"heads {list(config.classifier_heads)}; optimizer steps: {max_train_steps} ({num_train_epochs} epochs of "
         f"{steps_per_epoch}), peak lr {args.learning_rate}, layer decay {args.layer_decay}, mixup {args.mixup}")
     if args.with_tracking:
@@ -254,8 +247,10 @@ def main(argv=None):
         budget, max_train_steps, state.completed_steps, desc="fine-tuning", disable=not accelerator.is_local_main_process
     )
     micro_losses, micro = [], 0
-    # epochs left from a resumed position; SIGTERM/SIGUSR1 (pre-emption) end the loop at the next optimizer-step
-    # boundary with a checkpoint; the time budget starts here
+    # The loop body is written out in each script on purpose (the *_no_trainer.py style: it reads top to bottom and
+    # differs per task); what must be right in all of them (resume, checkpoints, stopping) is TrainingRun's.
+    # Epochs left from a resumed position; SIGTERM/SIGUSR1 (pre-emption) end the loop at the next optimizer-step
+    # boundary with a checkpoint; the time budget starts here.
     for epoch in run.epochs(num_train_epochs):
         model.train()
         for batch in run.batches(train_dataloader, epoch):

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -46,14 +45,12 @@ from hf_maskedav.data import (
 from hf_maskedav.training import (
     LoopProgress,
     StepLog,
-    TimeBudget,
     TrainingRun,
     add_clip_seconds_argument,
     add_config_overrides_argument,
     build_config,
     check_output_dir,
     config_for_script,
-    cosine_schedule_with_warmup,
     format_duration,
     ignore_stop_signals_in_worker,
     parameter_groups,
@@ -62,6 +59,7 @@ from hf_maskedav.training import (
     save_loss_curve,
     save_spectrogram_reconstruction,
     spectrogram_reconstruction_images,
+    training_schedule,
     write_model_card,
 )
 from hf_maskedav.training.arguments import (
@@ -252,32 +250,17 @@ def main(argv=None):
     )
     if args.streaming:
         model, optimizer = accelerator.prepare(model, optimizer)  # each process reads its own shard of the stream
-        num_update_steps_per_epoch = None
-        max_train_steps, num_train_epochs = args.max_train_steps, 1
     else:
         model, optimizer, train_dataloader = accelerator.prepare(model, optimizer, train_dataloader)
-        if len(train_dataloader) == 0:
-            raise SystemExit(
-                f"the training data gives no full batch of {args.per_device_train_batch_size} per process "
-                f"({len(train_dataset)} samples, {accelerator.num_processes} processes); lower the batch size"
-            )
-        num_update_steps_per_epoch = math.ceil(len(train_dataloader) / args.gradient_accumulation_steps)
-        max_train_steps = args.max_train_steps or args.num_train_epochs * num_update_steps_per_epoch
-        num_train_epochs = math.ceil(max_train_steps / num_update_steps_per_epoch)
-    warmup = args.num_warmup_steps if args.num_warmup_steps is not None else int(args.warmup_ratio * max_train_steps)
-    # Not passed to accelerator.prepare: a prepared scheduler steps once per process per update. Stepped by hand
-    # once per optimizer update instead, and registered so checkpoints save and restore it. With a time budget it
-    # follows max(step / max_train_steps, elapsed / budget).
-    budget = TimeBudget(args.max_train_minutes)
-    lr_scheduler = cosine_schedule_with_warmup(
-        optimizer, warmup, max_train_steps, args.min_learning_rate / args.learning_rate, progress=budget.progress
+    # optimizer steps once per update; the LR schedule stepped by hand once per update, saved in checkpoints
+    steps_per_epoch, max_train_steps, num_train_epochs, warmup, budget, lr_scheduler = training_schedule(
+        accelerator, args, optimizer, train_dataloader, streaming=args.streaming
     )
-    accelerator.register_for_checkpointing(lr_scheduler)
 
     total_batch = args.per_device_train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps
     log(
         f"optimizer steps: {max_train_steps} ({num_train_epochs} epoch(s) of "
-        f"{num_update_steps_per_epoch or 'streamed'} "
+        f"{steps_per_epoch or 'streamed'} "
         f"steps), total batch {total_batch}, warm-up {warmup}, peak lr {args.learning_rate}"
     )
 
@@ -295,8 +278,10 @@ def main(argv=None):
         budget, max_train_steps, state.completed_steps, desc="pretraining", disable=not accelerator.is_local_main_process
     )
     micro_losses, last_input = [], None
-    # epochs left from a resumed position; SIGTERM/SIGUSR1 (pre-emption) end the loop at the next optimizer-step
-    # boundary with a checkpoint; the time budget starts here
+    # The loop body is written out in each script on purpose (the *_no_trainer.py style: it reads top to bottom and
+    # differs per task); what must be right in all of them (resume, checkpoints, stopping) is TrainingRun's.
+    # Epochs left from a resumed position; SIGTERM/SIGUSR1 (pre-emption) end the loop at the next optimizer-step
+    # boundary with a checkpoint; the time budget starts here.
     for epoch in run.epochs(num_train_epochs):
         model.train()
         for batch in run.batches(train_dataloader, epoch, streaming=args.streaming):

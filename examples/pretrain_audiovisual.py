@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import shutil
 import sys
@@ -47,13 +46,11 @@ from hf_maskedav.data.video_transforms import video_recipe
 from hf_maskedav.training import (
     LoopProgress,
     StepLog,
-    TimeBudget,
     TrainingRun,
     add_config_overrides_argument,
     build_config,
     check_output_dir,
     config_for_script,
-    cosine_schedule_with_warmup,
     format_duration,
     ignore_stop_signals_in_worker,
     parameter_groups,
@@ -62,6 +59,7 @@ from hf_maskedav.training import (
     push_to_hub,
     save_spectrogram_reconstruction,
     spectrogram_reconstruction_images,
+    training_schedule,
     write_model_card,
 )
 from hf_maskedav.training.arguments import (
@@ -226,17 +224,11 @@ def train_stage(args, accelerator, model, processor, source, eval_source, output
     optimizer = torch.optim.AdamW(parameter_groups(model, args.weight_decay), lr=args.learning_rate,
                                   betas=(args.adam_beta1, args.adam_beta2))
     model, optimizer, train_dataloader = accelerator.prepare(model, optimizer, train_dataloader)
-    if len(train_dataloader) == 0:
-        raise SystemExit(f"the training data gives no full batch of {args.per_device_train_batch_size} videos per process")
-    steps_per_epoch = math.ceil(len(train_dataloader) / args.gradient_accumulation_steps)
-    max_train_steps = args.max_train_steps or args.num_train_epochs * steps_per_epoch
-    num_train_epochs = math.ceil(max_train_steps / steps_per_epoch)
-    warmup = args.num_warmup_steps if args.num_warmup_steps is not None else int(args.warmup_ratio * max_train_steps)
-    budget = TimeBudget(args.max_train_minutes)  # the schedule follows max(step / max_steps, elapsed / budget)
-    lr_scheduler = cosine_schedule_with_warmup(optimizer, warmup, max_train_steps, args.min_learning_rate / args.learning_rate,
-                                               progress=budget.progress)
-    accelerator.register_for_checkpointing(lr_scheduler)
-    terms = list(model.loss_terms)  # the output fields whose weighted sum is the loss
+    # optimizer steps once per update; the LR schedule stepped by hand once per update, saved in checkpoints
+    steps_per_epoch, max_train_steps, num_train_epochs, warmup, budget, lr_scheduler = training_schedule(
+        accelerator, args, optimizer, train_dataloader
+    )
+    terms = list(accelerator.unwrap_model(model).loss_terms)  # the output fields whose weighted sum is the loss
     log(f"{title}: {max_train_steps} optimizer steps ({num_train_epochs} epoch(s) of {steps_per_epoch}), "
         f"{args.per_device_train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps} videos per "
         f"step, loss terms {', '.join(terms)}")
@@ -253,8 +245,10 @@ def train_stage(args, accelerator, model, processor, source, eval_source, output
     )
     micro = {t: [] for t in ["loss", *terms]}
     last_batch = None
-    # epochs left from a resumed position; SIGTERM/SIGUSR1 (pre-emption) end the loop at the next optimizer-step
-    # boundary with a checkpoint; the time budget starts here
+    # The loop body is written out in each script on purpose (the *_no_trainer.py style: it reads top to bottom and
+    # differs per task); what must be right in all of them (resume, checkpoints, stopping) is TrainingRun's.
+    # Epochs left from a resumed position; SIGTERM/SIGUSR1 (pre-emption) end the loop at the next optimizer-step
+    # boundary with a checkpoint; the time budget starts here.
     for epoch in run.epochs(num_train_epochs):
         model.train()
         for batch in run.batches(train_dataloader, epoch):

@@ -53,7 +53,7 @@ from .probe import (
     resolve_feature_function,
 )
 from .plotting import save_loss_curve, save_spectrogram_reconstruction, spectrogram_reconstruction_images
-from .run import TrainingRun, check_output_dir
+from .run import TrainingRun, check_output_dir, training_schedule
 from .utils import StepLog, check_world_size, format_duration, per_process_states
 
 __all__ = [
@@ -83,6 +83,7 @@ __all__ = [
     "Preset",
     "TrainingRun",
     "check_output_dir",
+    "training_schedule",
     "save_model_and_processors",
     "NO_WEIGHT_DECAY_NAMES",
     "StepLog",

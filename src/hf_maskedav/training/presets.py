@@ -219,17 +219,23 @@ def video_processor_for(config, config_name: str | None = None, processor_name: 
     model_type = config.model_type
     processor_class = _video_processor_class(model_type)
     if processor_name:
-        return processor_class.from_pretrained(processor_name)
-    if config_name in PRESETS and PRESETS[config_name].processor:
-        return processor_class(**PRESETS[config_name].processor)
-    side = int(config.image_size if not isinstance(config.image_size, (list, tuple)) else config.image_size[0])
-    fields = dict(num_frames=int(config.num_frames), crop_size={"height": side, "width": side})
-    if model_type == "maskedav_maskfeat":
-        fields["size"] = {"shortest_edge": int(side * 256 / 224)}
-        fields["image_mean"], fields["image_std"] = list(config.image_mean), list(config.image_std)
+        processor = processor_class.from_pretrained(processor_name)
+    elif config_name in PRESETS and PRESETS[config_name].processor:
+        processor = processor_class(**PRESETS[config_name].processor)
     else:
-        fields["size"] = {"shortest_edge": side}
-    return processor_class(**fields)
+        side = int(config.image_size if not isinstance(config.image_size, (list, tuple)) else config.image_size[0])
+        fields = dict(num_frames=int(config.num_frames), crop_size={"height": side, "width": side})
+        if model_type == "maskedav_maskfeat":
+            fields["size"] = {"shortest_edge": int(side * 256 / 224)}
+            fields["image_mean"], fields["image_std"] = list(config.image_mean), list(config.image_std)
+        else:
+            fields["size"] = {"shortest_edge": side}
+        if model_type == "maskedav_videomae":  # the config's statistics: the ones its pixel target un-normalises with
+            fields["image_mean"], fields["image_std"] = list(config.pixel_mean), list(config.pixel_std)
+        processor = processor_class(**fields)
+    if hasattr(config, "check_video_processor"):  # VideoMAE: processor and target statistics must agree
+        config.check_video_processor(processor)
+    return processor
 
 
 def audiovisual_processor_for(config, config_name: str | None = None, processor_name: str | None = None,

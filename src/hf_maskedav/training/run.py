@@ -44,6 +44,7 @@ A loop then reads (``examples/pretrain_audio.py`` is the reference)::
 
 from __future__ import annotations
 
+import math
 import os
 from itertools import islice
 
@@ -202,6 +203,43 @@ class TrainingRun:
             self.stopper.close()
 
 
+def training_schedule(accelerator, args, optimizer, train_dataloader, streaming: bool = False):
+    """The run's length and learning-rate schedule, from the prepared training loader.
+
+    Optimizer steps are counted once per update whatever the gradient accumulation: ``--max_train_steps``, else
+    ``--num_train_epochs`` epochs of ``ceil(batches / accumulation)`` updates (a stream has no length: one "epoch" of
+    ``--max_train_steps``). Warm-up is ``--num_warmup_steps`` or ``--warmup_ratio`` of the steps. The cosine schedule
+    is not passed to ``accelerator.prepare`` (a prepared scheduler steps once per process per update): the loop steps
+    it once per update, it is registered so checkpoints save and restore it, and with ``--max_train_minutes`` it
+    follows ``max(step / max_train_steps, elapsed / budget)``.
+
+    Returns:
+        ``(steps_per_epoch, max_train_steps, num_train_epochs, warmup, budget, lr_scheduler)`` (``steps_per_epoch``
+        None for a stream).
+    """
+    from .budget import TimeBudget
+    from .optim import cosine_schedule_with_warmup
+
+    if streaming:
+        steps_per_epoch, max_train_steps, num_train_epochs = None, args.max_train_steps, 1
+    else:
+        if len(train_dataloader) == 0:
+            raise SystemExit(
+                f"the training data gives no full batch of {args.per_device_train_batch_size} per process "
+                f"({len(train_dataloader.dataset)} samples, {accelerator.num_processes} processes); lower "
+                "--per_device_train_batch_size"
+            )
+        steps_per_epoch = math.ceil(len(train_dataloader) / args.gradient_accumulation_steps)
+        max_train_steps = args.max_train_steps or args.num_train_epochs * steps_per_epoch
+        num_train_epochs = math.ceil(max_train_steps / steps_per_epoch)
+    warmup = args.num_warmup_steps if args.num_warmup_steps is not None else int(args.warmup_ratio * max_train_steps)
+    budget = TimeBudget(args.max_train_minutes)
+    min_lr_ratio = getattr(args, "min_learning_rate", 0.0) / args.learning_rate  # pretraining scripts have the option
+    lr_scheduler = cosine_schedule_with_warmup(optimizer, warmup, max_train_steps, min_lr_ratio, progress=budget.progress)
+    accelerator.register_for_checkpointing(lr_scheduler)
+    return steps_per_epoch, max_train_steps, num_train_epochs, warmup, budget, lr_scheduler
+
+
 def check_output_dir(args, *markers: str) -> None:
     """Refuse to mix a new run into a folder holding another run's checkpoints or model (or one of ``markers``,
     names of entries that also mean "a run is here"), unless ``--resume_from_checkpoint`` or
@@ -216,4 +254,4 @@ def check_output_dir(args, *markers: str) -> None:
         )
 
 
-__all__ = ["TrainingRun", "check_output_dir"]
+__all__ = ["TrainingRun", "check_output_dir", "training_schedule"]
