@@ -25,7 +25,6 @@ the best evaluation metric is kept in ``<output_dir>/best_model`` and is what en
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -60,7 +59,8 @@ from hf_maskedav.training import (
     format_duration,
     ignore_stop_signals_in_worker,
     parameter_groups,
-    push_to_hub,
+    push_output,
+    repo_name,
     save_loss_curve,
     save_model_and_processors,
     training_schedule,
@@ -456,24 +456,17 @@ def main(argv=None):
             )
         metric_name = "mAP" if multi_label else "accuracy"
         summary = {
-            "world_size": accelerator.num_processes,
-            "completed_steps": state.completed_steps,
-            "max_train_steps": max_train_steps,
-            **budget.summary(),
             f"best_eval_{metric_name}": state.best_metric,
             "best_step": state.extra.get("best_step"),
             f"test_{metric_name}": test_result["metric"] if test_result else None,
             "eval_history": eval_history,
             "wall_time_seconds": round(train_time, 1),
             "bad_samples": bad,
-            "nonfinite_loss_steps_skipped": run.nonfinite.skipped,
-            "nonfinite_loss_steps": run.nonfinite.skipped_steps,
         }
-        with open(os.path.join(args.output_dir, "train_summary.json"), "w") as handle:
-            json.dump(summary, handle, indent=1)
+        run.write_summary(summary)  # + world size, steps, time budget, non-finite counts
         write_model_card(
             args.output_dir,
-            args.hub_model_id or os.path.basename(os.path.abspath(args.output_dir)),
+            repo_name(args),
             task="audio-classification",
             summary=(
                 f"An Audio-MAE ({config.num_hidden_layers} layers, width {config.hidden_size}) fine-tuned for "
@@ -509,13 +502,7 @@ def main(argv=None):
             f"wall time {format_duration(train_time)}; saved to {args.output_dir}"
         )
         log(BadSampleTracker.report(bad))
-        if args.push_to_hub:
-            url = push_to_hub(
-                args.output_dir,
-                args.hub_model_id or os.path.basename(os.path.abspath(args.output_dir)),
-                token=args.hub_token,
-            )
-            log(f"pushed to {url}")
+        push_output(args, log)  # --push_to_hub
     accelerator.wait_for_everyone()
     run.close()  # everything is saved: a signal may end the process again
     accelerator.end_training()  # closes the trackers and the process group

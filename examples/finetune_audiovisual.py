@@ -19,7 +19,6 @@ tokens, ``--mask_video_prob`` on video tokens); layer-wise lr decay over modalit
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -49,7 +48,8 @@ from hf_maskedav.training import (
     mavil_layer_id,
     mavil_num_layers,
     parameter_groups,
-    push_to_hub,
+    push_output,
+    repo_name,
     save_loss_curve,
     save_model_and_processors,
     training_schedule,
@@ -311,10 +311,6 @@ def main(argv=None):
                             title=f"MAViL fine-tuning ({train_source.description})", ylabel="classification loss (sum of heads)")
         best = state.extra.get("best_result") or {}
         summary = {
-            "world_size": accelerator.num_processes,
-            "completed_steps": state.completed_steps,
-            "max_train_steps": max_train_steps,
-            **budget.summary(),
             "main_head": main_head,
             f"best_eval_{metric_name}": state.best_metric,
             f"best_eval_{metric_name}_per_head": best,
@@ -322,13 +318,10 @@ def main(argv=None):
             "eval_history": eval_history,
             "wall_time_seconds": round(train_time, 1),
             "bad_samples": bad,
-            "nonfinite_loss_steps_skipped": run.nonfinite.skipped,
-            "nonfinite_loss_steps": run.nonfinite.skipped_steps,
         }
-        with open(os.path.join(args.output_dir, "train_summary.json"), "w") as handle:
-            json.dump(summary, handle, indent=1)
+        run.write_summary(summary)  # + world size, steps, time budget, non-finite counts
         write_model_card(
-            args.output_dir, args.hub_model_id or os.path.basename(os.path.abspath(args.output_dir)),
+            args.output_dir, repo_name(args),
             task="audio-classification", modality="audio-visual",
             summary=(f"A MAViL audio-visual classifier (heads {', '.join(config.classifier_heads)}; "
                      f"{'multi' if multi_label else 'single'}-label, {labels.num_labels} classes) fine-tuned with hf_maskedav."),
@@ -346,10 +339,7 @@ def main(argv=None):
         log(f"{best_eval_text(f'{metric_name} ({main_head})', state.best_metric, state.extra.get('best_step'))}; "
             f"wall time {format_duration(train_time)}; saved to {args.output_dir}")
         log(VideoBadSampleTracker.report(bad))
-        if args.push_to_hub:
-            url = push_to_hub(args.output_dir, args.hub_model_id or os.path.basename(os.path.abspath(args.output_dir)),
-                              token=args.hub_token)
-            log(f"pushed to {url}")
+        push_output(args, log)  # --push_to_hub
     accelerator.wait_for_everyone()
     run.close()  # everything is saved: a signal may end the process again
     accelerator.end_training()

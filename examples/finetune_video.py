@@ -23,7 +23,6 @@ is what ends up in ``<output_dir>``, with a model card.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -49,7 +48,8 @@ from hf_maskedav.training import (
     format_duration,
     ignore_stop_signals_in_worker,
     parameter_groups,
-    push_to_hub,
+    push_output,
+    repo_name,
     save_loss_curve,
     save_model_and_processors,
     training_schedule,
@@ -338,10 +338,6 @@ def main(argv=None):
                             title=f"{config.model_type} fine-tuning ({train_source.description})", ylabel="training loss")
         metric_name = "mAP" if multi_label else "accuracy"
         summary = {
-            "world_size": accelerator.num_processes,
-            "completed_steps": state.completed_steps,
-            "max_train_steps": max_train_steps,
-            **budget.summary(),
             f"best_eval_{metric_name}": state.best_metric,
             "best_step": state.extra.get("best_step"),
             "eval_history": eval_history,
@@ -349,18 +345,15 @@ def main(argv=None):
             "test_views": [args.test_num_clips, args.test_num_crops] if test_result else None,
             "wall_time_seconds": round(train_time, 1),
             "bad_samples": bad,
-            "nonfinite_loss_steps_skipped": run.nonfinite.skipped,
-            "nonfinite_loss_steps": run.nonfinite.skipped_steps,
         }
-        with open(os.path.join(args.output_dir, "train_summary.json"), "w") as handle:
-            json.dump(summary, handle, indent=1)
+        run.write_summary(summary)  # + world size, steps, time budget, non-finite counts
         metrics = {}
         if state.best_metric is not None:
             metrics[f"eval {metric_name} (best, 1 view)"] = state.best_metric
         if test_result:
             metrics[f"{args.test_split} {metric_name} ({args.test_num_clips}x{args.test_num_crops} views)"] = test_result["metric"]
         write_model_card(
-            args.output_dir, args.hub_model_id or os.path.basename(os.path.abspath(args.output_dir)),
+            args.output_dir, repo_name(args),
             task="video-classification", modality="video",
             summary=(f"A {config.model_type.replace('maskedav_', '')} video classifier "
                      f"({'multi' if multi_label else 'single'}-label, {labels.num_labels} classes) fine-tuned with hf_maskedav."),
@@ -377,10 +370,7 @@ def main(argv=None):
         log(f"{best_eval_text(metric_name, state.best_metric, state.extra.get('best_step'))}; wall time "
             f"{format_duration(train_time)}; saved to {args.output_dir}")
         log(VideoBadSampleTracker.report(bad))
-        if args.push_to_hub:
-            url = push_to_hub(args.output_dir, args.hub_model_id or os.path.basename(os.path.abspath(args.output_dir)),
-                              token=args.hub_token)
-            log(f"pushed to {url}")
+        push_output(args, log)  # --push_to_hub
     accelerator.wait_for_everyone()
     run.close()  # everything is saved: a signal may end the process again
     accelerator.end_training()

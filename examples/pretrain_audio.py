@@ -21,7 +21,6 @@ position, the epoch's shuffling and every RNG, so a resumed run repeats the loss
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -55,7 +54,8 @@ from hf_maskedav.training import (
     ignore_stop_signals_in_worker,
     parameter_groups,
     per_process_states,
-    push_to_hub,
+    push_output,
+    repo_name,
     save_loss_curve,
     save_spectrogram_reconstruction,
     spectrogram_reconstruction_images,
@@ -394,31 +394,19 @@ def main(argv=None):
                 os.path.join(args.output_dir, "reconstruction.png"),
                 title=f"step {state.completed_steps}, mask ratio {config.mask_ratio}",
             )
-        first = state.loss_history[0][1] if state.loss_history else None
-        last = (
-            sum(v for _, v in state.loss_history[-10:]) / max(1, len(state.loss_history[-10:]))
-            if state.loss_history
-            else None
-        )
+        first, last = run.first_and_last_loss()  # step 1, mean of the last 10 steps
         summary = {
-            "world_size": accelerator.num_processes,
-            "completed_steps": state.completed_steps,
-            "max_train_steps": max_train_steps,
-            **budget.summary(),
             "first_loss": first,
             "final_loss_mean_last_10": last,
             "eval_loss": eval_loss,
             "wall_time_seconds": round(train_time, 1),
             "bad_samples": bad,
             "train_samples_per_process": samples_per_process,
-            "nonfinite_loss_steps_skipped": run.nonfinite.skipped,
-            "nonfinite_loss_steps": run.nonfinite.skipped_steps,
         }
-        with open(os.path.join(args.output_dir, "train_summary.json"), "w") as handle:
-            json.dump(summary, handle, indent=1)
+        run.write_summary(summary)  # + world size, steps, time budget, non-finite counts
         write_model_card(
             args.output_dir,
-            args.hub_model_id or os.path.basename(os.path.abspath(args.output_dir)),
+            repo_name(args),
             task="feature-extraction",
             summary=(
                 f"An Audio-MAE ({config.num_hidden_layers} layers, width {config.hidden_size}) pretrained with "
@@ -445,13 +433,7 @@ def main(argv=None):
             else f"training wall time {format_duration(train_time)}"
         )
         log(BadSampleTracker.report(bad))
-        if args.push_to_hub:
-            url = push_to_hub(
-                args.output_dir,
-                args.hub_model_id or os.path.basename(os.path.abspath(args.output_dir)),
-                token=args.hub_token,
-            )
-            log(f"pushed to {url}")
+        push_output(args, log)  # --push_to_hub
     accelerator.wait_for_everyone()
     run.close()  # everything is saved: a signal may end the process again
     accelerator.end_training()  # closes the trackers and the process group

@@ -28,7 +28,6 @@ and resumes the one in progress); the last one is also copied to ``<output_dir>`
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -56,7 +55,8 @@ from hf_maskedav.training import (
     parameter_groups,
     parse_config_overrides,
     per_process_states,
-    push_to_hub,
+    push_output,
+    repo_name,
     save_spectrogram_reconstruction,
     spectrogram_reconstruction_images,
     training_schedule,
@@ -362,14 +362,9 @@ def train_stage(args, accelerator, model, processor, source, eval_source, output
                                                        getattr(config, "audio_norm_pix_loss", norm_pix_loss))
             save_spectrogram_reconstruction(images, os.path.join(output_dir, "reconstruction_audio.png"),
                                             title=f"{title}: audio, step {state.completed_steps}, mask ratio {config.audio_mask_ratio}")
-        first = state.loss_history[0][1] if state.loss_history else None
-        last = sum(v for _, v in state.loss_history[-10:]) / max(1, len(state.loss_history[-10:])) if state.loss_history else None
+        first, last = run.first_and_last_loss()  # step 1, mean of the last 10 steps
         summary = {
             "stage": args.stage,
-            "world_size": accelerator.num_processes,
-            "completed_steps": state.completed_steps,
-            "max_train_steps": max_train_steps,
-            **budget.summary(),
             "first_loss": first,
             "final_loss_mean_last_10": last,
             "final_terms_mean_last_10": {t: sum(v for _, v in h[-10:]) / max(1, len(h[-10:])) for t, h in term_history.items()},
@@ -377,15 +372,12 @@ def train_stage(args, accelerator, model, processor, source, eval_source, output
             "retrieval": retrieval,
             "wall_time_seconds": round(train_time, 1),
             "bad_samples": bad,
-            "nonfinite_loss_steps_skipped": run.nonfinite.skipped,
-            "nonfinite_loss_steps": run.nonfinite.skipped_steps,
             "videos_per_process": videos_per_process,
         }
-        with open(os.path.join(output_dir, "train_summary.json"), "w") as handle:
-            json.dump(summary, handle, indent=1)
+        run.write_summary(summary)  # + world size, steps, time budget, non-finite counts
         variant, architecture, variant_hyperparameters = describe(config)
         write_model_card(
-            output_dir, args.hub_model_id or os.path.basename(os.path.abspath(output_dir)), task="feature-extraction",
+            output_dir, repo_name(args, output_dir), task="feature-extraction",
             modality="audio-visual",
             summary=f"A {variant} ({architecture}) pretrained with hf_maskedav: {title}.",
             base_model=args.teacher if args.stage == 2 else args.model_name_or_path,
@@ -449,10 +441,8 @@ def main(argv=None):
         for name in os.listdir(teacher):
             if os.path.isfile(os.path.join(teacher, name)):
                 shutil.copy2(os.path.join(teacher, name), os.path.join(args.output_dir, name))
-    if accelerator.is_main_process and args.push_to_hub:
-        url = push_to_hub(args.output_dir, args.hub_model_id or os.path.basename(os.path.abspath(args.output_dir)),
-                          token=args.hub_token)
-        log(f"pushed to {url}")
+    if accelerator.is_main_process:
+        push_output(args, log)  # --push_to_hub
     accelerator.wait_for_everyone()
     accelerator.end_training()
 

@@ -28,7 +28,6 @@ update, exact resume mid-epoch (data position, shuffling, RNG), atomic checkpoin
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -52,7 +51,8 @@ from hf_maskedav.training import (
     ignore_stop_signals_in_worker,
     parameter_groups,
     per_process_states,
-    push_to_hub,
+    push_output,
+    repo_name,
     save_loss_curve,
     training_schedule,
     write_model_card,
@@ -318,28 +318,20 @@ def main(argv=None):
             rows = reconstruction_rows(unwrapped, picture_clip[0].cpu(), out, recipe.mean, recipe.std)
             save_frame_grid(rows, os.path.join(args.output_dir, "reconstruction.png"),
                             title=f"{family}, step {state.completed_steps}, mask ratio {config.mask_ratio}")
-        first = state.loss_history[0][1] if state.loss_history else None
-        last = (sum(v for _, v in state.loss_history[-10:]) / len(state.loss_history[-10:])) if state.loss_history else None
+        first, last = run.first_and_last_loss()  # step 1, mean of the last 10 steps
         summary = {
             "model_type": config.model_type,
-            "world_size": accelerator.num_processes,
-            "completed_steps": state.completed_steps,
-            "max_train_steps": max_train_steps,
-            **budget.summary(),
             "clips_per_video": repeats,
             "first_loss": first,
             "final_loss_mean_last_10": last,
             "eval_loss": eval_loss,
             "wall_time_seconds": round(train_time, 1),
             "bad_samples": bad,
-            "nonfinite_loss_steps_skipped": run.nonfinite.skipped,
-            "nonfinite_loss_steps": run.nonfinite.skipped_steps,
             "videos_per_process": videos_per_process,
         }
-        with open(os.path.join(args.output_dir, "train_summary.json"), "w") as handle:
-            json.dump(summary, handle, indent=1)
+        run.write_summary(summary)  # + world size, steps, time budget, non-finite counts
         write_model_card(
-            args.output_dir, args.hub_model_id or os.path.basename(os.path.abspath(args.output_dir)),
+            args.output_dir, repo_name(args),
             task="feature-extraction", modality="video",
             summary=(f"A {family} ({getattr(config, 'num_hidden_layers', '?')} layers, width {config.hidden_size}) "
                      f"pretrained with masked {'HOG feature' if family == 'MaskFeat' else 'video'} modelling "
@@ -358,10 +350,7 @@ def main(argv=None):
         log(f"training wall time {format_duration(train_time)}; loss {first:.4f} (step 1) -> {last:.4f} (mean of the "
             "last 10 steps)" if state.loss_history else f"training wall time {format_duration(train_time)}")
         log(VideoBadSampleTracker.report(bad))
-        if args.push_to_hub:
-            url = push_to_hub(args.output_dir, args.hub_model_id or os.path.basename(os.path.abspath(args.output_dir)),
-                              token=args.hub_token)
-            log(f"pushed to {url}")
+        push_output(args, log)  # --push_to_hub
     accelerator.wait_for_everyone()
     run.close()  # everything is saved: a signal may end the process again
     accelerator.end_training()

@@ -34,7 +34,7 @@ from .faults import (
     step_if_finite,
 )
 from .presets import PRESETS, Preset, build_config
-from .hub import push_to_hub
+from .hub import push_output, push_to_hub, repo_name
 from .metrics import accuracy, load_metric, mean_average_precision
 from .model_card import write_model_card
 from .optim import (
@@ -104,7 +104,9 @@ __all__ = [
     "load_checkpoint",
     "parameter_groups",
     "per_process_states",
+    "push_output",
     "push_to_hub",
+    "repo_name",
     "resolve_resume_path",
     "save_checkpoint",
     "save_loss_curve",

@@ -40,4 +40,16 @@ def push_to_hub(
     return str(getattr(commit, "commit_url", commit))
 
 
-__all__ = ["IGNORE_PATTERNS", "push_to_hub"]
+def repo_name(args, output_dir: str | None = None) -> str:
+    """The model's name for its card and Hub repo: ``--hub_model_id``, else the output folder's name."""
+    return args.hub_model_id or os.path.basename(os.path.abspath(output_dir or args.output_dir))
+
+
+def push_output(args, log=print) -> None:
+    """``--push_to_hub``: upload ``--output_dir`` to :func:`repo_name` with ``--hub_token`` and log the commit (main
+    process only; nothing without the flag)."""
+    if args.push_to_hub:
+        log(f"pushed to {push_to_hub(args.output_dir, repo_name(args), token=args.hub_token)}")
+
+
+__all__ = ["IGNORE_PATTERNS", "push_output", "push_to_hub", "repo_name"]

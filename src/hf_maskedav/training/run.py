@@ -44,6 +44,7 @@ A loop then reads (``examples/pretrain_audio.py`` is the reference)::
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from itertools import islice
@@ -196,6 +197,29 @@ class TrainingRun:
         if not self._saved_steps or self._saved_steps[-1] != self.state.completed_steps:
             self.save_checkpoint()
         return self.stopper.wind_down(self.accelerator, self.state.completed_steps, self.max_train_steps, self.log)
+
+    def first_and_last_loss(self) -> tuple[float | None, float | None]:
+        """The loss of the first step and the mean of the last 10 (None before any step)."""
+        history = self.state.loss_history
+        if not history:
+            return None, None
+        return history[0][1], sum(v for _, v in history[-10:]) / len(history[-10:])
+
+    def write_summary(self, fields: dict) -> dict:
+        """Write ``train_summary.json`` into the output folder (main process): the run's world size, steps, time
+        budget and non-finite-loss counts around the script's own ``fields``; returns the summary."""
+        summary = {
+            "world_size": self.accelerator.num_processes,
+            "completed_steps": self.state.completed_steps,
+            "max_train_steps": self.max_train_steps,
+            **self.budget.summary(),
+            **fields,
+            "nonfinite_loss_steps_skipped": self.nonfinite.skipped,
+            "nonfinite_loss_steps": self.nonfinite.skipped_steps,
+        }
+        with open(os.path.join(self.output_dir, "train_summary.json"), "w") as handle:
+            json.dump(summary, handle, indent=1)
+        return summary
 
     def close(self) -> None:
         """Restore the signal handlers once everything is saved (a signal may end the process again)."""
