@@ -363,22 +363,30 @@ class AudioClipDataset(torch.utils.data.Dataset):
         self.epoch = epoch
 
     def __getitem__(self, index: int) -> dict:
-        bad = []
-        for attempt in range(min(self.max_consecutive_bad, len(self.data))):
-            position = (index + attempt) % len(self.data)
-            generator = np.random.default_rng([self.seed, self.epoch, position]) if self.train else None
-            try:
-                item = self.make(self.data[position], generator)
-            except BadSampleError as error:
-                bad.append(f"sample {position}: {error}")
-                continue
-            item["index"] = position
-            item["bad"] = bad
-            return item
-        raise RuntimeError(
-            f"{len(bad)} consecutive samples could not be used (starting at index {index}); most of the data seems "
-            f"unreadable. First errors: {bad[:3]}. Check the files, the audio column and that FFmpeg is installed."
-        )
+        return first_good_item(self, index, "sample", "audio")
+
+
+def first_good_item(dataset, index: int, kind: str, column: str) -> dict:
+    """Item ``index`` of a map-style clip dataset (audio or video), or, when it is bad, the next good one: each try
+    ``dataset.make(example, rng)`` with the random generator of ``(seed, epoch, position)`` in training (identical in
+    every worker and after a resume); the skipped ones are listed in the item's ``"bad"`` for the tracker. Too many
+    bad ones in a row (``dataset.max_consecutive_bad``) stop the run with the first errors."""
+    bad, data = [], dataset.data
+    for attempt in range(min(dataset.max_consecutive_bad, len(data))):
+        position = (index + attempt) % len(data)
+        generator = np.random.default_rng([dataset.seed, dataset.epoch, position]) if dataset.train else None
+        try:
+            item = dataset.make(data[position], generator)
+        except BadSampleError as error:
+            bad.append(f"{kind} {position}: {error}")
+            continue
+        item["index"] = position
+        item["bad"] = bad
+        return item
+    raise RuntimeError(
+        f"{len(bad)} consecutive {kind}s could not be used (starting at index {index}); most of the data seems "
+        f"unreadable. First errors: {bad[:3]}. Check the files, the {column} column and that FFmpeg is installed."
+    )
 
 
 class StreamingAudioClipDataset(torch.utils.data.IterableDataset):

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from ..video.decoding import VideoDecodingError, read_video
-from .audio import BadSampleTracker, LabelSpec, infer_label_spec
+from .audio import BadSampleTracker, LabelSpec, first_good_item, infer_label_spec
 from .audio_decoding import BadSampleError, decode_audio
 from .demo_video import DemoVideoDataset
 from .splits import SplitFilterError, apply_row_filter, is_row_filter, load_split, parse_row_filter
@@ -409,22 +409,7 @@ class VideoClipDataset(torch.utils.data.Dataset):
         return item
 
     def __getitem__(self, index: int) -> dict:
-        bad = []
-        for attempt in range(min(self.max_consecutive_bad, len(self.data))):
-            position = (index + attempt) % len(self.data)
-            rng = np.random.default_rng([self.seed, self.epoch, position]) if self.train else None
-            try:
-                item = self.make(self.data[position], rng)
-            except BadSampleError as error:
-                bad.append(f"video {position}: {error}")
-                continue
-            item["index"] = position
-            item["bad"] = bad
-            return item
-        raise RuntimeError(
-            f"{len(bad)} consecutive videos could not be used (starting at index {index}); most of the data seems "
-            f"unreadable. First errors: {bad[:3]}. Check the files, the video column and that FFmpeg is installed."
-        )
+        return first_good_item(self, index, "video", "video")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
