@@ -25,7 +25,6 @@ import sys
 import time
 
 import torch
-from tqdm.auto import tqdm
 
 import hf_maskedav  # noqa: F401  (registers the models with the Auto classes)
 from hf_maskedav import AudioMAEFeatureExtractor
@@ -38,7 +37,12 @@ from hf_maskedav.data import (
     load_audio_source,
 )
 from hf_maskedav.training.arguments import add_encoder_arguments, check_encoder_arguments, make_eval_accelerator
-from hf_maskedav.training.probe import load_frozen_encoder, resolve_feature_function, run_linear_probe
+from hf_maskedav.training.probe import (
+    extract_features,
+    load_frozen_encoder,
+    resolve_feature_function,
+    run_linear_probe,
+)
 
 
 def parse_args(argv=None):
@@ -99,15 +103,8 @@ def extract(accelerator, model, feature_fn, source, feature_extractor, args, tra
             num_workers=args.dataloader_num_workers,
         )
     )
-    features, targets = [], []
-    for batch in tqdm(loader, desc=desc, disable=not accelerator.is_local_main_process):
-        tracker.update(batch)
-        with torch.no_grad():
-            feats = feature_fn(model, {"input_values": featurize(feature_extractor, batch, accelerator.device)})
-        feats, labels = accelerator.gather_for_metrics((feats.float(), batch["labels"]))
-        features.append(feats.cpu())
-        targets.append(labels.cpu())
-    return torch.cat(features), torch.cat(targets)
+    inputs_of = lambda batch: {"input_values": featurize(feature_extractor, batch, accelerator.device)}  # noqa: E731
+    return extract_features(accelerator, model, feature_fn, loader, tracker, inputs_of, desc)
 
 
 def main(argv=None):

@@ -25,7 +25,6 @@ import sys
 import time
 
 import torch
-from tqdm.auto import tqdm
 
 import hf_maskedav  # noqa: F401
 from hf_maskedav.data import clip_samples_for
@@ -33,7 +32,12 @@ from hf_maskedav.data.video import AudioWindow, VideoBadSampleTracker, VideoClip
 from hf_maskedav.data.video_transforms import video_recipe
 from hf_maskedav.training.arguments import add_encoder_arguments, check_encoder_arguments, make_eval_accelerator
 from hf_maskedav.training.presets import audiovisual_processor_for, processor_source, video_processor_for
-from hf_maskedav.training.probe import load_frozen_encoder, resolve_feature_function, run_linear_probe
+from hf_maskedav.training.probe import (
+    extract_features,
+    load_frozen_encoder,
+    resolve_feature_function,
+    run_linear_probe,
+)
 from hf_maskedav.training.video_cli import add_video_data_arguments, open_video_split
 
 AUDIO_VISUAL = ("maskedav_mavil", "maskedav_avmae")  # an audio-visual processor; features per --modality
@@ -73,20 +77,9 @@ def extract(accelerator, model, feature_fn, dataset, collator, args, tracker, de
     loader = accelerator.prepare(torch.utils.data.DataLoader(
         dataset, batch_size=args.per_device_batch_size, collate_fn=collator, num_workers=args.dataloader_num_workers,
     ))
-    features, targets = [], []
-    for batch in tqdm(loader, desc=desc, disable=not accelerator.is_local_main_process):
-        tracker.update(batch)
-        inputs = {}
-        if modality in ("video", "audio_visual"):
-            inputs["pixel_values"] = batch["pixel_values"]
-        if modality in ("audio", "audio_visual"):
-            inputs["input_values"] = batch["input_values"]
-        with torch.no_grad():
-            feats = feature_fn(model, inputs)
-        feats, labels = accelerator.gather_for_metrics((feats.float(), batch["labels"]))
-        features.append(feats.cpu())
-        targets.append(labels.cpu())
-    return torch.cat(features), torch.cat(targets)
+    keys = {"video": ["pixel_values"], "audio": ["input_values"], "audio_visual": ["pixel_values", "input_values"]}
+    inputs_of = lambda batch: {key: batch[key] for key in keys[modality]}  # noqa: E731
+    return extract_features(accelerator, model, feature_fn, loader, tracker, inputs_of, desc)
 
 
 def main(argv=None):

@@ -70,10 +70,12 @@ from hf_maskedav.training.plotting import (
     save_frame_grid,
     videomae_reconstruction_frames,
 )
+from hf_maskedav.registration import FAMILIES
 from hf_maskedav.training.presets import PRETRAINING_FAMILIES, presets_of, processor_source, video_processor_for
 from hf_maskedav.training.video_cli import SPLIT_MISSING_ERRORS, add_video_data_arguments, open_video_split
 
-FAMILY_NAMES = {"maskedav_videomae": "VideoMAE", "maskedav_mae_st": "MAE-ST", "maskedav_maskfeat": "MaskFeat"}
+# model type -> display name ("VideoMAE", "MAE-ST", "MaskFeat") of the families this script pretrains
+FAMILY_NAMES = {PRETRAINING_FAMILIES[f]: FAMILIES[f]["name"] for f in ("videomae", "mae_st", "maskfeat")}
 DEFAULT_REPEATS = {"maskedav_mae_st": 4}  # MAE-ST PRETRAIN.md: --repeat_aug 4
 # Defaults for the tiny runs on one CPU (docs/training_video.md has the measurements behind them): peak learning rate
 # and epochs per family. At 1.5e-3 the tiny models still lower the loss but their features end up no better than

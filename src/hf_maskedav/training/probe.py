@@ -212,6 +212,23 @@ def load_frozen_encoder(args, model_class=None, log=print):
     return model.eval().requires_grad_(False)
 
 
+def extract_features(accelerator, model, feature_fn, loader, tracker, inputs_of, desc: str = "features"):
+    """Features and targets of a whole split with a frozen encoder, computed on every process and gathered
+    (``gather_for_metrics`` drops the samples repeated to even out the last batch). ``inputs_of(batch)`` gives the
+    model's keyword inputs (the features the probe sees: spectrogram, frames, or both)."""
+    from tqdm.auto import tqdm
+
+    features, targets = [], []
+    for batch in tqdm(loader, desc=desc, disable=not accelerator.is_local_main_process):
+        tracker.update(batch)
+        with torch.no_grad():
+            feats = feature_fn(model, inputs_of(batch))
+        feats, labels = accelerator.gather_for_metrics((feats.float(), batch["labels"]))
+        features.append(feats.cpu())
+        targets.append(labels.cpu())
+    return torch.cat(features), torch.cat(targets)
+
+
 def run_linear_probe(train_x, train_y, eval_x, eval_y, labels, args, start: float, bad: dict, unit: str, log=print,
                      **extra) -> dict:
     """Fit the probe on the training features (L2 strength from ``args.weight_decays``, chosen on a held-out part),
@@ -265,6 +282,7 @@ __all__ = [
     "apply_linear_probe",
     "audiomae_features",
     "avmae_features",
+    "extract_features",
     "fit_linear_probe",
     "load_frozen_encoder",
     "mae_st_features",
