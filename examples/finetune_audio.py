@@ -74,6 +74,7 @@ from hf_maskedav.training.arguments import (
     tracker_config,
 )
 from hf_maskedav.training.classification import classification_loss
+from hf_maskedav.training.data_options import add_audio_data_arguments
 from hf_maskedav.training.loading import load_pretrained_quietly
 from hf_maskedav.training.recipes import add_recipe_argument, add_spectrogram_arguments
 from hf_maskedav.training.utils import best_eval_text
@@ -108,33 +109,15 @@ def parse_args(argv=None):
     add_clip_seconds_argument(model)
     add_model_runtime_arguments(model)  # --attn_implementation, --gradient_checkpointing
 
-    data = parser.add_argument_group("data")
-    data.add_argument("--dataset_name", default="demo", help="Hub dataset id, local dataset folder, or 'demo'")
-    data.add_argument("--dataset_config_name", default=None)
-    data.add_argument("--data_dir", default=None, help="local audiofolder (audio files + metadata.csv with labels)")
-    data.add_argument("--train_split", default="train")
-    data.add_argument("--eval_split", default="validation", help="'none' to train without evaluation")
+    data = add_audio_data_arguments(  # --dataset_name, --data_dir, --label_column, --multi_label, --demo_num_clips...
+        parser, labels=True, eval_help="'none' to train without evaluation"
+    )
     add_validation_split_argument(data)
     data.add_argument(
         "--test_split",
         default="test",
         help="split on which the best model is finally scored (skipped when the dataset has no such split or 'none')",
     )
-    data.add_argument("--audio_column", default="audio")
-    data.add_argument("--label_column", default="label")
-    data.add_argument(
-        "--label_names", nargs="+", default=None, help="class names (needed when they cannot be inferred)"
-    )
-    data.add_argument(
-        "--multi_label",
-        action="store_true",
-        help="treat labels as multi-label (automatic for list-valued label columns and --demo_multi_label)",
-    )
-    data.add_argument("--demo_multi_label", action="store_true", help="the built-in dataset's multi-label variant")
-    data.add_argument("--demo_num_clips", type=int, default=None)
-    data.add_argument("--dataloader_num_workers", type=int, default=0)
-    data.add_argument("--features_on_device", action="store_true")
-    data.add_argument("--max_bad_fraction", type=float, default=0.5)
 
     aug = parser.add_argument_group("augmentation")
     aug.add_argument(

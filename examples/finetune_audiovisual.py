@@ -68,7 +68,7 @@ from hf_maskedav.training.loading import load_pretrained_quietly
 from hf_maskedav.training.presets import audiovisual_processor_for, processor_source
 from hf_maskedav.training.utils import best_eval_text
 from hf_maskedav.training.validation_split import add_validation_split_argument, resolve_evaluation
-from hf_maskedav.training.video_cli import add_video_data_arguments, open_video_split
+from hf_maskedav.training.data_options import add_video_data_arguments, open_video_split
 
 HEADS = ("audio_visual", "audio", "video")
 

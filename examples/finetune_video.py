@@ -67,7 +67,7 @@ from hf_maskedav.training.loading import load_pretrained_quietly
 from hf_maskedav.training.presets import processor_source, video_processor_for
 from hf_maskedav.training.utils import best_eval_text
 from hf_maskedav.training.validation_split import add_validation_split_argument, resolve_evaluation
-from hf_maskedav.training.video_cli import SPLIT_MISSING_ERRORS, add_video_data_arguments, open_video_split
+from hf_maskedav.training.data_options import SPLIT_MISSING_ERRORS, add_video_data_arguments, open_video_split
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)

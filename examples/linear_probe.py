@@ -56,7 +56,8 @@ def parse_args(argv=None):
     parser.add_argument(
         "--feature_fn", default=None, help="'package.module:function' overriding the registered feature function"
     )
-    # the audio data options (the video scripts' are hf_maskedav.training.video_cli's)
+    # its own data options: a probe reads labelled train and eval splits only (no streaming, no validation carving,
+    # no on-device features), so the training scripts' add_audio_data_arguments would offer options it ignores
     parser.add_argument("--dataset_name", default="demo")
     parser.add_argument("--dataset_config_name", default=None)
     parser.add_argument("--data_dir", default=None)

@@ -38,7 +38,7 @@ from hf_maskedav.training.probe import (
     resolve_feature_function,
     run_linear_probe,
 )
-from hf_maskedav.training.video_cli import add_video_data_arguments, open_video_split
+from hf_maskedav.training.data_options import add_video_data_arguments, open_video_split
 
 AUDIO_VISUAL = ("maskedav_mavil", "maskedav_avmae")  # an audio-visual processor; features per --modality
 

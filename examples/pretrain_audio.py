@@ -69,6 +69,7 @@ from hf_maskedav.training.arguments import (
     make_accelerator,
     tracker_config,
 )
+from hf_maskedav.training.data_options import add_audio_data_arguments
 from hf_maskedav.training.presets import presets_of
 from hf_maskedav.training.recipes import add_recipe_argument, add_spectrogram_arguments
 
@@ -101,32 +102,9 @@ def parse_args(argv=None):
     add_clip_seconds_argument(model)
     add_model_runtime_arguments(model)  # --attn_implementation, --gradient_checkpointing
 
-    data = parser.add_argument_group("data")
-    data.add_argument(
-        "--dataset_name", default="demo", help="Hub dataset id, local dataset folder, or 'demo' (built-in)"
+    data = add_audio_data_arguments(  # --dataset_name, --data_dir, --audio_files, --streaming, --demo_num_clips...
+        parser, eval_help="split for the final held-out reconstruction loss and picture ('none' to skip)"
     )
-    data.add_argument("--dataset_config_name", default=None)
-    data.add_argument("--data_dir", default=None, help="local audiofolder (audio files + optional metadata.csv)")
-    data.add_argument("--audio_files", nargs="+", default=None, help="plain audio files, folders or glob patterns")
-    data.add_argument("--train_split", default="train")
-    data.add_argument(
-        "--eval_split",
-        default="validation",
-        help="split for the final held-out reconstruction loss and picture ('none' to skip)",
-    )
-    data.add_argument("--audio_column", default="audio")
-    data.add_argument("--streaming", action="store_true", help="stream the dataset (needs --max_train_steps)")
-    data.add_argument("--shuffle_buffer_size", type=int, default=1000)
-    data.add_argument("--dataloader_num_workers", type=int, default=0)
-    data.add_argument(
-        "--features_on_device",
-        action="store_true",
-        help="compute fbank features in the training loop on the accelerator instead of in the data workers",
-    )
-    data.add_argument(
-        "--max_bad_fraction", type=float, default=0.5, help="stop when more samples than this fraction fail"
-    )
-    data.add_argument("--demo_num_clips", type=int, default=None, help="size of the built-in dataset's train split")
 
     add_spectrogram_arguments(data)  # --time_shift, --mel_shift, --time_stretch, --feature_normalization
 

@@ -73,7 +73,7 @@ from hf_maskedav.training.clip_length import add_audiovisual_clip_arguments
 from hf_maskedav.training.plotting import mavil_video_reconstruction_frames, save_frame_grid, save_loss_terms
 from hf_maskedav.training.presets import audiovisual_processor_for, presets_of, processor_source
 from hf_maskedav.training.probe import recall_at_k
-from hf_maskedav.training.video_cli import SPLIT_MISSING_ERRORS, add_video_data_arguments, open_video_split
+from hf_maskedav.training.data_options import SPLIT_MISSING_ERRORS, add_video_data_arguments, open_video_split
 
 
 def parse_args(argv=None):

@@ -72,7 +72,7 @@ from hf_maskedav.training.plotting import (
 )
 from hf_maskedav.registration import FAMILIES
 from hf_maskedav.training.presets import PRETRAINING_FAMILIES, presets_of, processor_source, video_processor_for
-from hf_maskedav.training.video_cli import SPLIT_MISSING_ERRORS, add_video_data_arguments, open_video_split
+from hf_maskedav.training.data_options import SPLIT_MISSING_ERRORS, add_video_data_arguments, open_video_split
 
 # model type -> display name ("VideoMAE", "MAE-ST", "MaskFeat") of the families this script pretrains
 FAMILY_NAMES = {PRETRAINING_FAMILIES[f]: FAMILIES[f]["name"] for f in ("videomae", "mae_st", "maskfeat")}

@@ -32,7 +32,7 @@ from hf_maskedav.training import build_config, format_duration
 from hf_maskedav.training.arguments import add_encoder_arguments, check_encoder_arguments, make_eval_accelerator
 from hf_maskedav.training.presets import audiovisual_processor_for, processor_source
 from hf_maskedav.training.probe import load_frozen_encoder, recall_at_k
-from hf_maskedav.training.video_cli import add_video_data_arguments, open_video_split
+from hf_maskedav.training.data_options import add_video_data_arguments, open_video_split
 
 
 def parse_args(argv=None):

@@ -1,4 +1,5 @@
-"""Command-line data options shared by the video and audio-visual example scripts, and opening a split from them."""
+"""Command-line data options of the example scripts (audio; video and audio-visual), and opening a video split from
+them. What the scripts of one modality share is written once here; a script adds its own options to the group."""
 
 from __future__ import annotations
 
@@ -6,6 +7,37 @@ import argparse
 import contextlib
 
 SPLIT_MISSING_ERRORS = (ValueError, KeyError, FileNotFoundError)
+
+
+def add_audio_data_arguments(parser: argparse.ArgumentParser, labels: bool = False,
+                              eval_help: str = "'none' to skip evaluation"):
+    """The ``data`` argument group of the audio scripts: where the clips are and how they are read. ``labels``:
+    the label options (fine-tuning); otherwise plain audio files and streaming (pretraining)."""
+    data = parser.add_argument_group("data")
+    data.add_argument("--dataset_name", default="demo", help="Hub dataset id, local dataset folder, or 'demo' (built-in)")
+    data.add_argument("--dataset_config_name", default=None)
+    data.add_argument("--data_dir", default=None,
+                      help="local audiofolder (audio files + metadata.csv" + (" with labels)" if labels else ", optional)"))
+    if not labels:
+        data.add_argument("--audio_files", nargs="+", default=None, help="plain audio files, folders or glob patterns")
+    data.add_argument("--train_split", default="train")
+    data.add_argument("--eval_split", default="validation", help=eval_help)
+    data.add_argument("--audio_column", default="audio")
+    if labels:
+        data.add_argument("--label_column", default="label")
+        data.add_argument("--label_names", nargs="+", default=None, help="class names (needed when they cannot be inferred)")
+        data.add_argument("--multi_label", action="store_true",
+                          help="treat labels as multi-label (automatic for list-valued label columns and --demo_multi_label)")
+        data.add_argument("--demo_multi_label", action="store_true", help="the built-in dataset's multi-label variant")
+    else:
+        data.add_argument("--streaming", action="store_true", help="stream the dataset (needs --max_train_steps)")
+        data.add_argument("--shuffle_buffer_size", type=int, default=1000)
+    data.add_argument("--dataloader_num_workers", type=int, default=0)
+    data.add_argument("--features_on_device", action="store_true",
+                      help="compute fbank features in the training loop on the accelerator instead of in the data workers")
+    data.add_argument("--max_bad_fraction", type=float, default=0.5, help="stop when more samples than this fraction fail")
+    data.add_argument("--demo_num_clips", type=int, default=None, help="size of the built-in dataset's train split")
+    return data
 
 
 def add_video_data_arguments(parser: argparse.ArgumentParser, labels: bool = False, eval_split: str = "validation"):
@@ -69,4 +101,4 @@ def open_video_split(args, split: str, accelerator=None, label_column: str | Non
         )
 
 
-__all__ = ["SPLIT_MISSING_ERRORS", "add_video_data_arguments", "open_video_split"]
+__all__ = ["SPLIT_MISSING_ERRORS", "add_audio_data_arguments", "add_video_data_arguments", "open_video_split"]
