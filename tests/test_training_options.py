@@ -10,6 +10,7 @@ import importlib.util
 import json
 import math
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -387,13 +388,14 @@ def test_aac_and_mp4_audio_decode_to_the_stream_duration(tmp_path):
 # ---------------------------------------------------------------------------------------------------------------------
 
 THREADS_SCRIPT = """
+import os
 import sys
 import torch
 from accelerate import Accelerator
 from hf_maskedav.training.threads import configure_cpu_threads
 accelerator = Accelerator(cpu=True)
 configure_cpu_threads(accelerator, int(sys.argv[1]) if len(sys.argv) > 1 else None, log=lambda m: None)
-print(f"THREADS {accelerator.process_index} {torch.get_num_threads()}", flush=True)
+os.write(1, f"THREADS {accelerator.process_index} {torch.get_num_threads()}\\n".encode())  # one write: atomic on a pipe
 """
 
 
@@ -412,7 +414,7 @@ def _launch_threads(tmp_path, launcher_args, script_args=(), omp=None) -> list[i
          "--dynamo_backend", "no", *launcher_args, str(script), *script_args],
         env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    return [int(line.split()[2]) for line in result.stdout.splitlines() if line.startswith("THREADS")]
+    return [int(threads) for _, threads in re.findall(r"THREADS (\d+) (\d+)\n", result.stdout)]
 
 
 def test_launched_script_uses_the_cores_unless_told_otherwise(tmp_path):
