@@ -70,7 +70,11 @@ def mix_batch(
 
 def classification_loss(logits: torch.Tensor, labels: torch.Tensor, multi_label: bool) -> torch.Tensor:
     """BCE with logits for multi-label targets; else cross-entropy with class indices ``[N]`` or with soft targets
-    ``[N, C]`` (mixup, label smoothing: :func:`one_hot_targets`, :func:`mix_batch`)."""
+    ``[N, C]`` (mixup, label smoothing: :func:`one_hot_targets`, :func:`mix_batch`).
+
+    The scripts' loss, beside the heads' own (:func:`hf_maskedav.modeling_utils.classification_loss`, chosen by
+    ``config.problem_type``): a head given float ``[N, C]`` labels reads them as multi-label, so soft single-label
+    targets are scored here, with the kind of task said explicitly (``multi_label``)."""
     if multi_label:
         return torch.nn.functional.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
     if labels.dim() == 2:  # soft targets
