@@ -46,6 +46,9 @@ def load_fixture(folder: Path) -> dict:
     return json.loads((folder / "fixture.json").read_text())
 
 
+# The fixture's files, tolerance and call arguments are read here rather than through hf_maskedav.conversion.utils
+# (fixture_io, forward_call_arguments), which do the same for `convert --verify`: the harness's tolerance must not
+# depend on the code under test.
 def load_io(folder: Path) -> dict[str, torch.Tensor]:
     return load_file(str(folder / "io.safetensors"))
 
