@@ -33,6 +33,7 @@ from hf_maskedav import (
     MaskedAVVideoMAEVideoProcessor,
     MAViLConfig,
     MAViLForPreTraining,
+    MAViLForStage2PreTraining,
     MAViLModel,
     MAViLProcessor,
 )
@@ -336,6 +337,15 @@ def test_mavil_reconstruction_and_retrieval(tmp_path, files):
     mp4 = write_media(tmp_path / "with_sound.mp4")
     pictures = pretraining.reconstruct(mp4, mask_ratio=0.5, seed=0, output_dir=tmp_path / "p")
     assert [p.caption.split(":")[0] for p in pictures] == ["video", "audio"]
+
+    # a stage-2 student has no pixel reconstruction: its folder opens as a retrieval demo of its encoder; one saved
+    # under the stage-1 class name (as before stage 2 had its own class) gets the demo's message, not the model's
+    stage2 = Demo(str(_tiny_mavil(tmp_path / "mavil_stage2", MAViLForStage2PreTraining)))
+    assert stage2.mode == "retrieval"
+    older = Demo(str(_tiny_mavil(tmp_path / "mavil_stage2_old", MAViLForPreTraining, reconstruction_target="teacher")))
+    assert older.mode == "reconstruction"
+    with pytest.raises(DemoInputError, match="teacher features \\(stage 2\\).*use a stage-1 checkpoint"):
+        older.reconstruct(mp4, mask_ratio=0.5, seed=0, output_dir=tmp_path / "p2")
 
     encoder = Demo(str(_tiny_mavil(tmp_path / "mavil_enc", MAViLModel)))
     assert encoder.mode == "retrieval"

@@ -248,6 +248,11 @@ class Demo:
         ratio = self.default_mask_ratio if mask_ratio is None else float(mask_ratio)
         if not 0.0 < ratio < 1.0:
             raise DemoInputError(f"the mask ratio must be between 0 and 1 (exclusive), got {ratio}")
+        if getattr(self.config, "reconstruction_target", "pixels") != "pixels":  # a MAViL stage-2 checkpoint
+            raise DemoInputError(
+                "this MAViL checkpoint predicts teacher features (stage 2), not pixels and spectrograms: there "
+                "is no reconstruction to draw; use a stage-1 checkpoint"
+            )
         inputs = self._inputs(path)
         names = MASK_RATIO_ATTRIBUTES[self.config.model_type]
         saved = {name: getattr(self.model.config, name) for name in names}
@@ -309,11 +314,6 @@ class Demo:
                 rows = maskfeat_hog_rows(model, clip, output, mean, std)
             video_picture(rows, _hidden(output.mask[0]))
         elif model_type == "maskedav_mavil":
-            if config.reconstruction_target != "pixels":
-                raise DemoInputError(
-                    "this MAViL checkpoint predicts teacher features (stage 2), not pixels and spectrograms: there "
-                    "is no reconstruction to draw; use a stage-1 checkpoint"
-                )
             mean, std = self.processor.video_processor.image_mean, self.processor.video_processor.image_std
             rows = mavil_video_reconstruction_frames(model, inputs["pixel_values"][0].cpu(), output, mean, std)
             video_picture(rows, _hidden(output.video_mask[0]))
