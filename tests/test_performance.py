@@ -22,7 +22,7 @@ from hf_maskedav.layers import (
     patchify_3d,
     select_patches,
 )
-from hf_maskedav.models.videomae.modeling_videomae import draw_mask, num_masked_tokens
+from hf_maskedav.layers import mask_from_noise, num_masked_tokens
 from hf_maskedav.video import decode_video
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -118,7 +118,7 @@ def test_videomae_drawn_mask_has_the_announced_count_and_equals_the_given_mask()
     config = _tiny_videomae(mask_ratio=0.75)
     grid = config.grid_size  # (2, 2, 2)
     noise = torch.rand(3, 4)
-    mask = draw_mask("tube", 3, grid, noise, 0.75, "cpu")
+    mask = mask_from_noise("tube", noise, grid, 0.75, batch=3).mask.bool()  # the draw the model makes from noise
     assert (mask.sum(1) == num_masked_tokens("tube", grid, 0.75)).all()
     model = MaskedAVVideoMAEForPreTraining(config).eval()
     x = torch.randn(3, 4, 3, 32, 32)

@@ -155,13 +155,6 @@ def _check_token_mask(name: str, mask: torch.Tensor, batch: int, grid: tuple[int
 MASK_KINDS = {"tube": "tube", "random": "count"}
 
 
-def draw_mask(mask_type: str, batch: int, grid, noise: torch.Tensor | None, mask_ratio: float, device) -> torch.Tensor:
-    """``[N, L]`` bool mask of ``mask_type`` ("tube" or "random") from ``noise`` (drawn when None): the model's own
-    draw (:func:`~hf_maskedav.layers.mask_from_noise`) as a mask to give as ``bool_masked_pos``."""
-    kind = MASK_KINDS[mask_type]
-    return mask_from_noise(kind, noise, grid, mask_ratio, batch=batch, device=device).mask.bool()
-
-
 class MaskedAVVideoMAEEmbeddings(nn.Module):
     """Tubelet embedding (Conv3d) plus the fixed 1-D sinusoid table (no cls token)."""
 
