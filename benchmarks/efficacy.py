@@ -49,6 +49,8 @@ SCRIPTS = {
         pretrain="pretrain_audiovisual.py", probe="linear_probe_video.py", finetune="finetune_audiovisual.py"
     ),
 }
+# where a fine-tuning script takes the pretraining run's preprocessing folder (for the from-scratch run)
+PROCESSOR_OPTION = {"audio": "--feature_extractor_name", "video": "--processor_name", "audio_visual": "--processor_name"}
 HANDMADE = {
     "audio": ("hf_maskedav.training.probe:pooled_logmel_features", "pooled log-mel statistics (mean, std per bin)"),
     "video": ("hf_maskedav.training.probe:pooled_pixel_features", "pooled colour layout + motion energy (4x4 cells)"),
@@ -107,6 +109,13 @@ class Runner:
             raise SystemExit(f"[efficacy] {name} failed (exit {result.returncode}); the end of {log_file}:\n{tail}")
         print(f"[efficacy]   done in {seconds / 60:.1f} min", flush=True)
         return seconds
+
+
+def finetune_starts(modality: str, pretrained: str) -> list[tuple[str, list[str]]]:
+    """The two fine-tuning runs' starting points: the pretrained weights, and the same architecture and preprocessing
+    at random init (the pretraining run's config and processor folder, under each script's own option names)."""
+    return [("finetune_pretrained", ["--model_name_or_path", pretrained]),
+            ("finetune_scratch", ["--config_name", pretrained, PROCESSOR_OPTION[modality], pretrained])]
 
 
 def read_json(path: str) -> dict:
@@ -204,8 +213,7 @@ def main(argv=None):
 
     # 4. fine-tuning, pretrained vs scratch, same budget and options
     finetune_scores = {}
-    for name, start in [("finetune_pretrained", ["--model_name_or_path", pretrained]),
-                        ("finetune_scratch", ["--config_name", pretrained, "--feature_extractor_name", pretrained])]:
+    for name, start in finetune_starts(args.modality, pretrained):
         if "finetune" in args.skip or (name == "finetune_scratch" and "scratch" in args.skip):
             continue
         folder = os.path.join(out, name)

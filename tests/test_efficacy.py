@@ -120,6 +120,21 @@ def _script(name):
     return module
 
 
+@pytest.mark.parametrize("modality", sorted(efficacy.SCRIPTS))
+def test_finetune_starts_parse_with_each_fine_tuning_script(modality, tmp_path):
+    """Both fine-tuning runs' options are ones the modality's script accepts (the video protocol once passed the audio
+    script's --feature_extractor_name to finetune_video.py, which only failed after 15 minutes of pretraining)."""
+    script = _script(efficacy.SCRIPTS[modality]["finetune"].removesuffix(".py"))
+    folder = str(tmp_path / "pretrain")
+    for name, start in efficacy.finetune_starts(modality, folder):
+        args = script.parse_args([*start, "--output_dir", str(tmp_path / name), "--max_train_minutes", "1"])
+        if name == "finetune_scratch":
+            processor = efficacy.PROCESSOR_OPTION[modality].removeprefix("--")
+            assert args.config_name == folder and getattr(args, processor) == folder
+        else:
+            assert args.model_name_or_path == folder
+
+
 @pytest.mark.parametrize("name", ["pretrain_audio", "finetune_audio"])
 def test_recipe_flag_sets_defaults_and_explicit_options_win(name):
     from hf_maskedav.training.recipes import RECIPES
