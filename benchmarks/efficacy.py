@@ -118,6 +118,23 @@ def finetune_starts(modality: str, pretrained: str) -> list[tuple[str, list[str]
             ("finetune_scratch", ["--config_name", pretrained, PROCESSOR_OPTION[modality], pretrained])]
 
 
+def finetune_score(modality: str, summary: dict) -> tuple[float | None, dict[str, float]]:
+    """The test score of a fine-tuning run from its ``train_summary.json``, and the score of each classifier head.
+
+    Audio and video scripts report ``test_accuracy``. ``finetune_audiovisual.py`` evaluates every head on the eval split
+    (the protocol gives it the test split) and logs ``eval_history`` as ``[step, {head: score}]``; the score is the final
+    evaluation's first head in the script's order (audio+visual, audio, video), the one it keeps its best model by."""
+    if modality != "audio_visual":
+        score = summary.get("test_accuracy")
+        return score, {}
+    history = summary.get("eval_history") or []
+    if not history:
+        return None, {}
+    heads = history[-1][1]
+    main = next(head for head in ("audio_visual", "audio", "video") if head in heads)
+    return heads[main], dict(heads)
+
+
 def read_json(path: str) -> dict:
     with open(path) as handle:
         return json.load(handle)
@@ -227,17 +244,13 @@ def main(argv=None):
             options += ["--eval_split", "none", "--test_split", args.test_split]
         run(name, scripts["finetune"], options + extra["finetune"])
         summary = read_json(os.path.join(folder, "train_summary.json"))
-        if args.modality == "audio_visual":
-            history = summary.get("eval_history") or []
-            score = history[-1][1] if history else None
-        else:
-            score = summary.get("test_accuracy")
+        score, heads = finetune_score(args.modality, summary)
         finetune_scores[name] = score
+        result = "n/a" if score is None else (f"**{score:.1%}**" if "pretrained" in name else f"{score:.1%}")
+        if len(heads) > 1:
+            result += " (" + ", ".join(f"{head.replace('_', '+')} head {value:.1%}" for head, value in heads.items()) + ")"
         rows.append(dict(what=f"fine-tuning from {'pretraining' if 'pretrained' in name else 'scratch'} "
-                              f"({summary['completed_steps']} steps)",
-                         result=f"**{score:.1%}**" if score is not None and "pretrained" in name
-                         else (f"{score:.1%}" if score is not None else "n/a"),
-                         run=name))
+                              f"({summary['completed_steps']} steps)", result=result, run=name))
 
     # ---- the table ------------------------------------------------------------------------------------------------
     minutes = {name: seconds / 60 for name, _, seconds in run.commands}

@@ -135,6 +135,18 @@ def test_finetune_starts_parse_with_each_fine_tuning_script(modality, tmp_path):
             assert args.model_name_or_path == folder
 
 
+def test_finetune_score_reads_each_script_summary():
+    """finetune_audiovisual.py logs one score per head ([step, {head: score}]); the protocol once formatted that dict
+    as a number and crashed after the pretrained run."""
+    history = [[37, {"audio_visual": 0.15, "audio": 0.17, "video": 0.11}],
+               [670, {"audio_visual": 0.53, "audio": 0.49, "video": 0.22}]]
+    assert efficacy.finetune_score("audio_visual", {"eval_history": history}) == (
+        0.53, {"audio_visual": 0.53, "audio": 0.49, "video": 0.22})
+    assert efficacy.finetune_score("audio_visual", {"eval_history": [[5, {"video": 0.3}]]}) == (0.3, {"video": 0.3})
+    assert efficacy.finetune_score("audio_visual", {"eval_history": []}) == (None, {})
+    assert efficacy.finetune_score("video", {"test_accuracy": 0.32}) == (0.32, {})
+
+
 @pytest.mark.parametrize("name", ["pretrain_audio", "finetune_audio"])
 def test_recipe_flag_sets_defaults_and_explicit_options_win(name):
     from hf_maskedav.training.recipes import RECIPES
