@@ -18,11 +18,12 @@ from hf_maskedav.layers import (
     gather_tokens,
     ids_from_bool_mask,
     ids_from_fixed_count_mask,
+    mask_from_noise,
+    num_masked_tokens,
     patchify_2d,
     patchify_3d,
     select_patches,
 )
-from hf_maskedav.layers import mask_from_noise, num_masked_tokens
 from hf_maskedav.video import decode_video
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
