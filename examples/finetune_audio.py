@@ -257,7 +257,9 @@ def main(argv=None):
         )
     clip_samples = clip_samples_for(feature_extractor)
 
-    train_dataset = AudioClipDataset(train_source, clip_samples, train=True, seed=args.seed)
+    train_dataset = AudioClipDataset(
+        train_source, clip_samples, train=True, seed=args.seed, decoded_cache_mb=args.decoded_cache_mb
+    )
     collator = AudioCollator(
         None if args.features_on_device else feature_extractor,
         labels,
@@ -278,7 +280,7 @@ def main(argv=None):
     eval_dataloader = None
     if eval_source is not None:
         eval_dataloader = torch.utils.data.DataLoader(
-            AudioClipDataset(eval_source, clip_samples, train=False),
+            AudioClipDataset(eval_source, clip_samples, train=False, decoded_cache_mb=args.decoded_cache_mb),
             batch_size=args.per_device_eval_batch_size,
             collate_fn=AudioCollator(None if args.features_on_device else feature_extractor, labels),
             num_workers=args.dataloader_num_workers,

@@ -68,7 +68,7 @@ from hf_maskedav.training.loading import load_pretrained_quietly
 from hf_maskedav.training.presets import audiovisual_processor_for, processor_source
 from hf_maskedav.training.utils import best_eval_text
 from hf_maskedav.training.validation_split import add_validation_split_argument, resolve_evaluation
-from hf_maskedav.training.data_options import add_video_data_arguments, open_video_split
+from hf_maskedav.training.data_options import add_decoded_cache_argument, add_video_data_arguments, open_video_split
 
 HEADS = ("audio_visual", "audio", "video")
 
@@ -88,7 +88,9 @@ def parse_args(argv=None):
     add_audiovisual_clip_arguments(model)
     add_model_runtime_arguments(model, gradient_checkpointing=False)  # not wired to the classifier here: not offered
 
-    add_validation_split_argument(add_video_data_arguments(parser, labels=True))
+    data = add_video_data_arguments(parser, labels=True)
+    add_validation_split_argument(data)
+    add_decoded_cache_argument(data, "decoded audio tracks (the frames are decoded per clip)")
     parser.add_argument("--audio_column", default=None, help="a separate audio column (default: the videos' audio tracks)")
     aug = parser.add_argument_group("augmentation")
     aug.add_argument("--repeated_sampling", type=int, default=1, help="clips (with their audio) per decoded video")
@@ -188,7 +190,7 @@ def main(argv=None):
     collator = VideoCollator(labels, feature_extractor)
     train_dataloader = torch.utils.data.DataLoader(
         VideoClipDataset(train_source, recipe, train=True, seed=args.seed, repeats=args.repeated_sampling, audio=window,
-                         backend=args.decoding_backend),
+                         backend=args.decoding_backend, decoded_cache_mb=args.decoded_cache_mb),
         batch_size=args.per_device_train_batch_size, shuffle=True, drop_last=True, collate_fn=collator,
         num_workers=args.dataloader_num_workers,
         worker_init_fn=ignore_stop_signals_in_worker, generator=torch.Generator().manual_seed(args.seed),
@@ -196,7 +198,8 @@ def main(argv=None):
     eval_dataloader = None
     if eval_source is not None:
         eval_dataloader = accelerator.prepare(torch.utils.data.DataLoader(
-            VideoClipDataset(eval_source, recipe, train=False, audio=window, backend=args.decoding_backend),
+            VideoClipDataset(eval_source, recipe, train=False, audio=window, backend=args.decoding_backend,
+                             decoded_cache_mb=args.decoded_cache_mb),
             batch_size=args.per_device_eval_batch_size, collate_fn=collator, num_workers=args.dataloader_num_workers,
         ))
         log(f"evaluation data: {eval_source.description}")

@@ -209,7 +209,9 @@ def main(argv=None):
             worker_init_fn=ignore_stop_signals_in_worker,  # a SIGTERM to the process group is handled by the loop
         )
     else:
-        train_dataset = AudioClipDataset(source, clip_samples, train=True, seed=args.seed)
+        train_dataset = AudioClipDataset(
+            source, clip_samples, train=True, seed=args.seed, decoded_cache_mb=args.decoded_cache_mb
+        )
         train_dataloader = torch.utils.data.DataLoader(
             train_dataset,
             batch_size=args.per_device_train_batch_size,

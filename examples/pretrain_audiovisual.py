@@ -73,7 +73,12 @@ from hf_maskedav.training.clip_length import add_audiovisual_clip_arguments
 from hf_maskedav.training.plotting import mavil_video_reconstruction_frames, save_frame_grid, save_loss_terms
 from hf_maskedav.training.presets import audiovisual_processor_for, presets_of, processor_source
 from hf_maskedav.training.probe import recall_at_k
-from hf_maskedav.training.data_options import SPLIT_MISSING_ERRORS, add_video_data_arguments, open_video_split
+from hf_maskedav.training.data_options import (
+    SPLIT_MISSING_ERRORS,
+    add_decoded_cache_argument,
+    add_video_data_arguments,
+    open_video_split,
+)
 
 
 def parse_args(argv=None):
@@ -105,7 +110,8 @@ def parse_args(argv=None):
     add_audiovisual_clip_arguments(model)
     add_model_runtime_arguments(model)  # --attn_implementation, --gradient_checkpointing
 
-    add_video_data_arguments(parser)
+    data = add_video_data_arguments(parser)
+    add_decoded_cache_argument(data, "decoded audio tracks (the frames are decoded per clip)")
     parser.add_argument("--audio_column", default=None, help="a separate audio column (default: the videos' audio tracks)")
     parser.add_argument("--repeated_sampling", type=int, default=1, help="clips (with their audio) per decoded video")
 
@@ -213,7 +219,7 @@ def train_stage(args, accelerator, model, processor, source, eval_source, output
     window = AudioWindow(feature_extractor.sampling_rate, clip_samples_for(feature_extractor))
     collator = VideoCollator(None, feature_extractor)
     train_dataset = VideoClipDataset(source, recipe, train=True, seed=args.seed, repeats=args.repeated_sampling,
-                                     audio=window, backend=args.decoding_backend)
+                                     audio=window, backend=args.decoding_backend, decoded_cache_mb=args.decoded_cache_mb)
     train_dataloader = torch.utils.data.DataLoader(
         train_dataset, batch_size=args.per_device_train_batch_size, shuffle=True, drop_last=True, collate_fn=collator,
         num_workers=args.dataloader_num_workers,

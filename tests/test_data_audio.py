@@ -14,6 +14,7 @@ from hf_maskedav.data import (
     AudioCollator,
     BadSampleError,
     BadSampleTracker,
+    DecodedCache,
     DemoAudioDataset,
     StreamingAudioClipDataset,
     clip_samples_for,
@@ -130,6 +131,63 @@ def test_audiofolder_through_the_hub_code_path_skips_and_counts_bad_files(audiof
     dataset.set_epoch(1)
     assert crop0.shape == dataset[5]["waveform"].shape == (clip_samples_for(fe),)
     assert not torch.equal(crop0, dataset[5]["waveform"])  # a 1 s clip cropped to 0.4 s: another window
+
+
+def test_decoded_cache_decodes_each_clip_once_and_changes_no_batch(audiofolder, monkeypatch):
+    import hf_maskedav.data.audio as audio_module
+
+    decoded = []
+    original = audio_module.decode_audio
+    monkeypatch.setattr(audio_module, "decode_audio", lambda value, *a: decoded.append(value["path"]) or original(value, *a))
+    source = load_audio_source(str(audiofolder), label_column="label")
+    fe = AudioMAEFeatureExtractor(num_mel_bins=32, max_length=40)
+    cached = AudioClipDataset(source, clip_samples_for(fe), train=True, seed=0, decoded_cache_mb=16)
+    plain = AudioClipDataset(source, clip_samples_for(fe), train=True, seed=0)
+
+    def epochs(dataset):
+        batches = []
+        for epoch in range(3):
+            dataset.set_epoch(epoch)
+            loader = torch.utils.data.DataLoader(
+                dataset, batch_size=3, shuffle=True, collate_fn=AudioCollator(fe, source.labels),
+                generator=torch.Generator().manual_seed(epoch),
+            )
+            batches += [batch["input_values"] for batch in loader]
+        return batches
+
+    decoded.clear()
+    with_cache = epochs(cached)
+    good_files = {path for path in decoded if not any(bad in path for bad in ("f1.wav", "f3.wav", "f5.wav"))}
+    good_decodes = [path for path in decoded if path in good_files]
+    assert len(good_files) == 6 and sorted(good_decodes) == sorted(good_files)  # each good clip decoded once in 3 epochs
+    assert len(cached.cache) == 6 and cached.cache.hits > 0
+    # failures are not cached: each bad file is tried again every epoch (and reported again)
+    assert len(decoded) - len(good_decodes) == 3 * 3
+    decoded.clear()
+    without = epochs(plain)
+    assert len([path for path in decoded if path in good_files]) > 6
+    # the same random crops and features as decoding every time, and nothing downstream changed a cached clip in place
+    assert len(with_cache) == len(without)
+    for a, b in zip(with_cache, without):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    for position, waveform in cached.cache._items.items():
+        torch.testing.assert_close(waveform, original(source.data[position]["audio"]), rtol=0, atol=0)
+
+
+def test_decoded_cache_keeps_to_its_budget():
+    cache = DecodedCache(max_megabytes=1)  # room for 2 tensors of 0.4 MiB, not 3
+    tensors = [torch.full((100_000,), float(i)) for i in range(3)]
+    for i, tensor in enumerate(tensors):
+        assert cache.get(i, lambda t=tensor: t) is tensor
+    assert len(cache) == 2 and cache.used_bytes == 800_000 and cache.misses == 3
+    calls = []
+    assert torch.equal(cache.get(2, lambda: calls.append(2) or tensors[2]), tensors[2]) and calls == [2]  # not stored
+    assert cache.get(0, lambda: calls.append(0)) is tensors[0] and calls == [2] and cache.hits == 1
+    off = DecodedCache(max_megabytes=0)
+    off.get("a", lambda: tensors[0])
+    assert len(off) == 0 and "0 items" in repr(off)
+    with pytest.raises(ValueError, match="0 turns the cache off"):
+        DecodedCache(max_megabytes=-1)
 
 
 def test_mostly_bad_data_stops_with_a_clear_error(tmp_path):

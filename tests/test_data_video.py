@@ -214,6 +214,26 @@ def test_audio_windows_follow_the_clips(demo):
     assert long_window["waveforms"][0].numel() < 100000  # shorter recordings are used whole
 
 
+def test_audio_visual_clips_decode_each_audio_track_once_with_the_cache(demo, monkeypatch):
+    import hf_maskedav.data.video as video_module
+
+    calls = []
+    original = video_module.decode_audio
+    monkeypatch.setattr(video_module, "decode_audio", lambda *a: calls.append(1) or original(*a))
+    source = _demo_source(demo)
+    cached = VideoClipDataset(source, _recipe(), train=True, seed=1, audio=AudioWindow(16000, 4000), decoded_cache_mb=8)
+    plain = VideoClipDataset(source, _recipe(), train=True, seed=1, audio=AudioWindow(16000, 4000))
+    for epoch in (0, 1):
+        cached.set_epoch(epoch)
+        plain.set_epoch(epoch)
+        for index in (0, 3):
+            a, b = cached[index], plain[index]
+            assert all(torch.equal(x, y) for x, y in zip(a["waveforms"], b["waveforms"]))
+    assert len(calls) == 2 + 4  # the cached dataset decoded videos 0 and 3 once each; the plain one every time
+    video_only = VideoClipDataset(source, _recipe(), train=True, decoded_cache_mb=8)
+    assert video_only.audio_cache is None  # nothing to keep without audio: frames are decoded per clip
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Sources and bad files
 # ---------------------------------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from .audio import (
 )
 from .augment import spec_augment, spectrogram_jitter
 from .audio_decoding import BadSampleError, crop_or_pad, decode_audio
+from .cache import DecodedCache
 from .demo_audio import DEMO_AUDIO_CLASSES, DEMO_AUDIO_SIZES, DemoAudioDataset, synthesize_clip
 from .demo_video import DEMO_VIDEO_CLASSES, DEMO_VIDEO_SIZES, DemoVideoDataset
 from .splits import RowFilter, SplitFilterError, apply_row_filter, load_split, parse_row_filter
@@ -57,6 +58,7 @@ __all__ = [
     "AudioSource",
     "BadSampleError",
     "BadSampleTracker",
+    "DecodedCache",
     "DemoAudioDataset",
     "LabelSpec",
     "StreamingAudioClipDataset",

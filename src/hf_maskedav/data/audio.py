@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from .audio_decoding import BadSampleError, crop_or_pad, decode_audio
+from .cache import DecodedCache
 from .demo_audio import DemoAudioDataset
 from .splits import SplitFilterError, is_row_filter, load_split
 
@@ -288,17 +289,25 @@ def load_audio_source(
 class _ClipMaker:
     """Decode + check + crop one raw example; shared by the map-style and the streaming dataset."""
 
-    def __init__(self, source: AudioSource, clip_samples: int, sampling_rate: int, min_samples: int):
+    def __init__(
+        self, source: AudioSource, clip_samples: int, sampling_rate: int, min_samples: int,
+        cache: DecodedCache | None = None,
+    ):
         self.audio_column = source.audio_column
         self.labels = source.labels
         self.clip_samples = clip_samples
         self.sampling_rate = sampling_rate
         self.min_samples = min_samples
+        self.cache = cache
 
-    def __call__(self, example: dict, generator: np.random.Generator | None) -> dict:
+    def __call__(self, example: dict, generator: np.random.Generator | None, position: int | None = None) -> dict:
+        """``position``: the row's index in a map-style dataset, the key of the decoded-clip cache."""
         if self.audio_column not in example:
             raise BadSampleError(f"example has no audio column {self.audio_column!r} (keys: {sorted(example)})")
-        waveform = decode_audio(example[self.audio_column], self.sampling_rate)
+        if self.cache is not None and position is not None:
+            waveform = self.cache.get(position, lambda: decode_audio(example[self.audio_column], self.sampling_rate))
+        else:
+            waveform = decode_audio(example[self.audio_column], self.sampling_rate)
         if waveform.numel() < self.min_samples:
             raise BadSampleError(
                 f"{_where(example, self.audio_column)}: only {waveform.numel()} samples, fewer than the "
@@ -333,6 +342,8 @@ class AudioClipDataset(torch.utils.data.Dataset):
         seed: data seed.
         sampling_rate: target sampling rate.
         min_samples: shorter decoded clips are bad samples (the feature extractor needs one 25 ms window).
+        decoded_cache_mb: keep up to this many MiB of decoded clips in memory, so each file is decoded once per
+            process rather than once per epoch (:class:`~hf_maskedav.data.cache.DecodedCache`); 0: decode every time.
     """
 
     def __init__(
@@ -344,12 +355,14 @@ class AudioClipDataset(torch.utils.data.Dataset):
         sampling_rate: int = 16000,
         min_samples: int = 400,
         max_consecutive_bad: int = 64,
+        decoded_cache_mb: float = 0.0,
     ):
         if source.streaming:
             raise ValueError("AudioClipDataset needs map-style data; use StreamingAudioClipDataset for streaming")
         self.source = source
         self.data = source.data
-        self.make = _ClipMaker(source, clip_samples, sampling_rate, min_samples)
+        self.cache = DecodedCache(decoded_cache_mb) if decoded_cache_mb else None
+        self.make = _ClipMaker(source, clip_samples, sampling_rate, min_samples, self.cache)
         self.train = train
         self.seed = seed
         self.epoch = 0
@@ -368,15 +381,16 @@ class AudioClipDataset(torch.utils.data.Dataset):
 
 def first_good_item(dataset, index: int, kind: str, column: str) -> dict:
     """Item ``index`` of a map-style clip dataset (audio or video), or, when it is bad, the next good one: each try
-    ``dataset.make(example, rng)`` with the random generator of ``(seed, epoch, position)`` in training (identical in
-    every worker and after a resume); the skipped ones are listed in the item's ``"bad"`` for the tracker. Too many
-    bad ones in a row (``dataset.max_consecutive_bad``) stop the run with the first errors."""
+    ``dataset.make(example, rng, position)`` with the random generator of ``(seed, epoch, position)`` in training
+    (identical in every worker and after a resume) and the row's position (the key of a decoded-sample cache); the
+    skipped ones are listed in the item's ``"bad"`` for the tracker. Too many bad ones in a row
+    (``dataset.max_consecutive_bad``) stop the run with the first errors."""
     bad, data = [], dataset.data
     for attempt in range(min(dataset.max_consecutive_bad, len(data))):
         position = (index + attempt) % len(data)
         generator = np.random.default_rng([dataset.seed, dataset.epoch, position]) if dataset.train else None
         try:
-            item = dataset.make(data[position], generator)
+            item = dataset.make(data[position], generator, position)
         except BadSampleError as error:
             bad.append(f"{kind} {position}: {error}")
             continue

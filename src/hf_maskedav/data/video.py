@@ -33,6 +33,7 @@ import torch
 from ..video.decoding import VideoDecodingError, read_video
 from .audio import BadSampleTracker, LabelSpec, first_good_item, infer_label_spec
 from .audio_decoding import BadSampleError, decode_audio
+from .cache import DecodedCache
 from .demo_video import DemoVideoDataset
 from .splits import SplitFilterError, apply_row_filter, is_row_filter, load_split, parse_row_filter
 from .video_transforms import VideoClipRecipe
@@ -305,6 +306,9 @@ class VideoClipDataset(torch.utils.data.Dataset):
         audio: an :class:`AudioWindow` to also return the audio under each clip.
         backend: video decoding backend (``"torchcodec"``, ``"pyav"`` or None for the best available).
         max_consecutive_bad: this many failures in a row stop with an error (most of the data is unreadable).
+        decoded_cache_mb: with ``audio=``, keep up to this many MiB of decoded audio tracks in memory (each track
+            decoded once per process, :class:`~hf_maskedav.data.cache.DecodedCache`); 0: decode every time. The
+            frames are decoded per clip (only the frames the clips use).
     """
 
     def __init__(
@@ -319,6 +323,7 @@ class VideoClipDataset(torch.utils.data.Dataset):
         audio: AudioWindow | None = None,
         backend: str | None = None,
         max_consecutive_bad: int = 64,
+        decoded_cache_mb: float = 0.0,
     ):
         if repeats < 1 or num_clips < 1 or num_crops < 1:
             raise ValueError(f"repeats, num_clips and num_crops must be >= 1, got {repeats}, {num_clips}, {num_crops}")
@@ -332,6 +337,7 @@ class VideoClipDataset(torch.utils.data.Dataset):
         self.audio = audio
         self.backend = backend
         self.max_consecutive_bad = max_consecutive_bad
+        self.audio_cache = DecodedCache(decoded_cache_mb) if decoded_cache_mb and audio is not None else None
         self.epoch = 0
 
     @property
@@ -367,12 +373,17 @@ class VideoClipDataset(torch.utils.data.Dataset):
             pixel_values = torch.cat([recipe.eval_clip(clip, self.num_crops) for clip in frames])
         return pixel_values, indices, found["info"].fps
 
-    def _audio_windows(self, example: dict, path: str, indices: torch.Tensor, fps: float | None) -> list[torch.Tensor]:
+    def _audio_windows(
+        self, example: dict, path: str, indices: torch.Tensor, fps: float | None, position: int | None
+    ) -> list[torch.Tensor]:
         spec = self.audio
         value = example[self.source.audio_column] if self.source.audio_column else path
         if self.source.audio_column and self.source.audio_column not in example:
             raise BadSampleError(f"example has no audio column {self.source.audio_column!r}")
-        waveform = decode_audio(value, spec.sampling_rate)
+        if self.audio_cache is not None and position is not None:
+            waveform = self.audio_cache.get(position, lambda: decode_audio(value, spec.sampling_rate))
+        else:
+            waveform = decode_audio(value, spec.sampling_rate)
         if waveform.numel() < spec.min_samples:
             raise BadSampleError(f"{path}: only {waveform.numel()} audio samples")
         windows = []
@@ -387,8 +398,9 @@ class VideoClipDataset(torch.utils.data.Dataset):
             windows += [window] * (1 if self.train else self.num_crops)
         return windows
 
-    def make(self, example: dict, rng: np.random.Generator | None) -> dict:
-        """One video row -> item (raises :class:`BadSampleError` for a video that cannot be used)."""
+    def make(self, example: dict, rng: np.random.Generator | None, position: int | None = None) -> dict:
+        """One video row -> item (raises :class:`BadSampleError` for a video that cannot be used); ``position``: the
+        row's index, the key of the decoded-audio cache."""
         column = self.source.video_column
         if column not in example:
             raise BadSampleError(f"example has no video column {column!r} (keys: {sorted(example)})")
@@ -400,7 +412,7 @@ class VideoClipDataset(torch.utils.data.Dataset):
                 raise BadSampleError(f"{path}: {error}") from error
             item = {"pixel_values": pixel_values}
             if self.audio is not None:
-                item["waveforms"] = self._audio_windows(example, path, indices, fps)
+                item["waveforms"] = self._audio_windows(example, path, indices, fps, position)
         finally:
             if temporary:
                 os.unlink(path)

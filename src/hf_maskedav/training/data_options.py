@@ -33,11 +33,22 @@ def add_audio_data_arguments(parser: argparse.ArgumentParser, labels: bool = Fal
         data.add_argument("--streaming", action="store_true", help="stream the dataset (needs --max_train_steps)")
         data.add_argument("--shuffle_buffer_size", type=int, default=1000)
     data.add_argument("--dataloader_num_workers", type=int, default=0)
+    add_decoded_cache_argument(data, "decoded clips")
     data.add_argument("--features_on_device", action="store_true",
                       help="compute fbank features in the training loop on the accelerator instead of in the data workers")
     data.add_argument("--max_bad_fraction", type=float, default=0.5, help="stop when more samples than this fraction fail")
     data.add_argument("--demo_num_clips", type=int, default=None, help="size of the built-in dataset's train split")
     return data
+
+
+def add_decoded_cache_argument(group, what: str) -> None:
+    """``--decoded_cache_mb``: the in-memory cache of decoded samples (:class:`hf_maskedav.data.DecodedCache`)."""
+    group.add_argument(
+        "--decoded_cache_mb", type=float, default=1024,
+        help=f"keep up to this many MiB of {what} in memory per split and process, so a small dataset is decoded "
+             "once instead of once per epoch (with --dataloader_num_workers > 0 each epoch's workers start empty); 0 "
+             "turns it off",
+    )
 
 
 def add_video_data_arguments(parser: argparse.ArgumentParser, labels: bool = False, eval_split: str = "validation"):
@@ -101,4 +112,7 @@ def open_video_split(args, split: str, accelerator=None, label_column: str | Non
         )
 
 
-__all__ = ["SPLIT_MISSING_ERRORS", "add_audio_data_arguments", "add_video_data_arguments", "open_video_split"]
+__all__ = [
+    "SPLIT_MISSING_ERRORS", "add_audio_data_arguments", "add_decoded_cache_argument", "add_video_data_arguments",
+    "open_video_split",
+]
