@@ -9,7 +9,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import features, inference, pretrain_step, video_data, video_decode  # noqa: E402
+from benchmarks import audio_data, features, inference, pretrain_step, video_data, video_decode  # noqa: E402
 from benchmarks.families import FAMILIES, InputSize, build  # noqa: E402
 
 pytestmark = pytest.mark.benchmark
@@ -105,3 +105,11 @@ def test_video_data_loading_on_the_demo_clips(tmp_path):
     assert [(row[0], row[1], row[2]) for row in table] == [
         (b, w, r) for b in ("pyav", "torchcodec") for r in ("1", "2") for w in ("0", "1")]
     assert all(float(row[3]) > 0 for row in table) and table[0][5] == "1.00x"
+
+
+def test_audio_data_loading_with_and_without_the_decoded_clip_cache():
+    report = audio_data.main(["--demo_num_clips", "16", "--batch_size", "4", "--repeats", "1", "--threads", "1"])
+    table = rows(report)
+    assert [row[0] for row in table] == ["decode every epoch", "decoded-clip cache"]
+    assert table[0][3] == "1.00x" and all(float(row[2]) > 0 for row in table)
+    assert "16 items" in report  # every demo clip was decoded once and kept
