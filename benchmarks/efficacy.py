@@ -5,7 +5,8 @@ It runs the example scripts as a user would (each as its own process, so every f
 1. pretraining on the training split **without its labels**, under a wall-clock budget (``--pretrain_minutes``);
 2. linear probes of the frozen encoder: pretrained, and the same architecture at random init (``--seeds``);
 3. fine-tuning from the pretrained weights and from scratch (same architecture, same budget ``--finetune_minutes``,
-   same options), scored on the test split;
+   same options), scored on the test split; ``--finetune_seeds 1 2 3`` fine-tunes both once per seed and adds a row
+   comparing their means (one run per side is noisy: see docs/efficacy.md);
 4. a hand-made baseline through the same linear probe: pooled log-mel statistics for audio
    (``hf_maskedav.training.probe.pooled_logmel_features``), pooled colour-layout and motion statistics for video
    (``pooled_pixel_features``);
@@ -71,6 +72,11 @@ def parse_args(argv=None):
     parser.add_argument("--pretrain_minutes", type=float, default=15.0)
     parser.add_argument("--finetune_minutes", type=float, default=5.0)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="random-init seeds of the probes")
+    parser.add_argument("--finetune_seeds", type=int, nargs="+", default=None,
+                        help="fine-tune both starts once per seed (pretrained and scratch alternating, so that a change "
+                             "in the machine's speed hits both) and compare their means; default: one run each with the "
+                             "scripts' seed. One run per side is noisy: on FSDD's held-out speakers the same two "
+                             "starts moved 4.9 to 19.4 points apart between seeds (docs/efficacy.md)")
     parser.add_argument("--pretrain_args", default="", help="extra options for the pretraining script")
     parser.add_argument("--finetune_args", default="", help="extra options for both fine-tuning runs")
     parser.add_argument("--probe_args", default="", help="extra options for every probe / retrieval run")
@@ -116,6 +122,27 @@ def finetune_starts(modality: str, pretrained: str) -> list[tuple[str, list[str]
     at random init (the pretraining run's config and processor folder, under each script's own option names)."""
     return [("finetune_pretrained", ["--model_name_or_path", pretrained]),
             ("finetune_scratch", ["--config_name", pretrained, PROCESSOR_OPTION[modality], pretrained])]
+
+
+def finetune_runs(modality: str, pretrained: str, seeds: list[int] | None) -> list[tuple[str, str, list[str]]]:
+    """``(run name, start, options)`` of every fine-tuning run, seed by seed, the two starts alternating. Without
+    seeds: one run per start with the script's own seed (names ``finetune_pretrained`` / ``finetune_scratch``); with
+    several, the names end in ``_seed<S>``."""
+    if not seeds:
+        return [(name, name, options) for name, options in finetune_starts(modality, pretrained)]
+    suffix = len(seeds) > 1
+    return [(f"{name}_seed{seed}" if suffix else name, name, options + ["--seed", str(seed)])
+            for seed in seeds for name, options in finetune_starts(modality, pretrained)]
+
+
+def compare_seeds(pretrained: list, scratch: list) -> dict | None:
+    """Both starts' mean test score over their seeds and the gaps in points (mean, and seed by seed); None unless both
+    have the same number (> 1) of scores."""
+    if len(pretrained) < 2 or len(pretrained) != len(scratch) or None in pretrained + scratch:
+        return None
+    mean_pretrained, mean_scratch = sum(pretrained) / len(pretrained), sum(scratch) / len(scratch)
+    return {"pretrained": mean_pretrained, "scratch": mean_scratch, "gap": 100 * (mean_pretrained - mean_scratch),
+            "gaps": [100 * (a - b) for a, b in zip(pretrained, scratch)]}
 
 
 def finetune_score(modality: str, summary: dict) -> tuple[float | None, dict[str, float]]:
@@ -229,9 +256,9 @@ def main(argv=None):
                 run=name))
 
     # 4. fine-tuning, pretrained vs scratch, same budget and options
-    finetune_scores = {}
-    for name, start in finetune_starts(args.modality, pretrained):
-        if "finetune" in args.skip or (name == "finetune_scratch" and "scratch" in args.skip):
+    finetune_scores, by_start = {}, {"finetune_pretrained": [], "finetune_scratch": []}
+    for name, kind, start in finetune_runs(args.modality, pretrained, args.finetune_seeds):
+        if "finetune" in args.skip or (kind == "finetune_scratch" and "scratch" in args.skip):
             continue
         folder = os.path.join(out, name)
         options = labelled + splits + start + ["--output_dir", folder, "--overwrite_output_dir",
@@ -246,11 +273,21 @@ def main(argv=None):
         summary = read_json(os.path.join(folder, "train_summary.json"))
         score, heads = finetune_score(args.modality, summary)
         finetune_scores[name] = score
-        result = "n/a" if score is None else (f"**{score:.1%}**" if "pretrained" in name else f"{score:.1%}")
+        by_start[kind].append(score)
+        pretrained_start = kind == "finetune_pretrained"
+        result = "n/a" if score is None else (f"**{score:.1%}**" if pretrained_start else f"{score:.1%}")
         if len(heads) > 1:
             result += " (" + ", ".join(f"{head.replace('_', '+')} head {value:.1%}" for head, value in heads.items()) + ")"
-        rows.append(dict(what=f"fine-tuning from {'pretraining' if 'pretrained' in name else 'scratch'} "
+        seed = f", seed {args.finetune_seeds[len(by_start[kind]) - 1]}" if args.finetune_seeds else ""
+        rows.append(dict(what=f"fine-tuning from {'pretraining' if pretrained_start else 'scratch'}{seed} "
                               f"({summary['completed_steps']} steps)", result=result, run=name))
+    comparison = compare_seeds(by_start["finetune_pretrained"], by_start["finetune_scratch"])
+    if comparison is not None:
+        gaps = ", ".join(f"{gap:+.1f}" for gap in comparison["gaps"])
+        rows.append(dict(what=f"fine-tuning, mean of {len(comparison['gaps'])} seeds: pretraining vs scratch",
+                         result=f"**{comparison['pretrained']:.1%}** vs {comparison['scratch']:.1%} "
+                                f"({comparison['gap']:+.1f} points; per seed {gaps})", run=None))
+        finetune_scores["seed_means"] = comparison
 
     # ---- the table ------------------------------------------------------------------------------------------------
     minutes = {name: seconds / 60 for name, _, seconds in run.commands}
@@ -262,6 +299,9 @@ def main(argv=None):
               f"fine-tuning {args.finetune_minutes:g} min")
     lines = [header, "", "| measurement | test result | wall time | command |", "|---|---|---|---|"]
     for row in rows:
+        if row["run"] is None:  # a row computed from the runs above
+            lines.append(f"| {row['what']} | {row['result']} | | |")
+            continue
         lines.append(f"| {row['what']} | {row['result']} | {minutes[row['run']]:.1f} min | `{shown[row['run']]}` |")
     table = "\n".join(lines)
     print("\n" + table)

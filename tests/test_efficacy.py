@@ -135,6 +135,25 @@ def test_finetune_starts_parse_with_each_fine_tuning_script(modality, tmp_path):
             assert args.model_name_or_path == folder
 
 
+def test_finetune_seeds_alternate_the_starts_and_compare_their_means(tmp_path):
+    folder = str(tmp_path / "pretrain")
+    default = efficacy.finetune_runs("audio", folder, None)
+    assert [(name, kind) for name, kind, _ in default] == [("finetune_pretrained",) * 2, ("finetune_scratch",) * 2]
+    assert all("--seed" not in options for _, _, options in default)  # the script's own seed
+    runs = efficacy.finetune_runs("audio", folder, [1, 2])
+    assert [name for name, _, _ in runs] == ["finetune_pretrained_seed1", "finetune_scratch_seed1",
+                                            "finetune_pretrained_seed2", "finetune_scratch_seed2"]
+    assert [options[-2:] for _, _, options in runs] == [["--seed", "1"], ["--seed", "1"], ["--seed", "2"], ["--seed", "2"]]
+    script = _script("finetune_audio")
+    for name, _, options in runs:
+        assert script.parse_args([*options, "--output_dir", str(tmp_path / name)]).seed == int(name[-1])
+    compared = efficacy.compare_seeds([0.736, 0.792, 0.770], [0.687, 0.598, 0.694])
+    assert compared["pretrained"] == pytest.approx(0.766) and compared["scratch"] == pytest.approx(0.65967, abs=1e-5)
+    assert compared["gap"] == pytest.approx(10.63, abs=0.01)
+    assert compared["gaps"] == pytest.approx([4.9, 19.4, 7.6])
+    assert efficacy.compare_seeds([0.7], [0.6]) is None and efficacy.compare_seeds([0.7, None], [0.6, 0.5]) is None
+
+
 def test_finetune_score_reads_each_script_summary():
     """finetune_audiovisual.py logs one score per head ([step, {head: score}]); the protocol once formatted that dict
     as a number and crashed after the pretrained run."""
