@@ -154,6 +154,44 @@ def test_finetune_seeds_alternate_the_starts_and_compare_their_means(tmp_path):
     assert efficacy.compare_seeds([0.7], [0.6]) is None and efficacy.compare_seeds([0.7, None], [0.6, 0.5]) is None
 
 
+def test_protocol_table_gives_each_seed_and_the_means(tmp_path, monkeypatch):
+    """The table with --finetune_seeds: one row per run (its seed named), then the means; the scripts are stood in for
+    by a runner that writes the summaries they would (the real scripts run in the end-to-end test above)."""
+    scores = {"finetune_pretrained_seed1": 0.75, "finetune_scratch_seed1": 0.60,
+              "finetune_pretrained_seed2": 0.70, "finetune_scratch_seed2": 0.66}
+    order = []
+
+    def fake_run(self, name, script, options):
+        order.append(name)
+        folder = options[options.index("--output_dir") + 1]
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        if name == "pretrain":
+            summary = {"completed_steps": 10, "first_loss": 1.0, "final_loss_mean_last_10": 0.5}
+        elif name.startswith("probe"):
+            (Path(folder) / "probe_results.json").write_text(json.dumps({"eval_accuracy": 0.5}))
+            summary = None
+        else:
+            assert options[options.index("--seed") + 1] == name[-1]
+            summary = {"completed_steps": 7, "test_accuracy": scores[name]}
+        if summary is not None:
+            (Path(folder) / "train_summary.json").write_text(json.dumps(summary))
+        self.commands.append((name, f"python examples/{script}", 1.0))
+        return 1.0
+
+    monkeypatch.setattr(efficacy.Runner, "__call__", fake_run)
+    out = tmp_path / "efficacy"
+    assert efficacy.main(["--modality", "audio", "--skip", "random", "handmade", "--finetune_seeds", "1", "2",
+                          "--output_dir", str(out)]) == 0
+    assert order == ["pretrain", "probe_pretrained", *scores]  # the two starts alternate, seed by seed
+    table = (out / "results.md").read_text()
+    assert "| fine-tuning from pretraining, seed 2 (7 steps) | **70.0%** |" in table
+    assert "| fine-tuning from scratch, seed 1 (7 steps) | 60.0% |" in table
+    assert ("| fine-tuning, mean of 2 seeds: pretraining vs scratch | **72.5%** vs 63.0% (+9.5 points; per seed +15.0, "
+            "+4.0) | | |") in table
+    means = json.loads((out / "results.json").read_text())["finetune"]["seed_means"]
+    assert means["gaps"] == pytest.approx([15.0, 4.0]) and means["gap"] == pytest.approx(9.5)
+
+
 def test_finetune_score_reads_each_script_summary():
     """finetune_audiovisual.py logs one score per head ([step, {head: score}]); the protocol once formatted that dict
     as a number and crashed after the pretrained run."""
