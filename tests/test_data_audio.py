@@ -183,6 +183,8 @@ def test_decoded_cache_keeps_to_its_budget():
     calls = []
     assert torch.equal(cache.get(2, lambda: calls.append(2) or tensors[2]), tensors[2]) and calls == [2]  # not stored
     assert cache.get(0, lambda: calls.append(0)) is tensors[0] and calls == [2] and cache.hits == 1
+    assert cache.get(None, lambda: calls.append(None) or tensors[1]) is tensors[1] and calls == [2, None]  # no key
+    assert len(cache) == 2 and cache.misses == 4
     off = DecodedCache(max_megabytes=0)
     off.get("a", lambda: tensors[0])
     assert len(off) == 0 and "0 items" in repr(off)

@@ -298,16 +298,13 @@ class _ClipMaker:
         self.clip_samples = clip_samples
         self.sampling_rate = sampling_rate
         self.min_samples = min_samples
-        self.cache = cache
+        self.cache = cache if cache is not None else DecodedCache(0)
 
     def __call__(self, example: dict, generator: np.random.Generator | None, position: int | None = None) -> dict:
         """``position``: the row's index in a map-style dataset, the key of the decoded-clip cache."""
         if self.audio_column not in example:
             raise BadSampleError(f"example has no audio column {self.audio_column!r} (keys: {sorted(example)})")
-        if self.cache is not None and position is not None:
-            waveform = self.cache.get(position, lambda: decode_audio(example[self.audio_column], self.sampling_rate))
-        else:
-            waveform = decode_audio(example[self.audio_column], self.sampling_rate)
+        waveform = self.cache.get(position, lambda: decode_audio(example[self.audio_column], self.sampling_rate))
         if waveform.numel() < self.min_samples:
             raise BadSampleError(
                 f"{_where(example, self.audio_column)}: only {waveform.numel()} samples, fewer than the "
@@ -361,7 +358,7 @@ class AudioClipDataset(torch.utils.data.Dataset):
             raise ValueError("AudioClipDataset needs map-style data; use StreamingAudioClipDataset for streaming")
         self.source = source
         self.data = source.data
-        self.cache = DecodedCache(decoded_cache_mb) if decoded_cache_mb else None
+        self.cache = DecodedCache(decoded_cache_mb)
         self.make = _ClipMaker(source, clip_samples, sampling_rate, min_samples, self.cache)
         self.train = train
         self.seed = seed

@@ -38,8 +38,11 @@ class DecodedCache:
         self.hits = 0
         self.misses = 0
 
-    def get(self, key: Hashable, decode: Callable[[], torch.Tensor]) -> torch.Tensor:
-        """The tensor stored for ``key``, else ``decode()`` (stored when it fits in what is left of the budget)."""
+    def get(self, key: Hashable | None, decode: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """The tensor stored for ``key``, else ``decode()`` (stored when it fits in what is left of the budget). A
+        ``None`` key (a sample with no stable position, e.g. streamed) or a cache that is off just decodes."""
+        if key is None or not self.max_bytes:
+            return decode()
         stored = self._items.get(key)
         if stored is not None:
             self.hits += 1

@@ -337,7 +337,7 @@ class VideoClipDataset(torch.utils.data.Dataset):
         self.audio = audio
         self.backend = backend
         self.max_consecutive_bad = max_consecutive_bad
-        self.audio_cache = DecodedCache(decoded_cache_mb) if decoded_cache_mb and audio is not None else None
+        self.audio_cache = DecodedCache(decoded_cache_mb) if audio is not None else None
         self.epoch = 0
 
     @property
@@ -380,10 +380,7 @@ class VideoClipDataset(torch.utils.data.Dataset):
         value = example[self.source.audio_column] if self.source.audio_column else path
         if self.source.audio_column and self.source.audio_column not in example:
             raise BadSampleError(f"example has no audio column {self.source.audio_column!r}")
-        if self.audio_cache is not None and position is not None:
-            waveform = self.audio_cache.get(position, lambda: decode_audio(value, spec.sampling_rate))
-        else:
-            waveform = decode_audio(value, spec.sampling_rate)
+        waveform = self.audio_cache.get(position, lambda: decode_audio(value, spec.sampling_rate))
         if waveform.numel() < spec.min_samples:
             raise BadSampleError(f"{path}: only {waveform.numel()} audio samples")
         windows = []
