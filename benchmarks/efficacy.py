@@ -124,14 +124,16 @@ def finetune_starts(modality: str, pretrained: str) -> list[tuple[str, list[str]
             ("finetune_scratch", ["--config_name", pretrained, PROCESSOR_OPTION[modality], pretrained])]
 
 
-def finetune_runs(modality: str, pretrained: str, seeds: list[int] | None) -> list[tuple[str, str, list[str]]]:
-    """``(run name, start, options)`` of every fine-tuning run, seed by seed, the two starts alternating. Without
-    seeds: one run per start with the script's own seed (names ``finetune_pretrained`` / ``finetune_scratch``); with
-    several, the names end in ``_seed<S>``."""
+def finetune_runs(
+    modality: str, pretrained: str, seeds: list[int] | None
+) -> list[tuple[str, str, int | None, list[str]]]:
+    """``(run name, start, seed, options)`` of every fine-tuning run, seed by seed, the two starts alternating.
+    Without seeds: one run per start with the script's own seed (seed None; names ``finetune_pretrained`` /
+    ``finetune_scratch``); with several, the names end in ``_seed<S>``."""
     if not seeds:
-        return [(name, name, options) for name, options in finetune_starts(modality, pretrained)]
+        return [(name, name, None, options) for name, options in finetune_starts(modality, pretrained)]
     suffix = len(seeds) > 1
-    return [(f"{name}_seed{seed}" if suffix else name, name, options + ["--seed", str(seed)])
+    return [(f"{name}_seed{seed}" if suffix else name, name, seed, options + ["--seed", str(seed)])
             for seed in seeds for name, options in finetune_starts(modality, pretrained)]
 
 
@@ -257,7 +259,7 @@ def main(argv=None):
 
     # 4. fine-tuning, pretrained vs scratch, same budget and options
     finetune_scores, by_start = {}, {"finetune_pretrained": [], "finetune_scratch": []}
-    for name, kind, start in finetune_runs(args.modality, pretrained, args.finetune_seeds):
+    for name, kind, seed, start in finetune_runs(args.modality, pretrained, args.finetune_seeds):
         if "finetune" in args.skip or (kind == "finetune_scratch" and "scratch" in args.skip):
             continue
         folder = os.path.join(out, name)
@@ -278,8 +280,8 @@ def main(argv=None):
         result = "n/a" if score is None else (f"**{score:.1%}**" if pretrained_start else f"{score:.1%}")
         if len(heads) > 1:
             result += " (" + ", ".join(f"{head.replace('_', '+')} head {value:.1%}" for head, value in heads.items()) + ")"
-        seed = f", seed {args.finetune_seeds[len(by_start[kind]) - 1]}" if args.finetune_seeds else ""
-        rows.append(dict(what=f"fine-tuning from {'pretraining' if pretrained_start else 'scratch'}{seed} "
+        seeded = "" if seed is None else f", seed {seed}"
+        rows.append(dict(what=f"fine-tuning from {'pretraining' if pretrained_start else 'scratch'}{seeded} "
                               f"({summary['completed_steps']} steps)", result=result, run=name))
     comparison = compare_seeds(by_start["finetune_pretrained"], by_start["finetune_scratch"])
     if comparison is not None:

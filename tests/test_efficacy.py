@@ -138,14 +138,15 @@ def test_finetune_starts_parse_with_each_fine_tuning_script(modality, tmp_path):
 def test_finetune_seeds_alternate_the_starts_and_compare_their_means(tmp_path):
     folder = str(tmp_path / "pretrain")
     default = efficacy.finetune_runs("audio", folder, None)
-    assert [(name, kind) for name, kind, _ in default] == [("finetune_pretrained",) * 2, ("finetune_scratch",) * 2]
-    assert all("--seed" not in options for _, _, options in default)  # the script's own seed
+    assert [(name, kind) for name, kind, _, _ in default] == [("finetune_pretrained",) * 2, ("finetune_scratch",) * 2]
+    assert all(seed is None and "--seed" not in options for _, _, seed, options in default)  # the script's own seed
     runs = efficacy.finetune_runs("audio", folder, [1, 2])
-    assert [name for name, _, _ in runs] == ["finetune_pretrained_seed1", "finetune_scratch_seed1",
+    assert [name for name, _, _, _ in runs] == ["finetune_pretrained_seed1", "finetune_scratch_seed1",
                                             "finetune_pretrained_seed2", "finetune_scratch_seed2"]
-    assert [options[-2:] for _, _, options in runs] == [["--seed", "1"], ["--seed", "1"], ["--seed", "2"], ["--seed", "2"]]
+    assert [options[-2:] for _, _, _, options in runs] == [["--seed", "1"], ["--seed", "1"], ["--seed", "2"], ["--seed", "2"]]
+    assert [seed for _, _, seed, _ in runs] == [1, 1, 2, 2]
     script = _script("finetune_audio")
-    for name, _, options in runs:
+    for name, _, _, options in runs:
         assert script.parse_args([*options, "--output_dir", str(tmp_path / name)]).seed == int(name[-1])
     compared = efficacy.compare_seeds([0.736, 0.792, 0.770], [0.687, 0.598, 0.694])
     assert compared["pretrained"] == pytest.approx(0.766) and compared["scratch"] == pytest.approx(0.65967, abs=1e-5)
