@@ -17,12 +17,11 @@ ratio against decoding every time.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
+from itertools import count, cycle
 
 import torch
 
-from benchmarks.common import machine_description
+from benchmarks.common import interleaved, machine_description, median
 from hf_maskedav import AudioMAEFeatureExtractor, AudioMAEForPreTraining
 from hf_maskedav.data import AudioClipDataset, AudioCollator, clip_samples_for, load_audio_source
 from hf_maskedav.training import build_config, config_for_script
@@ -43,16 +42,23 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def epoch_ms_per_batch(dataset, batch_size: int, collator, max_batches: int | None, epoch: int) -> tuple[float, list]:
-    dataset.set_epoch(epoch)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True,
-                                         collate_fn=collator, generator=torch.Generator().manual_seed(epoch))
-    batches, start = [], time.perf_counter()
-    for batch in loader:
-        batches.append(batch["input_values"])
-        if max_batches is not None and len(batches) == max_batches:
-            break
-    return (time.perf_counter() - start) * 1000 / len(batches), batches
+def epoch_runner(dataset, batch_size: int, collator, max_batches: int | None, kept: list):
+    """One epoch of the data path per call (epochs 0, 1, 2... in turn: every contender sees the same sequence); the
+    batches of the latest epoch are left in ``kept``."""
+    epochs = count()
+
+    def run():
+        epoch = next(epochs)
+        dataset.set_epoch(epoch)
+        loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True,
+                                             collate_fn=collator, generator=torch.Generator().manual_seed(epoch))
+        kept.clear()
+        for batch in loader:
+            kept.append(batch["input_values"])
+            if max_batches is not None and len(kept) == max_batches:
+                break
+
+    return run
 
 
 def main(argv=None) -> str:
@@ -73,27 +79,26 @@ def main(argv=None) -> str:
         "decoded-clip cache": AudioClipDataset(source, clip_samples_for(extractor), train=True, seed=0,
                                                decoded_cache_mb=args.decoded_cache_mb),
     }
-    first, later = {name: [] for name in contenders}, {name: [] for name in contenders}
-    batches = None
-    for round_ in range(1 + args.repeats):
-        names = list(contenders) if round_ % 2 == 0 else list(reversed(contenders))
-        for name in names:
-            ms, batches = epoch_ms_per_batch(contenders[name], args.batch_size, collator, args.max_batches, round_)
-            (first if round_ == 0 else later)[name].append(ms)
+    cpu, kept = torch.device("cpu"), []
+    runners = {name: epoch_runner(dataset, args.batch_size, collator, args.max_batches, kept)
+               for name, dataset in contenders.items()}
+    first = interleaved(runners, cpu, repeats=1, warmup=0)  # the cache fills here
+    later = interleaved(runners, cpu, repeats=args.repeats, warmup=0)
+    ms_per_batch = 1000 / len(kept)
 
     model = AudioMAEForPreTraining._from_config(config, attn_implementation="sdpa")
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    step_ms = []
-    for i, input_values in enumerate(batches[: args.warmup + args.repeats * 3]):
-        start = time.perf_counter()
-        model(input_values=input_values).loss.backward()
+    batches = cycle(kept)
+
+    def training_step():
+        model(input_values=next(batches)).loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        if i >= args.warmup:
-            step_ms.append((time.perf_counter() - start) * 1000)
-    step = statistics.median(step_ms)
 
-    reference = statistics.median(later["decode every epoch"])
+    step_ms = [1000 * t for t in interleaved({"step": training_step}, cpu, args.repeats * 3, args.warmup)["step"].wall]
+    step = median(step_ms)
+
+    reference = median(later["decode every epoch"].wall)
     lines = [
         f"Audio data loading: {source.description}; {len(contenders['decoded-clip cache'])} clips, "
         f"{config.max_length} frames x {config.num_mel_bins} mel bins, batch {args.batch_size}, no workers; "
@@ -105,9 +110,9 @@ def main(argv=None) -> str:
         "|---|---|---|---|---|",
     ]
     for name in contenders:
-        median = statistics.median(later[name])
-        lines.append(f"| {name} | {first[name][0]:.1f} | {median:.1f} | {reference / median:.2f}x | "
-                     f"{median:.0f} + {step:.0f} = {median + step:.0f} |")
+        data = median(later[name].wall) * ms_per_batch
+        lines.append(f"| {name} | {first[name].wall[0] * ms_per_batch:.1f} | {data:.1f} | "
+                     f"{reference * ms_per_batch / data:.2f}x | {data:.0f} + {step:.0f} = {data + step:.0f} |")
     cache = contenders["decoded-clip cache"].cache
     lines += ["", f"Cache after the run: {cache!r}; the training step alone: {step:.1f} ms (median of {len(step_ms)})."]
     report = "\n".join(lines)
