@@ -235,7 +235,8 @@ def main(argv=None):
 
     # ---- resume: model, optimizer, schedule, RNGs, data position and fault counters ------------------------------
     tracker = VideoBadSampleTracker(max_bad_fraction=args.max_bad_fraction)
-    run = TrainingRun(accelerator, args, max_train_steps, budget=budget, tracker=tracker)
+    run = TrainingRun(accelerator, args, max_train_steps, budget=budget, tracker=tracker,
+                      pretrained=[accelerator.unwrap_model(model).config, processor])
     state = run.resume()
     step_log = StepLog(os.path.join(args.output_dir, "train_log.jsonl"), enabled=accelerator.is_main_process)
     eval_history = state.extra.setdefault("eval_history", [])

@@ -249,7 +249,8 @@ def main(argv=None):
 
     # ---- resume: model, optimizer, schedule, RNGs, data position and fault counters --------------------------------
     tracker = BadSampleTracker(max_bad_fraction=args.max_bad_fraction)
-    run = TrainingRun(accelerator, args, max_train_steps, budget=budget, tracker=tracker)
+    run = TrainingRun(accelerator, args, max_train_steps, budget=budget, tracker=tracker,
+                      pretrained=[accelerator.unwrap_model(model).config, feature_extractor])
     state = run.resume()
     step_log = StepLog(os.path.join(args.output_dir, "train_log.jsonl"), enabled=accelerator.is_main_process)
 

@@ -241,7 +241,8 @@ def train_stage(args, accelerator, model, processor, source, eval_source, output
 
     # ---- resume: model, optimizer, schedule, RNGs, data position and fault counters ------------------------------
     tracker = VideoBadSampleTracker(max_bad_fraction=args.max_bad_fraction)
-    run = TrainingRun(accelerator, args, max_train_steps, budget=budget, tracker=tracker, output_dir=output_dir)
+    run = TrainingRun(accelerator, args, max_train_steps, budget=budget, tracker=tracker, output_dir=output_dir,
+                      pretrained=[accelerator.unwrap_model(model).config, processor])
     state = run.resume()
     term_history = state.extra.setdefault("terms", {t: [] for t in terms})
     step_log = StepLog(os.path.join(output_dir, "train_log.jsonl"), enabled=accelerator.is_main_process)

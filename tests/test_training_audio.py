@@ -133,6 +133,7 @@ def test_pretrain_two_process_ddp_checkpoint_and_reload(ddp_run):
     assert (checkpoint / "random_states_0.pkl").is_file() and (checkpoint / "random_states_1.pkl").is_file()
     state = json.loads((checkpoint / "training_state.json").read_text())
     assert (state["completed_steps"], state["epoch"], state["batches_in_epoch"]) == (4, 1, 2)
+    _check_checkpoint_loads_with_from_pretrained(checkpoint, output_dir)
     for name in (
         "config.json",
         "model.safetensors",
@@ -155,6 +156,24 @@ def test_pretrain_two_process_ddp_checkpoint_and_reload(ddp_run):
         [np.random.default_rng(0).normal(size=6000).astype(np.float32) * 0.1], sampling_rate=16000, return_tensors="pt"
     )
     assert torch.isfinite(model(**inputs).loss)
+
+
+def _check_checkpoint_loads_with_from_pretrained(checkpoint: Path, output_dir: Path):
+    """A checkpoint folder is also a from_pretrained folder: config and feature extractor beside accelerate's weights,
+    every tensor of the model loaded from them (the model at that step, not the final one)."""
+    from safetensors.torch import load_file
+    from transformers import AutoFeatureExtractor, AutoModelForPreTraining
+
+    model, info = AutoModelForPreTraining.from_pretrained(checkpoint, output_loading_info=True)
+    assert type(model).__name__ == "AudioMAEForPreTraining"
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"], info
+    saved = load_file(checkpoint / "model.safetensors")
+    state = model.state_dict()
+    assert set(saved) <= set(state) and all(torch.equal(state[k], v) for k, v in saved.items())
+    final = AutoModelForPreTraining.from_pretrained(output_dir).state_dict()
+    assert any(not torch.equal(final[k], v) for k, v in state.items()), "the checkpoint holds the final weights"
+    fe = AutoFeatureExtractor.from_pretrained(checkpoint)
+    assert fe.to_dict() == AutoFeatureExtractor.from_pretrained(output_dir).to_dict()
 
 
 def test_kill_after_checkpoint_then_resume_repeats_the_uninterrupted_losses(ddp_run, tiny_config_dir, tmp_path):

@@ -131,6 +131,15 @@ def test_pretrain_videomae_two_process_ddp(videomae_run):
     summary = _check_pretraining_output(output_dir, log, steps=5, clips_per_video=2)
     assert summary["eval_loss"] is not None and (output_dir / "checkpoint-3" / "training_state.json").is_file()
     assert (output_dir / "checkpoint-3" / "random_states_1.pkl").is_file()
+    from transformers import AutoModelForPreTraining, AutoVideoProcessor
+
+    # the checkpoint also loads with from_pretrained: the model at step 3, with the run's processor
+    model, info = AutoModelForPreTraining.from_pretrained(output_dir / "checkpoint-3", output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"], info
+    final = AutoModelForPreTraining.from_pretrained(output_dir).state_dict()
+    assert any(not torch.equal(final[k], v) for k, v in model.state_dict().items())
+    assert AutoVideoProcessor.from_pretrained(output_dir / "checkpoint-3").to_dict() == \
+        AutoVideoProcessor.from_pretrained(output_dir).to_dict()
     assert list((output_dir / "runs").rglob("events.out.tfevents*")), "no TensorBoard event file"
     card = (output_dir / "README.md").read_text()
     assert "AutoVideoProcessor" in card and "held-out masked reconstruction loss" in card
@@ -303,6 +312,11 @@ def test_linear_probe_video_and_audiovisual_pretrained_and_random(videomae_run, 
             folder = tmp_path / f"{name}{'_random' if flag else ''}"
             in_process("linear_probe_video", ["--model_name_or_path", str(model_dir), *flag, *extra, *common,
                                               "--output_dir", str(folder)], cache)
+    # a checkpoint folder of the run is probed as it is (its config and processor are saved beside the weights)
+    in_process("linear_probe_video", ["--model_name_or_path", str(videomae_run[0] / "checkpoint-3"), *common,
+                                      "--output_dir", str(tmp_path / "checkpoint")], cache)
+    at_step_3 = json.loads((tmp_path / "checkpoint" / "probe_results.json").read_text())
+    assert at_step_3["num_train"] == 8 and at_step_3["feature_dim"] == 32 and not at_step_3["random_init"]
     video, video_random = (json.loads((tmp_path / n / "probe_results.json").read_text()) for n in ("video", "video_random"))
     av = json.loads((tmp_path / "av" / "probe_results.json").read_text())
     assert video["num_train"] == 8 and video["num_eval"] == 8 and video["feature_dim"] == 32

@@ -95,11 +95,16 @@ def resolve_resume_path(resume_from_checkpoint: str | None, output_dir: str) -> 
     return resume_from_checkpoint
 
 
-def save_checkpoint(accelerator, output_dir: str, state: TrainingState, total_limit: int | None = None) -> str:
+def save_checkpoint(
+    accelerator, output_dir: str, state: TrainingState, total_limit: int | None = None, pretrained=()
+) -> str:
     """Save everything needed to resume, atomically. Call on every process.
 
     Writes into ``.checkpoint-<step>.tmp`` (``accelerator.save_state`` + ``training_state.json`` last), then renames
     it to ``checkpoint-<step>``. With ``total_limit``, older checkpoints beyond the limit are deleted afterwards.
+    ``pretrained``: objects with ``save_pretrained`` (the model's config, its feature extractor or processor) saved
+    beside ``accelerate``'s ``model.safetensors``, so that the checkpoint also loads with ``from_pretrained`` (as a
+    ``Trainer`` checkpoint does): probe, fine-tune or convert any step of a run.
 
     Returns:
         the final checkpoint folder.
@@ -115,6 +120,8 @@ def save_checkpoint(accelerator, output_dir: str, state: TrainingState, total_li
     accelerator.save_state(temporary)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
+        for part in pretrained:
+            part.save_pretrained(temporary)
         with open(os.path.join(temporary, STATE_FILE + ".part"), "w") as handle:
             handle.write(state.to_json())
             handle.flush()

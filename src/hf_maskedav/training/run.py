@@ -65,6 +65,8 @@ class TrainingRun:
         budget: the run's :class:`~hf_maskedav.training.TimeBudget` (saved in checkpoints, checked after each step).
         tracker: the run's bad-sample tracker (each process's counts saved in checkpoints).
         output_dir: where checkpoints go (default ``args.output_dir``; a stage-2 iteration has its own folder).
+        pretrained: the model's config and its feature extractor / processor, saved into every checkpoint beside the
+            weights so that ``from_pretrained("<output_dir>/checkpoint-<step>")`` loads the model at that step.
 
     Attributes:
         state: the :class:`~hf_maskedav.training.TrainingState` the loop advances (``completed_steps``, ``loss_history``,
@@ -73,7 +75,8 @@ class TrainingRun:
         stopped: True once a stop signal ended the loop.
     """
 
-    def __init__(self, accelerator, args, max_train_steps: int, budget, tracker, output_dir: str | None = None):
+    def __init__(self, accelerator, args, max_train_steps: int, budget, tracker, output_dir: str | None = None,
+                 pretrained=()):
         self.accelerator, self.budget, self.tracker = accelerator, budget, tracker
         self.log = accelerator.print
         self.output_dir = output_dir or args.output_dir
@@ -87,6 +90,7 @@ class TrainingRun:
         self.stopped = False
         self.epoch, self.batches_in_epoch, self._epoch_length = self.state.epoch, 0, None
         self._saved_steps: list[int] = []
+        self.pretrained = tuple(pretrained)
 
     # ---- before the loop ---------------------------------------------------------------------------------------------
 
@@ -184,7 +188,7 @@ class TrainingRun:
         state.bad_samples = per_process_states(self.accelerator, self.tracker.state_dict())
         state.extra["nonfinite"] = self.nonfinite.state_dict()
         state.extra["time_budget"] = self.budget.state_dict()
-        path = save_checkpoint(self.accelerator, self.output_dir, state, self.checkpoints_total_limit)
+        path = save_checkpoint(self.accelerator, self.output_dir, state, self.checkpoints_total_limit, self.pretrained)
         self.log(f"saved checkpoint {path}")
         self._saved_steps.append(state.completed_steps)
         return path
