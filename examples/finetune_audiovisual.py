@@ -66,6 +66,7 @@ from hf_maskedav.training.classification import classification_loss, mix_batch, 
 from hf_maskedav.training.clip_length import add_audiovisual_clip_arguments
 from hf_maskedav.training.loading import load_pretrained_quietly
 from hf_maskedav.training.presets import audiovisual_processor_for, processor_source
+from hf_maskedav.training.recipes import add_feature_normalization_argument
 from hf_maskedav.training.utils import best_eval_text
 from hf_maskedav.training.validation_split import add_validation_split_argument, resolve_evaluation
 from hf_maskedav.training.data_options import add_decoded_cache_argument, add_video_data_arguments, open_video_split
@@ -86,6 +87,7 @@ def parse_args(argv=None):
     model.add_argument("--mask_video_prob", type=float, default=0.0, help="random video token dropping")
     add_config_overrides_argument(model)
     add_audiovisual_clip_arguments(model)
+    add_feature_normalization_argument(model)  # MAViL's fbank: 'dataset' (official) or 'per_clip'
     add_model_runtime_arguments(model, gradient_checkpointing=False)  # not wired to the classifier here: not offered
 
     data = add_video_data_arguments(parser, labels=True)
@@ -183,7 +185,7 @@ def main(argv=None):
         model = MAViLForAudioVisualClassification._from_config(config, attn_implementation=args.attn_implementation)
     config = model.config
     processor = audiovisual_processor_for(config, args.config_name, processor_source(args.processor_name, args.model_name_or_path),
-                                          video_fps=args.video_fps)
+                                          video_fps=args.video_fps, feature_normalization=args.feature_normalization)
     feature_extractor = processor.feature_extractor
     recipe = video_recipe(processor.video_processor, config.model_type, "finetune")
     window = AudioWindow(feature_extractor.sampling_rate, clip_samples_for(feature_extractor))

@@ -72,6 +72,7 @@ from hf_maskedav.training.arguments import (
 from hf_maskedav.training.clip_length import add_audiovisual_clip_arguments
 from hf_maskedav.training.plotting import mavil_video_reconstruction_frames, save_frame_grid, save_loss_terms
 from hf_maskedav.training.presets import audiovisual_processor_for, presets_of, processor_source
+from hf_maskedav.training.recipes import add_feature_normalization_argument
 from hf_maskedav.training.probe import recall_at_k
 from hf_maskedav.training.data_options import (
     SPLIT_MISSING_ERRORS,
@@ -108,6 +109,7 @@ def parse_args(argv=None):
                        help="fusion (joint) encoder layers (MAViL fusion_num_hidden_layers, AV-MAE num_fusion_layers)")
     add_config_overrides_argument(model)
     add_audiovisual_clip_arguments(model)
+    add_feature_normalization_argument(model)  # MAViL's fbank: 'dataset' (official) or 'per_clip'
     add_model_runtime_arguments(model)  # --attn_implementation, --gradient_checkpointing
 
     data = add_video_data_arguments(parser)
@@ -130,6 +132,8 @@ def parse_args(argv=None):
         parser.error("--iterations must be at least 1")
     if args.stage == 2 and (args.clip_seconds is not None or args.num_frames is not None):
         parser.error("--clip_seconds and --num_frames are stage-1 options (stage 2 keeps the teacher's input geometry)")
+    if args.stage == 2 and args.feature_normalization is not None:
+        parser.error("--feature_normalization is a stage-1 option (stage 2 keeps the teacher's processor)")
     check_training_arguments(parser, args)
     return args
 
@@ -437,7 +441,8 @@ def main(argv=None):
             if args.stage == 1:
                 title = "MAViL stage 1" if variant == "MAViL" else "AV-MAE pretraining"
             source_folder = processor_source(args.processor_name, teacher, args.model_name_or_path)
-            processor = audiovisual_processor_for(model.config, args.config_name, source_folder, video_fps=args.video_fps)
+            processor = audiovisual_processor_for(model.config, args.config_name, source_folder, video_fps=args.video_fps,
+                                                  feature_normalization=args.feature_normalization)
             if iteration == 1:
                 log(f"model: {variant} ({architecture}), {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M "
                     f"trainable parameters; " + ", ".join(f"{k} {v}" for k, v in variant_hyperparameters.items()))

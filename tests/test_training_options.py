@@ -335,6 +335,11 @@ def test_mavil_processor_follows_the_config():
     assert (config.max_length, config.num_frames) == (304, 4)
     assert processor.feature_extractor.max_length == 304 and processor.video_processor.num_frames == 4
     assert processor.video_processor.fps == 2.0 and processor.video_processor.size.height == 48
+    assert processor.feature_extractor.normalization == "dataset"  # the official statistics unless asked
+    per_clip = audiovisual_processor_for(config, "mavil-tiny", feature_normalization="per_clip")
+    assert per_clip.feature_extractor.normalization == "per_clip"
+    with pytest.raises(ValueError, match="--feature_normalization is a MAViL option"):
+        audiovisual_processor_for(build_config("avmae-tiny"), "avmae-tiny", feature_normalization="per_clip")
 
 
 def test_pretrain_audiovisual_clip_options_keep_config_and_processor_consistent(in_process, tmp_path):
@@ -342,13 +347,14 @@ def test_pretrain_audiovisual_clip_options_keep_config_and_processor_consistent(
     in_process("pretrain_audiovisual", [
         "--demo_num_clips", "4", "--demo_eval_num_clips", "4", "--per_device_train_batch_size", "4",
         "--max_train_steps", "1", "--clip_seconds", "2", "--num_frames", "4", "--video_fps", "3",
-        "--demo_cache_dir", str(tmp_path / "demo"), "--output_dir", str(output_dir)])
+        "--feature_normalization", "per_clip", "--demo_cache_dir", str(tmp_path / "demo"), "--output_dir", str(output_dir)])
     from hf_maskedav.models.mavil import MAViLProcessor
 
     config = json.loads((output_dir / "config.json").read_text())
     processor = MAViLProcessor.from_pretrained(output_dir)
     assert config["max_length"] == processor.feature_extractor.max_length == 200
     assert config["num_frames"] == processor.video_processor.num_frames == 4 and processor.video_processor.fps == 3.0
+    assert processor.feature_extractor.normalization == "per_clip"  # what training used, for the probe and fine-tuning
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -239,7 +239,7 @@ def video_processor_for(config, config_name: str | None = None, processor_name: 
 
 
 def audiovisual_processor_for(config, config_name: str | None = None, processor_name: str | None = None,
-                              video_fps: float | None = None):
+                              video_fps: float | None = None, feature_normalization: str | None = None):
     """The audio-visual processor (feature extractor + video processor) matching a MAViL or AV-MAE config:
     ``MAViLProcessor`` (fbank, frames at ``fps`` from the clip's start, squashed to the input size) or
     ``AVMAEProcessor`` (log-mel, frames every ``frame_sampling_rate``, short side + centre crop, [-1, 1]).
@@ -248,7 +248,8 @@ def audiovisual_processor_for(config, config_name: str | None = None, processor_
     geometry (``max_length`` and ``num_mel_bins`` of the feature extractor, ``num_frames`` and frame size of the video
     processor), so ``--clip_seconds``/``--num_frames``/``--config_overrides`` keep config and processor consistent.
     ``video_fps`` sets the rate at which MAViL's video processor takes its frames (``--video_fps``; AV-MAE samples
-    every ``frame_sampling_rate`` frames instead).
+    every ``frame_sampling_rate`` frames instead). ``feature_normalization`` (``"dataset"`` or ``"per_clip"``,
+    ``--feature_normalization``) sets how MAViL's fbank is normalised (:class:`AudioMAEFeatureExtractor`).
     """
     import hf_maskedav
     from transformers.image_utils import SizeDict
@@ -259,6 +260,9 @@ def audiovisual_processor_for(config, config_name: str | None = None, processor_
     if avmae and video_fps is not None:
         raise ValueError("--video_fps is a MAViL option: AV-MAE's video processor takes every frame_sampling_rate-th "
                          "frame (set it with --config_overrides on a saved processor, or in the preset)")
+    if avmae and feature_normalization is not None:
+        raise ValueError("--feature_normalization is a MAViL option (the Audio-MAE fbank): AV-MAE's log-mel is "
+                         "normalised with fixed statistics or not at all (do_normalize on a saved processor)")
     side = int(config.image_size)
     if processor_name:
         processor = processor_class.from_pretrained(processor_name)
@@ -279,6 +283,8 @@ def audiovisual_processor_for(config, config_name: str | None = None, processor_
         video.size = SizeDict(height=side, width=side)
     if video_fps is not None:
         video.fps = float(video_fps)
+    if feature_normalization is not None:
+        extractor.normalization = feature_normalization
     return processor
 
 

@@ -58,6 +58,11 @@ def add_spectrogram_arguments(group) -> None:
     group.add_argument(
         "--time_stretch", type=float, default=0.0, help="random tempo change by a factor in [1/(1+x), 1+x]"
     )
+    add_feature_normalization_argument(group)
+
+
+def add_feature_normalization_argument(group) -> None:
+    """``--feature_normalization`` of the scripts that feed an Audio-MAE fbank (Audio-MAE, MAViL's audio track)."""
     group.add_argument(
         "--feature_normalization",
         default=None,
@@ -67,4 +72,4 @@ def add_spectrogram_arguments(group) -> None:
     )
 
 
-__all__ = ["RECIPES", "add_recipe_argument", "add_spectrogram_arguments"]
+__all__ = ["RECIPES", "add_feature_normalization_argument", "add_recipe_argument", "add_spectrogram_arguments"]
