@@ -82,13 +82,14 @@ def test_handmade_features_pool_the_clip_only():
 
 
 def test_protocol_end_to_end_on_a_tiny_budget(tmp_path):
-    """Every step of the audio protocol runs the real scripts and lands in one table with its command."""
+    """Every step of the audio protocol runs the real scripts and lands in one table with its command; the
+    pretraining budget is a cap that the user's own length (here --max_train_steps) ends earlier."""
     out = tmp_path / "efficacy"
     tiny = "--demo_num_clips 32"
     code = efficacy.main([
-        "--modality", "audio", "--pretrain_minutes", "0.02", "--finetune_minutes", "0.02", "--seeds", "0",
+        "--modality", "audio", "--pretrain_minutes", "5", "--finetune_minutes", "0.02", "--seeds", "0",
         "--skip", "scratch", "--output_dir", str(out),
-        "--pretrain_args", f"{tiny} --per_device_train_batch_size 8 --num_threads 1",
+        "--pretrain_args", f"{tiny} --per_device_train_batch_size 8 --num_threads 1 --max_train_steps 2",
         "--finetune_args", f"{tiny} --per_device_train_batch_size 8 --num_threads 1 --time_shift --mel_shift 2",
         "--probe_args", tiny,
     ])
@@ -99,10 +100,12 @@ def test_protocol_end_to_end_on_a_tiny_budget(tmp_path):
     assert 0 <= results["probes"]["encoder"]["pretrained"] <= 1 and len(results["probes"]["encoder"]["random"]) == 1
     assert 0 <= results["finetune"]["finetune_pretrained"] <= 1
     summary = json.loads((out / "pretrain" / "train_summary.json").read_text())
-    assert summary["max_train_minutes"] == 0.02 and summary["completed_steps"] >= 1
+    assert summary["max_train_minutes"] == 5 and summary["completed_steps"] == 2
+    assert not summary["stopped_by_time_budget"]
     table = (out / "results.md").read_text()
     assert table.count("\n| ") == 1 + len(names)  # header + one row per command
     assert "python examples/finetune_audio.py" in table and "--max_train_minutes 0.02" in table
+    assert "pretraining (2 steps, labels unused)" in table
 
 
 def test_protocol_refuses_a_used_output_dir(tmp_path):
