@@ -322,6 +322,28 @@ def test_finetune_sigterm_and_nan_then_resume(runs):
     summary = _summary(folder)
     assert summary["completed_steps"] == 6 and summary["nonfinite_loss_steps"] == [2]
     assert (folder / "model.safetensors").is_file()
+    _check_loads_with_from_pretrained(folder / "checkpoint-4", "AutoModelForAudioClassification")
+
+
+# the class that loads each script's checkpoints (through the Auto classes, or the package for MAViL's classifier)
+CHECKPOINT_CLASSES = {"pretrain_video": "AutoModelForPreTraining", "pretrain_audiovisual": "AutoModelForPreTraining",
+                      "finetune_video": "AutoModelForVideoClassification",
+                      "finetune_audiovisual": "MAViLForAudioVisualClassification"}
+
+
+def _check_loads_with_from_pretrained(checkpoint: Path, class_name: str) -> None:
+    """A checkpoint folder is also a from_pretrained folder: every weight of the model loads from it, and the
+    feature extractor / processor saved beside it loads too."""
+    import transformers
+
+    import hf_maskedav
+
+    model_class = getattr(transformers, class_name, None) or getattr(hf_maskedav, class_name)
+    _, info = model_class.from_pretrained(checkpoint, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"], (checkpoint, info)
+    loader = transformers.AutoFeatureExtractor if (checkpoint / "preprocessor_config.json").is_file() else \
+        transformers.AutoProcessor
+    assert loader.from_pretrained(checkpoint) is not None
 
 
 @pytest.mark.parametrize("script", list(VIDEO_SCRIPTS))
@@ -335,6 +357,7 @@ def test_video_and_audiovisual_scripts_skip_nan_and_stop_on_sigterm(runs, script
     state = run.after["states"]["checkpoint-2"]
     assert state["completed_steps"] == 2 and state["extra"]["nonfinite"]["skipped_steps"] == [1]
     assert "config.json" not in run.after["entries"]
+    _check_loads_with_from_pretrained(run.output_dir / "checkpoint-2", CHECKPOINT_CLASSES[script])
 
 
 # ------------------------------------------------------------------------------------------------- the pieces
