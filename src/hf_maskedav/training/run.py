@@ -17,7 +17,9 @@ must be right in all of them to a :class:`TrainingRun`:
 
 A loop then reads (``examples/pretrain_audio.py`` is the reference)::
 
-    run = TrainingRun(accelerator, args, max_train_steps, budget=budget, tracker=tracker)
+    # pretrained=: saved into every checkpoint, so that each one also loads with from_pretrained
+    run = TrainingRun(accelerator, args, max_train_steps, budget=budget, tracker=tracker,
+                      pretrained=[accelerator.unwrap_model(model).config, feature_extractor])
     state = run.resume()
     for epoch in run.epochs(num_train_epochs):               # starts the time budget
         model.train()
