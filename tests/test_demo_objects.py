@@ -121,6 +121,10 @@ def test_presets_for_the_objects_variant_keep_the_full_frame():
         processor = video_processor_for(config, name)
         assert config.image_size == 64 and config.patch_size == 8 and config.mask_ratio == 0.9
         assert processor.crop_size.height == 64 and processor.size.shortest_edge == 64
+    config = build_config("maskfeat-tiny-64")
+    processor = video_processor_for(config, "maskfeat-tiny-64")
+    assert config.image_size == 64 and config.patch_stride == [2, 8, 8] and config.mask_window_size == [4, 8, 8]
+    assert processor.crop_size.height == 64 and processor.size.shortest_edge == 64
     config = build_config("mavil-tiny-64")
     processor = audiovisual_processor_for(config, "mavil-tiny-64")
     assert (config.image_size, config.num_frames, config.audio_mask_ratio, config.video_mask_ratio) == (64, 4, 0.5, 0.5)

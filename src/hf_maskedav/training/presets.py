@@ -125,6 +125,14 @@ PRESETS: dict[str, Preset] = {
                                                               **_TINY_DECODER, mask_ratio=0.9), _TINY_PROCESSOR_64),
     "mae_st-tiny-64": Preset("MAESTConfig", dict(image_size=64, patch_size=8, **_TINY_VIDEO, **_TINY_DECODER,
                                                  pred_t_dim=8, mask_ratio=0.9), _TINY_PROCESSOR_64),
+    # MaskFeat (ViT) at the objects variant's full 64x64 frame: 8x8 patches, 2-frame tubelets (4x8x8 tokens), HOG cells
+    # of 4 pixels, the mask drawn on the whole token grid (MaskFeat's cube masking, ratio 0.4)
+    "maskfeat-tiny-64": Preset("MaskFeatConfig", dict(
+        backbone="vit", image_size=64, num_frames=8, patch_kernel_size=[2, 8, 8], patch_stride=[2, 8, 8],
+        patch_padding=[0, 0, 0], hidden_size=128, num_hidden_layers=4, num_attention_heads=4,
+        separate_position_embeddings=True, hog_cell_size=4, mask_window_size=[4, 8, 8], mask_ratio=0.4,
+        image_mean=[0.45, 0.45, 0.45], image_std=[0.225, 0.225, 0.225],
+    ), _TINY_PROCESSOR_64),
     "maskfeat-mvitv2-small": Preset("MaskFeatConfig", base="mvitv2-small-16x4-pretrain"),
     "maskfeat-mvitv2-large": Preset("MaskFeatConfig", base="mvitv2-large-16x4-pretrain"),
     # The paper's inter-modal InfoNCE weight (0.01, temperature 0.05) is tuned for long runs with large batches; over
