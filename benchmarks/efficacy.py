@@ -4,6 +4,7 @@ It runs the example scripts as a user would (each as its own process, so every f
 
 1. pretraining on the training split **without its labels**, under a wall-clock budget (``--pretrain_minutes``);
 2. linear probes of the frozen encoder: pretrained, and the same architecture at random init (``--seeds``);
+   ``--probe_readout attentive`` probes the tokens with a learned query instead of their mean;
 3. fine-tuning from the pretrained weights and from scratch (same architecture, same budget ``--finetune_minutes``,
    same options), scored on the test split; ``--finetune_seeds 1 2 3`` fine-tunes both once per seed and adds a row
    comparing their means (one run per side is noisy: see docs/efficacy.md);
@@ -80,6 +81,10 @@ def parse_args(argv=None):
     parser.add_argument("--pretrain_args", default="", help="extra options for the pretraining script")
     parser.add_argument("--finetune_args", default="", help="extra options for both fine-tuning runs")
     parser.add_argument("--probe_args", default="", help="extra options for every probe / retrieval run")
+    parser.add_argument("--probe_readout", default="mean", choices=["mean", "attentive"],
+                        help="how the probes of the pretrained and random-init encoders read them: 'mean' (a linear "
+                             "probe on the mean of the final tokens) or 'attentive' (a learned query over the tokens, "
+                             "then a linear layer; the scripts' --readout); the hand-made baselines stay linear")
     parser.add_argument("--skip", nargs="*", default=[], choices=["finetune", "scratch", "random", "handmade"],
                         help="leave these rows out (for quick looks; the full protocol runs them all)")
     parser.add_argument("--output_dir", default="outputs/efficacy")
@@ -215,20 +220,22 @@ def main(argv=None):
         return read_json(os.path.join(folder, "probe_results.json"))["eval_accuracy"]
 
     probe_scores: dict[str, dict] = {}
+    readout = ["--readout", args.probe_readout]
+    kind = "attentive probe" if args.probe_readout == "attentive" else "linear probe"
     for modality in modalities:
         tag = f" ({modality.replace('_', '+')})" if modality else ""
         key = modality or "encoder"
         score = probe(f"probe_pretrained{'_' + modality if modality else ''}",
-                      ["--model_name_or_path", pretrained], modality)
-        rows.append(dict(what=f"linear probe, pretrained{tag}", result=f"**{score:.1%}**",
+                      ["--model_name_or_path", pretrained] + readout, modality)
+        rows.append(dict(what=f"{kind}, pretrained{tag}", result=f"**{score:.1%}**",
                          run=run.commands[-1][0]))
         random_scores = []
         if "random" not in args.skip:
             for seed in args.seeds:
                 name = f"probe_random_seed{seed}{'_' + modality if modality else ''}"
                 random_scores.append(probe(name, ["--model_name_or_path", pretrained, "--random_init",
-                                                  "--seed", str(seed)], modality))
-                rows.append(dict(what=f"linear probe, random init seed {seed}{tag}", result=f"{random_scores[-1]:.1%}",
+                                                  "--seed", str(seed)] + readout, modality))
+                rows.append(dict(what=f"{kind}, random init seed {seed}{tag}", result=f"{random_scores[-1]:.1%}",
                                  run=name))
         probe_scores[key] = {"pretrained": score, "random": random_scores}
     if "handmade" not in args.skip:

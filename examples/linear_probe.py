@@ -13,8 +13,13 @@ Pretrained vs random initialisation, on the built-in demo data:
     accelerate launch examples/linear_probe.py --model_name_or_path outputs/pretrain_audio
     accelerate launch examples/linear_probe.py --model_name_or_path outputs/pretrain_audio --random_init
 
+``--readout attentive`` replaces the mean and the logistic regression by an attentive probe: one learned query
+attends over the final tokens (the family's registered token function), then a linear layer, trained with AdamW
+(weight decay chosen the same way); the encoder stays frozen. It reads evidence that sits in a few tokens.
+
 Other model families plug in through ``hf_maskedav.training.probe.register_feature_function`` (keyed by the config's
-``model_type``) or ``--feature_fn package.module:function``; the function receives the model and its keyword inputs.
+``model_type``; ``register_token_function`` for the attentive probe) or ``--feature_fn package.module:function``; the
+function receives the model and its keyword inputs (and returns ``[N, L, D]`` tokens with ``--readout attentive``).
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from hf_maskedav.training.probe import (
     extract_features,
     load_frozen_encoder,
     resolve_feature_function,
+    add_readout_arguments,
     run_linear_probe,
 )
 
@@ -69,13 +75,7 @@ def parse_args(argv=None):
     parser.add_argument("--demo_multi_label", action="store_true")
     parser.add_argument("--demo_num_clips", type=int, default=None, help="size of the built-in data's train split")
     parser.add_argument("--dataloader_num_workers", type=int, default=0)
-    parser.add_argument(
-        "--weight_decays",
-        type=float,
-        nargs="+",
-        default=[1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0],
-        help="L2 strengths tried for the linear classifier (chosen on 20%% of the training split)",
-    )
+    add_readout_arguments(parser, linear_weight_decays=(1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0))
     args = parser.parse_args(argv)
     check_encoder_arguments(parser, args)
     return args
@@ -114,7 +114,7 @@ def main(argv=None):
     accelerator = make_eval_accelerator(args)  # CPU threads, world-size check
     log = accelerator.print
     model, feature_extractor = load_encoder(args, log)
-    feature_fn = resolve_feature_function(model.config.model_type, args.feature_fn)
+    feature_fn = resolve_feature_function(model.config.model_type, args.feature_fn, args.readout)
     model = accelerator.prepare_model(model, evaluation_mode=True)
     name = None if args.dataset_name == "demo" and args.data_dir else args.dataset_name
     open_split = lambda split: load_audio_source(  # noqa: E731

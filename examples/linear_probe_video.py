@@ -12,7 +12,9 @@ Pretrained vs random initialisation, on the built-in moving-shapes data:
     accelerate launch examples/linear_probe_video.py --model_name_or_path outputs/pretrain_videomae
     accelerate launch examples/linear_probe_video.py --model_name_or_path outputs/pretrain_videomae --random_init
 
-MAViL encoders are probed on ``--modality audio_visual`` (default), ``audio`` or ``video``:
+``--readout attentive`` probes the tokens instead of their mean (a learned query attending over them, then a linear
+layer; see linear_probe.py). MAViL encoders are probed on ``--modality audio_visual`` (default), ``audio`` or
+``video``:
 
     accelerate launch examples/pretrain_audiovisual.py                             # -> outputs/pretrain_audiovisual
     accelerate launch examples/linear_probe_video.py --model_name_or_path outputs/pretrain_audiovisual
@@ -33,6 +35,7 @@ from hf_maskedav.data.video_transforms import video_recipe
 from hf_maskedav.training.arguments import add_encoder_arguments, check_encoder_arguments, make_eval_accelerator
 from hf_maskedav.training.presets import audiovisual_processor_for, processor_source, video_processor_for
 from hf_maskedav.training.probe import (
+    add_readout_arguments,
     extract_features,
     load_frozen_encoder,
     resolve_feature_function,
@@ -54,7 +57,7 @@ def parse_args(argv=None):
                         help="MAViL / AV-MAE only: which inputs the features come from")
     parser.add_argument("--feature_fn", default=None, help="'package.module:function' overriding the registered one")
     add_video_data_arguments(parser, labels=True, eval_split="test")
-    parser.add_argument("--weight_decays", type=float, nargs="+", default=[1e-4, 1e-3, 1e-2, 1e-1, 1.0])
+    add_readout_arguments(parser, linear_weight_decays=(1e-4, 1e-3, 1e-2, 1e-1, 1.0))
     args = parser.parse_args(argv)
     check_encoder_arguments(parser, args)
     return args
@@ -89,7 +92,7 @@ def main(argv=None):
     log = accelerator.print
     model, processor = load_encoder(args, log)
     model_type = model.config.model_type
-    feature_fn = resolve_feature_function(model_type, args.feature_fn)
+    feature_fn = resolve_feature_function(model_type, args.feature_fn, args.readout)
     model = accelerator.prepare_model(model, evaluation_mode=True)
     audio_visual = model_type in AUDIO_VISUAL
     modality = args.modality if audio_visual else "video"

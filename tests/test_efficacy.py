@@ -196,6 +196,32 @@ def test_protocol_table_gives_each_seed_and_the_means(tmp_path, monkeypatch):
     assert means["gaps"] == pytest.approx([15.0, 4.0]) and means["gap"] == pytest.approx(9.5)
 
 
+def test_probe_readout_goes_to_the_encoder_probes_only(tmp_path, monkeypatch):
+    """--probe_readout attentive reaches the pretrained and random-init probes (rows named so); the hand-made baseline,
+    a pooled feature, stays a linear probe; every probe command parses with the probe script."""
+    probes = {}
+
+    def fake_run(self, name, script, options):
+        folder = options[options.index("--output_dir") + 1]
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        if name == "pretrain":
+            (Path(folder) / "train_summary.json").write_text(json.dumps({"completed_steps": 3}))
+        else:
+            probes[name] = _script(script.removesuffix(".py")).parse_args(options)
+            (Path(folder) / "probe_results.json").write_text(json.dumps({"eval_accuracy": 0.5}))
+        self.commands.append((name, f"python examples/{script}", 1.0))
+        return 1.0
+
+    monkeypatch.setattr(efficacy.Runner, "__call__", fake_run)
+    out = tmp_path / "efficacy"
+    assert efficacy.main(["--modality", "video", "--seeds", "0", "--skip", "finetune", "--probe_readout", "attentive",
+                          "--output_dir", str(out)]) == 0
+    assert {name: args.readout for name, args in probes.items()} == {
+        "probe_pretrained": "attentive", "probe_random_seed0": "attentive", "handmade_video": "mean"}
+    table = (out / "results.md").read_text()
+    assert "| attentive probe, pretrained | **50.0%** |" in table and "| attentive probe, random init seed 0 |" in table
+
+
 def test_finetune_score_reads_each_script_summary():
     """finetune_audiovisual.py logs one score per head ([step, {head: score}]); the protocol once formatted that dict
     as a number and crashed after the pretrained run."""

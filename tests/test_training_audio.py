@@ -307,6 +307,14 @@ def test_linear_probe_pretrained_and_random(ddp_run, in_process, tmp_path):
         assert result["num_train"] == 96 and result["num_eval"] == 160 and result["feature_dim"] == 32
         assert 0.0 <= result["eval_accuracy"] <= 1.0 and result["train_accuracy"] > 0.3
     assert pretrained["eval_accuracy"] != random["eval_accuracy"]  # different weights, different features
+    assert pretrained["readout"] == "mean" and "num_tokens" not in pretrained
+    # the attentive probe reads the same encoder's tokens (cls excluded) with a learned query
+    in_process("linear_probe", ["--model_name_or_path", str(ddp_run[0]), "--readout", "attentive",
+                                "--attentive_steps", "30", "--demo_num_clips", "96", "--eval_split", "validation",
+                                "--output_dir", str(tmp_path / "attentive")])
+    attentive = json.loads((tmp_path / "attentive" / "probe_results.json").read_text())
+    assert attentive["readout"] == "attentive" and attentive["feature_dim"] == 32 and attentive["num_tokens"] > 1
+    assert set(attentive["validation_scores"]) == {"0.01", "0.1", "1.0"} and attentive["train_accuracy"] > 0.3
 
 
 def test_pretrain_streaming_local_audiofolder_with_corrupt_files(tiny_config_dir, in_process, tmp_path):

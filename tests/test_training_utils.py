@@ -229,6 +229,67 @@ def test_linear_probe_fits_separable_and_scores_chance_on_noise():
     assert apply_linear_probe(fitted, multi_features[150:], multi[150:], multi_label=True) > 0.9
 
 
+def _needle_tokens(count: int, length: int, width: int, gen: torch.Generator):
+    """Tokens whose class sits in one token of each clip (at a random place, flagged by a large first channel) among
+    noise tokens: what a small object is to a mean over the frame."""
+    labels = torch.arange(count) % 4
+    tokens = torch.randn(count, length, width, generator=gen)
+    codes = torch.randn(4, width, generator=gen)
+    codes[:, 0] = 0
+    where = torch.randint(0, length, (count,), generator=gen)
+    tokens[torch.arange(count), where] += 2 * codes[labels]
+    tokens[torch.arange(count), where, 0] += 6
+    return tokens, labels
+
+
+def test_attentive_probe_reads_the_one_token_a_mean_dilutes():
+    from hf_maskedav.training.probe import fit_attentive_probe
+
+    torch.set_num_threads(1)  # tiny matrices: threads only add overhead
+    gen = torch.Generator().manual_seed(0)
+    tokens, labels = _needle_tokens(400, 64, 16, gen)
+    train, test = slice(0, 300), slice(300, None)
+    linear = fit_linear_probe(tokens[train].mean(1), labels[train], multi_label=False, num_classes=4)
+    attentive = fit_attentive_probe(tokens[train], labels[train], multi_label=False, num_classes=4)
+    assert apply_linear_probe(linear, tokens[test].mean(1), labels[test], multi_label=False) < 0.7
+    assert apply_linear_probe(attentive, tokens[test], labels[test], multi_label=False) > 0.95
+    # the folded keys and late value projection compute a one-query multi-head cross-attention
+    head, x = attentive["head"], torch.randn(2, 5, 16, generator=gen)
+    with torch.no_grad():
+        hidden = head.norm(x)
+        values = head.v_proj(hidden).view(2, 5, 4, 4).transpose(1, 2)  # [N, H, L, d]
+        weights = (torch.einsum("nld,hd->nhl", hidden, head.key_query) / 2).softmax(-1)
+        reference = head.classifier(head.o_proj((weights[..., None] * values).sum(2).reshape(2, 16)))
+        assert torch.allclose(head(x), reference, atol=1e-5)
+    assert set(attentive["validation_scores"]) == {1e-2, 1e-1, 1.0} and attentive["weight_decay"] in (1e-2, 1e-1, 1.0)
+    # deterministic given the seed; noise labels stay near chance
+    again, once_more = (fit_attentive_probe(tokens[train], labels[train], multi_label=False, num_classes=4,
+                                            weight_decays=(0.1,), steps=100) for _ in range(2))
+    assert torch.equal(again["head"].key_query, once_more["head"].key_query)
+    noise = fit_attentive_probe(torch.randn(200, 16, 8, generator=gen), labels[:200], multi_label=False,
+                                num_classes=4, weight_decays=(0.1,), steps=200)
+    assert apply_linear_probe(noise, torch.randn(100, 16, 8, generator=gen), labels[:100], multi_label=False) < 0.45
+    with pytest.raises(ValueError, match=r"tokens \[N, L, D\]"):
+        fit_attentive_probe(tokens[:, 0], labels, multi_label=False, num_classes=4)
+
+
+def test_token_functions_pool_to_the_registered_features():
+    """The attentive probe reads the same tokens the registered mean features pool (cls excluded), per family."""
+    from hf_maskedav import AudioMAEConfig, AudioMAEModel
+    from hf_maskedav.training.probe import resolve_feature_function
+
+    model = AudioMAEModel(AudioMAEConfig(num_mel_bins=16, max_length=16, patch_size=8, patch_stride=8, hidden_size=32,
+                                         num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)).eval()
+    inputs = {"input_values": torch.randn(3, 16, 16)}
+    tokens = resolve_feature_function("maskedav_audiomae", readout="attentive")(model, inputs)
+    features = resolve_feature_function("maskedav_audiomae")(model, inputs)
+    assert tokens.shape == (3, 4, 32) and torch.allclose(tokens.mean(1), features)
+    with pytest.raises(ValueError, match="readout must be one of"):
+        resolve_feature_function("maskedav_audiomae", readout="max")
+    with pytest.raises(ValueError, match="no token function registered for model type 'bert'"):
+        resolve_feature_function("bert", readout="attentive")
+
+
 def test_accelerate_configs_parse():
     from pathlib import Path
 

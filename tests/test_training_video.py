@@ -323,6 +323,12 @@ def test_linear_probe_video_and_audiovisual_pretrained_and_random(videomae_run, 
     assert av["feature_dim"] == 64 and av["modality"] == "audio_visual"  # fused audio + video features
     assert video_random["random_init"] and not video["random_init"]
     assert all(0.0 <= r["eval_accuracy"] <= 1.0 for r in (video, video_random, av))
+    # the attentive probe over MAViL's fused tokens: both parts of the fusion output, one token sequence
+    in_process("linear_probe_video", ["--model_name_or_path", str(mavil_stage1[0]), "--modality", "audio_visual",
+                                      "--readout", "attentive", "--attentive_steps", "30", *common,
+                                      "--output_dir", str(tmp_path / "attentive")], cache)
+    attentive = json.loads((tmp_path / "attentive" / "probe_results.json").read_text())
+    assert attentive["readout"] == "attentive" and attentive["feature_dim"] == 32 and attentive["num_tokens"] > 2
 
 
 def test_retrieval_eval(mavil_stage1, cache, in_process, tmp_path):

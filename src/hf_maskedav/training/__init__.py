@@ -47,9 +47,12 @@ from .optim import (
 )
 from .probe import (
     FEATURE_FUNCTIONS,
+    TOKEN_FUNCTIONS,
     apply_linear_probe,
+    fit_attentive_probe,
     fit_linear_probe,
     register_feature_function,
+    register_token_function,
     resolve_feature_function,
 )
 from .plotting import save_loss_curve, save_spectrogram_reconstruction, spectrogram_reconstruction_images
@@ -75,9 +78,12 @@ __all__ = [
     "maybe_signal_self",
     "step_if_finite",
     "FEATURE_FUNCTIONS",
+    "TOKEN_FUNCTIONS",
     "apply_linear_probe",
+    "fit_attentive_probe",
     "fit_linear_probe",
     "register_feature_function",
+    "register_token_function",
     "resolve_feature_function",
     "PRESETS",
     "Preset",

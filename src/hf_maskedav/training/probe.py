@@ -7,8 +7,10 @@ own with :func:`register_feature_function` (or a script passes ``--feature_fn mo
 Each registered function takes a bare encoder (``AutoModel``) and returns the mean of the final patch tokens (cls
 excluded), every token visible -- the pooling the family's classifier uses. MAViL gives the features of the inputs it
 receives: audio only (``input_values``), video only (``pixel_values``), or both: the mean-pooled audio and video parts
-of the fusion output, concatenated (what its audio+visual head sees). Also here: retrieval recall
-(:func:`recall_at_k`) and two hand-made baselines that learn nothing.
+of the fusion output, concatenated (what its audio+visual head sees). ``TOKEN_FUNCTIONS`` give the same tokens
+unpooled (``fn(model, inputs) -> [N, L, D]``) for the attentive probe (:func:`fit_attentive_probe`: a learned query
+attending over the frozen tokens, then a linear layer), which keeps evidence that a mean dilutes. Also here: retrieval
+recall (:func:`recall_at_k`) and two hand-made baselines that learn nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +22,12 @@ import numpy as np
 import torch
 
 FEATURE_FUNCTIONS: dict[str, Callable] = {}
+# how a probe reads an encoder: "mean" = logistic regression on the mean-pooled tokens (the registered features);
+# "attentive" = a learned query attending over the tokens, then a linear layer (fit_attentive_probe)
+READOUTS = ("mean", "attentive")
+# the attentive probe's AdamW weight decays tried (the linear probe's L2 strengths are another scale)
+ATTENTIVE_WEIGHT_DECAYS = (1e-2, 1e-1, 1.0)
+LINEAR_WEIGHT_DECAYS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 
 
 def register_feature_function(model_type: str):
@@ -32,50 +40,107 @@ def register_feature_function(model_type: str):
     return wrap
 
 
-@register_feature_function("maskedav_audiomae")
-def audiomae_features(model, inputs: dict) -> torch.Tensor:
-    """Audio-MAE clip embedding: mean of the final (normed) patch tokens, cls excluded, every token visible — the
-    pooling its classifier uses."""
-    hidden = model(**inputs).last_hidden_state  # [N, 1 + L, D]
-    return hidden[:, 1:].mean(dim=1)
+TOKEN_FUNCTIONS: dict[str, Callable] = {}
 
 
-@register_feature_function("maskedav_videomae")
-def videomae_features(model, inputs: dict) -> torch.Tensor:
-    return model(pixel_values=inputs["pixel_values"]).last_hidden_state.mean(dim=1)
+def register_token_function(model_type: str):
+    """Decorator: use the decorated ``fn(model, inputs) -> [N, L, D]`` (the final tokens the registered feature
+    pools, unpooled) for the attentive probe of models whose ``config.model_type`` is this."""
+
+    def wrap(fn):
+        TOKEN_FUNCTIONS[model_type] = fn
+        return fn
+
+    return wrap
 
 
-@register_feature_function("maskedav_mae_st")
-def mae_st_features(model, inputs: dict) -> torch.Tensor:
-    return model(pixel_values=inputs["pixel_values"]).last_hidden_state[:, 1:].mean(dim=1)
+@register_token_function("maskedav_audiomae")
+def audiomae_tokens(model, inputs: dict) -> torch.Tensor:
+    """Audio-MAE's final (normed) patch tokens, cls excluded, every token visible."""
+    return model(**inputs).last_hidden_state[:, 1:]  # [N, 1 + L, D] -> [N, L, D]
 
 
-@register_feature_function("maskedav_maskfeat")
-def maskfeat_features(model, inputs: dict) -> torch.Tensor:
-    return model(pixel_values=inputs["pixel_values"]).last_hidden_state[:, 1:].mean(dim=1)
+@register_token_function("maskedav_videomae")
+def videomae_tokens(model, inputs: dict) -> torch.Tensor:
+    return model(pixel_values=inputs["pixel_values"]).last_hidden_state  # no cls token
 
 
-@register_feature_function("maskedav_mavil")
-def mavil_features(model, inputs: dict) -> torch.Tensor:
+@register_token_function("maskedav_mae_st")
+def mae_st_tokens(model, inputs: dict) -> torch.Tensor:
+    return model(pixel_values=inputs["pixel_values"]).last_hidden_state[:, 1:]
+
+
+@register_token_function("maskedav_maskfeat")
+def maskfeat_tokens(model, inputs: dict) -> torch.Tensor:
+    return model(pixel_values=inputs["pixel_values"]).last_hidden_state[:, 1:]
+
+
+def _mavil_token_parts(model, inputs: dict) -> list[torch.Tensor]:
+    """MAViL's tokens of the given inputs, cls excluded: ``[fused audio, fused video]`` when both are given, else the
+    one encoder's output."""
     audio, video = inputs.get("input_values"), inputs.get("pixel_values")
     out = model(input_values=audio, pixel_values=video, return_dict=True)
     skip = 1  # one cls token per modality
     if audio is not None and video is not None:
-        return torch.cat([out.fused_audio_hidden_state[:, skip:].mean(dim=1),
-                          out.fused_video_hidden_state[:, skip:].mean(dim=1)], dim=-1)
+        return [out.fused_audio_hidden_state[:, skip:], out.fused_video_hidden_state[:, skip:]]
     hidden = out.audio_last_hidden_state if audio is not None else out.video_last_hidden_state
-    return hidden[:, skip:].mean(dim=1)
+    return [hidden[:, skip:]]
+
+
+@register_token_function("maskedav_mavil")
+def mavil_tokens(model, inputs: dict) -> torch.Tensor:
+    """The tokens :func:`mavil_features` pools: one modality's, or both parts of the fusion output, concatenated along
+    the token axis."""
+    return torch.cat(_mavil_token_parts(model, inputs), dim=1)
+
+
+def _avmae_token_parts(model, inputs: dict) -> list[torch.Tensor]:
+    audio, video = inputs.get("input_values"), inputs.get("pixel_values")
+    out = model(input_values=audio, pixel_values=video, return_dict=True)
+    return [hidden for hidden, given in ((out.audio_last_hidden_state, audio), (out.video_last_hidden_state, video))
+            if given is not None]
+
+
+@register_token_function("maskedav_avmae")
+def avmae_tokens(model, inputs: dict) -> torch.Tensor:
+    """AV-MAE's tokens after the joint layers (no cls token), each given modality's, concatenated along the tokens."""
+    return torch.cat(_avmae_token_parts(model, inputs), dim=1)
+
+
+@register_feature_function("maskedav_audiomae")
+def audiomae_features(model, inputs: dict) -> torch.Tensor:
+    """Audio-MAE clip embedding: mean of the final (normed) patch tokens, cls excluded, every token visible — the
+    pooling its classifier uses."""
+    return audiomae_tokens(model, inputs).mean(dim=1)
+
+
+@register_feature_function("maskedav_videomae")
+def videomae_features(model, inputs: dict) -> torch.Tensor:
+    return videomae_tokens(model, inputs).mean(dim=1)
+
+
+@register_feature_function("maskedav_mae_st")
+def mae_st_features(model, inputs: dict) -> torch.Tensor:
+    return mae_st_tokens(model, inputs).mean(dim=1)
+
+
+@register_feature_function("maskedav_maskfeat")
+def maskfeat_features(model, inputs: dict) -> torch.Tensor:
+    return maskfeat_tokens(model, inputs).mean(dim=1)
+
+
+@register_feature_function("maskedav_mavil")
+def mavil_features(model, inputs: dict) -> torch.Tensor:
+    """MAViL: the mean of one modality's tokens, or with both inputs the mean-pooled audio and video parts of the
+    fusion output, concatenated (what its audio+visual head sees)."""
+    return torch.cat([part.mean(dim=1) for part in _mavil_token_parts(model, inputs)], dim=-1)
 
 
 @register_feature_function("maskedav_avmae")
 def avmae_features(model, inputs: dict) -> torch.Tensor:
     """AV-MAE (no cls token): the mean of each given modality's tokens after the joint layers, concatenated (audio,
     video) when both are given."""
-    audio, video = inputs.get("input_values"), inputs.get("pixel_values")
-    out = model(input_values=audio, pixel_values=video, return_dict=True)
-    parts = [hidden.mean(dim=1) for hidden, given in ((out.audio_last_hidden_state, audio),
-                                                       (out.video_last_hidden_state, video)) if given is not None]
-    return torch.cat(parts, dim=-1)
+    return torch.cat([part.mean(dim=1) for part in _avmae_token_parts(model, inputs)], dim=-1)
 
 
 def recall_at_k(similarity: torch.Tensor, ks=(1, 5, 10)) -> dict[int, float]:
@@ -88,19 +153,24 @@ def recall_at_k(similarity: torch.Tensor, ks=(1, 5, 10)) -> dict[int, float]:
     return {k: float((rank < k).float().mean()) for k in ks}
 
 
-def resolve_feature_function(model_type: str, override: str | None = None) -> Callable:
-    """``override`` as ``"package.module:function"``, else the registered function of ``model_type``."""
+def resolve_feature_function(model_type: str, override: str | None = None, readout: str = "mean") -> Callable:
+    """``override`` as ``"package.module:function"``, else the registered function of ``model_type``: its feature
+    function (``[N, D]``) for ``readout="mean"``, its token function (``[N, L, D]``) for ``"attentive"``."""
+    if readout not in READOUTS:
+        raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
     if override:
         module_name, _, attribute = override.partition(":")
         if not attribute:
             raise ValueError(f"--feature_fn must look like 'package.module:function', got {override!r}")
         return getattr(importlib.import_module(module_name), attribute)
-    if model_type not in FEATURE_FUNCTIONS:
+    registry, register = ((FEATURE_FUNCTIONS, "register_feature_function") if readout == "mean"
+                          else (TOKEN_FUNCTIONS, "register_token_function"))
+    if model_type not in registry:
         raise ValueError(
-            f"no feature function registered for model type {model_type!r} (known: {sorted(FEATURE_FUNCTIONS)}); "
-            "register one with hf_maskedav.training.probe.register_feature_function or pass --feature_fn"
+            f"no {'feature' if readout == 'mean' else 'token'} function registered for model type {model_type!r} "
+            f"(known: {sorted(registry)}); register one with hf_maskedav.training.probe.{register} or pass --feature_fn"
         )
-    return FEATURE_FUNCTIONS[model_type]
+    return registry[model_type]
 
 
 def _fit(
@@ -141,7 +211,7 @@ def _fit(
     return head
 
 
-def probe_score(head: torch.nn.Linear, features: torch.Tensor, targets: torch.Tensor, multi_label: bool) -> float:
+def probe_score(head: torch.nn.Module, features: torch.Tensor, targets: torch.Tensor, multi_label: bool) -> float:
     """Accuracy (single-label) or mAP (multi-label) of a fitted head."""
     with torch.no_grad():
         logits = head(features)
@@ -158,7 +228,7 @@ def fit_linear_probe(
     train_targets: torch.Tensor,
     multi_label: bool,
     num_classes: int,
-    weight_decays=(1e-4, 1e-3, 1e-2, 1e-1, 1.0),
+    weight_decays=LINEAR_WEIGHT_DECAYS,
     validation_fraction: float = 0.2,
     seed: int = 0,
     max_iter: int = 300,
@@ -187,6 +257,143 @@ def fit_linear_probe(
     best = max(weight_decays, key=lambda wd: (scores[wd], wd))  # ties: the stronger regularisation
     head = _fit(features, targets, multi_label, best, num_classes, max_iter)
     return {"head": head, "mean": mean, "std": std, "weight_decay": best, "validation_scores": scores}
+
+
+class AttentivePoolingHead(torch.nn.Module):
+    """An attentive probe: one learned query cross-attends over the (frozen, standardised, layer-normed) tokens, the
+    pooled vector goes through a linear classifier. No residual, no MLP: the smallest read-out that can weigh tokens
+    by content, so that a small object's few tokens are not averaged away with the background.
+
+    With a single learned query, ``q . W_k x`` is ``(W_k^T q) . x``: each head's keys reduce to one learned vector
+    over the token width (``key_query``, ``[heads, D]``, the key bias cancels in the softmax), and the values are
+    projected after the attention-weighted sum (``W_v`` is linear). The same function as projecting every token,
+    at ``O(N L D heads)`` instead of ``O(N L D^2)``.
+
+    Args:
+        hidden_size: token width ``D`` (divisible by ``num_heads``).
+        num_classes: outputs.
+        num_heads: attention heads.
+    """
+
+    def __init__(self, hidden_size: int, num_classes: int, num_heads: int = 4):
+        super().__init__()
+        if hidden_size % num_heads != 0:
+            raise ValueError(f"token width {hidden_size} is not divisible by {num_heads} heads")
+        self.num_heads = num_heads
+        self.norm = torch.nn.LayerNorm(hidden_size)
+        self.key_query = torch.nn.Parameter(torch.zeros(num_heads, hidden_size))
+        self.v_proj = torch.nn.Linear(hidden_size, hidden_size)
+        self.o_proj = torch.nn.Linear(hidden_size, hidden_size)
+        self.classifier = torch.nn.Linear(hidden_size, num_classes)
+        torch.nn.init.trunc_normal_(self.key_query, std=0.02)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``[N, L, D]`` tokens -> ``[N, num_classes]`` logits."""
+        batch, _, width = tokens.shape
+        heads, head_dim = self.num_heads, width // self.num_heads
+        hidden = self.norm(tokens)
+        scores = torch.einsum("nld,hd->nhl", hidden, self.key_query) * head_dim**-0.5
+        mixed = torch.einsum("nhl,nld->nhd", scores.softmax(dim=-1), hidden)  # each head's weighted token, [N, H, D]
+        value_weight = self.v_proj.weight.view(heads, head_dim, width)
+        pooled = torch.einsum("nhd,hed->nhe", mixed, value_weight).reshape(batch, width) + self.v_proj.bias
+        return self.classifier(self.o_proj(pooled))
+
+
+def _fit_attentive(tokens, targets, multi_label, weight_decay, num_classes, seed, steps, batch_size, learning_rate,
+                   num_heads) -> AttentivePoolingHead:
+    """``steps`` AdamW updates on shuffled mini-batches (whole epochs, the last one cut short), cosine learning-rate
+    decay to 0 after a 5 % warm-up; deterministic given ``seed``."""
+    from .optim import cosine_schedule_with_warmup
+
+    torch.manual_seed(seed)
+    head = AttentivePoolingHead(tokens.shape[-1], num_classes, num_heads)
+    decay = [p for name, p in head.named_parameters() if p.dim() >= 2 and name != "key_query"]
+    rest = [p for name, p in head.named_parameters() if not (p.dim() >= 2 and name != "key_query")]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
+                                   {"params": rest, "weight_decay": 0.0}], lr=learning_rate)
+    schedule = cosine_schedule_with_warmup(optimizer, warmup_steps=max(1, steps // 20), total_steps=steps)
+    generator = torch.Generator().manual_seed(seed)
+    batches_per_epoch = -(-len(tokens) // batch_size)
+    head.train()
+    for epoch in range(-(-steps // batches_per_epoch)):
+        order = torch.randperm(len(tokens), generator=generator).split(batch_size)
+        for index in order[: steps - epoch * batches_per_epoch]:
+            logits = head(tokens[index])
+            if multi_label:
+                loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets[index])
+            else:
+                loss = torch.nn.functional.cross_entropy(logits, targets[index])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+    return head.eval()
+
+
+def fit_attentive_probe(
+    train_tokens: torch.Tensor,
+    train_targets: torch.Tensor,
+    multi_label: bool,
+    num_classes: int,
+    weight_decays=ATTENTIVE_WEIGHT_DECAYS,
+    validation_fraction: float = 0.2,
+    seed: int = 0,
+    steps: int = 1000,
+    batch_size: int = 64,
+    learning_rate: float = 3e-3,
+    num_heads: int = 4,
+) -> dict:
+    """The attentive probe: standardise every token channel (statistics over all training tokens), train an
+    :class:`AttentivePoolingHead` per weight decay on 80 % of the training set (``steps`` AdamW updates of
+    ``batch_size``, whatever the set's size), keep the decay that scores best on the other 20 %, retrain on all of
+    it. The encoder stays frozen: only the head (about ``4 D^2`` weights) learns.
+
+    Args:
+        train_tokens: ``[N, L, D]`` (a token function's output).
+        train_targets: ``[N]`` class indices, or ``[N, C]`` multi-hot with ``multi_label``.
+        weight_decays: AdamW weight decays tried (on the head's matrices).
+
+    Returns:
+        ``{"head", "mean", "std", "weight_decay", "validation_scores"}``, as :func:`fit_linear_probe`; apply with
+        :func:`apply_linear_probe`.
+    """
+    if train_tokens.dim() != 3:
+        raise ValueError(f"the attentive probe takes tokens [N, L, D], got a tensor of shape "
+                         f"{tuple(train_tokens.shape)} (a --feature_fn for it must return the tokens unpooled)")
+    tokens = train_tokens.float()
+    targets = train_targets.float() if multi_label else train_targets.long()
+    mean, std = tokens.mean((0, 1)), tokens.std((0, 1)).clamp_min(1e-6)
+    tokens = (tokens - mean) / std
+    order = torch.randperm(len(tokens), generator=torch.Generator().manual_seed(seed))
+    n_val = max(1, int(len(tokens) * validation_fraction))
+    val, fit = order[:n_val], order[n_val:]
+    options = dict(num_classes=num_classes, seed=seed, steps=steps, batch_size=batch_size,
+                   learning_rate=learning_rate, num_heads=num_heads)
+    scores = {}
+    for wd in weight_decays:
+        head = _fit_attentive(tokens[fit], targets[fit], multi_label, wd, **options)
+        scores[wd] = probe_score(head, tokens[val], targets[val], multi_label)
+    best = max(weight_decays, key=lambda wd: (scores[wd], wd))  # ties: the stronger regularisation
+    head = _fit_attentive(tokens, targets, multi_label, best, **options)
+    return {"head": head, "mean": mean, "std": std, "weight_decay": best, "validation_scores": scores}
+
+
+def add_readout_arguments(parser, linear_weight_decays) -> None:
+    """``--readout`` and ``--weight_decays`` of the probe scripts; the decays' default depends on the read-out
+    (``linear_weight_decays``, the script's L2 strengths for the mean read-out, or :data:`ATTENTIVE_WEIGHT_DECAYS`)."""
+    parser.add_argument(
+        "--readout", default="mean", choices=READOUTS,
+        help="'mean': logistic regression on the mean of the final tokens (the registered feature: a linear probe); "
+             "'attentive': a learned query attending over the final tokens, then a linear layer (an attentive probe: "
+             "a few tokens that carry the class, such as a small object's, are not averaged away)")
+    parser.add_argument(
+        "--weight_decays", type=float, nargs="+", default=None,
+        help="regularisation strengths tried, chosen on 20%% of the training split (default: the linear probe's L2 "
+             f"{' '.join(f'{wd:g}' for wd in linear_weight_decays)}; the attentive probe's AdamW weight decay "
+             f"{' '.join(f'{wd:g}' for wd in ATTENTIVE_WEIGHT_DECAYS)})")
+    parser.add_argument("--attentive_steps", type=int, default=1000,
+                        help="AdamW updates (batches of 64) per fit of the attentive probe")
+    parser.set_defaults(linear_weight_decays=tuple(linear_weight_decays))
 
 
 def load_frozen_encoder(args, model_class=None, log=print):
@@ -231,17 +438,26 @@ def extract_features(accelerator, model, feature_fn, loader, tracker, inputs_of,
 
 def run_linear_probe(train_x, train_y, eval_x, eval_y, labels, args, start: float, bad: dict, unit: str, log=print,
                      **extra) -> dict:
-    """Fit the probe on the training features (L2 strength from ``args.weight_decays``, chosen on a held-out part),
-    score it on both splits, log the result, write ``probe_results.json`` to ``args.output_dir`` if given; returns
-    the results (``extra`` keys are recorded after the model's name, ``bad`` -- the bad-sample totals -- last)."""
+    """Fit the probe on the training features (``args.readout``: ``"mean"``, the linear probe on ``[N, D]`` features,
+    or ``"attentive"``, :func:`fit_attentive_probe` on ``[N, L, D]`` tokens; the weight decay from
+    ``args.weight_decays``, default per read-out, chosen on a held-out part), score it on both splits, log the
+    result, write ``probe_results.json`` to ``args.output_dir`` if given; returns the results (``extra`` keys are
+    recorded after the model's name, ``bad`` -- the bad-sample totals -- last)."""
     import json
     import os
     import time
 
     from .utils import format_duration
 
-    probe = fit_linear_probe(train_x, train_y, labels.multi_label, labels.num_labels, tuple(args.weight_decays),
-                             seed=args.seed)
+    readout = getattr(args, "readout", "mean")
+    if readout == "attentive":
+        probe = fit_attentive_probe(train_x, train_y, labels.multi_label, labels.num_labels,
+                                    tuple(args.weight_decays or ATTENTIVE_WEIGHT_DECAYS), seed=args.seed,
+                                    steps=args.attentive_steps)
+    else:
+        linear = getattr(args, "linear_weight_decays", LINEAR_WEIGHT_DECAYS)
+        probe = fit_linear_probe(train_x, train_y, labels.multi_label, labels.num_labels,
+                                 tuple(args.weight_decays or linear), seed=args.seed)
     metric_name = "mAP" if labels.multi_label else "accuracy"
     train_score = apply_linear_probe(probe, train_x, train_y, labels.multi_label)
     eval_score = apply_linear_probe(probe, eval_x, eval_y, labels.multi_label)
@@ -252,7 +468,9 @@ def run_linear_probe(train_x, train_y, eval_x, eval_y, labels, args, start: floa
         "metric": metric_name,
         f"train_{metric_name}": train_score,
         f"eval_{metric_name}": eval_score,
-        "feature_dim": int(train_x.shape[1]),
+        "readout": readout,
+        "feature_dim": int(train_x.shape[-1]),
+        **({"num_tokens": int(train_x.shape[1])} if readout == "attentive" else {}),
         "num_train": int(train_x.shape[0]),
         "num_eval": int(eval_x.shape[0]),
         "weight_decay": probe["weight_decay"],
@@ -260,9 +478,11 @@ def run_linear_probe(train_x, train_y, eval_x, eval_y, labels, args, start: floa
         "wall_time_seconds": round(time.time() - start, 1),
         "bad_samples": bad,
     }
-    log(f"linear probe {metric_name}: eval {eval_score:.4f} (train {train_score:.4f}; L2 {probe['weight_decay']}; "
-        f"{train_x.shape[0]} train / {eval_x.shape[0]} eval {unit}, {train_x.shape[1]}-d features) "
-        f"in {format_duration(time.time() - start)}")
+    what = (f"{train_x.shape[1]} tokens of {train_x.shape[2]}-d" if readout == "attentive"
+            else f"{train_x.shape[1]}-d features")
+    log(f"{'attentive' if readout == 'attentive' else 'linear'} probe {metric_name}: eval {eval_score:.4f} "
+        f"(train {train_score:.4f}; {'weight decay' if readout == 'attentive' else 'L2'} {probe['weight_decay']}; "
+        f"{train_x.shape[0]} train / {eval_x.shape[0]} eval {unit}, {what}) in {format_duration(time.time() - start)}")
     if args.output_dir:
         os.makedirs(args.output_dir, exist_ok=True)
         with open(os.path.join(args.output_dir, "probe_results.json"), "w") as handle:
@@ -271,31 +491,46 @@ def run_linear_probe(train_x, train_y, eval_x, eval_y, labels, args, start: floa
 
 
 def apply_linear_probe(probe: dict, features: torch.Tensor, targets: torch.Tensor, multi_label: bool) -> float:
-    """Score of a probe from :func:`fit_linear_probe` on new features."""
-    features = (features.double() - probe["mean"]) / probe["std"]
-    targets = targets.double() if multi_label else targets.long()
+    """Score of a probe from :func:`fit_linear_probe` (``[N, D]`` features) or :func:`fit_attentive_probe`
+    (``[N, L, D]`` tokens) on new inputs of the same kind."""
+    features = (features.to(probe["mean"].dtype) - probe["mean"]) / probe["std"]
+    targets = targets.to(probe["mean"].dtype) if multi_label else targets.long()
     return probe_score(probe["head"], features, targets, multi_label)
 
 
 __all__ = [
+    "ATTENTIVE_WEIGHT_DECAYS",
+    "AttentivePoolingHead",
     "FEATURE_FUNCTIONS",
+    "LINEAR_WEIGHT_DECAYS",
+    "READOUTS",
+    "TOKEN_FUNCTIONS",
+    "add_readout_arguments",
     "apply_linear_probe",
     "audiomae_features",
+    "audiomae_tokens",
     "avmae_features",
+    "avmae_tokens",
     "extract_features",
+    "fit_attentive_probe",
     "fit_linear_probe",
     "load_frozen_encoder",
     "mae_st_features",
+    "mae_st_tokens",
     "maskfeat_features",
+    "maskfeat_tokens",
     "mavil_features",
+    "mavil_tokens",
     "pooled_logmel_features",
     "pooled_pixel_features",
     "probe_score",
     "recall_at_k",
     "register_feature_function",
+    "register_token_function",
     "resolve_feature_function",
     "run_linear_probe",
     "videomae_features",
+    "videomae_tokens",
 ]
 
 
