@@ -271,6 +271,14 @@ def test_attentive_probe_reads_the_one_token_a_mean_dilutes():
     assert apply_linear_probe(noise, torch.randn(100, 16, 8, generator=gen), labels[:100], multi_label=False) < 0.45
     with pytest.raises(ValueError, match=r"tokens \[N, L, D\]"):
         fit_attentive_probe(tokens[:, 0], labels, multi_label=False, num_classes=4)
+    # multi-label: each of 3 classes present or not, each present one written into a token of its own; scored by mAP
+    present = (torch.rand(300, 3, generator=gen) < 0.5).float()
+    multi = torch.randn(300, 32, 16, generator=gen)
+    codes = torch.randn(3, 16, generator=gen)
+    for k in range(3):
+        multi[:, 2 * k] += present[:, k, None] * 3 * codes[k]
+    fitted = fit_attentive_probe(multi[:200], present[:200], multi_label=True, num_classes=3, weight_decays=(0.1,))
+    assert apply_linear_probe(fitted, multi[200:], present[200:], multi_label=True) > 0.9
 
 
 def test_token_functions_pool_to_the_registered_features():
