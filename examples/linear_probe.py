@@ -43,10 +43,10 @@ from hf_maskedav.data import (
 )
 from hf_maskedav.training.arguments import add_encoder_arguments, check_encoder_arguments, make_eval_accelerator
 from hf_maskedav.training.probe import (
+    add_readout_arguments,
     extract_features,
     load_frozen_encoder,
     resolve_feature_function,
-    add_readout_arguments,
     run_linear_probe,
 )
 
