@@ -173,6 +173,27 @@ def resolve_feature_function(model_type: str, override: str | None = None, reado
     return registry[model_type]
 
 
+def _probe_loss(logits: torch.Tensor, targets: torch.Tensor, multi_label: bool) -> torch.Tensor:
+    """Sigmoid cross-entropy per class (multi-label) or softmax cross-entropy: the loss of both probes."""
+    if multi_label:
+        return torch.nn.functional.binary_cross_entropy_with_logits(logits, targets)
+    return torch.nn.functional.cross_entropy(logits, targets)
+
+
+def _select_weight_decay_and_refit(fit, features, targets, multi_label, weight_decays, validation_fraction, seed):
+    """The probes' model selection: ``fit(features, targets, weight_decay) -> head`` on a seeded (1 -
+    ``validation_fraction``) part of the (standardised) training set for each weight decay, score each on the rest,
+    refit the best on all of it (ties: the stronger regularisation). Returns ``(head, best, scores)``."""
+    order = torch.randperm(len(features), generator=torch.Generator().manual_seed(seed))
+    n_val = max(1, int(len(features) * validation_fraction))
+    val, train = order[:n_val], order[n_val:]
+    scores = {}
+    for wd in weight_decays:
+        scores[wd] = probe_score(fit(features[train], targets[train], wd), features[val], targets[val], multi_label)
+    best = max(weight_decays, key=lambda wd: (scores[wd], wd))
+    return fit(features, targets, best), best, scores
+
+
 def _fit(
     features: torch.Tensor,
     targets: torch.Tensor,
@@ -198,12 +219,7 @@ def _fit(
 
     def closure():
         optimizer.zero_grad()
-        logits = head(features)
-        if multi_label:
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets)
-        else:
-            loss = torch.nn.functional.cross_entropy(logits, targets)
-        loss = loss + 0.5 * weight_decay * head.weight.pow(2).sum()
+        loss = _probe_loss(head(features), targets, multi_label) + 0.5 * weight_decay * head.weight.pow(2).sum()
         loss.backward()
         return loss
 
@@ -247,15 +263,9 @@ def fit_linear_probe(
     targets = train_targets.double() if multi_label else train_targets.long()
     mean, std = features.mean(0), features.std(0).clamp_min(1e-6)
     features = (features - mean) / std
-    order = torch.randperm(len(features), generator=torch.Generator().manual_seed(seed))
-    n_val = max(1, int(len(features) * validation_fraction))
-    val, fit = order[:n_val], order[n_val:]
-    scores = {}
-    for wd in weight_decays:
-        head = _fit(features[fit], targets[fit], multi_label, wd, num_classes, max_iter)
-        scores[wd] = probe_score(head, features[val], targets[val], multi_label)
-    best = max(weight_decays, key=lambda wd: (scores[wd], wd))  # ties: the stronger regularisation
-    head = _fit(features, targets, multi_label, best, num_classes, max_iter)
+    head, best, scores = _select_weight_decay_and_refit(
+        lambda x, y, wd: _fit(x, y, multi_label, wd, num_classes, max_iter),
+        features, targets, multi_label, weight_decays, validation_fraction, seed)
     return {"head": head, "mean": mean, "std": std, "weight_decay": best, "validation_scores": scores}
 
 
@@ -318,11 +328,7 @@ def _fit_attentive(tokens, targets, multi_label, weight_decay, num_classes, seed
     for epoch in range(-(-steps // batches_per_epoch)):
         order = torch.randperm(len(tokens), generator=generator).split(batch_size)
         for index in order[: steps - epoch * batches_per_epoch]:
-            logits = head(tokens[index])
-            if multi_label:
-                loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets[index])
-            else:
-                loss = torch.nn.functional.cross_entropy(logits, targets[index])
+            loss = _probe_loss(head(tokens[index]), targets[index], multi_label)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -364,17 +370,11 @@ def fit_attentive_probe(
     targets = train_targets.float() if multi_label else train_targets.long()
     mean, std = tokens.mean((0, 1)), tokens.std((0, 1)).clamp_min(1e-6)
     tokens = (tokens - mean) / std
-    order = torch.randperm(len(tokens), generator=torch.Generator().manual_seed(seed))
-    n_val = max(1, int(len(tokens) * validation_fraction))
-    val, fit = order[:n_val], order[n_val:]
     options = dict(num_classes=num_classes, seed=seed, steps=steps, batch_size=batch_size,
                    learning_rate=learning_rate, num_heads=num_heads)
-    scores = {}
-    for wd in weight_decays:
-        head = _fit_attentive(tokens[fit], targets[fit], multi_label, wd, **options)
-        scores[wd] = probe_score(head, tokens[val], targets[val], multi_label)
-    best = max(weight_decays, key=lambda wd: (scores[wd], wd))  # ties: the stronger regularisation
-    head = _fit_attentive(tokens, targets, multi_label, best, **options)
+    head, best, scores = _select_weight_decay_and_refit(
+        lambda x, y, wd: _fit_attentive(x, y, multi_label, wd, **options),
+        tokens, targets, multi_label, weight_decays, validation_fraction, seed)
     return {"head": head, "mean": mean, "std": std, "weight_decay": best, "validation_scores": scores}
 
 
