@@ -158,31 +158,38 @@ def test_finetune_seeds_alternate_the_starts_and_compare_their_means(tmp_path):
     assert efficacy.compare_seeds([0.7], [0.6]) is None and efficacy.compare_seeds([0.7, None], [0.6, 0.5]) is None
 
 
-def test_protocol_table_gives_each_seed_and_the_means(tmp_path, monkeypatch):
-    """The table with --finetune_seeds: one row per run (its seed named), then the means; the scripts are stood in for
-    by a runner that writes the summaries they would (the real scripts run in the end-to-end test above)."""
-    scores = {"finetune_pretrained_seed1": 0.75, "finetune_scratch_seed1": 0.60,
-              "finetune_pretrained_seed2": 0.70, "finetune_scratch_seed2": 0.66}
-    order = []
+def _stand_in_scripts(monkeypatch, output_of):
+    """Replace the protocol's runner: each run writes what its script would into its --output_dir (probes
+    ``probe_results.json``, training runs ``train_summary.json``), the content from ``output_of(name, script,
+    options)``, and is recorded as a command; the real scripts run in the end-to-end test above."""
 
     def fake_run(self, name, script, options):
-        order.append(name)
-        folder = options[options.index("--output_dir") + 1]
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        if name == "pretrain":
-            summary = {"completed_steps": 10, "first_loss": 1.0, "final_loss_mean_last_10": 0.5}
-        elif name.startswith("probe"):
-            (Path(folder) / "probe_results.json").write_text(json.dumps({"eval_accuracy": 0.5}))
-            summary = None
-        else:
-            assert options[options.index("--seed") + 1] == name[-1]
-            summary = {"completed_steps": 7, "test_accuracy": scores[name]}
-        if summary is not None:
-            (Path(folder) / "train_summary.json").write_text(json.dumps(summary))
+        folder = Path(options[options.index("--output_dir") + 1])
+        folder.mkdir(parents=True, exist_ok=True)
+        written = "probe_results.json" if name.startswith(("probe", "handmade")) else "train_summary.json"
+        (folder / written).write_text(json.dumps(output_of(name, script, options)))
         self.commands.append((name, f"python examples/{script}", 1.0))
         return 1.0
 
     monkeypatch.setattr(efficacy.Runner, "__call__", fake_run)
+
+
+def test_protocol_table_gives_each_seed_and_the_means(tmp_path, monkeypatch):
+    """The table with --finetune_seeds: one row per run (its seed named), then the means."""
+    scores = {"finetune_pretrained_seed1": 0.75, "finetune_scratch_seed1": 0.60,
+              "finetune_pretrained_seed2": 0.70, "finetune_scratch_seed2": 0.66}
+    order = []
+
+    def output_of(name, script, options):
+        order.append(name)
+        if name == "pretrain":
+            return {"completed_steps": 10, "first_loss": 1.0, "final_loss_mean_last_10": 0.5}
+        if name.startswith("probe"):
+            return {"eval_accuracy": 0.5}
+        assert options[options.index("--seed") + 1] == name[-1]
+        return {"completed_steps": 7, "test_accuracy": scores[name]}
+
+    _stand_in_scripts(monkeypatch, output_of)
     out = tmp_path / "efficacy"
     assert efficacy.main(["--modality", "audio", "--skip", "random", "handmade", "--finetune_seeds", "1", "2",
                           "--output_dir", str(out)]) == 0
@@ -201,18 +208,13 @@ def test_probe_readout_goes_to_the_encoder_probes_only(tmp_path, monkeypatch):
     a pooled feature, stays a linear probe; every probe command parses with the probe script."""
     probes = {}
 
-    def fake_run(self, name, script, options):
-        folder = options[options.index("--output_dir") + 1]
-        Path(folder).mkdir(parents=True, exist_ok=True)
+    def output_of(name, script, options):
         if name == "pretrain":
-            (Path(folder) / "train_summary.json").write_text(json.dumps({"completed_steps": 3}))
-        else:
-            probes[name] = _script(script.removesuffix(".py")).parse_args(options)
-            (Path(folder) / "probe_results.json").write_text(json.dumps({"eval_accuracy": 0.5}))
-        self.commands.append((name, f"python examples/{script}", 1.0))
-        return 1.0
+            return {"completed_steps": 3}
+        probes[name] = _script(script.removesuffix(".py")).parse_args(options)
+        return {"eval_accuracy": 0.5}
 
-    monkeypatch.setattr(efficacy.Runner, "__call__", fake_run)
+    _stand_in_scripts(monkeypatch, output_of)
     out = tmp_path / "efficacy"
     assert efficacy.main(["--modality", "video", "--seeds", "0", "--skip", "finetune", "--probe_readout", "attentive",
                           "--output_dir", str(out)]) == 0
