@@ -52,6 +52,7 @@ from hf_maskedav.training import (
     config_for_script,
     format_duration,
     ignore_stop_signals_in_worker,
+    model_state_dict,
     parameter_groups,
     per_process_states,
     push_output,
@@ -350,7 +351,7 @@ def main(argv=None):
         args.output_dir,
         is_main_process=accelerator.is_main_process,
         save_function=accelerator.save,
-        state_dict=accelerator.get_state_dict(model),
+        state_dict=model_state_dict(accelerator, model),
     )
     if accelerator.is_main_process:
         feature_extractor.save_pretrained(args.output_dir)

@@ -52,6 +52,7 @@ from hf_maskedav.training import (
     config_for_script,
     format_duration,
     ignore_stop_signals_in_worker,
+    model_state_dict,
     parameter_groups,
     parse_config_overrides,
     per_process_states,
@@ -350,7 +351,7 @@ def train_stage(args, accelerator, model, processor, source, eval_source, output
     videos_per_process = {k: v["good"] for k, v in per_process_states(accelerator, tracker.state_dict()).items()}
     accelerator.wait_for_everyone()
     unwrapped.save_pretrained(output_dir, is_main_process=accelerator.is_main_process, save_function=accelerator.save,
-                              state_dict=accelerator.get_state_dict(model))
+                              state_dict=model_state_dict(accelerator, model))
     summary = None
     if accelerator.is_main_process:
         processor.save_pretrained(output_dir)

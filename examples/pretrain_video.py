@@ -49,6 +49,7 @@ from hf_maskedav.training import (
     config_for_script,
     format_duration,
     ignore_stop_signals_in_worker,
+    model_state_dict,
     parameter_groups,
     per_process_states,
     push_output,
@@ -305,7 +306,7 @@ def main(argv=None):
     videos_per_process = {k: v["good"] for k, v in per_process_states(accelerator, tracker.state_dict()).items()}
     accelerator.wait_for_everyone()
     unwrapped.save_pretrained(args.output_dir, is_main_process=accelerator.is_main_process,
-                              save_function=accelerator.save, state_dict=accelerator.get_state_dict(model))
+                              save_function=accelerator.save, state_dict=model_state_dict(accelerator, model))
     if accelerator.is_main_process:
         processor.save_pretrained(args.output_dir)
         target_name = "HOG prediction loss" if family == "MaskFeat" else "masked reconstruction loss"

@@ -180,6 +180,31 @@ def test_resumed_run_counts_the_time_already_spent(tiny_config_dir, in_process, 
     assert summary["completed_steps"] == 3 and summary["stopped_by_time_budget"] is True
 
 
+def test_torch_compile_trains_and_saves_the_weights_under_the_models_own_names(tiny_config_dir, in_process, tmp_path):
+    """--torch_compile (inductor through Accelerate): a compiled model's state dict prefixes every key with
+    ``_orig_mod.``; saved so, from_pretrained would find none of its weights. The saved model must hold the trained
+    weights under the model's own names, the same as the checkpoint of the last step."""
+    from safetensors.torch import load_file
+
+    from hf_maskedav import AudioMAEForPreTraining
+
+    output_dir = tmp_path / "compiled"
+    try:
+        in_process("pretrain_audio", [
+            "--config_name", tiny_config_dir, "--demo_num_clips", "8", "--per_device_train_batch_size", "4",
+            "--max_train_steps", "3", "--checkpointing_steps", "3", "--torch_compile", "--eval_split", "none",
+            "--output_dir", str(output_dir)])
+    finally:
+        torch._dynamo.reset()
+    saved = load_file(output_dir / "model.safetensors")
+    checkpoint = load_file(output_dir / "checkpoint-3" / "model.safetensors")
+    assert not [key for key in saved if key.startswith("_orig_mod.")]
+    assert saved.keys() == checkpoint.keys()
+    assert all(torch.equal(saved[key], checkpoint[key]) for key in saved)
+    model, info = AudioMAEForPreTraining.from_pretrained(output_dir, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+
+
 def test_finetune_with_a_time_budget_evaluates_at_the_end_and_keeps_the_best(tiny_config_dir, in_process, tmp_path):
     output_dir = tmp_path / "finetune"
     in_process("finetune_audio", [

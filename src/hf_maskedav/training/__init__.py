@@ -16,6 +16,7 @@ from .config_overrides import (
 )
 from .checkpointing import (
     TrainingState,
+    model_state_dict,
     save_model_and_processors,
     clear_previous_run,
     latest_checkpoint,
@@ -90,6 +91,7 @@ __all__ = [
     "TrainingRun",
     "check_output_dir",
     "training_schedule",
+    "model_state_dict",
     "save_model_and_processors",
     "NO_WEIGHT_DECAY_NAMES",
     "StepLog",

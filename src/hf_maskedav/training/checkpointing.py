@@ -149,6 +149,19 @@ def replace_folder(temporary: str, final: str) -> None:
         os.replace(temporary, final)
 
 
+def model_state_dict(accelerator, model) -> dict:
+    """The model's full state dict for ``save_pretrained`` (gathered under FSDP / DeepSpeed by
+    ``accelerator.get_state_dict``), with the keys of the model itself: a model compiled by Accelerate
+    (``--torch_compile``, ``accelerate launch --dynamo_backend ...``) is wrapped in torch's ``OptimizedModule``, whose
+    state dict prefixes every key with ``_orig_mod.``; saved as such, ``from_pretrained`` would find none of its
+    weights and start from random ones."""
+    state = accelerator.get_state_dict(model)
+    if state is None:  # processes other than the main one under some DeepSpeed stages
+        return state
+    prefix = "_orig_mod."
+    return {key[len(prefix):] if key.startswith(prefix) else key: value for key, value in state.items()}
+
+
 def save_model_and_processors(accelerator, model, folder: str, processors=(), atomic: bool = True) -> None:
     """``save_pretrained`` of the (wrapped) model and its processors into ``folder`` (call on every process).
 
@@ -161,7 +174,7 @@ def save_model_and_processors(accelerator, model, folder: str, processors=(), at
     accelerator.wait_for_everyone()
     accelerator.unwrap_model(model).save_pretrained(
         target, is_main_process=accelerator.is_main_process, save_function=accelerator.save,
-        state_dict=accelerator.get_state_dict(model),
+        state_dict=model_state_dict(accelerator, model),
     )
     if accelerator.is_main_process:
         for processor in processors:
