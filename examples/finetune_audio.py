@@ -266,6 +266,7 @@ def main(argv=None):
         mixup_prob=args.mixup_prob,
         mixup_alpha=args.mixup_alpha,
         seed=args.seed,
+        features_cache_mb=args.decoded_cache_mb,
     )
     train_dataloader = torch.utils.data.DataLoader(
         train_dataset,
@@ -282,7 +283,8 @@ def main(argv=None):
         eval_dataloader = torch.utils.data.DataLoader(
             AudioClipDataset(eval_source, clip_samples, train=False, decoded_cache_mb=args.decoded_cache_mb),
             batch_size=args.per_device_eval_batch_size,
-            collate_fn=AudioCollator(None if args.features_on_device else feature_extractor, labels),
+            collate_fn=AudioCollator(None if args.features_on_device else feature_extractor, labels,
+                                     features_cache_mb=args.decoded_cache_mb),  # evaluated again every epoch
             num_workers=args.dataloader_num_workers,
         )
         log(f"evaluation data: {eval_source.description}")

@@ -191,7 +191,8 @@ def main(argv=None):
     clip_samples = clip_samples_for(feature_extractor)
     source = open_source(args, args.train_split)
     log(f"training data: {source.description}")
-    collator = AudioCollator(None if args.features_on_device else feature_extractor)
+    collator = AudioCollator(None if args.features_on_device else feature_extractor,
+                             features_cache_mb=args.decoded_cache_mb)
     if args.streaming:
         train_dataset = StreamingAudioClipDataset(
             source,

@@ -248,6 +248,42 @@ def test_collator_mixup_and_device_features():
     assert not torch.allclose(mixed["input_values"], plain["input_values"])
 
 
+def test_collator_keeps_the_features_of_clips_that_are_the_same_every_epoch(tmp_path):
+    """The features cache (AudioCollator's features_cache_mb, the scripts' --decoded_cache_mb): batches equal to the
+    ones computed without it, epoch after epoch; a clip longer than the window (a new random crop each epoch) or a
+    mixed clip is computed again, never taken from the cache."""
+    lengths = [0.2, 0.3, 0.9, 0.25, 1.2, 0.35]  # seconds; the window below holds 0.505 s
+    for i, seconds in enumerate(lengths):
+        soundfile.write(tmp_path / f"c{i}.wav", _tone(seconds, RATE, 200 + 70 * i), RATE)
+    (tmp_path / "metadata.csv").write_text("file_name,label\n" + "".join(f"c{i}.wav,{i % 2}\n" for i in range(6)))
+    source = load_audio_source(data_dir=str(tmp_path), label_column="label")
+    fe = AudioMAEFeatureExtractor(num_mel_bins=32, max_length=48, normalization="per_clip")
+    dataset = AudioClipDataset(source, clip_samples_for(fe), train=True, seed=1)
+    whole = sum(seconds * RATE <= clip_samples_for(fe) for seconds in lengths)
+    assert whole == 4
+    cached, plain = AudioCollator(fe, source.labels, features_cache_mb=16), AudioCollator(fe, source.labels)
+    for epoch in range(3):
+        dataset.set_epoch(epoch)
+        items = [dataset[i] for i in range(6)]
+        assert [item["features_key"] is None for item in items] == [s * RATE > clip_samples_for(fe) for s in lengths]
+        batch = cached(items)
+        torch.testing.assert_close(batch["input_values"], plain(items)["input_values"], rtol=0, atol=0)
+        assert len(cached.features_cache) == whole  # the cropped clips were never kept
+    assert cached.features_cache.hits == 2 * whole and cached.features_cache.misses == whole
+    # the long clips' crops differ between epochs: they really were computed again
+    dataset.set_epoch(0)
+    first = cached([dataset[4]])["input_values"]
+    dataset.set_epoch(1)
+    assert not torch.equal(first, cached([dataset[4]])["input_values"])
+    # mixed clips are new every time: nothing kept
+    mixing = AudioCollator(fe, source.labels, mixup_prob=1.0, features_cache_mb=16)
+    mixing([dataset[i] for i in range(6)])
+    assert len(mixing.features_cache) == 0
+    # another dataset's rows never collide with this one's in a shared collator
+    other = AudioClipDataset(source, clip_samples_for(fe), train=False)
+    assert other[0]["features_key"] != dataset[0]["features_key"]
+
+
 def test_multi_label_labels_from_string_lists(tmp_path):
     for i in range(4):
         soundfile.write(tmp_path / f"c{i}.wav", _tone(0.3, RATE, 200 + 50 * i), RATE)

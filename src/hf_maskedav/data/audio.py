@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import glob
 import os
+import uuid
 from dataclasses import dataclass, field
 from itertools import count
 
@@ -311,6 +312,8 @@ class _ClipMaker:
                 f"{self.min_samples} of one analysis window"
             )
         item = {"waveform": crop_or_pad(waveform, self.clip_samples, generator)}
+        # the clip as it will be every epoch (used whole, or cut at its start): its features can be kept
+        item["fixed"] = generator is None or waveform.shape[-1] <= self.clip_samples
         if self.labels is not None:
             item["label"] = self.labels.encode(example.get(self.labels.column))
         return item
@@ -360,6 +363,7 @@ class AudioClipDataset(torch.utils.data.Dataset):
         self.data = source.data
         self.cache = DecodedCache(decoded_cache_mb)
         self.make = _ClipMaker(source, clip_samples, sampling_rate, min_samples, self.cache)
+        self.cache_token = uuid.uuid4().hex  # tells this dataset's rows from another's in a collator's cache
         self.train = train
         self.seed = seed
         self.epoch = 0
@@ -373,7 +377,11 @@ class AudioClipDataset(torch.utils.data.Dataset):
         self.epoch = epoch
 
     def __getitem__(self, index: int) -> dict:
-        return first_good_item(self, index, "sample", "audio")
+        item = first_good_item(self, index, "sample", "audio")
+        # the key under which a collator may keep the clip's features (AudioCollator's features_cache_mb): its row in
+        # this dataset, when the clip is the same every epoch; None for a random crop of a longer clip
+        item["features_key"] = (self.cache_token, item["index"]) if item.pop("fixed") else None
+        return item
 
 
 def first_good_item(dataset, index: int, kind: str, column: str) -> dict:
@@ -449,6 +457,7 @@ class StreamingAudioClipDataset(torch.utils.data.IterableDataset):
                 generator = np.random.default_rng([self.seed, self.rank, epoch, position]) if self.train else None
                 try:
                     item = self.make(example, generator)
+                    del item["fixed"]  # a streamed row has no stable key: its features are never kept
                 except BadSampleError as error:
                     bad.append(f"stream sample {position} (pass {epoch}): {error}")
                     if len(bad) >= self.max_consecutive_bad:
@@ -487,6 +496,11 @@ class AudioCollator:
         mixup_alpha: the Beta distribution's parameter.
         seed: mixup seed (the draws depend on the seed and the batch's sample indices only, so they are identical
             in every worker and after a resume).
+        features_cache_mb: keep up to this many MiB of computed features in memory (:class:`DecodedCache`), for the
+            clips that are the same every epoch (an :class:`AudioClipDataset` item's ``features_key``: clips used
+            whole, or cut at their start; a random crop of a longer clip, or a clip mixed with another, is computed
+            again). A clip's features do not depend on the rest of its batch, so the batches are the same as
+            without the cache; on a small set of short clips every epoch after the first skips the fbank. 0: off.
     """
 
     def __init__(
@@ -496,6 +510,7 @@ class AudioCollator:
         mixup_prob: float = 0.0,
         mixup_alpha: float = 10.0,
         seed: int = 0,
+        features_cache_mb: float = 0.0,
     ):
         if not 0.0 <= mixup_prob <= 1.0:
             raise ValueError(f"mixup_prob must be in [0, 1], got {mixup_prob}")
@@ -506,6 +521,7 @@ class AudioCollator:
         self.mixup_prob = mixup_prob
         self.mixup_alpha = mixup_alpha
         self.seed = seed
+        self.features_cache = DecodedCache(features_cache_mb)
 
     def _targets(self, items) -> torch.Tensor:
         if self.labels.multi_label or self.mixup_prob > 0:
@@ -517,6 +533,7 @@ class AudioCollator:
 
     def __call__(self, items: list[dict]) -> dict:
         waveforms = [item["waveform"] for item in items]
+        keys = [item.get("features_key") for item in items]
         targets = self._targets(items) if self.labels is not None else None
         if self.mixup_prob > 0 and len(items) > 1:
             rng = np.random.default_rng([self.seed] + [int(item["index"]) for item in items])
@@ -534,13 +551,12 @@ class AudioCollator:
                 mix = mix + (1 - lam) * torch.nn.functional.pad(other, (0, length - len(other)))
                 mixed.append(mix)
                 targets[i] = lam * targets[i] + (1 - lam) * targets[j]
+                keys[i] = None  # a mix is new every time
             waveforms = mixed
 
         batch = {}
         if self.feature_extractor is not None:
-            batch["input_values"] = self.feature_extractor(
-                waveforms, sampling_rate=self.feature_extractor.sampling_rate, return_tensors="pt"
-            )["input_values"]
+            batch["input_values"] = self._features(waveforms, keys)
         else:
             lengths = torch.tensor([len(w) for w in waveforms])
             padded = torch.zeros(len(waveforms), int(lengths.max()))
@@ -552,6 +568,22 @@ class AudioCollator:
         batch["num_bad"] = torch.tensor(sum(len(item["bad"]) for item in items))
         batch["bad_samples"] = [reason for item in items for reason in item["bad"]]
         return batch
+
+    def _features(self, waveforms: list[torch.Tensor], keys: list) -> torch.Tensor:
+        """``input_values [N, frames, mel]``: kept ones from the cache, the others computed together (and kept)."""
+        if not self.features_cache.max_bytes or keys.count(None) == len(keys):  # nothing to keep or reuse
+            return self.feature_extractor(
+                waveforms, sampling_rate=self.feature_extractor.sampling_rate, return_tensors="pt")["input_values"]
+        rows = [self.features_cache.lookup(key) for key in keys]
+        missing = [i for i, row in enumerate(rows) if row is None]
+        if missing:
+            computed = self.feature_extractor(
+                [waveforms[i] for i in missing], sampling_rate=self.feature_extractor.sampling_rate, return_tensors="pt"
+            )["input_values"]
+            for row, i in enumerate(missing):
+                rows[i] = computed[row].clone()  # its own memory: a view would keep the whole batch alive
+                self.features_cache.put(keys[i], rows[i])
+        return torch.stack(rows)
 
 
 def featurize(feature_extractor, batch: dict, device=None) -> torch.Tensor:

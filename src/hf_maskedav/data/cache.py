@@ -41,19 +41,34 @@ class DecodedCache:
     def get(self, key: Hashable | None, decode: Callable[[], torch.Tensor]) -> torch.Tensor:
         """The tensor stored for ``key``, else ``decode()`` (stored when it fits in what is left of the budget). A
         ``None`` key (a sample with no stable position, e.g. streamed) or a cache that is off just decodes."""
-        if key is None or not self.max_bytes:
-            return decode()
-        stored = self._items.get(key)
+        stored = self.lookup(key)
         if stored is not None:
-            self.hits += 1
             return stored
-        self.misses += 1
         value = decode()
+        self.put(key, value)
+        return value
+
+    def lookup(self, key: Hashable | None) -> torch.Tensor | None:
+        """The tensor stored for ``key`` or None (counted as a hit or a miss; a ``None`` key or a cache that is off
+        counts as neither)."""
+        if key is None or not self.max_bytes:
+            return None
+        stored = self._items.get(key)
+        if stored is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return stored
+
+    def put(self, key: Hashable | None, value: torch.Tensor) -> None:
+        """Store ``value`` for ``key`` when it fits in what is left of the budget (a view is stored as it is: pass a
+        tensor that owns its memory, or the whole base tensor stays alive)."""
+        if key is None or not self.max_bytes or key in self._items:
+            return
         size = value.element_size() * value.numel()
         if self.used_bytes + size <= self.max_bytes:
             self._items[key] = value
             self.used_bytes += size
-        return value
 
     def __len__(self) -> int:
         return len(self._items)

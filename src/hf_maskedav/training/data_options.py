@@ -33,7 +33,7 @@ def add_audio_data_arguments(parser: argparse.ArgumentParser, labels: bool = Fal
         data.add_argument("--streaming", action="store_true", help="stream the dataset (needs --max_train_steps)")
         data.add_argument("--shuffle_buffer_size", type=int, default=1000)
     data.add_argument("--dataloader_num_workers", type=int, default=0)
-    add_decoded_cache_argument(data, "decoded clips")
+    add_decoded_cache_argument(data, "decoded clips and their fbank features (of the clips that are the same every epoch)")
     data.add_argument("--features_on_device", action="store_true",
                       help="compute fbank features in the training loop on the accelerator instead of in the data workers")
     data.add_argument("--max_bad_fraction", type=float, default=0.5, help="stop when more samples than this fraction fail")
