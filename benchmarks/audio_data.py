@@ -1,10 +1,13 @@
 #!/usr/bin/env python
-"""Audio data-loading time per batch, decoding every epoch vs the decoded-clip cache, next to a training step.
+"""Audio data-loading time per batch, decoding every epoch vs the decoded-clip and feature caches, next to a training
+step.
 
 Measures the training input pipeline of ``pretrain_audio.py`` / ``finetune_audio.py`` (``AudioClipDataset`` +
 ``AudioCollator`` in a ``torch.utils.data.DataLoader`` with the scripts' default of no workers: decode, resample, crop,
-log-mel fbank, batch) with ``--decoded_cache_mb 0`` and with the cache, and the tiny Audio-MAE's training step
-(forward, backward, AdamW) on the same batches, so that the table says what share of a step the data takes:
+log-mel fbank, batch) with ``--decoded_cache_mb 0``, with the decoded-clip cache alone, and with the collator's feature
+cache as well (what the scripts run: the fbank of clips that are the same every epoch kept), and the tiny Audio-MAE's
+training step (forward, backward, AdamW) on the same batches, so that the table says what share of a step the data
+takes:
 
     python -m benchmarks.audio_data                                     # the built-in demo clips
     python -m benchmarks.audio_data --data_dir ../shared/datasets/fsdd --split speaker=george,jackson --clip_seconds 0.64
@@ -73,15 +76,18 @@ def main(argv=None) -> str:
         source = load_audio_source(None, None, args.data_dir, None, args.split, "audio")
     else:
         source = load_audio_source("demo", None, None, None, "train", "audio", demo_num_clips=args.demo_num_clips)
-    collator = AudioCollator(extractor)
-    contenders = {
-        "decode every epoch": AudioClipDataset(source, clip_samples_for(extractor), train=True, seed=0),
-        "decoded-clip cache": AudioClipDataset(source, clip_samples_for(extractor), train=True, seed=0,
-                                               decoded_cache_mb=args.decoded_cache_mb),
+    def dataset(cache_mb):
+        return AudioClipDataset(source, clip_samples_for(extractor), train=True, seed=0, decoded_cache_mb=cache_mb)
+
+    contenders = {  # name: (dataset, collator)
+        "decode every epoch": (dataset(0), AudioCollator(extractor)),
+        "decoded-clip cache": (dataset(args.decoded_cache_mb), AudioCollator(extractor)),
+        "decoded clips + features": (dataset(args.decoded_cache_mb),
+                                     AudioCollator(extractor, features_cache_mb=args.decoded_cache_mb)),
     }
     cpu, kept = torch.device("cpu"), []
-    runners = {name: epoch_runner(dataset, args.batch_size, collator, args.max_batches, kept)
-               for name, dataset in contenders.items()}
+    runners = {name: epoch_runner(data, args.batch_size, collator, args.max_batches, kept)
+               for name, (data, collator) in contenders.items()}
     first = interleaved(runners, cpu, repeats=1, warmup=0)  # the cache fills here
     later = interleaved(runners, cpu, repeats=args.repeats, warmup=0)
     ms_per_batch = 1000 / len(kept)
@@ -100,7 +106,7 @@ def main(argv=None) -> str:
 
     reference = median(later["decode every epoch"].wall)
     lines = [
-        f"Audio data loading: {source.description}; {len(contenders['decoded-clip cache'])} clips, "
+        f"Audio data loading: {source.description}; {len(contenders['decoded-clip cache'][0])} clips, "
         f"{config.max_length} frames x {config.num_mel_bins} mel bins, batch {args.batch_size}, no workers; "
         f"{args.repeats} interleaved epochs after the first",
         machine_description(torch.device("cpu")),
@@ -113,8 +119,9 @@ def main(argv=None) -> str:
         data = median(later[name].wall) * ms_per_batch
         lines.append(f"| {name} | {first[name].wall[0] * ms_per_batch:.1f} | {data:.1f} | "
                      f"{reference * ms_per_batch / data:.2f}x | {data:.0f} + {step:.0f} = {data + step:.0f} |")
-    cache = contenders["decoded-clip cache"].cache
-    lines += ["", f"Cache after the run: {cache!r}; the training step alone: {step:.1f} ms (median of {len(step_ms)})."]
+    data, collator = contenders["decoded clips + features"]
+    lines += ["", f"Caches after the run: clips {data.cache!r}, features {collator.features_cache!r}; the training "
+              f"step alone: {step:.1f} ms (median of {len(step_ms)})."]
     report = "\n".join(lines)
     print(report)
     return report

@@ -107,9 +107,12 @@ def test_video_data_loading_on_the_demo_clips(tmp_path):
     assert all(float(row[3]) > 0 for row in table) and table[0][5] == "1.00x"
 
 
-def test_audio_data_loading_with_and_without_the_decoded_clip_cache():
-    report = audio_data.main(["--demo_num_clips", "16", "--batch_size", "4", "--repeats", "1", "--threads", "1"])
+def test_audio_data_loading_with_and_without_the_decoded_clip_and_feature_caches():
+    # 1-s demo clips in a 1.28-s window: every clip is used whole, so its features are kept too
+    report = audio_data.main(["--demo_num_clips", "16", "--batch_size", "4", "--repeats", "1", "--threads", "1",
+                              "--clip_seconds", "1.28"])
     table = rows(report)
-    assert [row[0] for row in table] == ["decode every epoch", "decoded-clip cache"]
+    assert [row[0] for row in table] == ["decode every epoch", "decoded-clip cache", "decoded clips + features"]
     assert table[0][3] == "1.00x" and all(float(row[2]) > 0 for row in table)
-    assert "16 items" in report  # every demo clip was decoded once and kept
+    # every demo clip was decoded once and kept, and its features computed once and kept
+    assert "clips DecodedCache(16 items" in report and "features DecodedCache(16 items" in report
