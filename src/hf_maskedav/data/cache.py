@@ -20,7 +20,8 @@ import torch
 
 
 class DecodedCache:
-    """A bounded in-memory store of decoded tensors keyed by the row they came from.
+    """A bounded in-memory store of decoded tensors keyed by the row they came from (also what ``AudioCollator`` keeps
+    the fbank features of unchanging clips in).
 
     Args:
         max_megabytes: budget in MiB for the stored tensors; ``0`` turns the cache off (every call decodes).
