@@ -52,12 +52,12 @@ from hf_maskedav.training import (
     config_for_script,
     format_duration,
     ignore_stop_signals_in_worker,
-    model_state_dict,
     parameter_groups,
     per_process_states,
     push_output,
     repo_name,
     save_loss_curve,
+    save_model_and_processors,
     save_spectrogram_reconstruction,
     spectrogram_reconstruction_images,
     training_schedule,
@@ -348,14 +348,9 @@ def main(argv=None):
     # ---- save --------------------------------------------------------------------------------------------------
     bad = tracker.totals(accelerator)
     accelerator.wait_for_everyone()
-    unwrapped.save_pretrained(
-        args.output_dir,
-        is_main_process=accelerator.is_main_process,
-        save_function=accelerator.save,
-        state_dict=model_state_dict(accelerator, model),
-    )
+    # beside the checkpoints and logs; each file renamed into place whole (a crash mid-save truncates nothing)
+    save_model_and_processors(accelerator, model, args.output_dir, [feature_extractor], beside_other_files=True)
     if accelerator.is_main_process:
-        feature_extractor.save_pretrained(args.output_dir)
         if state.loss_history:
             save_loss_curve(
                 state.loss_history,

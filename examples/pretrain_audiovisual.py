@@ -52,12 +52,12 @@ from hf_maskedav.training import (
     config_for_script,
     format_duration,
     ignore_stop_signals_in_worker,
-    model_state_dict,
     parameter_groups,
     parse_config_overrides,
     per_process_states,
     push_output,
     repo_name,
+    save_model_and_processors,
     save_spectrogram_reconstruction,
     spectrogram_reconstruction_images,
     training_schedule,
@@ -350,11 +350,10 @@ def train_stage(args, accelerator, model, processor, source, eval_source, output
     bad = tracker.totals(accelerator)
     videos_per_process = {k: v["good"] for k, v in per_process_states(accelerator, tracker.state_dict()).items()}
     accelerator.wait_for_everyone()
-    unwrapped.save_pretrained(output_dir, is_main_process=accelerator.is_main_process, save_function=accelerator.save,
-                              state_dict=model_state_dict(accelerator, model))
+    # beside the checkpoints and logs; each file renamed into place whole (a crash mid-save truncates nothing)
+    save_model_and_processors(accelerator, model, output_dir, [processor], beside_other_files=True)
     summary = None
     if accelerator.is_main_process:
-        processor.save_pretrained(output_dir)
         if state.loss_history:
             save_loss_terms({"total": state.loss_history, **term_history}, os.path.join(output_dir, "loss_curve.png"),
                             title=f"{title} ({source.description})")

@@ -49,12 +49,12 @@ from hf_maskedav.training import (
     config_for_script,
     format_duration,
     ignore_stop_signals_in_worker,
-    model_state_dict,
     parameter_groups,
     per_process_states,
     push_output,
     repo_name,
     save_loss_curve,
+    save_model_and_processors,
     training_schedule,
     write_model_card,
 )
@@ -305,10 +305,9 @@ def main(argv=None):
     bad = tracker.totals(accelerator)
     videos_per_process = {k: v["good"] for k, v in per_process_states(accelerator, tracker.state_dict()).items()}
     accelerator.wait_for_everyone()
-    unwrapped.save_pretrained(args.output_dir, is_main_process=accelerator.is_main_process,
-                              save_function=accelerator.save, state_dict=model_state_dict(accelerator, model))
+    # beside the checkpoints and logs; each file renamed into place whole (a crash mid-save truncates nothing)
+    save_model_and_processors(accelerator, model, args.output_dir, [processor], beside_other_files=True)
     if accelerator.is_main_process:
-        processor.save_pretrained(args.output_dir)
         target_name = "HOG prediction loss" if family == "MaskFeat" else "masked reconstruction loss"
         if state.loss_history:
             save_loss_curve(state.loss_history, os.path.join(args.output_dir, "loss_curve.png"),

@@ -20,6 +20,7 @@ from hf_maskedav.training import (
     push_to_hub,
     resolve_resume_path,
     save_checkpoint,
+    save_model_and_processors,
     save_loss_curve,
     save_spectrogram_reconstruction,
     spectrogram_reconstruction_images,
@@ -157,6 +158,54 @@ def test_checkpoints_are_atomic_and_latest_ignores_incomplete(tmp_path):
     # saving the same step again replaces it (resumed runs)
     save_checkpoint(accelerator, str(tmp_path), TrainingState(completed_steps=6, epoch=3), total_limit=None)
     assert TrainingState.from_file(str(tmp_path / "checkpoint-6" / "training_state.json")).epoch == 3
+
+
+class _SavingAccelerator(_FakeAccelerator):
+    """What save_model_and_processors needs from an Accelerator, for a single process."""
+
+    save = staticmethod(torch.save)
+
+    @staticmethod
+    def unwrap_model(model):
+        return model
+
+    @staticmethod
+    def get_state_dict(model):
+        return model.state_dict()
+
+
+def test_final_model_saved_beside_checkpoints_file_by_file(tmp_path):
+    from hf_maskedav import AudioMAEFeatureExtractor
+
+    folder = tmp_path / "run"
+    (folder / "checkpoint-2").mkdir(parents=True)
+    (folder / "checkpoint-2" / "training_state.json").write_text("{}")
+    (folder / "train_log.jsonl").write_text("{}\n")
+    # a sharded model of an earlier save: its shards must not outlive the new single file
+    (folder / "model-00001-of-00002.safetensors").write_text("stale")
+    (folder / "model.safetensors.index.json").write_text("{}")
+    accelerator, extractor = _SavingAccelerator(), AudioMAEFeatureExtractor(num_mel_bins=32, max_length=32)
+    first = AudioMAEForPreTraining(tiny_config())
+    save_model_and_processors(accelerator, first, str(folder), [extractor], beside_other_files=True)
+    assert sorted(os.listdir(folder)) == ["checkpoint-2", "config.json", "model.safetensors",
+                                          "preprocessor_config.json", "train_log.jsonl"]
+    loaded = AudioMAEForPreTraining.from_pretrained(folder)
+    assert all(torch.equal(v, first.state_dict()[k]) for k, v in loaded.state_dict().items())
+
+    class Crashes:
+        def save_pretrained(self, path):
+            raise OSError("disk full")
+
+    torch.manual_seed(5)
+    second = AudioMAEForPreTraining(tiny_config())
+    with pytest.raises(OSError, match="disk full"):  # the weights are written, the processor is not
+        save_model_and_processors(accelerator, second, str(folder), [Crashes()], beside_other_files=True)
+    kept = AudioMAEForPreTraining.from_pretrained(folder)  # the earlier model, whole
+    assert all(torch.equal(v, first.state_dict()[k]) for k, v in kept.state_dict().items())
+    save_model_and_processors(accelerator, second, str(folder), [extractor], beside_other_files=True)
+    assert ".model.tmp" not in os.listdir(folder) and (folder / "checkpoint-2" / "training_state.json").is_file()
+    again = AudioMAEForPreTraining.from_pretrained(folder)
+    assert all(torch.equal(v, second.state_dict()[k]) for k, v in again.state_dict().items())
 
 
 def test_pictures_model_card_and_push(tmp_path):

@@ -162,14 +162,21 @@ def model_state_dict(accelerator, model) -> dict:
     return {key[len(prefix):] if key.startswith(prefix) else key: value for key, value in state.items()}
 
 
-def save_model_and_processors(accelerator, model, folder: str, processors=(), atomic: bool = True) -> None:
+def save_model_and_processors(accelerator, model, folder: str, processors=(), atomic: bool = True,
+                              beside_other_files: bool = False) -> None:
     """``save_pretrained`` of the (wrapped) model and its processors into ``folder`` (call on every process).
 
     With ``atomic`` it writes into ``folder.tmp`` and renames it when complete, so a crash never leaves a
-    half-written model that looks valid.
+    half-written model that looks valid. ``beside_other_files``: ``folder`` also holds what must stay (a pretraining
+    run's output folder: checkpoints, logs, pictures), so the model is written into ``folder/.model.tmp`` and each
+    complete file is then moved into ``folder`` by an atomic rename, the weights last: a crash mid-save leaves every
+    file either whole from before or whole from now, never truncated.
     """
-    target = folder + ".tmp" if atomic else folder
-    if accelerator.is_main_process and atomic and os.path.exists(target):
+    if beside_other_files:
+        target = os.path.join(folder, ".model.tmp")
+    else:
+        target = folder + ".tmp" if atomic else folder
+    if accelerator.is_main_process and target != folder and os.path.exists(target):
         shutil.rmtree(target)
     accelerator.wait_for_everyone()
     accelerator.unwrap_model(model).save_pretrained(
@@ -180,9 +187,31 @@ def save_model_and_processors(accelerator, model, folder: str, processors=(), at
         for processor in processors:
             if processor is not None:
                 processor.save_pretrained(target)
-        if atomic:
+        if beside_other_files:
+            _move_files_into(target, folder)
+        elif atomic:
             replace_folder(target, folder)
     accelerator.wait_for_everyone()
+
+
+def _is_weight_file(name: str) -> bool:
+    return name.startswith(("model", "pytorch_model")) and name.endswith((".safetensors", ".bin", ".index.json"))
+
+
+def _move_files_into(temporary: str, folder: str) -> None:
+    """Move every file of the complete folder ``temporary`` into ``folder`` (atomic renames on one file system),
+    weights last, then remove ``temporary``. Weight files of an earlier save that this one does not overwrite
+    (another sharding) are removed first, so that no stale shard is ever loaded beside the new ones."""
+    names = os.listdir(temporary)
+    weights = sorted(name for name in names if _is_weight_file(name))
+    for name in sorted(set(names) - set(weights)):
+        os.replace(os.path.join(temporary, name), os.path.join(folder, name))
+    for old in os.listdir(folder):
+        if _is_weight_file(old) and old not in weights:
+            os.remove(os.path.join(folder, old))
+    for name in weights:
+        os.replace(os.path.join(temporary, name), os.path.join(folder, name))
+    shutil.rmtree(temporary)
 
 
 def clear_previous_run(output_dir: str, log_name: str = "train_log.jsonl") -> None:
