@@ -56,6 +56,7 @@ from hf_maskedav.training import (
     build_config,
     check_output_dir,
     config_for_script,
+    fit_head_by_linear_probe,
     format_duration,
     ignore_stop_signals_in_worker,
     parameter_groups,
@@ -104,6 +105,13 @@ def parse_args(argv=None):
     )
     model.add_argument(
         "--use_cls_token", action="store_true", help="classify from the cls token instead of mean pooling"
+    )
+    model.add_argument(
+        "--head_init",
+        default="random",
+        choices=["random", "linear_probe"],
+        help="the classifier's start: random, or the linear probe of the encoder's features on the training split "
+        "(LP-FT's first stage; its time counts in --max_train_minutes)",
     )
     add_config_overrides_argument(model)
     add_clip_seconds_argument(model)
@@ -314,6 +322,20 @@ def main(argv=None):
     run = TrainingRun(accelerator, args, max_train_steps, budget=budget, tracker=tracker,
                       pretrained=[accelerator.unwrap_model(model).config, feature_extractor])
     state = run.resume()
+    if args.head_init == "linear_probe" and state.completed_steps == 0:  # a resumed run has its head already
+        probe_start = time.monotonic()
+        probe_loader = accelerator.prepare(torch.utils.data.DataLoader(
+            AudioClipDataset(train_source, clip_samples, train=False, decoded_cache_mb=args.decoded_cache_mb),
+            batch_size=args.per_device_eval_batch_size,
+            collate_fn=AudioCollator(None if args.features_on_device else feature_extractor, labels),
+            num_workers=args.dataloader_num_workers,
+        ))
+        state.extra["head_probe"] = fit_head_by_linear_probe(
+            accelerator, model, probe_loader, tracker,
+            lambda batch: {"input_values": featurize(feature_extractor, batch, accelerator.device)},
+            multi_label, seed=args.seed, log=log,
+        )
+        budget.charge(time.monotonic() - probe_start)
     step_log = StepLog(os.path.join(args.output_dir, "train_log.jsonl"), enabled=accelerator.is_main_process)
     eval_history = state.extra.setdefault("eval_history", [])
     best_dir = os.path.join(args.output_dir, "best_model")
@@ -448,6 +470,8 @@ def main(argv=None):
             "best_step": state.extra.get("best_step"),
             f"test_{metric_name}": test_result["metric"] if test_result else None,
             "eval_history": eval_history,
+            "head_init": args.head_init,
+            "head_probe": state.extra.get("head_probe"),
             "wall_time_seconds": round(train_time, 1),
             "bad_samples": bad,
         }
@@ -481,6 +505,7 @@ def main(argv=None):
                 "SpecAugment (freq, time)": (args.freq_mask, args.time_mask),
                 "token dropping (time, freq)": (args.mask_time_prob, args.mask_freq_prob),
                 "drop path": args.drop_path_rate,
+                "head start": args.head_init,
                 "processes": accelerator.num_processes,
             },
             tags=["audio", "audio-classification", "audio-mae"],

@@ -115,6 +115,11 @@ def test_time_budget_state_and_summary(monkeypatch):
         "max_train_minutes": 1.0, "stopped_by_time_budget": True, "train_loop_seconds": 61.0}
     with pytest.raises(ValueError, match="positive"):
         TimeBudget(0)
+    before = TimeBudget(1.0)
+    before.charge(45)  # work before the loop (the head's linear probe) counts in the budget
+    before.start()
+    clock[0] += 15
+    assert before.tick() == 60 and before.exhausted()
 
 
 def test_progress_bar_shows_the_share_of_a_budgeted_run(monkeypatch):
@@ -215,6 +220,23 @@ def test_finetune_with_a_time_budget_evaluates_at_the_end_and_keeps_the_best(tin
     assert summary["stopped_by_time_budget"] is True and 0 < summary["completed_steps"] < 100000
     assert summary["eval_history"][-1][0] == summary["completed_steps"]  # evaluated at the end
     assert summary["best_eval_accuracy"] is not None and (output_dir / "best_model" / "model.safetensors").is_file()
+
+
+def test_finetune_starts_from_the_linear_probe_head_once(tiny_config_dir, in_process, tmp_path, capsys):
+    output_dir = tmp_path / "lpft"
+    argv = ["--config_name", tiny_config_dir, "--demo_num_clips", "16", "--per_device_train_batch_size", "4",
+            "--head_init", "linear_probe", "--checkpointing_steps", "2", "--output_dir", str(output_dir)]
+    in_process("finetune_audio", [*argv, "--max_train_steps", "2"])
+    assert "head set to the linear probe" in capsys.readouterr().out
+    summary = json.loads((output_dir / "train_summary.json").read_text())
+    probe = summary["head_probe"]
+    assert summary["head_init"] == "linear_probe" and summary["completed_steps"] == 2
+    assert probe["num_train"] == 16 and 0.0 <= probe["train_score"] <= 1.0 and probe["weight_decay"] > 0
+    # resumed, the run keeps its head (from the checkpoint) and its first fit's record: no second fit
+    in_process("finetune_audio", [*argv, "--max_train_steps", "4", "--resume_from_checkpoint", "latest"])
+    assert "head set to the linear probe" not in capsys.readouterr().out
+    resumed = json.loads((output_dir / "train_summary.json").read_text())
+    assert resumed["completed_steps"] == 4 and resumed["head_probe"] == probe
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from hf_maskedav.training import (
     TrainingState,
     apply_linear_probe,
     cosine_schedule_with_warmup,
+    fit_head_by_linear_probe,
     fit_linear_probe,
     latest_checkpoint,
     parameter_groups,
@@ -276,6 +277,53 @@ def test_linear_probe_fits_separable_and_scores_chance_on_noise():
     multi_features = multi @ torch.randn(3, 16, generator=gen) + 0.3 * torch.randn(200, 16, generator=gen)
     fitted = fit_linear_probe(multi_features[:150], multi[:150], multi_label=True, num_classes=3)
     assert apply_linear_probe(fitted, multi_features[150:], multi[150:], multi_label=True) > 0.9
+
+
+class _OneProcess:
+    """The parts of an Accelerator that fit_head_by_linear_probe uses, for one process."""
+
+    is_local_main_process = True
+
+    @staticmethod
+    def unwrap_model(model):
+        return model
+
+    @staticmethod
+    def gather_for_metrics(values):
+        return values
+
+
+def test_head_set_by_linear_probe_is_the_probe_on_the_models_own_features():
+    from hf_maskedav.data import BadSampleTracker
+
+    torch.manual_seed(0)
+    model = AudioMAEForAudioClassification(tiny_config(num_labels=3)).train()
+    encoder_before = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith("classifier")}
+    gen = torch.Generator().manual_seed(1)
+    labels = torch.arange(96) % 3
+    patterns = torch.randn(3, 32, 32, generator=gen)
+    spectrograms = patterns[labels] + 0.5 * torch.randn(96, 32, 32, generator=gen)
+    batches = [{"input_values": spectrograms[i:i + 32], "labels": labels[i:i + 32]} for i in range(0, 96, 32)]
+    before = model.eval()(input_values=spectrograms).logits.argmax(-1)
+    model.train()
+
+    result = fit_head_by_linear_probe(_OneProcess(), model, batches, BadSampleTracker(),
+                                      lambda batch: {"input_values": batch["input_values"]}, multi_label=False,
+                                      log=lambda *a: None)
+
+    assert model.training  # the mode it was in
+    assert all(torch.equal(v, encoder_before[k]) for k, v in model.state_dict().items() if k in encoder_before)
+    model.eval()
+    with torch.no_grad():
+        logits = model(input_values=spectrograms).logits
+        pooled = model.fc_norm(model.audiomae(spectrograms.unsqueeze(1)).last_hidden_state[:, 1:].mean(1))
+    # the folded head gives the probe's own logits on standardised features
+    probe = fit_linear_probe(pooled, labels, multi_label=False, num_classes=3)
+    expected = probe["head"]((pooled.double() - probe["mean"]) / probe["std"])
+    torch.testing.assert_close(logits.double(), expected, rtol=1e-4, atol=1e-4)
+    accuracy = float((logits.argmax(-1) == labels).float().mean())
+    assert result["train_score"] == pytest.approx(accuracy) and accuracy > 0.9 and result["num_train"] == 96
+    assert float((before == labels).float().mean()) < 0.7  # a random head does not read them
 
 
 def _needle_tokens(count: int, length: int, width: int, gen: torch.Generator):

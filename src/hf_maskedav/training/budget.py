@@ -48,6 +48,12 @@ class TimeBudget:
             return self.spent_seconds
         return self.spent_seconds + time.monotonic() - self._started
 
+    def charge(self, seconds: float) -> None:
+        """Count ``seconds`` of work done before the loop (e.g. fitting the head) as loop time: a fair comparison
+        under one budget includes every second a method spends on training."""
+        self.spent_seconds += float(seconds)
+        self._elapsed += float(seconds)
+
     def tick(self, accelerator=None) -> float:
         """Read the clock at an optimizer-step boundary (call on every process at the same point); returns the
         elapsed seconds, the main process's when there are several."""

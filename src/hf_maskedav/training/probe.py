@@ -490,6 +490,51 @@ def run_linear_probe(train_x, train_y, eval_x, eval_y, labels, args, start: floa
     return results
 
 
+def classifier_inputs(model, inputs: dict) -> torch.Tensor:
+    """What a classification model's ``classifier`` (its final ``nn.Linear``) reads: the pooled, normed feature of
+    every clip, taken with a forward hook so that each family's own pooling is used as it is."""
+    captured = []
+    hook = model.classifier.register_forward_hook(lambda module, args, output: captured.append(args[0]))
+    try:
+        model(**inputs)
+    finally:
+        hook.remove()
+    return captured[0]
+
+
+def fit_head_by_linear_probe(accelerator, model, loader, tracker, inputs_of, multi_label: bool, seed: int = 0,
+                             log=print) -> dict:
+    """Set a classification model's head to the linear probe of its own (frozen) features: the first stage of
+    LP-FT (Kumar et al., ICLR 2022, "Fine-tuning can distort pretrained features and underperform
+    out-of-distribution"). Fine-tuning from a random head sends large, random gradients into a pretrained encoder in
+    the first steps; from a head that already reads the features it changes them far less.
+
+    ``loader`` goes over the training split without augmentation (every process its shard; the features are
+    gathered, so every process fits the same head). The probe is :func:`fit_linear_probe` (standardised features,
+    L2 chosen on a held-out fifth); the standardisation is folded into the head's weight and bias. Returns the
+    probe's ``{"weight_decay", "validation_scores", "train_score", "num_train"}``.
+    """
+    inner = accelerator.unwrap_model(model)
+    head = inner.classifier
+    was_training = inner.training
+    inner.eval()
+    features, targets = extract_features(accelerator, inner, classifier_inputs, loader, tracker, inputs_of,
+                                         desc="head: linear probe")
+    probe = fit_linear_probe(features, targets, multi_label, head.out_features, seed=seed)
+    with torch.no_grad():
+        weight = probe["head"].weight / probe["std"]  # W ((x - mean) / std) + b = (W / std) x + (b - W mean / std)
+        bias = probe["head"].bias - weight @ probe["mean"]
+        head.weight.copy_(weight.to(head.weight.dtype))
+        head.bias.copy_(bias.to(head.bias.dtype))
+    inner.train(was_training)
+    train_score = apply_linear_probe(probe, features, targets, multi_label)
+    metric = "mAP" if multi_label else "accuracy"
+    log(f"head set to the linear probe of the encoder's features: train {metric} {train_score:.4f} "
+        f"(L2 {probe['weight_decay']}, {features.shape[0]} clips, {features.shape[1]}-d)")
+    return {"weight_decay": probe["weight_decay"], "validation_scores": probe["validation_scores"],
+            "train_score": train_score, "num_train": int(features.shape[0])}
+
+
 def apply_linear_probe(probe: dict, features: torch.Tensor, targets: torch.Tensor, multi_label: bool) -> float:
     """Score of a probe from :func:`fit_linear_probe` (``[N, D]`` features) or :func:`fit_attentive_probe`
     (``[N, L, D]`` tokens) on new inputs of the same kind."""
@@ -509,10 +554,12 @@ __all__ = [
     "apply_linear_probe",
     "audiomae_features",
     "audiomae_tokens",
+    "classifier_inputs",
     "avmae_features",
     "avmae_tokens",
     "extract_features",
     "fit_attentive_probe",
+    "fit_head_by_linear_probe",
     "fit_linear_probe",
     "load_frozen_encoder",
     "mae_st_features",
