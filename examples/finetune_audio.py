@@ -265,6 +265,16 @@ def main(argv=None):
         )
     clip_samples = clip_samples_for(feature_extractor)
 
+    def whole_clips(source, decoded_cache_mb: float = 0.0, features_cache_mb: float = 0.0):
+        """A split read in order, each clip whole, no augmentation: evaluation, the head's probe, the test split."""
+        return torch.utils.data.DataLoader(
+            AudioClipDataset(source, clip_samples, train=False, decoded_cache_mb=decoded_cache_mb),
+            batch_size=args.per_device_eval_batch_size,
+            collate_fn=AudioCollator(None if args.features_on_device else feature_extractor, labels,
+                                     features_cache_mb=features_cache_mb),
+            num_workers=args.dataloader_num_workers,
+        )
+
     train_dataset = AudioClipDataset(
         train_source, clip_samples, train=True, seed=args.seed, decoded_cache_mb=args.decoded_cache_mb
     )
@@ -288,13 +298,8 @@ def main(argv=None):
     )
     eval_dataloader = None
     if eval_source is not None:
-        eval_dataloader = torch.utils.data.DataLoader(
-            AudioClipDataset(eval_source, clip_samples, train=False, decoded_cache_mb=args.decoded_cache_mb),
-            batch_size=args.per_device_eval_batch_size,
-            collate_fn=AudioCollator(None if args.features_on_device else feature_extractor, labels,
-                                     features_cache_mb=args.decoded_cache_mb),  # evaluated again every epoch
-            num_workers=args.dataloader_num_workers,
-        )
+        # evaluated again every epoch: clips and features kept
+        eval_dataloader = whole_clips(eval_source, args.decoded_cache_mb, args.decoded_cache_mb)
         log(f"evaluation data: {eval_source.description}")
 
     # ---- optimizer: AdamW with layer-wise lr decay, cosine schedule ------------------------------------------------
@@ -324,12 +329,7 @@ def main(argv=None):
     state = run.resume()
     if args.head_init == "linear_probe" and state.completed_steps == 0:  # a resumed run has its head already
         probe_start = time.monotonic()
-        probe_loader = accelerator.prepare(torch.utils.data.DataLoader(
-            AudioClipDataset(train_source, clip_samples, train=False, decoded_cache_mb=args.decoded_cache_mb),
-            batch_size=args.per_device_eval_batch_size,
-            collate_fn=AudioCollator(None if args.features_on_device else feature_extractor, labels),
-            num_workers=args.dataloader_num_workers,
-        ))
+        probe_loader = accelerator.prepare(whole_clips(train_source, args.decoded_cache_mb))
         state.extra["head_probe"] = fit_head_by_linear_probe(
             accelerator, model, probe_loader, tracker,
             lambda batch: {"input_values": featurize(feature_extractor, batch, accelerator.device)},
@@ -437,14 +437,7 @@ def main(argv=None):
             test_source = None
         if test_source is not None:
             test_source.labels = labels
-            test_dataloader = accelerator.prepare(
-                torch.utils.data.DataLoader(
-                    AudioClipDataset(test_source, clip_samples, train=False),
-                    batch_size=args.per_device_eval_batch_size,
-                    collate_fn=AudioCollator(None if args.features_on_device else feature_extractor, labels),
-                    num_workers=args.dataloader_num_workers,
-                )
-            )
+            test_dataloader = accelerator.prepare(whole_clips(test_source))  # read once
             best_model = accelerator.prepare_model(
                 AudioMAEForAudioClassification.from_pretrained(best_dir), evaluation_mode=True
             )
