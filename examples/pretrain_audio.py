@@ -347,8 +347,8 @@ def main(argv=None):
 
     # ---- save --------------------------------------------------------------------------------------------------
     bad = tracker.totals(accelerator)
-    accelerator.wait_for_everyone()
-    # beside the checkpoints and logs; each file renamed into place whole (a crash mid-save truncates nothing)
+    # waits for every process; beside the checkpoints and logs, each file renamed into place whole (a crash mid-save
+    # truncates nothing)
     save_model_and_processors(accelerator, model, args.output_dir, [feature_extractor], beside_other_files=True)
     if accelerator.is_main_process:
         if state.loss_history:

@@ -349,8 +349,8 @@ def train_stage(args, accelerator, model, processor, source, eval_source, output
 
     bad = tracker.totals(accelerator)
     videos_per_process = {k: v["good"] for k, v in per_process_states(accelerator, tracker.state_dict()).items()}
-    accelerator.wait_for_everyone()
-    # beside the checkpoints and logs; each file renamed into place whole (a crash mid-save truncates nothing)
+    # waits for every process; beside the checkpoints and logs, each file renamed into place whole (a crash mid-save
+    # truncates nothing)
     save_model_and_processors(accelerator, model, output_dir, [processor], beside_other_files=True)
     summary = None
     if accelerator.is_main_process:

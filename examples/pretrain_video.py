@@ -304,8 +304,8 @@ def main(argv=None):
     # ---- save ----------------------------------------------------------------------------------------------------
     bad = tracker.totals(accelerator)
     videos_per_process = {k: v["good"] for k, v in per_process_states(accelerator, tracker.state_dict()).items()}
-    accelerator.wait_for_everyone()
-    # beside the checkpoints and logs; each file renamed into place whole (a crash mid-save truncates nothing)
+    # waits for every process; beside the checkpoints and logs, each file renamed into place whole (a crash mid-save
+    # truncates nothing)
     save_model_and_processors(accelerator, model, args.output_dir, [processor], beside_other_files=True)
     if accelerator.is_main_process:
         target_name = "HOG prediction loss" if family == "MaskFeat" else "masked reconstruction loss"
