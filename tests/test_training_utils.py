@@ -209,6 +209,58 @@ def test_final_model_saved_beside_checkpoints_file_by_file(tmp_path):
     assert all(torch.equal(v, second.state_dict()[k]) for k, v in again.state_dict().items())
 
 
+@pytest.mark.parametrize("beside_other_files", [True, False])
+def test_final_model_save_waits_for_every_process(tmp_path, beside_other_files):
+    """Under DDP every process calls save_pretrained, which creates and lists the target folder even where it writes
+    nothing; the main process must not move that folder away before the others are done (a CI run's rank 1 failed
+    with FileNotFoundError on ``.model.tmp``). Two threads play two processes, the second one late."""
+    import threading
+    import time
+
+    barrier, errors = threading.Barrier(2, timeout=30), []
+
+    class Late:
+        def __init__(self, model):
+            self.model = model
+
+        def save_pretrained(self, path, **kwargs):
+            time.sleep(0.5)
+            return self.model.save_pretrained(path, **kwargs)
+
+    class Process(_SavingAccelerator):
+        def __init__(self, rank):
+            super().__init__()
+            self.is_main_process, self.num_processes, self.rank = rank == 0, 2, rank
+
+        def wait_for_everyone(self):
+            barrier.wait()
+
+        def unwrap_model(self, model):
+            return Late(model) if self.rank == 1 else model
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    model = AudioMAEForPreTraining(tiny_config())
+
+    def save(rank):
+        try:
+            save_model_and_processors(Process(rank), model, str(folder), beside_other_files=beside_other_files)
+        except Exception as error:  # reported below with the rank
+            errors.append((rank, error))
+            barrier.abort()
+
+    threads = [threading.Thread(target=save, args=(rank,)) for rank in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sorted(os.listdir(tmp_path)) == ["run"]  # no empty "run.tmp" made again by the late process
+    assert sorted(os.listdir(folder)) == ["config.json", "model.safetensors"]  # nor "run/.model.tmp"
+    loaded = AudioMAEForPreTraining.from_pretrained(folder)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in loaded.state_dict().items())
+
+
 def test_pictures_model_card_and_push(tmp_path):
     path = save_loss_curve([[i, 2.0 / (i + 1)] for i in range(1, 60)], str(tmp_path / "loss.png"))
     assert os.path.getsize(path) > 5000

@@ -183,6 +183,8 @@ def save_model_and_processors(accelerator, model, folder: str, processors=(), at
         target, is_main_process=accelerator.is_main_process, save_function=accelerator.save,
         state_dict=model_state_dict(accelerator, model),
     )
+    # every process's save_pretrained creates and lists ``target``: the main one may move it away only once all are done
+    accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         for processor in processors:
             if processor is not None:
