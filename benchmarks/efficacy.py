@@ -2,11 +2,12 @@
 
 It runs the example scripts as a user would (each as its own process, so every figure is what that script gives):
 
-1. pretraining on the training split **without its labels**, under a wall-clock budget (``--pretrain_minutes``);
+1. pretraining on the training split **without its labels**, under a wall-clock budget (``--pretrain_minutes``) or
+   for a fixed number of steps (``--pretrain_steps``: a result that compares between machines);
 2. linear probes of the frozen encoder: pretrained, and the same architecture at random init (``--seeds``);
    ``--probe_readout attentive`` probes the tokens with a learned query instead of their mean;
-3. fine-tuning from the pretrained weights and from scratch (same architecture, same budget ``--finetune_minutes``,
-   same options), scored on the test split; ``--finetune_seeds 1 2 3`` fine-tunes both once per seed and adds a row
+3. fine-tuning from the pretrained weights and from scratch (same architecture, same budget ``--finetune_minutes``
+   or ``--finetune_steps``, same options), scored on the test split; ``--finetune_seeds 1 2 3`` fine-tunes both once per seed and adds a row
    comparing their means (one run per side is noisy: see docs/efficacy.md);
 4. a hand-made baseline through the same linear probe: pooled log-mel statistics for audio
    (``hf_maskedav.training.probe.pooled_logmel_features``), pooled colour-layout and motion statistics for video
@@ -70,8 +71,15 @@ def parse_args(argv=None):
     parser.add_argument("--train_split", default="train")
     parser.add_argument("--test_split", default="test")
     parser.add_argument("--label_column", default="label")
-    parser.add_argument("--pretrain_minutes", type=float, default=15.0)
-    parser.add_argument("--finetune_minutes", type=float, default=5.0)
+    parser.add_argument("--pretrain_minutes", type=float, default=None,
+                        help="wall-clock budget of the pretraining loop (default 15, none with --pretrain_steps)")
+    parser.add_argument("--finetune_minutes", type=float, default=None,
+                        help="wall-clock budget of each fine-tuning run (default 5, none with --finetune_steps)")
+    parser.add_argument("--pretrain_steps", type=int, default=None,
+                        help="a fixed number of pretraining steps (--max_train_steps) instead of the clock: a result "
+                        "that compares between machines (the same 15 minutes gave 8,673 to 22,821 steps here)")
+    parser.add_argument("--finetune_steps", type=int, default=None,
+                        help="a fixed number of steps for each fine-tuning run instead of the clock")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="random-init seeds of the probes")
     parser.add_argument("--finetune_seeds", type=int, nargs="+", default=None,
                         help="fine-tune both starts once per seed (pretrained and scratch alternating, so that a change "
@@ -94,7 +102,29 @@ def parse_args(argv=None):
         parser.error("give --data_dir or --dataset_name, not both")
     if args.demo_variant and args.modality == "audio":
         parser.error("--demo_variant is for the video and audio-visual demo")
+    for stage, default in (("pretrain", 15.0), ("finetune", 5.0)):
+        steps = getattr(args, f"{stage}_steps")
+        if steps is not None and steps < 1:
+            parser.error(f"--{stage}_steps must be at least 1")
+        if getattr(args, f"{stage}_minutes") is None and steps is None:
+            setattr(args, f"{stage}_minutes", default)
     return args
+
+
+def budget_options(minutes: float | None, steps: int | None) -> list[str]:
+    """A run's length: ``--max_train_steps`` (its schedule spans them) and/or the ``--max_train_minutes`` cap (the
+    schedule then follows the clock); ``--num_train_epochs`` only lifts the scripts' own default length."""
+    options = ["--num_train_epochs", "100000"]
+    if steps is not None:
+        options += ["--max_train_steps", str(steps)]
+    if minutes is not None:
+        options += ["--max_train_minutes", str(minutes)]
+    return options
+
+
+def budget_text(minutes: float | None, steps: int | None) -> str:
+    parts = ([f"{steps:,} steps"] if steps is not None else []) + ([f"{minutes:g} min"] if minutes is not None else [])
+    return " within ".join(parts)
 
 
 class Runner:
@@ -199,7 +229,7 @@ def main(argv=None):
     # 1. pretraining, labels unused
     pretrained = os.path.join(out, "pretrain")
     options = data + splits + ["--eval_split", "none", "--output_dir", pretrained, "--overwrite_output_dir",
-                               "--max_train_minutes", str(args.pretrain_minutes), "--num_train_epochs", "100000"]
+                               *budget_options(args.pretrain_minutes, args.pretrain_steps)]
     if args.modality == "video":
         options = ["--model", args.model] + options
     run("pretrain", scripts["pretrain"], options + extra["pretrain"])
@@ -271,8 +301,7 @@ def main(argv=None):
             continue
         folder = os.path.join(out, name)
         options = labelled + splits + start + ["--output_dir", folder, "--overwrite_output_dir",
-                                               "--max_train_minutes", str(args.finetune_minutes),
-                                               "--num_train_epochs", "100000"]
+                                               *budget_options(args.finetune_minutes, args.finetune_steps)]
         if args.modality == "audio_visual":
             # no separate test pass in this script: evaluate on the test split, report the final model's score
             options += ["--eval_split", args.test_split]
@@ -304,8 +333,9 @@ def main(argv=None):
     header = (f"Efficacy protocol: {args.modality}"
               f"{' / ' + args.model if args.modality == 'video' else ''}, data "
               f"{args.data_dir or args.dataset_name or 'built-in demo' + (' (' + args.demo_variant + ')' if args.demo_variant else '')}, "
-              f"train `{args.train_split}`, test `{args.test_split}`; budgets: pretraining {args.pretrain_minutes:g} min, "
-              f"fine-tuning {args.finetune_minutes:g} min")
+              f"train `{args.train_split}`, test `{args.test_split}`; budgets: pretraining "
+              f"{budget_text(args.pretrain_minutes, args.pretrain_steps)}, fine-tuning "
+              f"{budget_text(args.finetune_minutes, args.finetune_steps)}")
     lines = [header, "", "| measurement | test result | wall time | command |", "|---|---|---|---|"]
     for row in rows:
         if row["run"] is None:  # a row computed from the runs above

@@ -160,13 +160,14 @@ def test_finetune_seeds_alternate_the_starts_and_compare_their_means(tmp_path):
 
 def _stand_in_scripts(monkeypatch, output_of):
     """Replace the protocol's runner: each run writes what its script would into its --output_dir (probes
-    ``probe_results.json``, training runs ``train_summary.json``), the content from ``output_of(name, script,
+    ``probe_results.json``, retrieval ``retrieval_results.json``, training runs ``train_summary.json``), the content from ``output_of(name, script,
     options)``, and is recorded as a command; the real scripts run in the end-to-end test above."""
 
     def fake_run(self, name, script, options):
         folder = Path(options[options.index("--output_dir") + 1])
         folder.mkdir(parents=True, exist_ok=True)
-        written = "probe_results.json" if name.startswith(("probe", "handmade")) else "train_summary.json"
+        written = ("probe_results.json" if name.startswith(("probe", "handmade"))
+                   else "retrieval_results.json" if name.startswith("retrieval") else "train_summary.json")
         (folder / written).write_text(json.dumps(output_of(name, script, options)))
         self.commands.append((name, f"python examples/{script}", 1.0))
         return 1.0
@@ -222,6 +223,34 @@ def test_probe_readout_goes_to_the_encoder_probes_only(tmp_path, monkeypatch):
         "probe_pretrained": "attentive", "probe_random_seed0": "attentive", "handmade_video": "mean"}
     table = (out / "results.md").read_text()
     assert "| attentive probe, pretrained | **50.0%** |" in table and "| attentive probe, random init seed 0 |" in table
+
+
+@pytest.mark.parametrize("modality", sorted(efficacy.SCRIPTS))
+def test_step_budgets_replace_the_clock(modality, tmp_path, monkeypatch):
+    """--pretrain_steps / --finetune_steps give each script --max_train_steps and no minute cap (a result that compares
+    between machines); minutes given as well stay a cap; the table's header names the budgets."""
+    parsed = {}
+
+    def output_of(name, script, options):
+        if name.startswith("retrieval"):
+            return {f"{key}R@{k}": 0.1 for key in ("audio_to_video_", "chance_") for k in (1, 5, 10)}
+        if not name.startswith(("probe", "handmade")):
+            parsed[name] = _script(script.removesuffix(".py")).parse_args(options)
+        return {"completed_steps": 3, "test_accuracy": 0.5, "eval_accuracy": 0.5,
+                "eval_history": [[3, {"audio_visual": 0.5}]]}
+
+    _stand_in_scripts(monkeypatch, output_of)
+    out = tmp_path / "efficacy"
+    assert efficacy.main(["--modality", modality, "--skip", "random", "handmade", "--pretrain_steps", "20000",
+                          "--finetune_steps", "1900", "--finetune_minutes", "9", "--output_dir", str(out)]) == 0
+    budgets = {name: (args.max_train_steps, args.max_train_minutes) for name, args in parsed.items()}
+    assert budgets == {"pretrain": (20000, None), "finetune_pretrained": (1900, 9.0), "finetune_scratch": (1900, 9.0)}
+    assert "budgets: pretraining 20,000 steps, fine-tuning 1,900 steps within 9 min" in (out / "results.md").read_text()
+    # without steps, the clock's defaults
+    assert (efficacy.parse_args(["--modality", modality]).pretrain_minutes,
+            efficacy.parse_args(["--modality", modality]).finetune_minutes) == (15.0, 5.0)
+    with pytest.raises(SystemExit):
+        efficacy.parse_args(["--modality", modality, "--pretrain_steps", "0"])
 
 
 def test_finetune_score_reads_each_script_summary():
