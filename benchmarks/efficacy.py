@@ -28,6 +28,9 @@ every row. Examples:
     # MAViL on the same demo (audio + video)
     python -m benchmarks.efficacy --modality audio_visual --demo_variant objects
 
+``--launch_args "--multi_gpu --num_processes 8"`` runs the pretraining and fine-tuning scripts through
+``accelerate launch`` (every GPU of the machine, or CPU processes with ``ACCELERATE_USE_CPU=true``).
+
 Splits take the scripts' syntax: a split name, a ``datasets`` slice, or a row filter ``COLUMN=VALUE[,VALUE...]``.
 Options a user would give the scripts go through ``--pretrain_args`` / ``--finetune_args`` / ``--probe_args``
 (quoted strings, e.g. ``--pretrain_args "--config_overrides mask_ratio=0.8"``).
@@ -95,6 +98,11 @@ def parse_args(argv=None):
                              "then a linear layer; the scripts' --readout); the hand-made baselines stay linear")
     parser.add_argument("--skip", nargs="*", default=[], choices=["finetune", "scratch", "random", "handmade"],
                         help="leave these rows out (for quick looks; the full protocol runs them all)")
+    parser.add_argument("--launch_args", default=None,
+                        help="run the pretraining and fine-tuning scripts with `accelerate launch LAUNCH_ARGS` (e.g. "
+                        "\"--multi_gpu --num_processes 8\"; on CPU with ACCELERATE_USE_CPU=true set); default: one "
+                        "plain python process. --per_device_train_batch_size is per process: divide it to keep the "
+                        "recipe's batch. Probes and retrieval stay one process")
     parser.add_argument("--output_dir", default="outputs/efficacy")
     parser.add_argument("--overwrite_output_dir", action="store_true")
     args = parser.parse_args(argv)
@@ -130,13 +138,24 @@ def budget_text(minutes: float | None, steps: int | None) -> str:
 class Runner:
     """Runs example scripts one after the other, keeping each command, its wall time and its log."""
 
-    def __init__(self, output_dir: str):
+    def __init__(self, output_dir: str, launch_args: str | None = None):
         self.output_dir = output_dir
+        self.launch_args = shlex.split(launch_args) if launch_args is not None else None
         self.commands: list[tuple[str, str, float]] = []
 
-    def __call__(self, name: str, script: str, options: list[str]) -> float:
-        command = [sys.executable, os.path.join(ROOT, "examples", script), *options]
-        shown = "python " + " ".join(shlex.quote(c) for c in [f"examples/{script}", *options])
+    def command(self, script: str, options: list[str], launched: bool = False) -> tuple[list[str], str]:
+        """The command line of one run and how the table shows it: ``python examples/SCRIPT ...``, or, for a training
+        run (``launched``) when the protocol has ``--launch_args``, ``accelerate launch ARGS examples/SCRIPT ...``."""
+        if launched and self.launch_args is not None:
+            launcher, shown = [sys.executable, "-m", "accelerate.commands.launch", *self.launch_args], \
+                ["accelerate", "launch", *self.launch_args]
+        else:
+            launcher, shown = [sys.executable], ["python"]
+        command = [*launcher, os.path.join(ROOT, "examples", script), *options]
+        return command, " ".join(shlex.quote(c) for c in [*shown, f"examples/{script}", *options])
+
+    def __call__(self, name: str, script: str, options: list[str], launched: bool = False) -> float:
+        command, shown = self.command(script, options, launched)
         log_file = os.path.join(self.output_dir, f"{name}.log")
         print(f"[efficacy] {name}: {shown}", flush=True)
         start = time.time()
@@ -210,7 +229,7 @@ def main(argv=None):
     if os.path.isdir(out) and os.listdir(out) and not args.overwrite_output_dir:
         raise SystemExit(f"{out} is not empty: pass --overwrite_output_dir or another --output_dir")
     os.makedirs(out, exist_ok=True)
-    run = Runner(out)
+    run = Runner(out, args.launch_args)
     scripts = SCRIPTS[args.modality]
     audio_only = args.modality == "audio"
 
@@ -232,7 +251,7 @@ def main(argv=None):
                                *budget_options(args.pretrain_minutes, args.pretrain_steps)]
     if args.modality == "video":
         options = ["--model", args.model] + options
-    run("pretrain", scripts["pretrain"], options + extra["pretrain"])
+    run("pretrain", scripts["pretrain"], options + extra["pretrain"], launched=True)
     summary = read_json(os.path.join(pretrained, "train_summary.json"))
     rows.append(dict(what=f"pretraining ({summary['completed_steps']} steps, labels unused)",
                      result=f"loss {summary.get('first_loss', float('nan')):.3f} -> "
@@ -307,7 +326,7 @@ def main(argv=None):
             options += ["--eval_split", args.test_split]
         else:
             options += ["--eval_split", "none", "--test_split", args.test_split]
-        run(name, scripts["finetune"], options + extra["finetune"])
+        run(name, scripts["finetune"], options + extra["finetune"], launched=True)
         summary = read_json(os.path.join(folder, "train_summary.json"))
         score, heads = finetune_score(args.modality, summary)
         finetune_scores[name] = score

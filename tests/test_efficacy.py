@@ -163,13 +163,13 @@ def _stand_in_scripts(monkeypatch, output_of):
     ``probe_results.json``, retrieval ``retrieval_results.json``, training runs ``train_summary.json``), the content from ``output_of(name, script,
     options)``, and is recorded as a command; the real scripts run in the end-to-end test above."""
 
-    def fake_run(self, name, script, options):
+    def fake_run(self, name, script, options, launched=False):
         folder = Path(options[options.index("--output_dir") + 1])
         folder.mkdir(parents=True, exist_ok=True)
         written = ("probe_results.json" if name.startswith(("probe", "handmade"))
                    else "retrieval_results.json" if name.startswith("retrieval") else "train_summary.json")
         (folder / written).write_text(json.dumps(output_of(name, script, options)))
-        self.commands.append((name, f"python examples/{script}", 1.0))
+        self.commands.append((name, self.command(script, options, launched)[1], 1.0))
         return 1.0
 
     monkeypatch.setattr(efficacy.Runner, "__call__", fake_run)
@@ -251,6 +251,29 @@ def test_step_budgets_replace_the_clock(modality, tmp_path, monkeypatch):
             efficacy.parse_args(["--modality", modality]).finetune_minutes) == (15.0, 5.0)
     with pytest.raises(SystemExit):
         efficacy.parse_args(["--modality", modality, "--pretrain_steps", "0"])
+
+
+def test_launch_args_reach_the_training_runs_only(tmp_path, monkeypatch):
+    """--launch_args runs pretraining and both fine-tunings through `accelerate launch` (several GPUs, or CPU processes),
+    probes stay one plain process; the table shows each command as run."""
+    _stand_in_scripts(monkeypatch, lambda name, script, options: {"completed_steps": 3, "test_accuracy": 0.5,
+                                                                  "eval_accuracy": 0.5})
+    out = tmp_path / "efficacy"
+    assert efficacy.main(["--modality", "audio", "--seeds", "0", "--skip", "handmade", "--launch_args",
+                          "--multi_gpu --num_processes 2", "--output_dir", str(out)]) == 0
+    commands = {c["name"]: c["command"] for c in json.loads((out / "results.json").read_text())["commands"]}
+    launched = "accelerate launch --multi_gpu --num_processes 2 examples/"
+    assert commands["pretrain"].startswith(launched + "pretrain_audio.py ")
+    assert commands["finetune_pretrained"].startswith(launched + "finetune_audio.py ")
+    assert commands["finetune_scratch"].startswith(launched + "finetune_audio.py ")
+    assert commands["probe_pretrained"].startswith("python examples/linear_probe.py ")
+    assert commands["probe_random_seed0"].startswith("python examples/linear_probe.py ")
+    runner = efficacy.Runner(str(tmp_path), "--num_processes 2")
+    argv, _ = runner.command("pretrain_audio.py", ["--seed", "1"], launched=True)
+    assert argv[:5] == [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2"]
+    assert argv[5:] == [str(ROOT / "examples" / "pretrain_audio.py"), "--seed", "1"]
+    assert runner.command("linear_probe.py", [])[0] == [sys.executable, str(ROOT / "examples" / "linear_probe.py")]
+    assert efficacy.Runner(str(tmp_path)).command("pretrain_audio.py", [], launched=True)[0][0] == sys.executable
 
 
 def test_finetune_score_reads_each_script_summary():
