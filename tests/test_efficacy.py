@@ -276,6 +276,35 @@ def test_launch_args_reach_the_training_runs_only(tmp_path, monkeypatch):
     assert efficacy.Runner(str(tmp_path)).command("pretrain_audio.py", [], launched=True)[0][0] == sys.executable
 
 
+def test_probe_standardize_reaches_every_linear_probe(tmp_path, monkeypatch):
+    """--probe_standardize each_split goes to the pretrained, random-init and hand-made probes (rows say so); the probe
+    scripts refuse it with the attentive read-out, and so does the protocol."""
+    probes = {}
+
+    def output_of(name, script, options):
+        if name == "pretrain":
+            return {"completed_steps": 3}
+        probes[name] = _script(script.removesuffix(".py")).parse_args(options)
+        return {"eval_accuracy": 0.5}
+
+    _stand_in_scripts(monkeypatch, output_of)
+    out = tmp_path / "efficacy"
+    assert efficacy.main(["--modality", "audio", "--seeds", "0", "--skip", "finetune", "--probe_standardize",
+                          "each_split", "--output_dir", str(out)]) == 0
+    assert {name: args.standardize for name, args in probes.items()} == {
+        "probe_pretrained": "each_split", "probe_random_seed0": "each_split", "handmade_audio": "each_split"}
+    table = (out / "results.md").read_text()
+    assert "| linear probe, each split standardised by its own statistics, pretrained | **50.0%** |" in table
+    assert "| hand-made baseline, each split standardised by its own statistics: pooled log-mel" in table
+    with pytest.raises(SystemExit):
+        efficacy.parse_args(["--modality", "audio", "--probe_standardize", "each_split", "--probe_readout",
+                             "attentive"])
+    for script in ("linear_probe", "linear_probe_video"):
+        with pytest.raises(SystemExit):
+            _script(script).parse_args(["--model_name_or_path", "x", "--standardize", "each_split",
+                                        "--readout", "attentive"])
+
+
 def test_finetune_score_reads_each_script_summary():
     """finetune_audiovisual.py logs one score per head ([step, {head: score}]); the protocol once formatted that dict
     as a number and crashed after the pretrained run."""

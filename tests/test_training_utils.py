@@ -331,6 +331,42 @@ def test_linear_probe_fits_separable_and_scores_chance_on_noise():
     assert apply_linear_probe(fitted, multi_features[150:], multi[150:], multi_label=True) > 0.9
 
 
+def test_each_split_standardisation_undoes_a_shift_of_the_evaluation_domain(tmp_path):
+    """--standardize each_split: a test set whose features are shifted and scaled as a whole (another recording set-up,
+    new speakers) defeats a probe standardised with the training statistics and not one that standardises each split
+    by its own; the evaluation features get the training split's mean and std; the run records the choice."""
+    import argparse
+    import json
+
+    from hf_maskedav.training.probe import match_statistics, run_linear_probe
+
+    gen = torch.Generator().manual_seed(0)
+    centers = torch.randn(4, 16, generator=gen) * 3
+    labels = torch.arange(400) % 4
+    features = centers[labels] + torch.randn(400, 16, generator=gen)
+    train_x, train_y, eval_y = features[:200], labels[:200], labels[200:]
+    shifted = features[200:] * 0.5 + 6 * torch.randn(16, generator=gen)  # the same classes, another domain
+    moved = match_statistics(shifted, train_x)
+    torch.testing.assert_close(moved.mean(0), train_x.double().mean(0))
+    torch.testing.assert_close(moved.std(0), train_x.double().std(0))
+
+    class Labels:
+        multi_label, num_labels = False, 4
+
+    def run(standardize):
+        args = argparse.Namespace(readout="mean", standardize=standardize, weight_decays=None, seed=0,
+                                  model_name_or_path="m", random_init=False, output_dir=str(tmp_path / standardize))
+        return run_linear_probe(train_x, train_y, shifted, eval_y, Labels(), args, 0.0, {}, unit="clips",
+                                log=lambda *a: None)
+
+    assert run("train")["eval_accuracy"] < 0.6
+    adapted = run("each_split")
+    assert adapted["eval_accuracy"] > 0.95 and adapted["standardize"] == "each_split"
+    assert json.loads((tmp_path / "each_split" / "probe_results.json").read_text())["standardize"] == "each_split"
+    with pytest.raises(ValueError, match="at least 2 clips"):
+        match_statistics(shifted[:1], train_x)
+
+
 class _OneProcess:
     """The parts of an Accelerator that fit_head_by_linear_probe uses, for one process."""
 

@@ -172,6 +172,8 @@ def add_encoder_arguments(parser: argparse.ArgumentParser, config_name: str, bat
 def check_encoder_arguments(parser: argparse.ArgumentParser, args) -> None:
     if args.model_name_or_path is None and not args.random_init:
         parser.error("give --model_name_or_path (or --random_init for a random encoder of --config_name)")
+    if getattr(args, "standardize", "train") != "train" and getattr(args, "readout", "mean") != "mean":
+        parser.error(f"--standardize {args.standardize} is for the linear read-out (--readout mean)")
 
 
 def make_eval_accelerator(args):

@@ -393,7 +393,28 @@ def add_readout_arguments(parser, linear_weight_decays) -> None:
              f"{' '.join(f'{wd:g}' for wd in ATTENTIVE_WEIGHT_DECAYS)})")
     parser.add_argument("--attentive_steps", type=int, default=1000,
                         help="AdamW updates (batches of 64) per fit of the attentive probe")
+    parser.add_argument(
+        "--standardize", default="train", choices=STANDARDIZATIONS,
+        help="linear read-out: standardise the features with the training split's mean and std ('train', the usual "
+             "probe), or each split with its own ('each_split': the evaluation split's statistics come from its "
+             "unlabelled features, as AdaBN adapts batch norm to a new domain; for a test set recorded elsewhere, "
+             "e.g. new speakers)")
     parser.set_defaults(linear_weight_decays=tuple(linear_weight_decays))
+
+
+STANDARDIZATIONS = ("train", "each_split")
+
+
+def match_statistics(features: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """``features`` ``[N, D]`` moved to the per-dimension mean and std of ``reference`` ``[M, D]``: standardised by
+    their own statistics, then given the reference's, so that a probe standardising with the reference's statistics
+    sees each split standardised by its own (``--standardize each_split``). Needs at least 2 rows of each."""
+    if features.shape[0] < 2 or reference.shape[0] < 2:
+        raise ValueError(f"--standardize each_split needs at least 2 clips per split (got {features.shape[0]} and "
+                         f"{reference.shape[0]}); use --standardize train")
+    features, reference = features.double(), reference.double()
+    own = (features - features.mean(0)) / features.std(0).clamp_min(1e-6)
+    return own * reference.std(0).clamp_min(1e-6) + reference.mean(0)
 
 
 def load_frozen_encoder(args, model_class=None, log=print):
@@ -450,6 +471,11 @@ def run_linear_probe(train_x, train_y, eval_x, eval_y, labels, args, start: floa
     from .utils import format_duration
 
     readout = getattr(args, "readout", "mean")
+    standardize = getattr(args, "standardize", "train")
+    if standardize == "each_split":
+        if readout != "mean":
+            raise ValueError("--standardize each_split is for the linear read-out (--readout mean)")
+        eval_x = match_statistics(eval_x, train_x)
     if readout == "attentive":
         probe = fit_attentive_probe(train_x, train_y, labels.multi_label, labels.num_labels,
                                     tuple(args.weight_decays or ATTENTIVE_WEIGHT_DECAYS), seed=args.seed,
@@ -469,6 +495,7 @@ def run_linear_probe(train_x, train_y, eval_x, eval_y, labels, args, start: floa
         f"train_{metric_name}": train_score,
         f"eval_{metric_name}": eval_score,
         "readout": readout,
+        "standardize": standardize,
         "feature_dim": int(train_x.shape[-1]),
         **({"num_tokens": int(train_x.shape[1])} if readout == "attentive" else {}),
         "num_train": int(train_x.shape[0]),
@@ -480,7 +507,8 @@ def run_linear_probe(train_x, train_y, eval_x, eval_y, labels, args, start: floa
     }
     what = (f"{train_x.shape[1]} tokens of {train_x.shape[2]}-d" if readout == "attentive"
             else f"{train_x.shape[1]}-d features")
-    log(f"{'attentive' if readout == 'attentive' else 'linear'} probe {metric_name}: eval {eval_score:.4f} "
+    adapted = " (each split standardised by its own statistics)" if standardize == "each_split" else ""
+    log(f"{'attentive' if readout == 'attentive' else 'linear'} probe{adapted} {metric_name}: eval {eval_score:.4f} "
         f"(train {train_score:.4f}; {'weight decay' if readout == 'attentive' else 'L2'} {probe['weight_decay']}; "
         f"{train_x.shape[0]} train / {eval_x.shape[0]} eval {unit}, {what}) in {format_duration(time.time() - start)}")
     if args.output_dir:
@@ -562,6 +590,7 @@ __all__ = [
     "fit_head_by_linear_probe",
     "fit_linear_probe",
     "load_frozen_encoder",
+    "match_statistics",
     "mae_st_features",
     "mae_st_tokens",
     "maskfeat_features",
