@@ -204,24 +204,29 @@ def test_protocol_table_gives_each_seed_and_the_means(tmp_path, monkeypatch):
     assert means["gaps"] == pytest.approx([15.0, 4.0]) and means["gap"] == pytest.approx(9.5)
 
 
-def test_probe_readout_goes_to_the_encoder_probes_only(tmp_path, monkeypatch):
-    """--probe_readout attentive reaches the pretrained and random-init probes (rows named so); the hand-made baseline,
-    a pooled feature, stays a linear probe; every probe command parses with the probe script."""
+def _probe_commands(monkeypatch, tmp_path, options):
+    """Run the protocol's probes (seed 0, no fine-tuning) with stand-in scripts: every probe's options as its script
+    parses them, by run name, and the table."""
     probes = {}
 
-    def output_of(name, script, options):
+    def output_of(name, script, script_options):
         if name == "pretrain":
             return {"completed_steps": 3}
-        probes[name] = _script(script.removesuffix(".py")).parse_args(options)
+        probes[name] = _script(script.removesuffix(".py")).parse_args(script_options)
         return {"eval_accuracy": 0.5}
 
     _stand_in_scripts(monkeypatch, output_of)
     out = tmp_path / "efficacy"
-    assert efficacy.main(["--modality", "video", "--seeds", "0", "--skip", "finetune", "--probe_readout", "attentive",
-                          "--output_dir", str(out)]) == 0
+    assert efficacy.main([*options, "--seeds", "0", "--skip", "finetune", "--output_dir", str(out)]) == 0
+    return probes, (out / "results.md").read_text()
+
+
+def test_probe_readout_goes_to_the_encoder_probes_only(tmp_path, monkeypatch):
+    """--probe_readout attentive reaches the pretrained and random-init probes (rows named so); the hand-made baseline,
+    a pooled feature, stays a linear probe; every probe command parses with the probe script."""
+    probes, table = _probe_commands(monkeypatch, tmp_path, ["--modality", "video", "--probe_readout", "attentive"])
     assert {name: args.readout for name, args in probes.items()} == {
         "probe_pretrained": "attentive", "probe_random_seed0": "attentive", "handmade_video": "mean"}
-    table = (out / "results.md").read_text()
     assert "| attentive probe, pretrained | **50.0%** |" in table and "| attentive probe, random init seed 0 |" in table
 
 
@@ -279,21 +284,9 @@ def test_launch_args_reach_the_training_runs_only(tmp_path, monkeypatch):
 def test_probe_standardize_reaches_every_linear_probe(tmp_path, monkeypatch):
     """--probe_standardize each_split goes to the pretrained, random-init and hand-made probes (rows say so); the probe
     scripts refuse it with the attentive read-out, and so does the protocol."""
-    probes = {}
-
-    def output_of(name, script, options):
-        if name == "pretrain":
-            return {"completed_steps": 3}
-        probes[name] = _script(script.removesuffix(".py")).parse_args(options)
-        return {"eval_accuracy": 0.5}
-
-    _stand_in_scripts(monkeypatch, output_of)
-    out = tmp_path / "efficacy"
-    assert efficacy.main(["--modality", "audio", "--seeds", "0", "--skip", "finetune", "--probe_standardize",
-                          "each_split", "--output_dir", str(out)]) == 0
+    probes, table = _probe_commands(monkeypatch, tmp_path, ["--modality", "audio", "--probe_standardize", "each_split"])
     assert {name: args.standardize for name, args in probes.items()} == {
         "probe_pretrained": "each_split", "probe_random_seed0": "each_split", "handmade_audio": "each_split"}
-    table = (out / "results.md").read_text()
     assert "| linear probe, each split standardised by its own statistics, pretrained | **50.0%** |" in table
     assert "| hand-made baseline, each split standardised by its own statistics: pooled log-mel" in table
     with pytest.raises(SystemExit):
