@@ -7,8 +7,8 @@ It runs the example scripts as a user would (each as its own process, so every f
 2. linear probes of the frozen encoder: pretrained, and the same architecture at random init (``--seeds``);
    ``--probe_readout attentive`` probes the tokens with a learned query instead of their mean;
 3. fine-tuning from the pretrained weights and from scratch (same architecture, same budget ``--finetune_minutes``
-   or ``--finetune_steps``, same options), scored on the test split; ``--finetune_seeds 1 2 3`` fine-tunes both once per seed and adds a row
-   comparing their means (one run per side is noisy: see docs/efficacy.md);
+   or ``--finetune_steps``, same options), scored on the test split; ``--finetune_seeds 1 2 3`` fine-tunes both once
+   per seed and adds a row comparing their means (one run per side is noisy: see docs/efficacy.md);
 4. a hand-made baseline through the same linear probe: pooled log-mel statistics for audio
    (``hf_maskedav.training.probe.pooled_logmel_features``), pooled colour-layout and motion statistics for video
    (``pooled_pixel_features``);
@@ -152,11 +152,10 @@ class Runner:
     def command(self, script: str, options: list[str], launched: bool = False) -> tuple[list[str], str]:
         """The command line of one run and how the table shows it: ``python examples/SCRIPT ...``, or, for a training
         run (``launched``) when the protocol has ``--launch_args``, ``accelerate launch ARGS examples/SCRIPT ...``."""
+        launcher, shown = [sys.executable], ["python"]
         if launched and self.launch_args is not None:
-            launcher, shown = [sys.executable, "-m", "accelerate.commands.launch", *self.launch_args], \
-                ["accelerate", "launch", *self.launch_args]
-        else:
-            launcher, shown = [sys.executable], ["python"]
+            launcher = [sys.executable, "-m", "accelerate.commands.launch", *self.launch_args]
+            shown = ["accelerate", "launch", *self.launch_args]
         command = [*launcher, os.path.join(ROOT, "examples", script), *options]
         return command, " ".join(shlex.quote(c) for c in [*shown, f"examples/{script}", *options])
 
@@ -292,8 +291,8 @@ def main(argv=None):
                 name = f"probe_random_seed{seed}{'_' + modality if modality else ''}"
                 random_scores.append(probe(name, ["--model_name_or_path", pretrained, "--random_init",
                                                   "--seed", str(seed)] + readout, modality))
-                rows.append(dict(what=f"{kind}{adapted}, random init seed {seed}{tag}", result=f"{random_scores[-1]:.1%}",
-                                 run=name))
+                rows.append(dict(what=f"{kind}{adapted}, random init seed {seed}{tag}",
+                                 result=f"{random_scores[-1]:.1%}", run=name))
         probe_scores[key] = {"pretrained": score, "random": random_scores}
     if "handmade" not in args.skip:
         kinds = ["audio"] if audio_only else (["video", "audio"] if args.modality == "audio_visual" else ["video"])
