@@ -77,7 +77,7 @@ from hf_maskedav.training.arguments import (
 from hf_maskedav.training.classification import classification_loss
 from hf_maskedav.training.data_options import add_audio_data_arguments
 from hf_maskedav.training.loading import load_pretrained_quietly
-from hf_maskedav.training.recipes import add_recipe_argument, add_spectrogram_arguments
+from hf_maskedav.training.recipes import add_recipe_argument, add_spectrogram_arguments, apply_fbank_options
 from hf_maskedav.training.utils import best_eval_text
 from hf_maskedav.training.validation_split import add_validation_split_argument, resolve_evaluation
 
@@ -253,16 +253,14 @@ def main(argv=None):
     )
     if saved_fe:
         feature_extractor = AudioMAEFeatureExtractor.from_pretrained(fe_source)
-        if args.feature_normalization:
-            feature_extractor.normalization = args.feature_normalization
         if args.clip_seconds is not None:
             feature_extractor.max_length = config.max_length  # the clip length asked for
     else:
         feature_extractor = AudioMAEFeatureExtractor(
             num_mel_bins=config.num_mel_bins,
             max_length=config.max_length,
-            normalization=args.feature_normalization or "dataset",
         )
+    apply_fbank_options(feature_extractor, args)  # --feature_normalization, --top_db
     clip_samples = clip_samples_for(feature_extractor)
 
     def whole_clips(source, decoded_cache_mb: float = 0.0, features_cache_mb: float = 0.0):

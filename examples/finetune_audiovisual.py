@@ -185,7 +185,8 @@ def main(argv=None):
         model = MAViLForAudioVisualClassification._from_config(config, attn_implementation=args.attn_implementation)
     config = model.config
     processor = audiovisual_processor_for(config, args.config_name, processor_source(args.processor_name, args.model_name_or_path),
-                                          video_fps=args.video_fps, feature_normalization=args.feature_normalization)
+                                          video_fps=args.video_fps, feature_normalization=args.feature_normalization,
+                                          top_db=args.top_db)
     feature_extractor = processor.feature_extractor
     recipe = video_recipe(processor.video_processor, config.model_type, "finetune")
     window = AudioWindow(feature_extractor.sampling_rate, clip_samples_for(feature_extractor))

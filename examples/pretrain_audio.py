@@ -72,7 +72,7 @@ from hf_maskedav.training.arguments import (
 )
 from hf_maskedav.training.data_options import add_audio_data_arguments
 from hf_maskedav.training.presets import presets_of
-from hf_maskedav.training.recipes import add_recipe_argument, add_spectrogram_arguments
+from hf_maskedav.training.recipes import add_recipe_argument, add_spectrogram_arguments, apply_fbank_options
 
 
 def parse_args(argv=None):
@@ -166,16 +166,14 @@ def main(argv=None):
     fe_source = args.feature_extractor_name or args.model_name_or_path
     if fe_source:
         feature_extractor = AudioMAEFeatureExtractor.from_pretrained(fe_source)
-        if args.feature_normalization:
-            feature_extractor.normalization = args.feature_normalization
         if args.clip_seconds is not None:
             feature_extractor.max_length = config.max_length  # the clip length asked for
     else:
         feature_extractor = AudioMAEFeatureExtractor(
             num_mel_bins=config.num_mel_bins,
             max_length=config.max_length,
-            normalization=args.feature_normalization or "dataset",
         )
+    apply_fbank_options(feature_extractor, args)  # --feature_normalization, --top_db
     if (feature_extractor.num_mel_bins, feature_extractor.max_length) != (config.num_mel_bins, config.max_length):
         raise SystemExit(
             f"the feature extractor makes {feature_extractor.max_length}x{feature_extractor.num_mel_bins} spectrograms "

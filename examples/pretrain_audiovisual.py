@@ -133,8 +133,8 @@ def parse_args(argv=None):
         parser.error("--iterations must be at least 1")
     if args.stage == 2 and (args.clip_seconds is not None or args.num_frames is not None):
         parser.error("--clip_seconds and --num_frames are stage-1 options (stage 2 keeps the teacher's input geometry)")
-    if args.stage == 2 and args.feature_normalization is not None:
-        parser.error("--feature_normalization is a stage-1 option (stage 2 keeps the teacher's processor)")
+    if args.stage == 2 and (args.feature_normalization is not None or args.top_db is not None):
+        parser.error("--feature_normalization and --top_db are stage-1 options (stage 2 keeps the teacher's processor)")
     check_training_arguments(parser, args)
     return args
 
@@ -442,7 +442,7 @@ def main(argv=None):
                 title = "MAViL stage 1" if variant == "MAViL" else "AV-MAE pretraining"
             source_folder = processor_source(args.processor_name, teacher, args.model_name_or_path)
             processor = audiovisual_processor_for(model.config, args.config_name, source_folder, video_fps=args.video_fps,
-                                                  feature_normalization=args.feature_normalization)
+                                                  feature_normalization=args.feature_normalization, top_db=args.top_db)
             if iteration == 1:
                 log(f"model: {variant} ({architecture}), {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M "
                     f"trainable parameters; " + ", ".join(f"{k} {v}" for k, v in variant_hyperparameters.items()))

@@ -50,6 +50,46 @@ def test_per_clip_normalization_is_saved(tmp_path):
     assert json.loads((tmp_path / "preprocessor_config.json").read_text())["normalization"] == "per_clip"
 
 
+def _band_limited_speech_like_clip():
+    """Half a second of noise band-limited to 0-3.5 kHz at 16 kHz (what 8-kHz recordings resampled look like): the
+    mel bins above 4 kHz hold no energy at all and sit at the fbank's fixed floor."""
+    rng = np.random.default_rng(1)
+    noise = torch.from_numpy(rng.standard_normal(8000))
+    spectrum = torch.fft.rfft(noise)
+    spectrum[torch.fft.rfftfreq(8000, 1 / 16000) > 3500] = 0
+    envelope = torch.hann_window(8000, periodic=False, dtype=torch.float64) + 0.05  # a louder middle, like a word
+    return (0.3 * torch.fft.irfft(spectrum, n=8000) * envelope).float()
+
+
+def test_top_db_floor_makes_per_clip_features_ignore_the_recording_level():
+    clip = _band_limited_speech_like_clip()
+    quiet = clip * 0.1  # the same recording 20 dB quieter (its peak still more than top_db above the fixed floor)
+
+    def features(top_db):
+        extractor = AudioMAEFeatureExtractor(
+            num_mel_bins=64, max_length=48, normalization="per_clip", top_db=top_db, subtract_mean=False)
+        return extractor([clip, quiet], sampling_rate=16000, return_tensors="pt")["input_values"]
+
+    loud_plain, quiet_plain = features(None)
+    # without a floor the empty band stays at log(eps) while the speech drops by 20 dB: normalised, they differ
+    assert (loud_plain - quiet_plain).abs().max() > 0.3
+    loud, quiet = features(40.0)
+    torch.testing.assert_close(loud, quiet, atol=1e-3, rtol=1e-3)  # with it, a level change is a pure shift
+    # the floor is 60 dB (13.8 in natural-log units) under the clip's peak, before the normalisation
+    raw = AudioMAEFeatureExtractor(num_mel_bins=64, max_length=48, do_normalize=False, top_db=60.0, subtract_mean=False)
+    fbank = raw([clip], sampling_rate=16000, return_tensors="pt")["input_values"][0]
+    assert abs((fbank.max() - fbank.min()).item() - 60.0 * np.log(10) / 10) < 1e-3
+    with pytest.raises(ValueError, match="top_db"):
+        AudioMAEFeatureExtractor(top_db=0)
+
+
+def test_top_db_is_saved_and_off_by_default(tmp_path):
+    assert AudioMAEFeatureExtractor().top_db is None  # the official computation unless asked
+    AudioMAEFeatureExtractor(normalization="per_clip", top_db=60.0).save_pretrained(tmp_path)
+    assert AudioMAEFeatureExtractor.from_pretrained(tmp_path).top_db == 60.0
+    assert json.loads((tmp_path / "preprocessor_config.json").read_text())["top_db"] == 60.0
+
+
 def test_spectrogram_jitter_moves_the_clip_and_keeps_the_padding():
     extractor = AudioMAEFeatureExtractor(num_mel_bins=32, max_length=120, normalization="per_clip")
     values = extractor(_clips(), sampling_rate=16000, return_tensors="pt")["input_values"]

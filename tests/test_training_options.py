@@ -210,6 +210,28 @@ def test_torch_compile_trains_and_saves_the_weights_under_the_models_own_names(t
     assert not info["missing_keys"] and not info["unexpected_keys"]
 
 
+def test_top_db_reaches_the_saved_feature_extractor_and_the_next_script(tiny_config_dir, in_process, tmp_path):
+    """--top_db (the log-mel floor under each clip's peak) is saved with the pretraining's feature extractor, kept by
+    a fine-tuning that loads it, and replaced only when given again."""
+    from hf_maskedav import AudioMAEFeatureExtractor
+
+    common = ["--demo_num_clips", "8", "--per_device_train_batch_size", "4", "--max_train_steps", "1",
+              "--eval_split", "none"]
+    pretrained = tmp_path / "pretrain"
+    in_process("pretrain_audio", ["--config_name", tiny_config_dir, *common, "--feature_normalization", "per_clip",
+                                  "--top_db", "60", "--output_dir", str(pretrained)])
+    extractor = AudioMAEFeatureExtractor.from_pretrained(pretrained)
+    assert (extractor.normalization, extractor.top_db) == ("per_clip", 60.0)
+    in_process("finetune_audio", ["--model_name_or_path", str(pretrained), *common, "--output_dir", str(tmp_path / "a")])
+    assert AudioMAEFeatureExtractor.from_pretrained(tmp_path / "a").top_db == 60.0  # the loaded one's, unchanged
+    in_process("finetune_audio", ["--model_name_or_path", str(pretrained), *common, "--top_db", "80",
+                                  "--output_dir", str(tmp_path / "b")])
+    assert AudioMAEFeatureExtractor.from_pretrained(tmp_path / "b").top_db == 80.0
+    with pytest.raises(SystemExit, match="--top_db must be a positive"):
+        in_process("pretrain_audio", ["--config_name", tiny_config_dir, *common, "--top_db", "-3",
+                                      "--output_dir", str(tmp_path / "bad")])
+
+
 def test_finetune_with_a_time_budget_evaluates_at_the_end_and_keeps_the_best(tiny_config_dir, in_process, tmp_path):
     output_dir = tmp_path / "finetune"
     in_process("finetune_audio", [
@@ -385,8 +407,12 @@ def test_mavil_processor_follows_the_config():
     assert processor.feature_extractor.normalization == "dataset"  # the official statistics unless asked
     per_clip = audiovisual_processor_for(config, "mavil-tiny", feature_normalization="per_clip")
     assert per_clip.feature_extractor.normalization == "per_clip"
-    with pytest.raises(ValueError, match="--feature_normalization is a MAViL option"):
+    assert processor.feature_extractor.top_db is None
+    assert audiovisual_processor_for(config, "mavil-tiny", top_db=60).feature_extractor.top_db == 60.0
+    with pytest.raises(ValueError, match="--feature_normalization and --top_db are MAViL options"):
         audiovisual_processor_for(build_config("avmae-tiny"), "avmae-tiny", feature_normalization="per_clip")
+    with pytest.raises(ValueError, match="--feature_normalization and --top_db are MAViL options"):
+        audiovisual_processor_for(build_config("avmae-tiny"), "avmae-tiny", top_db=60)
 
 
 def test_pretrain_audiovisual_clip_options_keep_config_and_processor_consistent(in_process, tmp_path):
@@ -394,7 +420,8 @@ def test_pretrain_audiovisual_clip_options_keep_config_and_processor_consistent(
     in_process("pretrain_audiovisual", [
         "--demo_num_clips", "4", "--demo_eval_num_clips", "4", "--per_device_train_batch_size", "4",
         "--max_train_steps", "1", "--clip_seconds", "2", "--num_frames", "4", "--video_fps", "3",
-        "--feature_normalization", "per_clip", "--demo_cache_dir", str(tmp_path / "demo"), "--output_dir", str(output_dir)])
+        "--feature_normalization", "per_clip", "--top_db", "60", "--demo_cache_dir", str(tmp_path / "demo"),
+        "--output_dir", str(output_dir)])
     from hf_maskedav.models.mavil import MAViLProcessor
 
     config = json.loads((output_dir / "config.json").read_text())
@@ -402,6 +429,7 @@ def test_pretrain_audiovisual_clip_options_keep_config_and_processor_consistent(
     assert config["max_length"] == processor.feature_extractor.max_length == 200
     assert config["num_frames"] == processor.video_processor.num_frames == 4 and processor.video_processor.fps == 3.0
     assert processor.feature_extractor.normalization == "per_clip"  # what training used, for the probe and fine-tuning
+    assert processor.feature_extractor.top_db == 60.0
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -247,7 +247,8 @@ def video_processor_for(config, config_name: str | None = None, processor_name: 
 
 
 def audiovisual_processor_for(config, config_name: str | None = None, processor_name: str | None = None,
-                              video_fps: float | None = None, feature_normalization: str | None = None):
+                              video_fps: float | None = None, feature_normalization: str | None = None,
+                              top_db: float | None = None):
     """The audio-visual processor (feature extractor + video processor) matching a MAViL or AV-MAE config:
     ``MAViLProcessor`` (fbank, frames at ``fps`` from the clip's start, squashed to the input size) or
     ``AVMAEProcessor`` (log-mel, frames every ``frame_sampling_rate``, short side + centre crop, [-1, 1]).
@@ -257,7 +258,8 @@ def audiovisual_processor_for(config, config_name: str | None = None, processor_
     processor), so ``--clip_seconds``/``--num_frames``/``--config_overrides`` keep config and processor consistent.
     ``video_fps`` sets the rate at which MAViL's video processor takes its frames (``--video_fps``; AV-MAE samples
     every ``frame_sampling_rate`` frames instead). ``feature_normalization`` (``"dataset"`` or ``"per_clip"``,
-    ``--feature_normalization``) sets how MAViL's fbank is normalised (:class:`AudioMAEFeatureExtractor`).
+    ``--feature_normalization``) sets how MAViL's fbank is normalised and ``top_db`` (``--top_db``) its floor below
+    each clip's peak (:class:`AudioMAEFeatureExtractor`).
     """
     import hf_maskedav
     from transformers.image_utils import SizeDict
@@ -268,8 +270,8 @@ def audiovisual_processor_for(config, config_name: str | None = None, processor_
     if avmae and video_fps is not None:
         raise ValueError("--video_fps is a MAViL option: AV-MAE's video processor takes every frame_sampling_rate-th "
                          "frame (set it with --config_overrides on a saved processor, or in the preset)")
-    if avmae and feature_normalization is not None:
-        raise ValueError("--feature_normalization is a MAViL option (the Audio-MAE fbank): AV-MAE's log-mel is "
+    if avmae and (feature_normalization is not None or top_db is not None):
+        raise ValueError("--feature_normalization and --top_db are MAViL options (the Audio-MAE fbank): AV-MAE's log-mel is "
                          "normalised with fixed statistics or not at all (do_normalize on a saved processor)")
     side = int(config.image_size)
     if processor_name:
@@ -293,6 +295,8 @@ def audiovisual_processor_for(config, config_name: str | None = None, processor_
         video.fps = float(video_fps)
     if feature_normalization is not None:
         extractor.normalization = feature_normalization
+    if top_db is not None:
+        extractor.top_db = float(top_db)
     return processor
 
 

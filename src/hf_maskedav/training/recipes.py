@@ -48,7 +48,7 @@ def add_recipe_argument(parser: argparse.ArgumentParser, script: str, argv=None)
 
 
 def add_spectrogram_arguments(group) -> None:
-    """The audio scripts' feature options the recipes set: spectrogram jitter and the fbank normalisation."""
+    """The audio scripts' feature options the recipes set: spectrogram jitter, the fbank normalisation and floor."""
     group.add_argument(
         "--time_shift", action="store_true", help="place each clip at a random offset of the window (off: at its start)"
     )
@@ -62,7 +62,8 @@ def add_spectrogram_arguments(group) -> None:
 
 
 def add_feature_normalization_argument(group) -> None:
-    """``--feature_normalization`` of the scripts that feed an Audio-MAE fbank (Audio-MAE, MAViL's audio track)."""
+    """``--feature_normalization`` and ``--top_db`` of the scripts that feed an Audio-MAE fbank (Audio-MAE, MAViL's
+    audio track)."""
     group.add_argument(
         "--feature_normalization",
         default=None,
@@ -70,6 +71,32 @@ def add_feature_normalization_argument(group) -> None:
         help="fbank normalisation: the official fixed statistics ('dataset') or each clip's own ('per_clip'); "
         "default: the loaded feature extractor's, else 'dataset'",
     )
+    group.add_argument(
+        "--top_db",
+        type=float,
+        default=None,
+        help="floor the log-mel values this many dB below each clip's loudest (band-limited audio, e.g. 8-kHz "
+        "recordings, leaves bands at the fbank's fixed floor otherwise); default: the loaded feature extractor's, "
+        "else none",
+    )
 
 
-__all__ = ["RECIPES", "add_feature_normalization_argument", "add_recipe_argument", "add_spectrogram_arguments"]
+def apply_fbank_options(feature_extractor, args):
+    """Give an Audio-MAE feature extractor the script's ``--feature_normalization`` and ``--top_db`` (each only when
+    given: a loaded feature extractor keeps its own otherwise). Returns it."""
+    if args.feature_normalization is not None:
+        feature_extractor.normalization = args.feature_normalization
+    if args.top_db is not None:
+        if not args.top_db > 0:
+            raise SystemExit(f"--top_db must be a positive number of decibels, got {args.top_db}")
+        feature_extractor.top_db = args.top_db
+    return feature_extractor
+
+
+__all__ = [
+    "RECIPES",
+    "add_feature_normalization_argument",
+    "add_recipe_argument",
+    "add_spectrogram_arguments",
+    "apply_fbank_options",
+]

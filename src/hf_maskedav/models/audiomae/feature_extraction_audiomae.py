@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from transformers import ASTFeatureExtractor
@@ -32,6 +34,13 @@ class AudioMAEFeatureExtractor(ASTFeatureExtractor):
             own frames (per-utterance normalisation, as speech front ends do) and pads with zeros: a recording's
             level and channel colour no longer shift every feature, which matters on small data with few
             recording set-ups (FSDD's held-out speakers: docs/efficacy.md). Not what the released checkpoints saw.
+        top_db (`float`, *optional*): floor every log-mel value at ``top_db`` decibels below the clip's loudest one
+            (librosa's ``power_to_db(top_db=...)``), before any normalisation. Without it the floor is the fbank's
+            fixed energy floor (``log(eps)``), so an empty band (8-kHz audio resampled to 16 kHz has nothing above
+            4 kHz; a digitally silent stretch) sits at a fixed distance from the speech below the recording's level:
+            louder recordings look different even after ``"per_clip"`` normalisation. A floor relative to the clip's
+            peak moves with the level, so a gain change is a pure shift, which ``"per_clip"`` removes exactly
+            (docs/efficacy.md). ``None`` (default): no floor, the official computation.
         other arguments: as ``ASTFeatureExtractor`` (``sampling_rate``, ``num_mel_bins``, ``max_length``,
             ``do_normalize``, ``mean``, ``std``).
     """
@@ -39,13 +48,22 @@ class AudioMAEFeatureExtractor(ASTFeatureExtractor):
     model_input_names = ["input_values"]
 
     def __init__(
-        self, *args, subtract_mean: bool = True, fbank_dtype: str = "float64", normalization: str = "dataset", **kwargs
+        self,
+        *args,
+        subtract_mean: bool = True,
+        fbank_dtype: str = "float64",
+        normalization: str = "dataset",
+        top_db: float | None = None,
+        **kwargs,
     ):
         super().__init__(*args, **kwargs)
         if fbank_dtype not in ("float64", "float32"):
             raise ValueError(f"fbank_dtype must be 'float64' or 'float32', got {fbank_dtype!r}")
         if normalization not in ("dataset", "per_clip"):
             raise ValueError(f"normalization must be 'dataset' or 'per_clip', got {normalization!r}")
+        if top_db is not None and not top_db > 0:
+            raise ValueError(f"top_db must be a positive number of decibels (or None for no floor), got {top_db!r}")
+        self.top_db = top_db
         self.subtract_mean = subtract_mean
         self.fbank_dtype = fbank_dtype
         self.normalization = normalization
@@ -107,10 +125,15 @@ class AudioMAEFeatureExtractor(ASTFeatureExtractor):
             dtype=getattr(torch, self.fbank_dtype),
         )
         frames = fbank.shape[1]
+        valid = ((lengths - window) // shift + 1).clamp(min=1).to(fbank.device)  # [N] each clip's own frames
+        keep = (torch.arange(frames, device=fbank.device)[None, :] < valid[:, None]).to(fbank.dtype)[..., None]
+        if self.top_db is not None:
+            # fbank is the natural log of mel power: top_db decibels are top_db * ln(10) / 10 of it
+            peak = fbank.masked_fill(keep == 0, float("-inf")).amax(dim=(1, 2), keepdim=True)
+            floored = torch.maximum(fbank, peak - self.top_db * math.log(10) / 10)
+            fbank = torch.where(keep > 0, floored, fbank)  # rows past a clip's end (batch padding) untouched
         if self.do_normalize and self.normalization == "per_clip":
             # statistics of each clip's own frames; padding (added below) then sits at the clip's mean, 0
-            valid = ((lengths - window) // shift + 1).clamp(min=1).to(fbank.device)  # [N]
-            keep = (torch.arange(frames, device=fbank.device)[None, :] < valid[:, None]).to(fbank.dtype)[..., None]
             count = keep.sum(dim=(1, 2), keepdim=True) * fbank.shape[-1]
             mean = (fbank * keep).sum(dim=(1, 2), keepdim=True) / count
             std = ((((fbank - mean) * keep) ** 2).sum(dim=(1, 2), keepdim=True) / count).sqrt()
