@@ -210,7 +210,7 @@ def test_torch_compile_trains_and_saves_the_weights_under_the_models_own_names(t
     assert not info["missing_keys"] and not info["unexpected_keys"]
 
 
-def test_top_db_reaches_the_saved_feature_extractor_and_the_next_script(tiny_config_dir, in_process, tmp_path):
+def test_top_db_reaches_the_saved_feature_extractor_and_the_next_script(tiny_config_dir, in_process, tmp_path, capsys):
     """--top_db (the log-mel floor under each clip's peak) is saved with the pretraining's feature extractor, kept by
     a fine-tuning that loads it, and replaced only when given again."""
     from hf_maskedav import AudioMAEFeatureExtractor
@@ -227,9 +227,10 @@ def test_top_db_reaches_the_saved_feature_extractor_and_the_next_script(tiny_con
     in_process("finetune_audio", ["--model_name_or_path", str(pretrained), *common, "--top_db", "80",
                                   "--output_dir", str(tmp_path / "b")])
     assert AudioMAEFeatureExtractor.from_pretrained(tmp_path / "b").top_db == 80.0
-    with pytest.raises(SystemExit, match="--top_db must be a positive"):
-        in_process("pretrain_audio", ["--config_name", tiny_config_dir, *common, "--top_db", "-3",
-                                      "--output_dir", str(tmp_path / "bad")])
+    for script in ("pretrain_audio", "finetune_audio", "pretrain_audiovisual", "finetune_audiovisual"):
+        with pytest.raises(SystemExit):
+            load_example(script).parse_args(["--top_db", "-3"])
+        assert "--top_db: must be a positive number of decibels" in capsys.readouterr().err
 
 
 def test_finetune_with_a_time_budget_evaluates_at_the_end_and_keeps_the_best(tiny_config_dir, in_process, tmp_path):
@@ -409,6 +410,8 @@ def test_mavil_processor_follows_the_config():
     assert per_clip.feature_extractor.normalization == "per_clip"
     assert processor.feature_extractor.top_db is None
     assert audiovisual_processor_for(config, "mavil-tiny", top_db=60).feature_extractor.top_db == 60.0
+    with pytest.raises(ValueError, match="top_db must be a positive"):
+        audiovisual_processor_for(config, "mavil-tiny", top_db=0)
     with pytest.raises(ValueError, match="--feature_normalization and --top_db are MAViL options"):
         audiovisual_processor_for(build_config("avmae-tiny"), "avmae-tiny", feature_normalization="per_clip")
     with pytest.raises(ValueError, match="--feature_normalization and --top_db are MAViL options"):

@@ -296,6 +296,8 @@ def audiovisual_processor_for(config, config_name: str | None = None, processor_
     if feature_normalization is not None:
         extractor.normalization = feature_normalization
     if top_db is not None:
+        if not top_db > 0:
+            raise ValueError(f"top_db must be a positive number of decibels, got {top_db!r}")
         extractor.top_db = float(top_db)
     return processor
 

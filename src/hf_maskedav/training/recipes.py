@@ -73,12 +73,19 @@ def add_feature_normalization_argument(group) -> None:
     )
     group.add_argument(
         "--top_db",
-        type=float,
+        type=_decibels,
         default=None,
         help="floor the log-mel values this many dB below each clip's loudest (band-limited audio, e.g. 8-kHz "
         "recordings, leaves bands at the fbank's fixed floor otherwise); default: the loaded feature extractor's, "
         "else none",
     )
+
+
+def _decibels(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of decibels, got {text}")
+    return value
 
 
 def apply_fbank_options(feature_extractor, args):
@@ -87,8 +94,6 @@ def apply_fbank_options(feature_extractor, args):
     if args.feature_normalization is not None:
         feature_extractor.normalization = args.feature_normalization
     if args.top_db is not None:
-        if not args.top_db > 0:
-            raise SystemExit(f"--top_db must be a positive number of decibels, got {args.top_db}")
         feature_extractor.top_db = args.top_db
     return feature_extractor
 
