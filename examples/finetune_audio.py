@@ -77,7 +77,12 @@ from hf_maskedav.training.arguments import (
 from hf_maskedav.training.classification import classification_loss
 from hf_maskedav.training.data_options import add_audio_data_arguments
 from hf_maskedav.training.loading import load_pretrained_quietly
-from hf_maskedav.training.recipes import add_recipe_argument, add_spectrogram_arguments, apply_fbank_options
+from hf_maskedav.training.recipes import (
+    add_recipe_argument,
+    add_spectrogram_arguments,
+    apply_fbank_options,
+    warn_if_band_limited,
+)
 from hf_maskedav.training.utils import best_eval_text
 from hf_maskedav.training.validation_split import add_validation_split_argument, resolve_evaluation
 
@@ -276,6 +281,8 @@ def main(argv=None):
     train_dataset = AudioClipDataset(
         train_source, clip_samples, train=True, seed=args.seed, decoded_cache_mb=args.decoded_cache_mb
     )
+    if accelerator.is_main_process:
+        warn_if_band_limited(feature_extractor, train_dataset, log)  # 8-kHz audio and no --top_db
     collator = AudioCollator(
         None if args.features_on_device else feature_extractor,
         labels,

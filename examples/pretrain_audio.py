@@ -72,7 +72,12 @@ from hf_maskedav.training.arguments import (
 )
 from hf_maskedav.training.data_options import add_audio_data_arguments
 from hf_maskedav.training.presets import presets_of
-from hf_maskedav.training.recipes import add_recipe_argument, add_spectrogram_arguments, apply_fbank_options
+from hf_maskedav.training.recipes import (
+    add_recipe_argument,
+    add_spectrogram_arguments,
+    apply_fbank_options,
+    warn_if_band_limited,
+)
 
 
 def parse_args(argv=None):
@@ -212,6 +217,8 @@ def main(argv=None):
         train_dataset = AudioClipDataset(
             source, clip_samples, train=True, seed=args.seed, decoded_cache_mb=args.decoded_cache_mb
         )
+        if accelerator.is_main_process:
+            warn_if_band_limited(feature_extractor, train_dataset, log)  # 8-kHz audio and no --top_db
         train_dataloader = torch.utils.data.DataLoader(
             train_dataset,
             batch_size=args.per_device_train_batch_size,

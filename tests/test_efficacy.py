@@ -90,6 +90,33 @@ def test_top_db_is_saved_and_off_by_default(tmp_path):
     assert json.loads((tmp_path / "preprocessor_config.json").read_text())["top_db"] == 60.0
 
 
+def test_empty_top_mel_bins_finds_band_limited_audio():
+    extractor = AudioMAEFeatureExtractor(num_mel_bins=64, max_length=48)
+    clip = _band_limited_speech_like_clip()  # nothing above 3.5 kHz
+    full_band = torch.from_numpy(np.random.default_rng(2).standard_normal(8000)).float() * 0.1
+    band_limited, full, silent = extractor.empty_top_mel_bins([clip, full_band, torch.zeros(8000)], sampling_rate=16000)
+    assert full == 0 and silent == 0  # a silent clip says nothing about the band
+    # the Kaldi mel bins from 20 Hz to 8 kHz: those starting above ~3.6 kHz (the filter's lower edge) see nothing
+    assert 10 <= band_limited <= 16
+    with pytest.raises(ValueError, match="8000 Hz"):
+        extractor.empty_top_mel_bins([clip], sampling_rate=8000)
+
+
+def test_band_limited_training_audio_gets_a_warning_naming_top_db():
+    from hf_maskedav.training.recipes import warn_if_band_limited
+
+    extractor = AudioMAEFeatureExtractor(num_mel_bins=64, max_length=48)
+    band_limited = [{"waveform": _band_limited_speech_like_clip() * gain} for gain in (1.0, 0.3, 0.1)]
+    full_band = [{"waveform": torch.from_numpy(np.random.default_rng(i).standard_normal(8000)).float()} for i in range(3)]
+    said = []
+    assert warn_if_band_limited(extractor, band_limited, said.append) >= 10
+    assert len(said) == 1 and "band-limited audio" in said[0] and "--top_db 60" in said[0] and "3 of 3" in said[0]
+    said.clear()
+    assert warn_if_band_limited(extractor, full_band, said.append) == 0 and said == []
+    extractor.top_db = 60.0  # the floor is already set: nothing to say
+    assert warn_if_band_limited(extractor, band_limited, said.append) == 0 and said == []
+
+
 def test_spectrogram_jitter_moves_the_clip_and_keeps_the_padding():
     extractor = AudioMAEFeatureExtractor(num_mel_bins=32, max_length=120, normalization="per_clip")
     values = extractor(_clips(), sampling_rate=16000, return_tensors="pt")["input_values"]

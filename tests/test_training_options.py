@@ -325,6 +325,13 @@ def test_finetune_audio_on_row_filter_splits(tiny_config_dir, in_process, tmp_pa
     assert summary["completed_steps"] == 2 and summary["test_accuracy"] is not None
     out = capsys.readouterr().out  # without evaluation, say so (never "best eval accuracy: None (step None)")
     assert "no evaluation during training" in out and "None (step None)" not in out
+    # 8-kHz recordings at the 16-kHz front end: the empty top mel bins are named, with the option that handles them
+    assert "warning: band-limited audio" in out and "--top_db 60" in out
+    in_process("pretrain_audio", [
+        "--config_name", tiny_config_dir, "--data_dir", str(folder), "--train_split", "speaker=ann,bob,cid",
+        "--eval_split", "none", "--per_device_train_batch_size", "4", "--max_train_steps", "1", "--top_db", "60",
+        "--output_dir", str(tmp_path / "floored")])
+    assert "band-limited" not in capsys.readouterr().out  # the floor is set: nothing to say
 
 
 @pytest.mark.skipif(not FSDD.is_dir(), reason=f"the FSDD audiofolder is not at {FSDD} (shared data not mounted)")

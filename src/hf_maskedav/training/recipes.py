@@ -98,10 +98,48 @@ def apply_fbank_options(feature_extractor, args):
     return feature_extractor
 
 
+def warn_if_band_limited(feature_extractor, dataset, log, num_clips: int = 16) -> int:
+    """Say so when the training audio is band-limited and no ``--top_db`` is set; returns the empty bins found.
+
+    ``num_clips`` clips spread over the map-style ``dataset`` (items with a ``"waveform"``) are featurized; when the
+    top mel bins are empty in most of them (8-kHz recordings at 16 kHz: docs/efficacy.md, "Band-limited audio"), each
+    recording's level survives the normalisation as an offset, and ``--top_db 60`` removes it. Returns the number of
+    empty top bins in the median clip (0: full-band audio, or a floor is already set and nothing was checked).
+    """
+    if getattr(feature_extractor, "top_db", None) is not None or len(dataset) == 0:
+        return 0
+    count = min(num_clips, len(dataset))
+    positions = sorted({round(i * (len(dataset) - 1) / max(count - 1, 1)) for i in range(count)})
+    waveforms = [dataset[i]["waveform"] for i in positions]
+    empty = sorted(feature_extractor.empty_top_mel_bins(waveforms, sampling_rate=feature_extractor.sampling_rate))
+    median = empty[len(empty) // 2]
+    if median > 0:
+        top_hz = _mel_bin_centre_hz(feature_extractor, feature_extractor.num_mel_bins - median)
+        log(
+            f"warning: band-limited audio: the top {median} of {feature_extractor.num_mel_bins} mel bins (from "
+            f"{top_hz / 1000:.1f} kHz up) are empty in {sum(e > 0 for e in empty)} of {len(empty)} sampled training "
+            f"clips (audio recorded at a lower rate?). Their fixed floor keeps each recording's level in the features "
+            f"even after per-clip normalisation; --top_db 60 floors them under each clip's peak instead "
+            f"(docs/efficacy.md, 'Band-limited audio')."
+        )
+    return median
+
+
+def _mel_bin_centre_hz(feature_extractor, index: int) -> float:
+    """Centre frequency of mel bin ``index`` of the feature extractor's Kaldi fbank."""
+    from torchaudio.compliance.kaldi import get_mel_banks
+
+    _, centres = get_mel_banks(
+        feature_extractor.num_mel_bins, 512, float(feature_extractor.sampling_rate), 20.0, 0.0, 100.0, -500.0, 1.0
+    )
+    return float(centres[index])
+
+
 __all__ = [
     "RECIPES",
     "add_feature_normalization_argument",
     "add_recipe_argument",
     "add_spectrogram_arguments",
     "apply_fbank_options",
+    "warn_if_band_limited",
 ]

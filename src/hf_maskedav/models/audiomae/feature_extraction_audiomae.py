@@ -68,6 +68,51 @@ class AudioMAEFeatureExtractor(ASTFeatureExtractor):
         self.fbank_dtype = fbank_dtype
         self.normalization = normalization
 
+    def _log_mel(self, raw_speech, max_length: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The fbank of each clip's first ``max_length`` frames, before any floor or normalisation: ``(fbank [N, frames,
+        mel], keep [N, frames, 1])``, ``keep`` 1 on each clip's own frames and 0 on the batch padding after them."""
+        window = int(self.sampling_rate * 0.025)
+        clips = prepare_waveforms(raw_speech, min_samples=window, downmix_clips=True)
+
+        # Only the samples of the first max_length frames are used: longer clips are cut before the fbank (their mean,
+        # as the official code takes it, still comes from the whole clip).
+        shift = int(self.sampling_rate * 0.010)
+        needed = (max_length - 1) * shift + window
+        lengths = torch.tensor([min(len(c), needed) for c in clips])
+        batch = torch.zeros(len(clips), int(lengths.max()))
+        for i, clip in enumerate(clips):
+            kept = clip[: lengths[i]]
+            batch[i, : len(kept)] = kept - clip.mean() if self.subtract_mean else kept
+        batch = batch.to(device) if device is not None else batch
+
+        fbank = kaldi_fbank(
+            batch, lengths, sampling_rate=self.sampling_rate, num_mel_bins=self.num_mel_bins,
+            dtype=getattr(torch, self.fbank_dtype),
+        )
+        valid = ((lengths - window) // shift + 1).clamp(min=1).to(fbank.device)  # [N] each clip's own frames
+        keep = (torch.arange(fbank.shape[1], device=fbank.device)[None, :] < valid[:, None]).to(fbank.dtype)[..., None]
+        return fbank, keep
+
+    def empty_top_mel_bins(self, raw_speech, sampling_rate: int | None = None) -> list[int]:
+        """For each clip, how many of its highest mel bins never rise above the fbank's fixed floor (``log(eps)``).
+
+        Audio recorded at a lower rate and resampled up (8-kHz telephone speech at 16 kHz: nothing above 4 kHz)
+        leaves those bins empty in every clip; without ``top_db`` they then sit a recording-dependent distance under
+        the speech, which per-clip normalisation does not remove (docs/efficacy.md). A clip that is silent in every
+        bin counts 0 (it says nothing about the band). ``raw_speech``: as ``__call__``, at ``self.sampling_rate``.
+        """
+        if sampling_rate is not None and sampling_rate != self.sampling_rate:
+            raise ValueError(f"audio sampled at {sampling_rate} Hz, but this feature extractor expects "
+                             f"{self.sampling_rate} Hz; resample it first")
+        fbank, keep = self._log_mel(raw_speech, self.max_length)
+        floor = math.log(torch.finfo(torch.float32).eps)  # kaldi_fbank's clamp
+        loudest = fbank.masked_fill(keep == 0, float("-inf")).amax(dim=1)  # [N, mel] each bin's loudest frame
+        empty = loudest <= floor + 1e-3
+        # the run of empty bins at the top of each clip's mel axis (bins counted from the highest down)
+        top_run = empty.flip(-1).to(torch.int64).cumprod(dim=-1).sum(dim=-1)
+        top_run[empty.all(dim=-1)] = 0
+        return top_run.tolist()
+
     def __call__(
         self,
         raw_speech,
@@ -106,27 +151,8 @@ class AudioMAEFeatureExtractor(ASTFeatureExtractor):
                 f"audio-classification pipeline a {{'array', 'sampling_rate'}} dict, which resamples for you"
             )
         max_length = max_length or self.max_length
-        window = int(self.sampling_rate * 0.025)
-        clips = prepare_waveforms(raw_speech, min_samples=window, downmix_clips=True)
-
-        # Only the samples of the first max_length frames are used: longer clips are cut before the fbank (their mean,
-        # as the official code takes it, still comes from the whole clip).
-        shift = int(self.sampling_rate * 0.010)
-        needed = (max_length - 1) * shift + window
-        lengths = torch.tensor([min(len(c), needed) for c in clips])
-        batch = torch.zeros(len(clips), int(lengths.max()))
-        for i, clip in enumerate(clips):
-            kept = clip[: lengths[i]]
-            batch[i, : len(kept)] = kept - clip.mean() if self.subtract_mean else kept
-        batch = batch.to(device) if device is not None else batch
-
-        fbank = kaldi_fbank(
-            batch, lengths, sampling_rate=self.sampling_rate, num_mel_bins=self.num_mel_bins,
-            dtype=getattr(torch, self.fbank_dtype),
-        )
+        fbank, keep = self._log_mel(raw_speech, max_length, device)
         frames = fbank.shape[1]
-        valid = ((lengths - window) // shift + 1).clamp(min=1).to(fbank.device)  # [N] each clip's own frames
-        keep = (torch.arange(frames, device=fbank.device)[None, :] < valid[:, None]).to(fbank.dtype)[..., None]
         if self.top_db is not None:
             # fbank is the natural log of mel power: top_db decibels are top_db * ln(10) / 10 of it
             peak = fbank.masked_fill(keep == 0, float("-inf")).amax(dim=(1, 2), keepdim=True)
