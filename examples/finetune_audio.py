@@ -265,7 +265,7 @@ def main(argv=None):
             num_mel_bins=config.num_mel_bins,
             max_length=config.max_length,
         )
-    apply_fbank_options(feature_extractor, args)  # --feature_normalization, --top_db
+    apply_fbank_options(feature_extractor, args.feature_normalization, args.top_db)
     clip_samples = clip_samples_for(feature_extractor)
 
     def whole_clips(source, decoded_cache_mb: float = 0.0, features_cache_mb: float = 0.0):

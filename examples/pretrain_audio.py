@@ -178,7 +178,7 @@ def main(argv=None):
             num_mel_bins=config.num_mel_bins,
             max_length=config.max_length,
         )
-    apply_fbank_options(feature_extractor, args)  # --feature_normalization, --top_db
+    apply_fbank_options(feature_extractor, args.feature_normalization, args.top_db)
     if (feature_extractor.num_mel_bins, feature_extractor.max_length) != (config.num_mel_bins, config.max_length):
         raise SystemExit(
             f"the feature extractor makes {feature_extractor.max_length}x{feature_extractor.num_mel_bins} spectrograms "

@@ -17,6 +17,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from .recipes import apply_fbank_options
+
 
 @dataclass(frozen=True)
 class Preset:
@@ -293,12 +295,7 @@ def audiovisual_processor_for(config, config_name: str | None = None, processor_
         video.size = SizeDict(height=side, width=side)
     if video_fps is not None:
         video.fps = float(video_fps)
-    if feature_normalization is not None:
-        extractor.normalization = feature_normalization
-    if top_db is not None:
-        if not top_db > 0:
-            raise ValueError(f"top_db must be a positive number of decibels, got {top_db!r}")
-        extractor.top_db = float(top_db)
+    apply_fbank_options(extractor, feature_normalization, top_db)
     return processor
 
 
