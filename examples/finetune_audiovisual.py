@@ -66,7 +66,7 @@ from hf_maskedav.training.classification import classification_loss, mix_batch, 
 from hf_maskedav.training.clip_length import add_audiovisual_clip_arguments
 from hf_maskedav.training.loading import load_pretrained_quietly
 from hf_maskedav.training.presets import audiovisual_processor_for, processor_source
-from hf_maskedav.training.recipes import add_feature_normalization_argument
+from hf_maskedav.training.recipes import add_feature_normalization_argument, warn_if_band_limited
 from hf_maskedav.training.utils import best_eval_text
 from hf_maskedav.training.validation_split import add_validation_split_argument, resolve_evaluation
 from hf_maskedav.training.data_options import add_decoded_cache_argument, add_video_data_arguments, open_video_split
@@ -191,9 +191,12 @@ def main(argv=None):
     recipe = video_recipe(processor.video_processor, config.model_type, "finetune")
     window = AudioWindow(feature_extractor.sampling_rate, clip_samples_for(feature_extractor))
     collator = VideoCollator(labels, feature_extractor)
+    train_dataset = VideoClipDataset(train_source, recipe, train=True, seed=args.seed, repeats=args.repeated_sampling,
+                                     audio=window, backend=args.decoding_backend, decoded_cache_mb=args.decoded_cache_mb)
+    if accelerator.is_main_process:
+        warn_if_band_limited(feature_extractor, train_dataset, log)  # MAViL's fbank, 8-kHz audio and no --top_db
     train_dataloader = torch.utils.data.DataLoader(
-        VideoClipDataset(train_source, recipe, train=True, seed=args.seed, repeats=args.repeated_sampling, audio=window,
-                         backend=args.decoding_backend, decoded_cache_mb=args.decoded_cache_mb),
+        train_dataset,
         batch_size=args.per_device_train_batch_size, shuffle=True, drop_last=True, collate_fn=collator,
         num_workers=args.dataloader_num_workers,
         worker_init_fn=ignore_stop_signals_in_worker, generator=torch.Generator().manual_seed(args.seed),

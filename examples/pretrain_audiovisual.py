@@ -73,7 +73,7 @@ from hf_maskedav.training.arguments import (
 from hf_maskedav.training.clip_length import add_audiovisual_clip_arguments
 from hf_maskedav.training.plotting import mavil_video_reconstruction_frames, save_frame_grid, save_loss_terms
 from hf_maskedav.training.presets import audiovisual_processor_for, presets_of, processor_source
-from hf_maskedav.training.recipes import add_feature_normalization_argument
+from hf_maskedav.training.recipes import add_feature_normalization_argument, warn_if_band_limited
 from hf_maskedav.training.probe import recall_at_k
 from hf_maskedav.training.data_options import (
     SPLIT_MISSING_ERRORS,
@@ -225,6 +225,8 @@ def train_stage(args, accelerator, model, processor, source, eval_source, output
     collator = VideoCollator(None, feature_extractor)
     train_dataset = VideoClipDataset(source, recipe, train=True, seed=args.seed, repeats=args.repeated_sampling,
                                      audio=window, backend=args.decoding_backend, decoded_cache_mb=args.decoded_cache_mb)
+    if args.stage == 1 and accelerator.is_main_process:
+        warn_if_band_limited(feature_extractor, train_dataset, log)  # MAViL's fbank, 8-kHz audio and no --top_db
     train_dataloader = torch.utils.data.DataLoader(
         train_dataset, batch_size=args.per_device_train_batch_size, shuffle=True, drop_last=True, collate_fn=collator,
         num_workers=args.dataloader_num_workers,

@@ -115,6 +115,12 @@ def test_band_limited_training_audio_gets_a_warning_naming_top_db():
     assert warn_if_band_limited(extractor, full_band, said.append) == 0 and said == []
     extractor.top_db = 60.0  # the floor is already set: nothing to say
     assert warn_if_band_limited(extractor, band_limited, said.append) == 0 and said == []
+    extractor.top_db = None  # video items carry their audio windows as "waveforms"
+    video_items = [{"waveforms": [item["waveform"]], "pixel_values": None} for item in band_limited]
+    assert warn_if_band_limited(extractor, video_items, said.append) >= 10 and len(said) == 1
+    from hf_maskedav import AVMAEFeatureExtractor  # AV-MAE's log-mel has no floor option: nothing to check or say
+
+    assert warn_if_band_limited(AVMAEFeatureExtractor(), video_items, said.append) == 0 and len(said) == 1
 
 
 def test_spectrogram_jitter_moves_the_clip_and_keeps_the_padding():

@@ -442,6 +442,24 @@ def test_pretrain_audiovisual_clip_options_keep_config_and_processor_consistent(
     assert processor.feature_extractor.top_db == 60.0
 
 
+def test_pretrain_audiovisual_warns_about_band_limited_audio_tracks(in_process, tmp_path, capsys):
+    """Videos whose sound was recorded at 8 kHz (AAC): MAViL's fbank has empty top mel bins, and the script says so
+    (stage 1, no --top_db)."""
+    for label in ("a", "b"):
+        for take in range(2):
+            (tmp_path / "videos" / label).mkdir(parents=True, exist_ok=True)
+            _ffmpeg("-f", "lavfi", "-i", "testsrc=size=32x32:rate=8:duration=2", "-f", "lavfi", "-i",
+                    f"anoisesrc=sample_rate=8000:duration=2:amplitude=0.3:seed={take}", "-c:v", "libx264", "-c:a", "aac",
+                    "-shortest", str(tmp_path / "videos" / label / f"{take}.mp4"))
+    argv = ["--data_dir", str(tmp_path / "videos"), "--eval_split", "none", "--per_device_train_batch_size", "4",
+            "--max_train_steps", "1"]
+    in_process("pretrain_audiovisual", [*argv, "--output_dir", str(tmp_path / "plain")])
+    out = capsys.readouterr().out
+    assert "warning: band-limited audio" in out and "4 of 4 sampled training clips" in out and "--top_db 60" in out
+    in_process("pretrain_audiovisual", [*argv, "--top_db", "60", "--output_dir", str(tmp_path / "floored")])
+    assert "band-limited" not in capsys.readouterr().out
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # G. compressed audio trimmed to the stream's duration
 # ---------------------------------------------------------------------------------------------------------------------
