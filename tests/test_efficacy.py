@@ -102,6 +102,18 @@ def test_empty_top_mel_bins_finds_band_limited_audio():
         extractor.empty_top_mel_bins([clip], sampling_rate=8000)
 
 
+@pytest.mark.parametrize("sampling_rate", [16000, 8000])
+def test_mel_centre_frequencies_are_where_the_fbank_peaks(sampling_rate):
+    from hf_maskedav.audio import kaldi_fbank, mel_centre_frequencies
+
+    centres = mel_centre_frequencies(64, sampling_rate)
+    time = torch.arange(sampling_rate // 2, dtype=torch.float64) / sampling_rate
+    for index in (5, 30, 55):
+        tone = torch.sin(2 * np.pi * float(centres[index]) * time).float()
+        fbank = kaldi_fbank(tone[None], sampling_rate=sampling_rate, num_mel_bins=64)[0]
+        assert int(fbank.mean(0).argmax()) == index
+
+
 def test_band_limited_training_audio_gets_a_warning_naming_top_db():
     from hf_maskedav.training.recipes import warn_if_band_limited
 

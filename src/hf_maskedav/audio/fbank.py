@@ -48,6 +48,19 @@ def num_frames(num_samples: int, sampling_rate: int, frame_length_ms: float = 25
     return 0 if num_samples < window else 1 + (num_samples - window) // shift
 
 
+def mel_centre_frequencies(
+    num_mel_bins: int, sampling_rate: int = 16000, frame_length_ms: float = 25.0, low_freq: float = 20.0,
+    high_freq: float = 0.0,
+) -> torch.Tensor:
+    """``[num_mel_bins]`` centre frequency (Hz) of each mel filter :func:`kaldi_fbank` uses with these settings."""
+    from torchaudio.compliance.kaldi import get_mel_banks
+
+    fft_size = 1 << math.ceil(math.log2(int(sampling_rate * frame_length_ms / 1000)))
+    high = high_freq if high_freq > 0 else sampling_rate / 2 + high_freq
+    _, centres = get_mel_banks(num_mel_bins, fft_size, float(sampling_rate), low_freq, high, 100.0, -500.0, 1.0)
+    return centres
+
+
 def kaldi_fbank(
     waveforms: torch.Tensor,
     lengths: torch.Tensor | None = None,

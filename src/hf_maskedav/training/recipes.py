@@ -120,7 +120,10 @@ def warn_if_band_limited(feature_extractor, dataset, log, num_clips: int = 16) -
     empty = sorted(feature_extractor.empty_top_mel_bins(waveforms, sampling_rate=feature_extractor.sampling_rate))
     median = empty[len(empty) // 2]
     if median > 0:
-        top_hz = _mel_bin_centre_hz(feature_extractor, feature_extractor.num_mel_bins - median)
+        from ..audio import mel_centre_frequencies
+
+        centres = mel_centre_frequencies(feature_extractor.num_mel_bins, feature_extractor.sampling_rate)
+        top_hz = float(centres[feature_extractor.num_mel_bins - median])
         log(
             f"warning: band-limited audio: the top {median} of {feature_extractor.num_mel_bins} mel bins (from "
             f"{top_hz / 1000:.1f} kHz up) are empty in {sum(e > 0 for e in empty)} of {len(empty)} sampled training "
@@ -129,16 +132,6 @@ def warn_if_band_limited(feature_extractor, dataset, log, num_clips: int = 16) -
             f"(docs/efficacy.md, 'Band-limited audio')."
         )
     return median
-
-
-def _mel_bin_centre_hz(feature_extractor, index: int) -> float:
-    """Centre frequency of mel bin ``index`` of the feature extractor's Kaldi fbank."""
-    from torchaudio.compliance.kaldi import get_mel_banks
-
-    _, centres = get_mel_banks(
-        feature_extractor.num_mel_bins, 512, float(feature_extractor.sampling_rate), 20.0, 0.0, 100.0, -500.0, 1.0
-    )
-    return float(centres[index])
 
 
 __all__ = [
