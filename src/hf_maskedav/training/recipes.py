@@ -90,14 +90,12 @@ def _decibels(text: str) -> float:
 
 def apply_fbank_options(feature_extractor, feature_normalization: str | None = None, top_db: float | None = None):
     """Give an Audio-MAE feature extractor a ``--feature_normalization`` and a ``--top_db`` (each only when given: a
-    loaded feature extractor keeps its own otherwise); the one place the scripts set them. Returns it."""
+    loaded feature extractor keeps its own otherwise); the one place the scripts set them, checked as the feature
+    extractor's constructor checks them. Returns it."""
+    feature_extractor.check_options(feature_normalization, top_db)
     if feature_normalization is not None:
-        if feature_normalization not in ("dataset", "per_clip"):
-            raise ValueError(f"feature_normalization must be 'dataset' or 'per_clip', got {feature_normalization!r}")
         feature_extractor.normalization = feature_normalization
     if top_db is not None:
-        if not top_db > 0:
-            raise ValueError(f"top_db must be a positive number of decibels, got {top_db!r}")
         feature_extractor.top_db = float(top_db)
     return feature_extractor
 

@@ -59,14 +59,19 @@ class AudioMAEFeatureExtractor(ASTFeatureExtractor):
         super().__init__(*args, **kwargs)
         if fbank_dtype not in ("float64", "float32"):
             raise ValueError(f"fbank_dtype must be 'float64' or 'float32', got {fbank_dtype!r}")
-        if normalization not in ("dataset", "per_clip"):
-            raise ValueError(f"normalization must be 'dataset' or 'per_clip', got {normalization!r}")
-        if top_db is not None and not top_db > 0:
-            raise ValueError(f"top_db must be a positive number of decibels (or None for no floor), got {top_db!r}")
+        self.check_options(normalization, top_db)
         self.top_db = top_db
         self.subtract_mean = subtract_mean
         self.fbank_dtype = fbank_dtype
         self.normalization = normalization
+
+    @staticmethod
+    def check_options(normalization: str | None = None, top_db: float | None = None) -> None:
+        """Refuse a ``normalization`` or ``top_db`` the feature extractor cannot use (``None``: not being set)."""
+        if normalization is not None and normalization not in ("dataset", "per_clip"):
+            raise ValueError(f"normalization must be 'dataset' or 'per_clip', got {normalization!r}")
+        if top_db is not None and not top_db > 0:
+            raise ValueError(f"top_db must be a positive number of decibels (or None for no floor), got {top_db!r}")
 
     def _log_mel(self, raw_speech, max_length: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
         """The fbank of each clip's first ``max_length`` frames, before any floor or normalisation: ``(fbank [N, frames,
