@@ -92,6 +92,8 @@ def apply_fbank_options(feature_extractor, feature_normalization: str | None = N
     """Give an Audio-MAE feature extractor a ``--feature_normalization`` and a ``--top_db`` (each only when given: a
     loaded feature extractor keeps its own otherwise); the one place the scripts set them, checked as the feature
     extractor's constructor checks them. Returns it."""
+    if feature_normalization is None and top_db is None:
+        return feature_extractor  # nothing to set (any feature extractor, AV-MAE's included)
     feature_extractor.check_options(feature_normalization, top_db)
     if feature_normalization is not None:
         feature_extractor.normalization = feature_normalization
