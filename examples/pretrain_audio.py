@@ -206,6 +206,10 @@ def main(argv=None):
             world_size=accelerator.num_processes,
             shuffle_buffer_size=args.shuffle_buffer_size,
         )
+        if accelerator.is_main_process:
+            # the stream's first clips, unshuffled: no shuffle buffer to fill (and download) twice
+            first_clips = StreamingAudioClipDataset(source, clip_samples, train=False, repeat=False)
+            warn_if_band_limited(feature_extractor, first_clips, log)
         train_dataloader = torch.utils.data.DataLoader(
             train_dataset,
             batch_size=args.per_device_train_batch_size,

@@ -134,6 +134,20 @@ def test_band_limited_training_audio_gets_a_warning_naming_top_db():
 
     assert warn_if_band_limited(AVMAEFeatureExtractor(), video_items, said.append) == 0 and len(said) == 1
 
+    class Stream(torch.utils.data.IterableDataset):  # a stream has no length: its first clips are read, no more
+        def __init__(self, items):
+            self.items, self.read = items, 0
+
+        def __iter__(self):
+            for item in self.items:
+                self.read += 1
+                yield item
+
+    stream = Stream(band_limited * 10)
+    assert warn_if_band_limited(extractor, stream, said.append, num_clips=4) >= 10 and stream.read == 4
+    assert len(said) == 2 and "4 of 4" in said[1]
+    assert warn_if_band_limited(extractor, Stream([]), said.append) == 0 and len(said) == 2  # an empty stream: no clip
+
 
 def test_spectrogram_jitter_moves_the_clip_and_keeps_the_padding():
     extractor = AudioMAEFeatureExtractor(num_mel_bins=32, max_length=120, normalization="per_clip")

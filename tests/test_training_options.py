@@ -332,6 +332,10 @@ def test_finetune_audio_on_row_filter_splits(tiny_config_dir, in_process, tmp_pa
         "--eval_split", "none", "--per_device_train_batch_size", "4", "--max_train_steps", "1", "--top_db", "60",
         "--output_dir", str(tmp_path / "floored")])
     assert "band-limited" not in capsys.readouterr().out  # the floor is set: nothing to say
+    in_process("pretrain_audio", [  # a stream is checked too, on its first clips
+        "--config_name", tiny_config_dir, "--data_dir", str(folder), "--streaming", "--per_device_train_batch_size",
+        "4", "--max_train_steps", "1", "--output_dir", str(tmp_path / "streamed")])
+    assert "warning: band-limited audio" in capsys.readouterr().out
 
 
 @pytest.mark.skipif(not FSDD.is_dir(), reason=f"the FSDD audiofolder is not at {FSDD} (shared data not mounted)")

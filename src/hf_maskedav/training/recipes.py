@@ -105,17 +105,28 @@ def apply_fbank_options(feature_extractor, feature_normalization: str | None = N
 def warn_if_band_limited(feature_extractor, dataset, log, num_clips: int = 16) -> int:
     """Say so when the training audio is band-limited and no ``--top_db`` is set; returns the empty bins found.
 
-    ``num_clips`` clips spread over the map-style ``dataset`` (audio items with a ``"waveform"``, or video items with
-    ``"waveforms"``, whose first is used) are featurized by an Audio-MAE feature extractor; when the
-    top mel bins are empty in most of them (8-kHz recordings at 16 kHz: docs/efficacy.md, "Band-limited audio"), each
-    recording's level survives the normalisation as an offset, and ``--top_db 60`` removes it. Returns the number of
-    empty top bins in the median clip (0: full-band audio, or a floor is already set and nothing was checked).
+    ``num_clips`` clips of the training ``dataset`` (audio items with a ``"waveform"``, or video items with
+    ``"waveforms"``, whose first is used) are featurized by an Audio-MAE feature extractor: spread over a map-style
+    dataset, the first ones of an iterable one (``pretrain_audio.py --streaming`` passes the stream unshuffled, so
+    that only those clips are read); when the top mel bins are empty in most of them (8-kHz
+    recordings at 16 kHz: docs/efficacy.md, "Band-limited audio"), each recording's level survives the
+    normalisation as an offset, and ``--top_db 60`` removes it. Returns the number of empty top bins in the median
+    clip (0: full-band audio, no clip, or a floor is already set and nothing was checked).
     """
-    if not hasattr(feature_extractor, "empty_top_mel_bins") or feature_extractor.top_db is not None or not len(dataset):
+    if not hasattr(feature_extractor, "empty_top_mel_bins") or feature_extractor.top_db is not None:
         return 0  # not an Audio-MAE fbank (AV-MAE's log-mel has no floor option), or the floor is set
-    count = min(num_clips, len(dataset))
-    positions = sorted({round(i * (len(dataset) - 1) / max(count - 1, 1)) for i in range(count)})
-    items = [dataset[i] for i in positions]
+    import itertools
+
+    import torch
+
+    if isinstance(dataset, torch.utils.data.IterableDataset):
+        items = list(itertools.islice(iter(dataset), num_clips))
+    else:
+        count = min(num_clips, len(dataset))
+        positions = sorted({round(i * (len(dataset) - 1) / max(count - 1, 1)) for i in range(count)})
+        items = [dataset[i] for i in positions]
+    if not items:
+        return 0
     waveforms = [item["waveform"] if "waveform" in item else item["waveforms"][0] for item in items]
     empty = sorted(feature_extractor.empty_top_mel_bins(waveforms, sampling_rate=feature_extractor.sampling_rate))
     median = empty[len(empty) // 2]
