@@ -268,10 +268,11 @@ def main(argv=None):
     apply_fbank_options(feature_extractor, args.feature_normalization, args.top_db)
     clip_samples = clip_samples_for(feature_extractor)
 
-    def whole_clips(source, decoded_cache_mb: float = 0.0, features_cache_mb: float = 0.0):
+    def whole_clips(source, decoded_cache_mb: float = 0.0, features_cache_mb: float = 0.0, share_decoded_with=None):
         """A split read in order, each clip whole, no augmentation: evaluation, the head's probe, the test split."""
         return torch.utils.data.DataLoader(
-            AudioClipDataset(source, clip_samples, train=False, decoded_cache_mb=decoded_cache_mb),
+            AudioClipDataset(source, clip_samples, train=False, decoded_cache_mb=decoded_cache_mb,
+                             share_decoded_with=share_decoded_with),
             batch_size=args.per_device_eval_batch_size,
             collate_fn=AudioCollator(None if args.features_on_device else feature_extractor, labels,
                                      features_cache_mb=features_cache_mb),
@@ -334,7 +335,8 @@ def main(argv=None):
     state = run.resume()
     if args.head_init == "linear_probe" and state.completed_steps == 0:  # a resumed run has its head already
         probe_start = time.monotonic()
-        probe_loader = accelerator.prepare(whole_clips(train_source, args.decoded_cache_mb))
+        # whole training clips, decoded once for the probe and for training (one decoded-clip cache)
+        probe_loader = accelerator.prepare(whole_clips(train_source, share_decoded_with=train_dataset))
         state.extra["head_probe"] = fit_head_by_linear_probe(
             accelerator, model, probe_loader, tracker,
             lambda batch: {"input_values": featurize(feature_extractor, batch, accelerator.device)},

@@ -174,6 +174,30 @@ def test_decoded_cache_decodes_each_clip_once_and_changes_no_batch(audiofolder, 
         torch.testing.assert_close(waveform, original(source.data[position]["audio"]), rtol=0, atol=0)
 
 
+def test_whole_clips_share_the_training_datasets_decoded_clips(audiofolder, monkeypatch):
+    """finetune_audio.py --head_init linear_probe reads the training split whole (the probe) and cropped (training):
+    one decoded-clip cache for both, so each file is decoded once."""
+    import hf_maskedav.data.audio as audio_module
+
+    decoded = []
+    original = audio_module.decode_audio
+    monkeypatch.setattr(audio_module, "decode_audio", lambda value, *a: decoded.append(value["path"]) or original(value, *a))
+    source = load_audio_source(str(audiofolder), label_column="label")
+    fe = AudioMAEFeatureExtractor(num_mel_bins=32, max_length=40)
+    training = AudioClipDataset(source, clip_samples_for(fe), train=True, seed=0, decoded_cache_mb=16)
+    whole = AudioClipDataset(source, clip_samples_for(fe), train=False, share_decoded_with=training)
+    assert whole.cache is training.cache
+    good = [i for i in range(len(source.data)) if not any(b in source.data[i]["audio"]["path"] for b in ("f1.", "f3.", "f5."))]
+    probe_items = [whole[i] for i in good]
+    first = len(decoded)
+    training_items = [training[i] for i in good]
+    assert first == len(good) and len(decoded) == first  # the training reads decoded nothing more
+    assert all(a["waveform"].shape[-1] >= b["waveform"].shape[-1] for a, b in zip(probe_items, training_items))
+    other = load_audio_source(str(audiofolder), label_column="label")  # other rows object: positions could differ
+    with pytest.raises(ValueError, match="same rows"):
+        AudioClipDataset(other, clip_samples_for(fe), train=False, share_decoded_with=training)
+
+
 def test_decoded_cache_keeps_to_its_budget():
     cache = DecodedCache(max_megabytes=1)  # room for 2 tensors of 0.4 MiB, not 3
     tensors = [torch.full((100_000,), float(i)) for i in range(3)]

@@ -344,6 +344,9 @@ class AudioClipDataset(torch.utils.data.Dataset):
         min_samples: shorter decoded clips are bad samples (the feature extractor needs one 25 ms window).
         decoded_cache_mb: keep up to this many MiB of decoded clips in memory, so each file is decoded once per
             process rather than once per epoch (:class:`~hf_maskedav.data.cache.DecodedCache`); 0: decode every time.
+        share_decoded_with: another ``AudioClipDataset`` over the same rows (the same ``source``) whose decoded-clip
+            cache this one uses instead of its own (``decoded_cache_mb`` is then ignored): e.g. whole training clips
+            for a probe beside the cropped ones for training, each file decoded once for both.
     """
 
     def __init__(
@@ -356,12 +359,18 @@ class AudioClipDataset(torch.utils.data.Dataset):
         min_samples: int = 400,
         max_consecutive_bad: int = 64,
         decoded_cache_mb: float = 0.0,
+        share_decoded_with: "AudioClipDataset | None" = None,
     ):
         if source.streaming:
             raise ValueError("AudioClipDataset needs map-style data; use StreamingAudioClipDataset for streaming")
+        if share_decoded_with is not None and share_decoded_with.data is not source.data:
+            raise ValueError(
+                "share_decoded_with must be a dataset over the same rows (the same source): the decoded-clip cache "
+                "is keyed by row position"
+            )
         self.source = source
         self.data = source.data
-        self.cache = DecodedCache(decoded_cache_mb)
+        self.cache = share_decoded_with.cache if share_decoded_with is not None else DecodedCache(decoded_cache_mb)
         self.make = _ClipMaker(source, clip_samples, sampling_rate, min_samples, self.cache)
         self.cache_token = uuid.uuid4().hex  # tells this dataset's rows from another's in a collator's cache
         self.train = train
