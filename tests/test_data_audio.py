@@ -196,6 +196,8 @@ def test_whole_clips_share_the_training_datasets_decoded_clips(audiofolder, monk
     other = load_audio_source(str(audiofolder), label_column="label")  # other rows object: positions could differ
     with pytest.raises(ValueError, match="same rows"):
         AudioClipDataset(other, clip_samples_for(fe), train=False, share_decoded_with=training)
+    with pytest.raises(ValueError, match="same sampling rate"):  # the cache holds clips resampled to 16 kHz
+        AudioClipDataset(source, clip_samples_for(fe), train=False, sampling_rate=8000, share_decoded_with=training)
 
 
 def test_decoded_cache_keeps_to_its_budget():

@@ -344,9 +344,10 @@ class AudioClipDataset(torch.utils.data.Dataset):
         min_samples: shorter decoded clips are bad samples (the feature extractor needs one 25 ms window).
         decoded_cache_mb: keep up to this many MiB of decoded clips in memory, so each file is decoded once per
             process rather than once per epoch (:class:`~hf_maskedav.data.cache.DecodedCache`); 0: decode every time.
-        share_decoded_with: another ``AudioClipDataset`` over the same rows (the same ``source``) whose decoded-clip
-            cache this one uses instead of its own (``decoded_cache_mb`` is then ignored): e.g. whole training clips
-            for a probe beside the cropped ones for training, each file decoded once for both.
+        share_decoded_with: another ``AudioClipDataset`` over the same rows (the same ``source``, the same
+            ``sampling_rate``) whose decoded-clip cache this one uses instead of its own (``decoded_cache_mb`` is then
+            ignored): e.g. whole training clips for a probe beside the cropped ones for training, each file decoded
+            once for both.
     """
 
     def __init__(
@@ -359,14 +360,16 @@ class AudioClipDataset(torch.utils.data.Dataset):
         min_samples: int = 400,
         max_consecutive_bad: int = 64,
         decoded_cache_mb: float = 0.0,
-        share_decoded_with: "AudioClipDataset | None" = None,
+        share_decoded_with: AudioClipDataset | None = None,
     ):
         if source.streaming:
             raise ValueError("AudioClipDataset needs map-style data; use StreamingAudioClipDataset for streaming")
-        if share_decoded_with is not None and share_decoded_with.data is not source.data:
+        if share_decoded_with is not None and (
+            share_decoded_with.data is not source.data or share_decoded_with.make.sampling_rate != sampling_rate
+        ):
             raise ValueError(
-                "share_decoded_with must be a dataset over the same rows (the same source): the decoded-clip cache "
-                "is keyed by row position"
+                "share_decoded_with must be a dataset over the same rows (the same source) at the same sampling rate: "
+                "the decoded-clip cache is keyed by row position and holds resampled clips"
             )
         self.source = source
         self.data = source.data
