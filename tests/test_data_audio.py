@@ -133,12 +133,18 @@ def test_audiofolder_through_the_hub_code_path_skips_and_counts_bad_files(audiof
     assert not torch.equal(crop0, dataset[5]["waveform"])  # a 1 s clip cropped to 0.4 s: another window
 
 
-def test_decoded_cache_decodes_each_clip_once_and_changes_no_batch(audiofolder, monkeypatch):
+@pytest.fixture
+def decoded(monkeypatch):
+    """The paths the audio datasets decode, in order (the real decoder still runs)."""
     import hf_maskedav.data.audio as audio_module
 
-    decoded = []
+    paths = []
     original = audio_module.decode_audio
-    monkeypatch.setattr(audio_module, "decode_audio", lambda value, *a: decoded.append(value["path"]) or original(value, *a))
+    monkeypatch.setattr(audio_module, "decode_audio", lambda value, *a: paths.append(value["path"]) or original(value, *a))
+    return paths
+
+
+def test_decoded_cache_decodes_each_clip_once_and_changes_no_batch(audiofolder, decoded):
     source = load_audio_source(str(audiofolder), label_column="label")
     fe = AudioMAEFeatureExtractor(num_mel_bins=32, max_length=40)
     cached = AudioClipDataset(source, clip_samples_for(fe), train=True, seed=0, decoded_cache_mb=16)
@@ -171,17 +177,12 @@ def test_decoded_cache_decodes_each_clip_once_and_changes_no_batch(audiofolder, 
     for a, b in zip(with_cache, without):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     for position, waveform in cached.cache._items.items():
-        torch.testing.assert_close(waveform, original(source.data[position]["audio"]), rtol=0, atol=0)
+        torch.testing.assert_close(waveform, decode_audio(source.data[position]["audio"]), rtol=0, atol=0)
 
 
-def test_whole_clips_share_the_training_datasets_decoded_clips(audiofolder, monkeypatch):
+def test_whole_clips_share_the_training_datasets_decoded_clips(audiofolder, decoded):
     """finetune_audio.py --head_init linear_probe reads the training split whole (the probe) and cropped (training):
     one decoded-clip cache for both, so each file is decoded once."""
-    import hf_maskedav.data.audio as audio_module
-
-    decoded = []
-    original = audio_module.decode_audio
-    monkeypatch.setattr(audio_module, "decode_audio", lambda value, *a: decoded.append(value["path"]) or original(value, *a))
     source = load_audio_source(str(audiofolder), label_column="label")
     fe = AudioMAEFeatureExtractor(num_mel_bins=32, max_length=40)
     training = AudioClipDataset(source, clip_samples_for(fe), train=True, seed=0, decoded_cache_mb=16)
