@@ -5,6 +5,7 @@ renamed heading used to leave the links to it dead without anyone noticing."""
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -15,16 +16,22 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "benc
 LINK = re.compile(r"\]\(([^)\s]+)\)")  # [text](target), images too
 
 
+def prose_lines(text: str):
+    """``(line number, line)`` for each line outside fenced code blocks."""
+    in_code = False
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.startswith("```"):
+            in_code = not in_code
+        elif not in_code:
+            yield number, line
+
+
 def anchors(text: str) -> set[str]:
     """The anchors GitHub gives a Markdown page's headings (code blocks skipped)."""
     found, seen = set(), {}
-    in_code = False
-    for line in text.splitlines():
-        if line.startswith("```"):
-            in_code = not in_code
-            continue
+    for _, line in prose_lines(text):
         heading = re.match(r"^#{1,6}\s+(.*?)\s*#*\s*$", line)
-        if in_code or not heading:
+        if not heading:
             continue
         slug = re.sub(r"[^\w\- ]", "", heading.group(1).lower().replace("`", "")).replace(" ", "-")
         count = seen.get(slug, 0)
@@ -33,30 +40,26 @@ def anchors(text: str) -> set[str]:
     return found
 
 
-def links(text: str):
-    in_code = False
-    for number, line in enumerate(text.splitlines(), 1):
-        if line.startswith("```"):
-            in_code = not in_code
-            continue
-        if not in_code:
-            for target in LINK.findall(line):
-                yield number, target
+@functools.lru_cache(maxsize=None)
+def page_anchors(path: Path) -> set[str]:
+    """A page's anchors, read once however many links point into it."""
+    return anchors(path.read_text())
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_relative_links_and_anchors_resolve(page):
-    text = page.read_text()
     dead = []
-    for number, target in links(text):
-        if re.match(r"^[a-z][a-z0-9+.-]*:", target):  # https:, mailto: ... not checked here (no network)
-            continue
-        path, _, fragment = target.partition("#")
-        linked = (page.parent / path).resolve() if path else page
-        if not linked.exists():
-            dead.append(f"line {number}: {target} (no file {linked.relative_to(ROOT) if linked.is_relative_to(ROOT) else linked})")
-        elif fragment and linked.suffix == ".md" and fragment not in anchors(linked.read_text()):
-            dead.append(f"line {number}: {target} (no heading with the anchor #{fragment})")
+    for number, line in prose_lines(page.read_text()):
+        for target in LINK.findall(line):
+            if re.match(r"^[a-z][a-z0-9+.-]*:", target):  # https:, mailto: ... not checked here (no network)
+                continue
+            path, _, fragment = target.partition("#")
+            linked = (page.parent / path).resolve() if path else page
+            if not linked.exists():
+                where = linked.relative_to(ROOT) if linked.is_relative_to(ROOT) else linked
+                dead.append(f"line {number}: {target} (no file {where})")
+            elif fragment and linked.suffix == ".md" and fragment not in page_anchors(linked):
+                dead.append(f"line {number}: {target} (no heading with the anchor #{fragment})")
     assert not dead, f"{page.relative_to(ROOT)} has dead links:\n" + "\n".join(dead)
 
 
