@@ -7,6 +7,7 @@ figures behind each recipe, and what was tried, are in docs/efficacy.md.
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 
 RECIPES: dict[str, dict[str, dict]] = {
@@ -115,9 +116,7 @@ def warn_if_band_limited(feature_extractor, dataset, log, num_clips: int = 16) -
     """
     if not hasattr(feature_extractor, "empty_top_mel_bins") or feature_extractor.top_db is not None:
         return 0  # not an Audio-MAE fbank (AV-MAE's log-mel has no floor option), or the floor is set
-    import itertools
-
-    import torch
+    import torch  # this module stays importable without torch (argument parsing)
 
     if isinstance(dataset, torch.utils.data.IterableDataset):
         items = list(itertools.islice(iter(dataset), num_clips))
